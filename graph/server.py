@@ -1,0 +1,461 @@
+"""The managed Neo4j server: neo4j.conf, initial password, detached launch, readiness, stop, status.
+
+It runs `org.neo4j.server.CommunityEntryPoint` with plain `java` on the jars that `install.py`
+assembled, in its own process group, loopback only, with auth on. See docs/neo4j.md in shared/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kgctl.graph.install import Distribution, distribution, find_java, install
+from neo4j import GraphDatabase
+from neo4j.exceptions import AuthError, ServiceUnavailable
+
+from kgctl.errors import KgctlError
+from kgctl.settings import Settings
+
+MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
+ADMIN_CLASS = "org.neo4j.cli.AdminTool"
+
+# Exit codes of NeoBootstrapper, for the one-line reason when startup fails.
+EXIT_REASONS = {
+    1: "web server or general startup error (is a port in use?)",
+    2: "database startup error (is another process using this store?)",
+    3: "invalid configuration, or heap + page cache larger than this machine's memory",
+}
+
+# The JVM flags of Neo4j's default neo4j.conf; a direct launch must pass them itself.
+# -XX:+AlwaysPreTouch is left out: touching a multi-GB heap up front slows every start.
+JVM_FLAGS = (
+    "-XX:+UseG1GC",
+    "-XX:-OmitStackTraceInFastThrow",
+    "-XX:+UnlockExperimentalVMOptions",
+    "-XX:+TrustFinalNonStaticFields",
+    "-XX:+DisableExplicitGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djdk.nio.maxCachedBufferSize=1024",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--enable-native-access=ALL-UNNAMED",
+    "-Dlog4j2.disable.jmx=true",
+    "-Dfile.encoding=UTF-8",
+)
+
+_SIZE = re.compile(r"^[1-9][0-9]*[kmgKMG]?$")
+_MIB = 1024 * 1024
+
+
+def machine_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_memory(total_bytes: int) -> tuple[str, str]:
+    """Heap and page cache for a machine: a sixth of RAM for heap (0.5–4 GiB), a quarter for pages
+    (0.25–8 GiB), leaving the rest to Python and the OS, which train the models."""
+    heap = min(max(total_bytes // 6, 512 * _MIB), 4096 * _MIB)
+    pagecache = min(max(total_bytes // 4, 256 * _MIB), 8192 * _MIB)
+    return f"{heap // (256 * _MIB) * 256}m", f"{pagecache // (256 * _MIB) * 256}m"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything one managed server instance needs; tests make throwaway ones on free ports."""
+
+    home: Path
+    password_file: Path
+    distribution: Distribution
+    bolt_port: int = 7687
+    http_port: int = 7474
+    heap: str | None = None
+    pagecache: str | None = None
+    start_timeout: float = 180.0
+    stop_timeout: float = 120.0
+    extra_settings: Mapping[str, str] = field(default_factory=dict)
+    java: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServerConfig:
+        s = settings.server
+        return cls(
+            home=settings.paths.server_home,
+            password_file=settings.paths.password_file,
+            distribution=distribution(settings.paths.cache_dir),
+            bolt_port=s.bolt_port,
+            http_port=s.http_port,
+            heap=s.heap,
+            pagecache=s.pagecache,
+            start_timeout=s.start_timeout,
+            stop_timeout=s.stop_timeout,
+            extra_settings=dict(s.settings),
+        )
+
+
+class ManagedServer:
+    """One Neo4j instance whose store, config, logs and pid file live under `config.home`."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.home = config.home.resolve()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ManagedServer:
+        return cls(ServerConfig.from_settings(settings))
+
+    # ---- where things are -------------------------------------------------------------------
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / "neo4j.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "run" / "neo4j.pid"
+
+    @property
+    def bolt_uri(self) -> str:
+        return f"bolt://127.0.0.1:{self.config.bolt_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.http_port}/"
+
+    @property
+    def browser_url(self) -> str:
+        return f"{self.http_url}browser/"
+
+    # ---- configuration ----------------------------------------------------------------------
+    def memory(self) -> tuple[str, str]:
+        heap, pagecache = default_memory(machine_memory_bytes())
+        heap, pagecache = self.config.heap or heap, self.config.pagecache or pagecache
+        for key, value in (("heap", heap), ("pagecache", pagecache)):
+            if not _SIZE.match(value):
+                raise KgctlError(f"server.{key} must be a size like 512m or 4g, got {value!r}")
+        return heap, pagecache
+
+    def settings(self) -> dict[str, str]:
+        """The neo4j.conf entries, kgctl's defaults overridden by [server.settings]."""
+        heap, pagecache = self.memory()
+        bolt, http = self.config.bolt_port, self.config.http_port
+        data = self.data_dir
+        conf = {
+            "server.default_listen_address": "127.0.0.1",
+            "server.default_advertised_address": "127.0.0.1",
+            "server.bolt.enabled": "true",
+            "server.bolt.listen_address": f"127.0.0.1:{bolt}",
+            "server.bolt.advertised_address": f"127.0.0.1:{bolt}",
+            "server.http.enabled": "true",
+            "server.http.listen_address": f"127.0.0.1:{http}",
+            "server.http.advertised_address": f"127.0.0.1:{http}",
+            "server.https.enabled": "false",
+            "dbms.security.auth_enabled": "true",
+            "server.memory.heap.initial_size": heap,
+            "server.memory.heap.max_size": heap,
+            "server.memory.pagecache.size": pagecache,
+            "server.directories.data": str(data),
+            "server.directories.logs": str(self.home / "logs"),
+            "server.directories.run": str(self.home / "run"),
+            "server.directories.import": str(self.home / "import"),
+            "server.directories.plugins": str(self.config.distribution.plugins),
+            "server.directories.transaction.logs.root": str(data / "transactions"),
+            "db.tx_log.rotation.retention_policy": "2 days 2G",
+            "dbms.usage_report.enabled": "false",
+            "dbms.security.procedures.unrestricted": "apoc.*",
+        }
+        conf.update(self.config.extra_settings)
+        for key, value in conf.items():
+            if "\n" in key or "\n" in value or "=" in key:
+                raise KgctlError(f"neo4j.conf setting {key!r} has an invalid key or value")
+        return conf
+
+    def write_config(self) -> Path:
+        for sub in ("conf", "data", "logs", "run", "import"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        lines = [
+            "# Written by kgctl at every start: change kgctl.toml ([server], [server.settings])."
+        ]
+        lines += [f"{k}={v}" for k, v in self.settings().items()]
+        path = self.conf_dir / "neo4j.conf"
+        path.write_text("\n".join(lines) + "\n")
+        (self.conf_dir / "apoc.conf").write_text(
+            "apoc.export.file.enabled=true\napoc.import.file.enabled=true\n"
+            "apoc.import.file.use_neo4j_config=true\n"
+        )
+        return path
+
+    # ---- credentials ------------------------------------------------------------------------
+    def password(self) -> str:
+        try:
+            return self.config.password_file.read_text().strip()
+        except FileNotFoundError as exc:
+            raise KgctlError(
+                f"no password file at {self.config.password_file}: start the server with "
+                "`kgctl db start` to create one"
+            ) from exc
+
+    def _ensure_password(self, java: str) -> None:
+        """Generate the password on first use (mode 0600) and set it before the store's first start."""
+        pw_file = self.config.password_file
+        initialised = (self.data_dir / "databases" / "system").exists()
+        if not pw_file.exists():
+            if initialised:
+                raise KgctlError(
+                    f"the store in {self.data_dir} was initialised with a password that is no longer in "
+                    f"{pw_file}; restore that file, or delete {self.home} to start over"
+                )
+            pw_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24) + "\n")
+        os.chmod(pw_file, 0o600)
+        if initialised:
+            return
+        env = {**os.environ, "NEO4J_HOME": str(self.home), "NEO4J_CONF": str(self.conf_dir)}
+        cmd = [java, "-cp", f"{self.config.distribution.lib}/*", ADMIN_CLASS,
+               "dbms", "set-initial-password", self.password()]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise KgctlError(
+                "neo4j-admin could not set the initial password",
+                detail=(proc.stdout + proc.stderr).strip()[-2000:],
+            )
+
+    # ---- process ----------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """The live server's pid, or None; a stale pid file (crash, reboot) is removed."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _is_server_process(pid, self.home):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def start(self, on_wait: Callable[[str], None] | None = None) -> dict[str, object]:
+        """Start detached and wait until Bolt accepts the stored password; a no-op when running."""
+        running = self.pid()
+        if running is not None:
+            return {"already_running": True, "pid": running, **self.endpoints()}
+        java = find_java(self.config.java).path
+        dist = self.config.distribution
+        if not dist.is_installed():
+            if on_wait:
+                on_wait(f"Fetching Neo4j {dist.pins.neo4j} from Maven Central")
+            install(dist, java=self.config.java)
+        self._check_ports()
+        self.write_config()
+        self._ensure_password(java)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        heap, _ = self.memory()
+        cmd = [java, f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, "-cp", dist.classpath(), MAIN_CLASS,
+               f"--home-dir={self.home}", f"--config-dir={self.conf_dir}", "--console-mode"]  # fmt: skip
+        started = time.perf_counter()
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.home, start_new_session=True,
+            )  # fmt: skip
+        self.pid_file.write_text(f"{proc.pid}\n")
+        if on_wait:
+            on_wait(f"Waiting for Neo4j to answer on {self.bolt_uri}")
+        self._wait_ready(proc, log_offset)
+        return {
+            "already_running": False,
+            "pid": proc.pid,
+            "start_seconds": round(time.perf_counter() - started, 2),
+            **self.endpoints(),
+        }
+
+    def _check_ports(self) -> None:
+        for name, port in (("bolt", self.config.bolt_port), ("http", self.config.http_port)):
+            if not port_is_free(port):
+                raise KgctlError(
+                    f"port {port} ({name}) on 127.0.0.1 is already in use by another process: stop "
+                    f"it, or choose another port with server.{name}_port in kgctl.toml"
+                )
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
+        deadline = time.monotonic() + self.config.start_timeout
+        auth = ("neo4j", self.password())
+        while time.monotonic() < deadline:
+            code = proc.poll()
+            if code is not None:
+                self.pid_file.unlink(missing_ok=True)
+                reason = EXIT_REASONS.get(code, "see the log")
+                raise KgctlError(
+                    f"Neo4j exited during startup with code {code}: {reason} (log: {self.log_file})",
+                    detail=self.log_tail(log_offset),
+                )
+            if _port_open(self.config.bolt_port):
+                with GraphDatabase.driver(self.bolt_uri, auth=auth) as driver:
+                    try:
+                        driver.verify_connectivity()
+                        return
+                    except AuthError as exc:
+                        raise KgctlError(
+                            f"Neo4j is running (pid {proc.pid}) but rejected the password in "
+                            f"{self.config.password_file}: the store was set up with another one"
+                        ) from exc
+                    except (ServiceUnavailable, OSError):
+                        pass  # Bolt is listening but the database is still starting
+            time.sleep(0.25)
+        proc.terminate()
+        self.pid_file.unlink(missing_ok=True)
+        raise KgctlError(
+            f"Neo4j did not answer on {self.bolt_uri} within {self.config.start_timeout:.0f} s and was "
+            "stopped; raise server.start_timeout in kgctl.toml if recovery needs longer",
+            detail=self.log_tail(log_offset),
+        )
+
+    def stop(self, *, force: bool = False, timeout: float | None = None) -> dict[str, object]:
+        """SIGTERM and wait; past the timeout give up loudly, or SIGKILL with `force`."""
+        pid = self.pid()
+        if pid is None:
+            return {"was_running": False}
+        timeout = self.config.stop_timeout if timeout is None else timeout
+        started = time.perf_counter()
+        os.kill(pid, signal.SIGTERM)
+        stopped = _wait_for_exit(pid, timeout)
+        killed = False
+        if not stopped and force:
+            os.kill(pid, signal.SIGKILL)
+            stopped, killed = _wait_for_exit(pid, 30), True
+        if not stopped:
+            raise KgctlError(
+                f"Neo4j (pid {pid}) is still running {timeout:.0f} s after SIGTERM (log: "
+                f"{self.log_file}); `kgctl db stop --force` kills it and the next start runs recovery",
+                detail=self.log_tail(),
+            )
+        self.pid_file.unlink(missing_ok=True)
+        return {
+            "was_running": True,
+            "pid": pid,
+            "killed": killed,
+            "stop_seconds": round(time.perf_counter() - started, 2),
+        }
+
+    # ---- reporting --------------------------------------------------------------------------
+    def endpoints(self) -> dict[str, object]:
+        return {
+            "bolt_uri": self.bolt_uri,
+            "browser_url": self.browser_url,
+            "http_url": self.http_url,
+        }
+
+    def store_size_bytes(self) -> int:
+        total = 0
+        for sub in ("databases", "transactions"):
+            for path in (self.data_dir / sub).rglob("*"):
+                try:
+                    if path.is_file():
+                        total += path.stat().st_size
+                except OSError:  # a file rotated away while we walked
+                    continue
+        return total
+
+    def status(self) -> dict[str, object]:
+        """What can be known without connecting: process, endpoints, files, store size."""
+        pid = self.pid()
+        return {
+            "managed": True,
+            "running": pid is not None,
+            "pid": pid,
+            **self.endpoints(),
+            "installed": self.config.distribution.is_installed(),
+            "distribution": str(self.config.distribution.root),
+            "home": str(self.home),
+            "log_file": str(self.log_file),
+            "password_file": str(self.config.password_file),
+            "store_size_bytes": self.store_size_bytes(),
+        }
+
+    def log_tail(self, offset: int = 0, lines: int = 25) -> str:
+        """The last lines this run wrote to the log, Java stack frames dropped."""
+        try:
+            with open(self.log_file, "rb") as handle:
+                handle.seek(offset)
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        keep = [
+            line for line in text.splitlines()
+            if line.strip() and not re.match(r"^\s+(at |\.\.\. \d+ more)", line)
+        ]  # fmt: skip
+        return "\n".join(keep[-lines:])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _process_alive(pid: int) -> bool:
+    try:  # reap our own exited child so that it does not linger as a zombie
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_server_process(pid: int, home: Path) -> bool:
+    """True when `pid` is alive and is the Neo4j of this home (a recycled pid is not)."""
+    if not _process_alive(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.parent.exists():  # no procfs (macOS): trust the live pid
+        return True
+    try:
+        args = cmdline.read_bytes().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return False
+    return MAIN_CLASS in args and f"--home-dir={home}" in args
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _process_alive(pid):
+            return True
+        time.sleep(0.2)
+    return not _process_alive(pid)

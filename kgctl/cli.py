@@ -1,0 +1,240 @@
+"""The `kgctl` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from kgctl import __version__
+from kgctl.errors import KgctlError
+from kgctl.graph.connection import connect, server_facts, start_managed
+from kgctl.graph.install import distribution, install
+from kgctl.graph.schema import apply_schema, describe_schema
+from kgctl.graph.server import ManagedServer
+from kgctl.output import Result, human_bytes, json_command, report_error, spinner
+from kgctl.settings import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except KgctlError as exc:
+        report_error(exc)
+        sys.exit(exc.exit_code)
+
+
+def _managed_server(settings: Settings, verb: str) -> ManagedServer:
+    if not settings.neo4j.managed:
+        raise KgctlError(
+            f"NEO4J_URI (or [neo4j] uri) points to {settings.neo4j.uri}: kgctl can {verb} only its own "
+            "managed server; unset it to use that one"
+        )
+    return ManagedServer.from_settings(settings)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kgctl")
+def cli() -> None:
+    """kgctl: public biology in one Neo4j context graph, models trained on it, predictions back in it.
+
+    With no NEO4J_URI set (environment or kgctl.toml), every command uses the managed local
+    Neo4j server, starting it when needed.
+    """
+
+
+# ---- kgctl db -------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Install, start, stop and inspect the Neo4j server; apply the schema."""
+
+
+def _render_install(r: Result) -> None:
+    verb = "already installed" if r["already_installed"] else f"installed in {r['seconds']:.0f} s"
+    click.echo(f"Neo4j {r['neo4j']} + Browser {r['browser']} + APOC {r['apoc']}: {verb}")
+    click.echo(f"  {r['path']} ({r['jars']} jars)")
+
+
+@db.command("install")
+@json_command(_render_install)
+def db_install() -> Result:
+    """Fetch pinned Neo4j Community, Neo4j Browser and APOC from Maven Central (a no-op when present)."""
+    settings = _settings()
+    with spinner("Resolving Neo4j from Maven Central"):
+        result = install(distribution(settings.paths.cache_dir))
+    return {
+        "path": str(result.path),
+        "neo4j": result.pins.neo4j,
+        "browser": result.pins.browser,
+        "apoc": result.pins.apoc,
+        "already_installed": result.already_installed,
+        "seconds": round(result.seconds, 1),
+        "jars": result.jars,
+    }
+
+
+def _render_start(r: Result) -> None:
+    if r["already_running"]:
+        click.echo(f"Neo4j is already running (pid {r['pid']}).")
+    else:
+        click.echo(f"Neo4j started (pid {r['pid']}) in {r['start_seconds']:.1f} s.")
+    click.echo(f"  Bolt:    {r['bolt_uri']}")
+    click.echo(f"  Browser: {r['browser_url']}")
+    click.echo(f"  Login:   user neo4j, password from `kgctl db password` ({r['password_file']})")
+
+
+@db.command("start")
+@json_command(_render_start)
+def db_start() -> Result:
+    """Start the managed Neo4j (installing it first if needed) and apply the schema."""
+    settings = _settings()
+    server = _managed_server(settings, "start")
+    with spinner("Starting Neo4j") as update:
+        result = start_managed(settings, on_wait=update)
+    return {**result, "password_file": str(server.config.password_file)}
+
+
+def _render_stop(r: Result) -> None:
+    if not r["was_running"]:
+        click.echo("Neo4j was not running.")
+    else:
+        how = "killed" if r["killed"] else "stopped"
+        click.echo(f"Neo4j (pid {r['pid']}) {how} in {r['stop_seconds']:.1f} s.")
+
+
+@db.command("stop")
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds to wait after SIGTERM [default: 120]."
+)
+@click.option(
+    "--force", is_flag=True, help="SIGKILL the server if it has not stopped by the timeout."
+)
+@json_command(_render_stop)
+def db_stop(timeout: float | None, force: bool) -> Result:
+    """Stop the managed Neo4j: SIGTERM, wait, then give up loudly (or kill with --force)."""
+    server = _managed_server(_settings(), "stop")
+    with spinner("Stopping Neo4j"):
+        result = server.stop(force=force, timeout=timeout)
+    return result
+
+
+def _render_status(r: Result) -> None:
+    state = "running" if r["running"] else "not running"
+    where = f" (pid {r['pid']})" if r.get("pid") else ""
+    click.echo(f"Neo4j: {state}{where}" + ("" if r["managed"] else f" at {r['bolt_uri']}"))
+    rows = [
+        ("version", r.get("neo4j_version")),
+        ("bolt", r.get("bolt_uri")),
+        ("browser", r.get("browser_url")),
+        ("nodes", r.get("node_count")),
+        ("relationships", r.get("relationship_count")),
+        (
+            "store",
+            human_bytes(r["store_size_bytes"]) if r.get("store_size_bytes") is not None else None,
+        ),
+        ("home", r.get("home")),
+        ("log", r.get("log_file")),
+        ("error", r.get("error")),
+    ]
+    for name, value in rows:
+        if value is not None:
+            click.echo(f"  {name:<14}{value}")
+
+
+@db.command("status")
+@json_command(_render_status)
+def db_status() -> Result:
+    """Is Neo4j running; its version, endpoints, node and relationship counts, store size."""
+    settings = _settings()
+    if settings.neo4j.managed:
+        server = ManagedServer.from_settings(settings)
+        result: Result = server.status()
+        if not result["running"]:
+            return result
+    else:
+        result = {"managed": False, "running": False, "bolt_uri": settings.neo4j.uri}
+    try:
+        with connect(settings, start=False) as conn:
+            result.update(server_facts(conn))
+            result["running"] = True
+    except KgctlError as exc:
+        result["error"] = exc.message
+    return result
+
+
+def _render_schema(r: Result) -> None:
+    click.echo(f"Schema version {r['version']} (kgctl expects {r['expected_version']})")
+    if r.get("applied"):
+        created = r["applied"]["created"]
+        click.echo(
+            f"  applied: {len(created)} created, {len(r['applied']['unchanged'])} already present"
+        )
+    for c in r["constraints"]:
+        click.echo(
+            f"  constraint {c['name']:<40} {c['labelsOrTypes'][0]}.{','.join(c['properties'])}"
+        )
+    for i in r["indexes"]:
+        if not i["owningConstraint"]:
+            target = f"{i['labelsOrTypes'][0]}.{','.join(i['properties'])}"
+            click.echo(f"  index      {i['name']:<40} {target} [{i['state']}]")
+    if r["missing"]:
+        click.echo(f"  missing: {', '.join(r['missing'])}")
+
+
+@db.command("schema")
+@click.option("--apply/--no-apply", default=True, show_default=True,
+              help="Create missing constraints and indexes before showing them.")  # fmt: skip
+@json_command(_render_schema)
+def db_schema(apply: bool) -> Result:
+    """Apply (idempotently) and show the constraints, indexes and schema version."""
+    with spinner("Connecting to Neo4j") as update, connect(_settings(), on_wait=update) as conn:
+        applied = apply_schema(conn) if apply else None
+        return {**describe_schema(conn), "applied": applied}
+
+
+def _render_password(r: Result) -> None:
+    click.echo(r["password"])
+
+
+@db.command("password")
+@json_command(_render_password)
+def db_password() -> Result:
+    """Print the managed server's generated password (user neo4j), to log in from Neo4j Browser."""
+    server = _managed_server(_settings(), "show the password of")
+    return {
+        "user": "neo4j",
+        "password": server.password(),
+        "file": str(server.config.password_file),
+    }
+
+
+# ---- kgctl demo ------------------------------------------------------------------------------
+def _render_demo(r: Result) -> None:
+    _render_start(r)
+    click.echo(f"Schema v{r['schema']['version']} applied; {r['node_count']} nodes in the graph.")
+    click.echo(f"Open {r['browser_url']} and connect to {r['bolt_uri']} as neo4j / {r['password']}")
+
+
+@cli.command("demo")
+@json_command(_render_demo)
+def demo() -> Result:
+    """Start the managed Neo4j with the schema and print how to explore it in Neo4j Browser."""
+    settings = _settings()
+    server = _managed_server(settings, "run the demo on")
+    with spinner("Starting Neo4j") as update:
+        result = start_managed(settings, on_wait=update)
+    with connect(settings, start=False) as conn:
+        result.update(server_facts(conn))
+    return {
+        **result,
+        "password": server.password(),
+        "password_file": str(server.config.password_file),
+    }
+
+
+def main() -> None:
+    cli(prog_name="kgctl")
+
+
+if __name__ == "__main__":
+    main()

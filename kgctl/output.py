@@ -1,0 +1,71 @@
+"""How commands talk: results on stdout (text or `--json`), progress and errors on stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+
+from kgctl.errors import KgctlError
+
+stderr = Console(stderr=True, highlight=False)
+Result = dict[str, Any]
+
+
+def json_command(
+    render: Callable[[Result], None],
+) -> Callable[[Callable[..., Result]], Callable[..., None]]:
+    """Give a command `--json`, print its returned dict as JSON or through `render`, and turn a
+    KgctlError into one clear line on stderr (plus a JSON error object with --json) and its exit code."""
+
+    def decorate(func: Callable[..., Result]) -> Callable[..., None]:
+        @click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print a machine-readable JSON result on stdout.",
+        )
+        @functools.wraps(func)
+        def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
+            try:
+                result = func(*args, **kwargs)
+            except KgctlError as exc:
+                report_error(exc, as_json)
+                sys.exit(exc.exit_code)
+            if as_json:
+                click.echo(json.dumps({"ok": True, **result}, indent=2, default=str))
+            else:
+                render(result)
+
+        return wrapper
+
+    return decorate
+
+
+def report_error(exc: KgctlError, as_json: bool = False) -> None:
+    stderr.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    if exc.detail:
+        stderr.print(exc.detail, markup=False, soft_wrap=True, style="dim")
+    if as_json:
+        click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
+
+
+@contextmanager
+def spinner(message: str) -> Iterator[Callable[[str], None]]:
+    """A progress spinner on stderr for work of unknown length; yields a function to change its text."""
+    with stderr.status(message) as status:
+        yield lambda text: status.update(text)
+
+
+def human_bytes(n: int) -> str:
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    size, unit = float(n), 0
+    while size >= 1024 and unit < len(units) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{n} B" if unit == 0 else f"{size:.1f} {units[unit]}"

@@ -1,0 +1,140 @@
+"""Test support, in the style of `torch_geometric.testing`: a throwaway real Neo4j per test session,
+a clean graph per test, and skip-or-fail rules for what a test needs.
+
+Load it from a conftest with `pytest_plugins = ["kgctl.testing"]`. Tests that use the `neo4j_server`
+or `graph` fixtures are marked `neo4j` automatically, so `pytest -m "not neo4j"` runs without Java.
+Under CI (`CI=true`) a missing prerequisite fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from kgctl.errors import KgctlError
+from kgctl.graph.connection import Connection, open_connection, start_managed
+from kgctl.graph.install import distribution
+from kgctl.graph.schema import apply_schema
+from kgctl.graph.server import ManagedServer
+from kgctl.settings import Settings, load_settings
+
+NEO4J_FIXTURES = {"neo4j_server", "graph"}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip locally with the reason; under CI a missing prerequisite is a failure."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: required)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without the NEO4J_* / KGCTL_* variables that would point tests elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGCTL_"))}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class TestServer:
+    """A managed server in a temporary folder, with the settings and environment that reach it."""
+
+    __test__ = False  # not a test class, despite the name
+
+    server: ManagedServer
+    settings: Settings
+    env: dict[str, str]
+
+    def connect(self) -> Connection:
+        return open_connection(
+            self.server.bolt_uri, "neo4j", self.server.password(), self.settings.neo4j.database
+        )
+
+
+def make_test_server(base: Path, cache_dir: Path | None = None, **server: str | int) -> TestServer:
+    """Write a kgctl.toml for a small server on free ports under `base` (nothing started yet)."""
+    cache_dir = cache_dir or load_settings(env=clean_env()).paths.cache_dir
+    values: dict[str, str | int] = {
+        "bolt_port": free_port(),
+        "http_port": free_port(),
+        "heap": "1g",
+        "pagecache": "256m",
+        **server,
+    }
+    lines = ["[server]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]  # JSON strings are TOML strings
+    lines += [
+        "[paths]",
+        f"data_dir = {json.dumps(str(base / 'data'))}",
+        f"config_dir = {json.dumps(str(base / 'config'))}",
+        f"cache_dir = {json.dumps(str(cache_dir))}",
+    ]
+    config = base / "kgctl.toml"
+    config.write_text("\n".join(lines) + "\n")
+    env = clean_env(KGCTL_CONFIG=str(config))
+    settings = load_settings(env=env, cwd=base)
+    return TestServer(ManagedServer.from_settings(settings), settings, env)
+
+
+def neo4j_unavailable() -> str | None:
+    """Why no Neo4j can be provisioned here, or None."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "Java 17/21 is not installed"
+    cache = load_settings(env=clean_env()).paths.cache_dir
+    if not distribution(cache).is_installed() and shutil.which("mvn") is None:
+        return "Neo4j is not installed and Maven is missing to fetch it"
+    return None
+
+
+def wipe(conn: Connection) -> None:
+    """Delete every node and relationship (the schema stays)."""
+    conn.run_autocommit("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+    """One real Neo4j for the session, on free ports in a temporary folder; Neo4j itself is
+    installed once through Maven into the user's kgctl cache and reused."""
+    reason = neo4j_unavailable()
+    if reason:
+        skip_or_fail(reason)
+    test_server = make_test_server(tmp_path_factory.mktemp("neo4j"))
+    try:
+        start_managed(test_server.settings)
+    except KgctlError as exc:
+        pytest.fail(f"could not start the test Neo4j: {exc.message}\n{exc.detail or ''}")
+    yield test_server
+    test_server.server.stop(force=True, timeout=60)
+
+
+@pytest.fixture
+def graph(neo4j_server: TestServer) -> Iterator[Connection]:
+    """A connection to an empty graph with the kgctl schema applied."""
+    with neo4j_server.connect() as conn:
+        wipe(conn)
+        apply_schema(conn)
+        yield conn
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.neo4j)

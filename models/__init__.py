@@ -1,0 +1,1 @@
+"""Models trained on views of the context graph: CAL, InfoAlign, IsoCLR."""

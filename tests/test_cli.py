@@ -1,0 +1,106 @@
+"""The command line: --help everywhere, --json results, one-line errors, against a real Neo4j."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from kgctl.cli import cli
+from kgctl.testing import TestServer, clean_env
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += all_commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(cli), ids=lambda p: " ".join(p) or "kgctl")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize("path", [p for p in all_commands(cli) if p and p != ("db",)], ids=" ".join)
+def test_every_command_takes_json(path: tuple[str, ...]) -> None:
+    assert "--json" in CliRunner().invoke(cli, [*path, "--help"]).output
+
+
+def kgctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed entry point, in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "kgctl.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_status_json_on_the_managed_server(neo4j_server: TestServer) -> None:
+    proc = kgctl(neo4j_server.env, "db", "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert status["ok"] is True and status["managed"] is True and status["running"] is True
+    assert status["pid"] == neo4j_server.server.pid()
+    assert status["neo4j_version"].startswith("5.26.")
+    assert status["bolt_uri"] == neo4j_server.server.bolt_uri
+    assert status["browser_url"].endswith("/browser/")
+    assert isinstance(status["node_count"], int) and isinstance(status["relationship_count"], int)
+    assert status["store_size_bytes"] > 0
+
+
+def test_status_json_on_an_external_server(neo4j_server: TestServer) -> None:
+    env = clean_env(
+        NEO4J_URI=neo4j_server.server.bolt_uri, NEO4J_PASSWORD=neo4j_server.server.password()
+    )
+    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    assert status["managed"] is False and status["running"] is True
+    assert status["neo4j_version"].startswith("5.26.")
+
+
+def test_schema_json_shows_a_complete_schema(neo4j_server: TestServer) -> None:
+    proc = kgctl(neo4j_server.env, "db", "schema", "--json")
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads(proc.stdout)
+    assert schema["missing"] == [] and schema["version"] == schema["expected_version"]
+    assert schema["applied"]["created"] == []
+    assert "gene_id_unique" in {c["name"] for c in schema["constraints"]}
+
+
+def test_start_again_and_password(neo4j_server: TestServer) -> None:
+    start = json.loads(kgctl(neo4j_server.env, "db", "start", "--json").stdout)
+    assert start["already_running"] is True
+    assert "already running" in kgctl(neo4j_server.env, "db", "start").stdout
+    password = kgctl(neo4j_server.env, "db", "password").stdout.strip()
+    assert password == neo4j_server.server.password()
+
+
+def test_wrong_password_is_a_clear_error_without_traceback(neo4j_server: TestServer) -> None:
+    env = clean_env(NEO4J_URI=neo4j_server.server.bolt_uri, NEO4J_PASSWORD="not-the-password")
+    proc = kgctl(env, "db", "schema", "--json")
+    assert proc.returncode == 1
+    assert "rejected the credentials of user 'neo4j'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["ok"] is False
+    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    assert status["running"] is False and "rejected the credentials" in status["error"]
+
+
+def test_managed_only_commands_refuse_an_external_uri() -> None:
+    proc = kgctl(clean_env(NEO4J_URI="bolt://127.0.0.1:1"), "db", "start")
+    assert proc.returncode == 1
+    assert "kgctl can start only its own managed server" in proc.stderr
+
+
+def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "kgctl.toml"
+    config.write_text("[server]\nbolt_prot = 1\n")
+    proc = kgctl(clean_env(KGCTL_CONFIG=str(config)), "db", "status")
+    assert proc.returncode == 1
+    assert f"{config}: unknown key server.bolt_prot" in proc.stderr
+    assert "Traceback" not in proc.stderr

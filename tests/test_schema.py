@@ -1,0 +1,70 @@
+"""The schema against a real Neo4j: idempotent, enforced, versioned, whitelisted."""
+
+import re
+
+import pytest
+from kgctl.graph.connection import Connection
+from kgctl.graph.schema import (
+    CONSTRAINTS,
+    INDEXES,
+    NODE_LABELS,
+    SCHEMA_VERSION,
+    Index,
+    apply_schema,
+    check_label,
+    describe_schema,
+)
+from neo4j.exceptions import ConstraintError
+
+from kgctl.errors import KgctlError
+
+
+def test_every_architecture_label_has_a_unique_id_constraint(graph: Connection) -> None:
+    described = describe_schema(graph)
+    unique = {(c["labelsOrTypes"][0], tuple(c["properties"])) for c in described["constraints"]
+              if c["type"] == "UNIQUENESS"}  # fmt: skip
+    for label in NODE_LABELS:
+        assert (label, ("id",)) in unique
+    assert described["missing"] == []
+    assert described["version"] == SCHEMA_VERSION
+
+
+def test_apply_is_idempotent(graph: Connection) -> None:
+    before = describe_schema(graph)
+    again = apply_schema(graph)
+    assert again["created"] == []
+    assert len(again["unchanged"]) == len(CONSTRAINTS) + len(INDEXES)
+    assert again["previous_version"] == SCHEMA_VERSION
+    after = describe_schema(graph)
+    assert after == before
+    assert graph.query("MATCH (v:SchemaVersion) RETURN count(v) AS n")[0]["n"] == 1
+
+
+def test_apply_recreates_what_was_dropped(graph: Connection) -> None:
+    graph.query("DROP INDEX gene_string_id", write=True)
+    assert describe_schema(graph)["missing"] == ["gene_string_id"]
+    assert apply_schema(graph)["created"] == ["gene_string_id"]
+    assert describe_schema(graph)["missing"] == []
+
+
+def test_uniqueness_is_enforced(graph: Connection) -> None:
+    graph.query("CREATE (:Gene {id: 'TP53'})", write=True)
+    with pytest.raises(ConstraintError):
+        graph.query("CREATE (:Gene {id: 'TP53'})", write=True)
+
+
+def test_newer_graph_schema_is_refused(graph: Connection) -> None:
+    graph.query("MATCH (v:SchemaVersion {id: 'kgctl'}) SET v.version = $v", {"v": SCHEMA_VERSION + 1},
+                write=True)  # fmt: skip
+    with pytest.raises(KgctlError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+        apply_schema(graph)
+
+
+def test_labels_and_types_come_from_the_whitelist() -> None:
+    assert check_label("Gene") == "Gene"
+    with pytest.raises(KgctlError, match=re.escape("unknown node label 'Gene) DETACH DELETE")):
+        check_label("Gene) DETACH DELETE (n")
+    with pytest.raises(KgctlError, match="unknown relationship type"):
+        Index("relationship", "LIKES", ("x",)).cypher()
+    with pytest.raises(KgctlError, match="invalid property name"):
+        Index("node", "Gene", ("id}) DELETE",)).cypher()
