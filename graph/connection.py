@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from kgctl.graph.schema import apply_schema
-from kgctl.graph.server import ManagedServer
 from neo4j import Driver, GraphDatabase, RoutingControl
 from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
 
 from kgctl import __version__
 from kgctl.errors import KgctlError
+from kgctl.graph.schema import apply_schema
+from kgctl.graph.server import ManagedServer
 from kgctl.settings import Settings, load_settings
 
 

@@ -6,22 +6,25 @@ assembled, in its own process group, loopback only, with auth on. See docs/neo4j
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
 import signal
 import socket
+import string
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kgctl.graph.install import Distribution, distribution, find_java, install
 from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable
 
 from kgctl.errors import KgctlError
+from kgctl.graph.install import Distribution, distribution, find_java, install
 from kgctl.settings import Settings
 
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
@@ -224,7 +227,7 @@ class ManagedServer:
             pw_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(24) + "\n")
+                handle.write(generate_password() + "\n")
         os.chmod(pw_file, 0o600)
         if initialised:
             return
@@ -250,8 +253,24 @@ class ManagedServer:
         self.pid_file.unlink(missing_ok=True)
         return None
 
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise start and stop of this home across processes (two racing `db start`s)."""
+        lock_file = self.home / "run" / "kgctl.lock"
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_file, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def start(self, on_wait: Callable[[str], None] | None = None) -> dict[str, object]:
         """Start detached and wait until Bolt accepts the stored password; a no-op when running."""
+        with self._lock():
+            return self._start(on_wait)
+
+    def _start(self, on_wait: Callable[[str], None] | None) -> dict[str, object]:
         running = self.pid()
         if running is not None:
             return {"already_running": True, "pid": running, **self.endpoints()}
@@ -329,6 +348,10 @@ class ManagedServer:
 
     def stop(self, *, force: bool = False, timeout: float | None = None) -> dict[str, object]:
         """SIGTERM and wait; past the timeout give up loudly, or SIGKILL with `force`."""
+        with self._lock():
+            return self._stop(force, timeout)
+
+    def _stop(self, force: bool, timeout: float | None) -> dict[str, object]:
         pid = self.pid()
         if pid is None:
             return {"was_running": False}
@@ -402,6 +425,13 @@ class ManagedServer:
             if line.strip() and not re.match(r"^\s+(at |\.\.\. \d+ more)", line)
         ]  # fmt: skip
         return "\n".join(keep[-lines:])
+
+
+def generate_password(length: int = 32) -> str:
+    """Letters and digits only: a leading '-' would be read as an option by neo4j-admin, and
+    users paste this into Neo4j Browser."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

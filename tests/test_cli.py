@@ -104,3 +104,21 @@ def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"{config}: unknown key server.bolt_prot" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_install_again_is_a_noop(neo4j_server: TestServer) -> None:
+    proc = kgctl(neo4j_server.env, "db", "install", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["already_installed"] is True and result["neo4j"].startswith("5.26.")
+    assert result["path"] == str(neo4j_server.server.config.distribution.root)
+
+
+def test_demo_prints_browser_url_and_login(neo4j_server: TestServer) -> None:
+    proc = kgctl(neo4j_server.env, "demo")
+    assert proc.returncode == 0, proc.stderr
+    assert neo4j_server.server.browser_url in proc.stdout
+    assert f"as neo4j / {neo4j_server.server.password()}" in proc.stdout
+    demo = json.loads(kgctl(neo4j_server.env, "demo", "--json").stdout)
+    assert demo["schema"]["version"] == demo["schema"]["previous_version"] == 1
+    assert demo["neo4j_version"].startswith("5.26.")

@@ -3,6 +3,9 @@
 import re
 
 import pytest
+from neo4j.exceptions import ConstraintError
+
+from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import (
     CONSTRAINTS,
@@ -14,9 +17,6 @@ from kgctl.graph.schema import (
     check_label,
     describe_schema,
 )
-from neo4j.exceptions import ConstraintError
-
-from kgctl.errors import KgctlError
 
 
 def test_every_architecture_label_has_a_unique_id_constraint(graph: Connection) -> None:

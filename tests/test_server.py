@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kgctl.graph.connection import open_connection, server_facts
-from kgctl.graph.server import ManagedServer
 
 from kgctl.errors import KgctlError
+from kgctl.graph.connection import open_connection, server_facts
+from kgctl.graph.server import ManagedServer
 from kgctl.testing import TestServer, make_test_server, neo4j_unavailable, skip_or_fail
 
 pytestmark = pytest.mark.neo4j

@@ -6,10 +6,16 @@ import socket
 from pathlib import Path
 
 import pytest
-from kgctl.graph.install import POM, Distribution, Pins, distribution, find_java, install, read_pins
-from kgctl.graph.server import ManagedServer, ServerConfig, default_memory, port_is_free
 
 from kgctl.errors import KgctlError
+from kgctl.graph.install import POM, Distribution, Pins, distribution, find_java, install, read_pins
+from kgctl.graph.server import (
+    ManagedServer,
+    ServerConfig,
+    default_memory,
+    generate_password,
+    port_is_free,
+)
 from kgctl.testing import in_ci
 
 GIB = 1024**3
@@ -104,3 +110,10 @@ def test_maven_failure_is_reported_with_its_errors(tmp_path: Path) -> None:
     assert err.value.detail and "[ERROR]" in err.value.detail
     assert not dist.root.exists()
     assert list(dist.root.parent.iterdir()) == []  # the scratch folder is gone too
+
+
+def test_generated_passwords_are_plain_alphanumerics() -> None:
+    # token_urlsafe once produced "-VLoO…", which neo4j-admin parsed as an option.
+    passwords = {generate_password() for _ in range(2000)}
+    assert len(passwords) == 2000
+    assert all(len(p) == 32 and p.isascii() and p.isalnum() for p in passwords)

@@ -1,0 +1,88 @@
+"""How long provisioning and running the managed Neo4j takes: cold, warm and no-op install, first
+start (store creation and initial password), restart on an existing store, stop, server memory.
+
+    python benchmarks/server_lifecycle.py [--repeats 3] [--out FILE]
+
+"cold" resolves everything from Maven Central into an empty local repository (network-bound);
+"warm" copies from the user's ~/.m2 into an empty kgctl cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from machine import write_result  # noqa: E402
+
+from kgctl.graph.install import distribution, install  # noqa: E402
+from kgctl.testing import make_test_server  # noqa: E402
+
+
+def timed(func):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = func()
+    return time.perf_counter() - started, result
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="restarts to time")
+    parser.add_argument(
+        "--skip-cold", action="store_true", help="skip the network-bound cold install"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    figures: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="kgctl-bench-") as tmp:
+        base = Path(tmp)
+        if not args.skip_cold:
+            seconds, result = timed(
+                lambda: install(
+                    distribution(base / "cold"), maven_args=(f"-Dmaven.repo.local={base / 'm2'}",)
+                )
+            )
+            figures["install_cold_seconds"] = round(seconds, 2)
+            figures["install_jars"] = result.jars
+        seconds, _ = timed(lambda: install(distribution(base / "warm")))
+        figures["install_warm_seconds"] = round(seconds, 2)
+        seconds, result = timed(lambda: install(distribution(base / "warm")))
+        assert result.already_installed
+        figures["install_noop_seconds"] = round(seconds, 4)
+
+        test_server = make_test_server(base / "server", cache_dir=base / "warm")
+        srv = test_server.server
+        seconds, first = timed(srv.start)
+        figures["first_start_seconds"] = round(seconds, 2)
+        figures["heap"], figures["pagecache"] = srv.memory()
+        figures["server_rss_bytes_after_start"] = rss_bytes(int(first["pid"]))  # type: ignore[call-overload]
+        starts, stops = [], []
+        for _ in range(args.repeats):
+            stops.append(timed(srv.stop)[0])
+            starts.append(timed(srv.start)[0])
+        srv.stop()
+        figures["restart_seconds"] = [round(s, 2) for s in starts]
+        figures["restart_seconds_median"] = round(statistics.median(starts), 2)
+        figures["stop_seconds"] = [round(s, 2) for s in stops]
+        figures["stop_seconds_median"] = round(statistics.median(stops), 2)
+        figures["store_size_bytes"] = srv.store_size_bytes()
+    path = write_result("server_lifecycle", figures, args.out)
+    print(path)
+    for key, value in figures.items():
+        print(f"{key:32}{value}")
+
+
+if __name__ == "__main__":
+    main()
