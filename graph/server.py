@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neo4j import GraphDatabase
-from neo4j.exceptions import AuthError, ServiceUnavailable
+from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
 from kgctl.errors import KgctlError
 from kgctl.graph.install import Distribution, distribution, find_java, install
@@ -329,13 +329,14 @@ class ManagedServer:
                 with GraphDatabase.driver(self.bolt_uri, auth=auth) as driver:
                     try:
                         driver.verify_connectivity()
+                        driver.execute_query("RETURN 1")  # the home database answers too
                         return
                     except AuthError as exc:
                         raise KgctlError(
                             f"Neo4j is running (pid {proc.pid}) but rejected the password in "
                             f"{self.config.password_file}: the store was set up with another one"
                         ) from exc
-                    except (ServiceUnavailable, OSError):
+                    except (ServiceUnavailable, SessionExpired, TransientError, OSError):
                         pass  # Bolt is listening but the database is still starting
             time.sleep(0.25)
         proc.terminate()
