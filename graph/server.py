@@ -182,6 +182,9 @@ class ManagedServer:
             "db.tx_log.rotation.retention_policy": "2 days 2G",
             "dbms.usage_report.enabled": "false",
             "dbms.security.procedures.unrestricted": "apoc.*",
+            # Bolt's Netty event loops idle through a 5 s quiet period each at shutdown, after every
+            # database has already stopped and checkpointed: stop took 10.4 s, now under 1 s.
+            "internal.dbms.bolt.netty_server_shutdown_quiet_period": "0",
         }
         conf.update(self.config.extra_settings)
         for key, value in conf.items():
@@ -238,7 +241,7 @@ class ManagedServer:
         if proc.returncode != 0:
             raise KgctlError(
                 "neo4j-admin could not set the initial password",
-                detail=(proc.stdout + proc.stderr).strip()[-2000:],
+                detail=without_stack_frames(proc.stdout + proc.stderr, keep=15),
             )
 
     # ---- process ----------------------------------------------------------------------------
@@ -421,11 +424,18 @@ class ManagedServer:
                 text = handle.read().decode("utf-8", "replace")
         except OSError:
             return ""
-        keep = [
-            line for line in text.splitlines()
-            if line.strip() and not re.match(r"^\s+(at |\.\.\. \d+ more)", line)
-        ]  # fmt: skip
-        return "\n".join(keep[-lines:])
+        return without_stack_frames(text, keep=lines)
+
+
+def without_stack_frames(text: str, keep: int) -> str:
+    """The last `keep` non-blank lines of Java output, stack frames dropped (messages and
+    "Caused by" lines stay)."""
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.strip() and not re.match(r"^\s+(at |\.\.\. \d+ more)", line)
+    ]
+    return "\n".join(lines[-keep:])
 
 
 def generate_password(length: int = 32) -> str:

@@ -87,6 +87,7 @@ def make_test_server(base: Path, cache_dir: Path | None = None, **server: str | 
         f"config_dir = {json.dumps(str(base / 'config'))}",
         f"cache_dir = {json.dumps(str(cache_dir))}",
     ]
+    base.mkdir(parents=True, exist_ok=True)
     config = base / "kgctl.toml"
     config.write_text("\n".join(lines) + "\n")
     env = clean_env(KGCTL_CONFIG=str(config))
