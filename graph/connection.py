@@ -83,15 +83,18 @@ def open_connection(uri: str, user: str, password: str | None, database: str) ->
     return Connection(driver=driver, database=database, uri=uri)
 
 
+def open_managed(server: ManagedServer, database: str = "neo4j") -> Connection:
+    """A connection to a running managed server, as its generated admin user."""
+    return open_connection(server.bolt_uri, "neo4j", server.password(), database)
+
+
 def start_managed(
     settings: Settings, on_wait: Callable[[str], None] | None = None
 ) -> dict[str, object]:
     """Start the managed server if needed and apply the schema: what a new user gets by default."""
     server = ManagedServer.from_settings(settings)
     result = server.start(on_wait=on_wait)
-    with open_connection(
-        server.bolt_uri, "neo4j", server.password(), settings.neo4j.database
-    ) as conn:
+    with open_managed(server, settings.neo4j.database) as conn:
         result["schema"] = apply_schema(conn)
     return result
 
@@ -115,7 +118,7 @@ def connect(
                 "the managed Neo4j server is not running: start it with `kgctl db start`"
             )
         start_managed(settings, on_wait=on_wait)
-    return open_connection(server.bolt_uri, "neo4j", server.password(), cfg.database)
+    return open_managed(server, cfg.database)
 
 
 def server_facts(conn: Connection) -> dict[str, object]:

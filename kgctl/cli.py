@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from kgctl import __version__
@@ -12,16 +10,8 @@ from kgctl.graph.connection import connect, server_facts, start_managed
 from kgctl.graph.install import distribution, install
 from kgctl.graph.schema import apply_schema, describe_schema
 from kgctl.graph.server import ManagedServer
-from kgctl.output import Result, human_bytes, json_command, report_error, spinner
+from kgctl.output import Result, human_bytes, json_command, spinner
 from kgctl.settings import Settings, load_settings
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except KgctlError as exc:
-        report_error(exc)
-        sys.exit(exc.exit_code)
 
 
 def _managed_server(settings: Settings, verb: str) -> ManagedServer:
@@ -59,7 +49,7 @@ def _render_install(r: Result) -> None:
 @json_command(_render_install)
 def db_install() -> Result:
     """Fetch pinned Neo4j Community, Neo4j Browser and APOC from Maven Central (a no-op when present)."""
-    settings = _settings()
+    settings = load_settings()
     with spinner("Resolving Neo4j from Maven Central"):
         result = install(distribution(settings.paths.cache_dir))
     return {
@@ -87,7 +77,7 @@ def _render_start(r: Result) -> None:
 @json_command(_render_start)
 def db_start() -> Result:
     """Start the managed Neo4j (installing it first if needed) and apply the schema."""
-    settings = _settings()
+    settings = load_settings()
     server = _managed_server(settings, "start")
     with spinner("Starting Neo4j") as update:
         result = start_managed(settings, on_wait=update)
@@ -112,7 +102,7 @@ def _render_stop(r: Result) -> None:
 @json_command(_render_stop)
 def db_stop(timeout: float | None, force: bool) -> Result:
     """Stop the managed Neo4j: SIGTERM, wait, then give up loudly (or kill with --force)."""
-    server = _managed_server(_settings(), "stop")
+    server = _managed_server(load_settings(), "stop")
     with spinner("Stopping Neo4j"):
         result = server.stop(force=force, timeout=timeout)
     return result
@@ -145,7 +135,7 @@ def _render_status(r: Result) -> None:
 @json_command(_render_status)
 def db_status() -> Result:
     """Is Neo4j running; its version, endpoints, node and relationship counts, store size."""
-    settings = _settings()
+    settings = load_settings()
     if settings.neo4j.managed:
         server = ManagedServer.from_settings(settings)
         result: Result = server.status()
@@ -187,7 +177,7 @@ def _render_schema(r: Result) -> None:
 @json_command(_render_schema)
 def db_schema(apply: bool) -> Result:
     """Apply (idempotently) and show the constraints, indexes and schema version."""
-    with spinner("Connecting to Neo4j") as update, connect(_settings(), on_wait=update) as conn:
+    with spinner("Connecting to Neo4j") as update, connect(load_settings(), on_wait=update) as conn:
         applied = apply_schema(conn) if apply else None
         return {**describe_schema(conn), "applied": applied}
 
@@ -200,7 +190,7 @@ def _render_password(r: Result) -> None:
 @json_command(_render_password)
 def db_password() -> Result:
     """Print the managed server's generated password (user neo4j), to log in from Neo4j Browser."""
-    server = _managed_server(_settings(), "show the password of")
+    server = _managed_server(load_settings(), "show the password of")
     return {
         "user": "neo4j",
         "password": server.password(),
@@ -213,13 +203,14 @@ def _render_demo(r: Result) -> None:
     _render_start(r)
     click.echo(f"Schema v{r['schema']['version']} applied; {r['node_count']} nodes in the graph.")
     click.echo(f"Open {r['browser_url']} and connect to {r['bolt_uri']} as neo4j / {r['password']}")
+    click.echo("Try: MATCH (v:SchemaVersion) RETURN v    Stop the server with: kgctl db stop")
 
 
 @cli.command("demo")
 @json_command(_render_demo)
 def demo() -> Result:
     """Start the managed Neo4j with the schema and print how to explore it in Neo4j Browser."""
-    settings = _settings()
+    settings = load_settings()
     server = _managed_server(settings, "run the demo on")
     with spinner("Starting Neo4j") as update:
         result = start_managed(settings, on_wait=update)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+from neo4j.exceptions import DriverError, Neo4jError
 from rich.console import Console
 
 from kgctl.errors import KgctlError
@@ -38,6 +39,9 @@ def json_command(
             except KgctlError as exc:
                 report_error(exc, as_json)
                 sys.exit(exc.exit_code)
+            except (Neo4jError, DriverError) as exc:  # e.g. the server went away mid-command
+                report_error(KgctlError(f"Neo4j: {exc}"), as_json)
+                sys.exit(1)
             if as_json:
                 click.echo(json.dumps({"ok": True, **result}, indent=2, default=str))
             else:

@@ -20,7 +20,7 @@ from typing import NoReturn
 import pytest
 
 from kgctl.errors import KgctlError
-from kgctl.graph.connection import Connection, open_connection, start_managed
+from kgctl.graph.connection import Connection, open_managed, start_managed
 from kgctl.graph.install import distribution
 from kgctl.graph.schema import apply_schema
 from kgctl.graph.server import ManagedServer
@@ -64,9 +64,7 @@ class TestServer:
     env: dict[str, str]
 
     def connect(self) -> Connection:
-        return open_connection(
-            self.server.bolt_uri, "neo4j", self.server.password(), self.settings.neo4j.database
-        )
+        return open_managed(self.server, self.settings.neo4j.database)
 
 
 def make_test_server(base: Path, cache_dir: Path | None = None, **server: str | int) -> TestServer:
