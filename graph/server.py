@@ -15,7 +15,7 @@ import socket
 import string
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, Tran
 
 from kgctl.errors import KgctlError
 from kgctl.graph.install import Distribution, distribution, find_java, install
-from kgctl.settings import Settings
+from kgctl.settings import ServerSettings, Settings
 
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_CLASS = "org.neo4j.cli.AdminTool"
@@ -79,29 +79,16 @@ class ServerConfig:
     home: Path
     password_file: Path
     distribution: Distribution
-    bolt_port: int = 7687
-    http_port: int = 7474
-    heap: str | None = None
-    pagecache: str | None = None
-    start_timeout: float = 180.0
-    stop_timeout: float = 120.0
-    extra_settings: Mapping[str, str] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)
     java: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerConfig:
-        s = settings.server
         return cls(
             home=settings.paths.server_home,
             password_file=settings.paths.password_file,
             distribution=distribution(settings.paths.cache_dir),
-            bolt_port=s.bolt_port,
-            http_port=s.http_port,
-            heap=s.heap,
-            pagecache=s.pagecache,
-            start_timeout=s.start_timeout,
-            stop_timeout=s.stop_timeout,
-            extra_settings=dict(s.settings),
+            server=settings.server,
         )
 
 
@@ -135,11 +122,11 @@ class ManagedServer:
 
     @property
     def bolt_uri(self) -> str:
-        return f"bolt://127.0.0.1:{self.config.bolt_port}"
+        return f"bolt://127.0.0.1:{self.config.server.bolt_port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.config.http_port}/"
+        return f"http://127.0.0.1:{self.config.server.http_port}/"
 
     @property
     def browser_url(self) -> str:
@@ -148,7 +135,7 @@ class ManagedServer:
     # ---- configuration ----------------------------------------------------------------------
     def memory(self) -> tuple[str, str]:
         heap, pagecache = default_memory(machine_memory_bytes())
-        heap, pagecache = self.config.heap or heap, self.config.pagecache or pagecache
+        heap, pagecache = self.config.server.heap or heap, self.config.server.pagecache or pagecache
         for key, value in (("heap", heap), ("pagecache", pagecache)):
             if not _SIZE.match(value):
                 raise KgctlError(f"server.{key} must be a size like 512m or 4g, got {value!r}")
@@ -157,7 +144,7 @@ class ManagedServer:
     def settings(self) -> dict[str, str]:
         """The neo4j.conf entries, kgctl's defaults overridden by [server.settings]."""
         heap, pagecache = self.memory()
-        bolt, http = self.config.bolt_port, self.config.http_port
+        bolt, http = self.config.server.bolt_port, self.config.server.http_port
         data = self.data_dir
         conf = {
             "server.default_listen_address": "127.0.0.1",
@@ -186,7 +173,7 @@ class ManagedServer:
             # database has already stopped and checkpointed: stop took 10.4 s, now under 1 s.
             "internal.dbms.bolt.netty_server_shutdown_quiet_period": "0",
         }
-        conf.update(self.config.extra_settings)
+        conf.update(self.config.server.settings)
         for key, value in conf.items():
             if "\n" in key or "\n" in value or "=" in key:
                 raise KgctlError(f"neo4j.conf setting {key!r} has an invalid key or value")
@@ -309,7 +296,10 @@ class ManagedServer:
         }
 
     def _check_ports(self) -> None:
-        for name, port in (("bolt", self.config.bolt_port), ("http", self.config.http_port)):
+        for name, port in (
+            ("bolt", self.config.server.bolt_port),
+            ("http", self.config.server.http_port),
+        ):
             if not port_is_free(port):
                 raise KgctlError(
                     f"port {port} ({name}) on 127.0.0.1 is already in use by another process: stop "
@@ -317,7 +307,7 @@ class ManagedServer:
                 )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
-        deadline = time.monotonic() + self.config.start_timeout
+        deadline = time.monotonic() + self.config.server.start_timeout
         auth = ("neo4j", self.password())
         while time.monotonic() < deadline:
             code = proc.poll()
@@ -328,7 +318,7 @@ class ManagedServer:
                     f"Neo4j exited during startup with code {code}: {reason} (log: {self.log_file})",
                     detail=self.log_tail(log_offset),
                 )
-            if _port_open(self.config.bolt_port):
+            if _port_open(self.config.server.bolt_port):
                 with GraphDatabase.driver(self.bolt_uri, auth=auth) as driver:
                     try:
                         driver.verify_connectivity()
@@ -345,7 +335,7 @@ class ManagedServer:
         proc.terminate()
         self.pid_file.unlink(missing_ok=True)
         raise KgctlError(
-            f"Neo4j did not answer on {self.bolt_uri} within {self.config.start_timeout:.0f} s and was "
+            f"Neo4j did not answer on {self.bolt_uri} within {self.config.server.start_timeout:.0f} s and was "
             "stopped; raise server.start_timeout in kgctl.toml if recovery needs longer",
             detail=self.log_tail(log_offset),
         )
@@ -359,7 +349,7 @@ class ManagedServer:
         pid = self.pid()
         if pid is None:
             return {"was_running": False}
-        timeout = self.config.stop_timeout if timeout is None else timeout
+        timeout = self.config.server.stop_timeout if timeout is None else timeout
         started = time.perf_counter()
         os.kill(pid, signal.SIGTERM)
         stopped = _wait_for_exit(pid, timeout)

@@ -113,8 +113,9 @@ def test_startup_crash_reports_exit_code_and_log_tail(spare: TestServer) -> None
     srv = spare.server
     srv.start()  # initialise the store (and password) with a good configuration
     srv.stop()
+    bad_setting = {"server.bolt.thread_pool_max_size": "many"}
     broken = ManagedServer(
-        replace(srv.config, extra_settings={"server.bolt.thread_pool_max_size": "many"})
+        replace(srv.config, server=replace(srv.config.server, settings=bad_setting))
     )
     with pytest.raises(KgctlError) as err:
         broken.start()

@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,18 +17,18 @@ from kgctl.graph.server import (
     generate_password,
     port_is_free,
 )
+from kgctl.settings import ServerSettings
 from kgctl.testing import in_ci
 
 GIB = 1024**3
 
 
-def server(tmp_path: Path, **kwargs: object) -> ManagedServer:
+def server(tmp_path: Path, java: str | None = None, **settings: Any) -> ManagedServer:
     dist = Distribution(tmp_path / "dist", Pins("5.26.30", "5.24.0", "5.26.5"))
-    return ManagedServer(
-        ServerConfig(
-            home=tmp_path / "home", password_file=tmp_path / "pw", distribution=dist, **kwargs
-        )
-    )  # type: ignore[arg-type]
+    config = ServerConfig(
+        tmp_path / "home", tmp_path / "pw", dist, ServerSettings(**settings), java
+    )
+    return ManagedServer(config)
 
 
 @pytest.mark.parametrize(
@@ -55,9 +56,9 @@ def test_conf_is_loopback_only_with_auth_and_absolute_folders(tmp_path: Path) ->
 
 
 def test_extra_settings_override_and_injection_is_refused(tmp_path: Path) -> None:
-    srv = server(tmp_path, extra_settings={"db.tx_log.rotation.retention_policy": "keep_none"})
+    srv = server(tmp_path, settings={"db.tx_log.rotation.retention_policy": "keep_none"})
     assert srv.settings()["db.tx_log.rotation.retention_policy"] == "keep_none"
-    bad = server(tmp_path, extra_settings={"db.x": "1\ndbms.security.auth_enabled=false"})
+    bad = server(tmp_path, settings={"db.x": "1\ndbms.security.auth_enabled=false"})
     with pytest.raises(KgctlError, match="invalid key or value"):
         bad.settings()
 
