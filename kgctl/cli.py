@@ -201,7 +201,10 @@ def db_password() -> Result:
 # ---- kgctl demo ------------------------------------------------------------------------------
 def _render_demo(r: Result) -> None:
     _render_start(r)
-    click.echo(f"Schema v{r['schema']['version']} applied; {r['node_count']} nodes in the graph.")
+    nodes = r["node_count"]
+    click.echo(
+        f"Schema v{r['schema']['version']} applied; {nodes} node{'s' * (nodes != 1)} in the graph."
+    )
     click.echo(f"Open {r['browser_url']} and connect to {r['bolt_uri']} as neo4j / {r['password']}")
     click.echo("Try: MATCH (v:SchemaVersion) RETURN v    Stop the server with: kgctl db stop")
 

@@ -1,12 +1,16 @@
 """The managed server's configuration and process bookkeeping, without starting Neo4j."""
 
 import os
+import re
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kgctl.errors import KgctlError
 from kgctl.graph.install import POM, Distribution, Pins, distribution, find_java, install, read_pins
@@ -118,3 +122,31 @@ def test_generated_passwords_are_plain_alphanumerics() -> None:
     passwords = {generate_password() for _ in range(2000)}
     assert len(passwords) == 2000
     assert all(len(p) == 32 and p.isascii() and p.isalnum() for p in passwords)
+
+
+conf_keys = st.from_regex(r"[a-z][a-z_]{0,10}(\.[a-z][a-z0-9_]{0,10}){1,3}", fullmatch=True)
+conf_values = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"), max_size=20
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(extra=st.dictionaries(conf_keys, conf_values, max_size=6))
+def test_any_extra_settings_round_trip_one_line_each(extra: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = server(Path(tmp), settings=extra)
+        text = srv.write_config().read_text()
+    lines = [line for line in re.split(r"\r\n|\r|\n", text) if line and not line.startswith("#")]
+    parsed = dict(line.split("=", 1) for line in lines)
+    assert len(parsed) == len(lines)  # no key written twice, no line split in two
+    assert parsed == srv.settings()
+    assert all(parsed[k] == v for k, v in extra.items())
+
+
+@given(value=st.sampled_from(["a\nb", "a\rb", "\r\n"]), key=st.sampled_from(["db.x", "a=b.c", "x"]))
+def test_line_breaks_and_bad_keys_are_refused(value: str, key: str) -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        pytest.raises(KgctlError, match="invalid key or value"),
+    ):
+        server(Path(tmp), settings={key: value}).settings()
