@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -40,10 +41,16 @@ def skip_or_fail(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: every socket stays bound until all are chosen."""
+    with ExitStack() as stack:
+        socks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -70,9 +77,10 @@ class TestServer:
 def make_test_server(base: Path, cache_dir: Path | None = None, **server: str | int) -> TestServer:
     """Write a kgctl.toml for a small server on free ports under `base` (nothing started yet)."""
     cache_dir = cache_dir or load_settings(env=clean_env()).paths.cache_dir
+    bolt_port, http_port = free_ports(2)
     values: dict[str, str | int] = {
-        "bolt_port": free_port(),
-        "http_port": free_port(),
+        "bolt_port": bolt_port,
+        "http_port": http_port,
         "heap": "1g",
         "pagecache": "256m",
         **server,

@@ -125,10 +125,12 @@ def test_startup_crash_reports_exit_code_and_log_tail(spare: TestServer) -> None
     assert srv.start()["already_running"] is False  # the good configuration still starts
 
 
-def test_stop_gives_up_loudly_then_force_kills(spare: TestServer) -> None:
+def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(spare: TestServer) -> None:
     srv = spare.server
     pid = srv.start()["pid"]
     assert isinstance(pid, int)
+    with spare.connect() as conn:
+        conn.query("CREATE (:Gene {id: 'BRCA1'})", write=True)
     os.kill(pid, signal.SIGSTOP)  # a server that does not react to SIGTERM
     try:
         with pytest.raises(
@@ -139,6 +141,9 @@ def test_stop_gives_up_loudly_then_force_kills(spare: TestServer) -> None:
         result = srv.stop(timeout=1, force=True)
         assert result["killed"] is True
         assert srv.pid() is None
+        srv.start()  # recovery from the transaction log
+        with spare.connect() as conn:
+            assert conn.query("MATCH (g:Gene {id: 'BRCA1'}) RETURN count(g) AS n")[0]["n"] == 1
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
