@@ -48,7 +48,11 @@ def _render_install(r: Result) -> None:
 @db.command("install")
 @json_command(_render_install)
 def db_install() -> Result:
-    """Fetch pinned Neo4j Community, Neo4j Browser and APOC from Maven Central (a no-op when present)."""
+    """Fetch Neo4j, its Browser and APOC with Maven.
+
+    Resolves the pinned Neo4j Community, Neo4j Browser and APOC core from Maven Central into the
+    kgctl cache; a no-op when they are already there.
+    """
     settings = load_settings()
     with spinner("Resolving Neo4j from Maven Central"):
         result = install(distribution(settings.paths.cache_dir))
@@ -76,7 +80,11 @@ def _render_start(r: Result) -> None:
 @db.command("start")
 @json_command(_render_start)
 def db_start() -> Result:
-    """Start the managed Neo4j (installing it first if needed) and apply the schema."""
+    """Start the managed Neo4j and apply the schema.
+
+    Installs Neo4j first if needed, sets a generated password on the first start, waits until
+    Bolt answers. Says so when the server is already running.
+    """
     settings = load_settings()
     server = _managed_server(settings, "start")
     with spinner("Starting Neo4j") as update:
@@ -101,7 +109,11 @@ def _render_stop(r: Result) -> None:
 )
 @json_command(_render_stop)
 def db_stop(timeout: float | None, force: bool) -> Result:
-    """Stop the managed Neo4j: SIGTERM, wait, then give up loudly (or kill with --force)."""
+    """Stop the managed Neo4j.
+
+    Sends SIGTERM and waits; past the timeout it gives up with an error, or kills the server
+    with --force (the next start then runs recovery).
+    """
     server = _managed_server(load_settings(), "stop")
     with spinner("Stopping Neo4j"):
         result = server.stop(force=force, timeout=timeout)
@@ -134,7 +146,11 @@ def _render_status(r: Result) -> None:
 @db.command("status")
 @json_command(_render_status)
 def db_status() -> Result:
-    """Is Neo4j running; its version, endpoints, node and relationship counts, store size."""
+    """Show whether Neo4j runs, and its size.
+
+    Reports the pid, Bolt URI, Browser URL, Neo4j version, node and relationship counts and
+    store size, for the managed server or the one NEO4J_URI names.
+    """
     settings = load_settings()
     if settings.neo4j.managed:
         server = ManagedServer.from_settings(settings)
@@ -176,7 +192,11 @@ def _render_schema(r: Result) -> None:
               help="Create missing constraints and indexes before showing them.")  # fmt: skip
 @json_command(_render_schema)
 def db_schema(apply: bool) -> Result:
-    """Apply (idempotently) and show the constraints, indexes and schema version."""
+    """Apply and show the graph schema.
+
+    Creates missing constraints and indexes (idempotent), then lists them with the schema
+    version.
+    """
     with spinner("Connecting to Neo4j") as update, connect(load_settings(), on_wait=update) as conn:
         applied = apply_schema(conn) if apply else None
         return {**describe_schema(conn), "applied": applied}
@@ -189,7 +209,10 @@ def _render_password(r: Result) -> None:
 @db.command("password")
 @json_command(_render_password)
 def db_password() -> Result:
-    """Print the managed server's generated password (user neo4j), to log in from Neo4j Browser."""
+    """Print the managed server's password.
+
+    The generated password of user neo4j, to log in from Neo4j Browser.
+    """
     server = _managed_server(load_settings(), "show the password of")
     return {
         "user": "neo4j",
@@ -212,7 +235,11 @@ def _render_demo(r: Result) -> None:
 @cli.command("demo")
 @json_command(_render_demo)
 def demo() -> Result:
-    """Start the managed Neo4j with the schema and print how to explore it in Neo4j Browser."""
+    """Start Neo4j and show how to explore it.
+
+    Starts the managed Neo4j with the schema and prints the Browser URL, the login and a Cypher
+    line to try.
+    """
     settings = load_settings()
     server = _managed_server(settings, "run the demo on")
     with spinner("Starting Neo4j") as update:
