@@ -140,6 +140,11 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
+def _conf_value(value: object) -> str:
+    """A TOML value as neo4j.conf spells it (`true`, not Python's `True`)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Resolve settings from `env` (default: os.environ) and the kgctl.toml that applies."""
     env = os.environ if env is None else env
@@ -178,6 +183,6 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
             raise KgctlError(f"{config_file}: server.{key} must be a port number, got {port}")
     server = ServerSettings(
         **{k: v for k, v in server_cfg.items() if k != "settings"},
-        settings={str(k): str(v) for k, v in server_cfg.get("settings", {}).items()},
+        settings={str(k): _conf_value(v) for k, v in server_cfg.get("settings", {}).items()},
     )
     return Settings(paths=paths, neo4j=neo4j, server=server, config_file=config_file)

@@ -111,6 +111,13 @@ def neo4j_unavailable() -> str | None:
     return None
 
 
+def require_neo4j() -> None:
+    """Skip (or under CI fail) the calling test or fixture when no Neo4j can be provisioned."""
+    reason = neo4j_unavailable()
+    if reason:
+        skip_or_fail(reason)
+
+
 def wipe(conn: Connection) -> None:
     """Delete every node and relationship (the schema stays)."""
     conn.run_autocommit("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
@@ -120,9 +127,7 @@ def wipe(conn: Connection) -> None:
 def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
     """One real Neo4j for the session, on free ports in a temporary folder; Neo4j itself is
     installed once through Maven into the user's kgctl cache and reused."""
-    reason = neo4j_unavailable()
-    if reason:
-        skip_or_fail(reason)
+    require_neo4j()
     test_server = make_test_server(tmp_path_factory.mktemp("neo4j"))
     try:
         start_managed(test_server.settings)

@@ -16,7 +16,7 @@ import pytest
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import open_connection, server_facts
 from kgctl.graph.server import ManagedServer
-from kgctl.testing import TestServer, make_test_server, neo4j_unavailable, skip_or_fail
+from kgctl.testing import TestServer, make_test_server, require_neo4j
 
 pytestmark = pytest.mark.neo4j
 
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.neo4j
 @pytest.fixture
 def spare(tmp_path: Path) -> Iterator[TestServer]:
     """A second server of our own, for tests that stop and restart it."""
-    reason = neo4j_unavailable()
-    if reason:
-        skip_or_fail(reason)
+    require_neo4j()
     test_server = make_test_server(tmp_path, start_timeout=120, stop_timeout=60)
     yield test_server
     test_server.server.stop(force=True, timeout=30)

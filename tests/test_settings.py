@@ -43,11 +43,11 @@ def test_config_dir_toml_and_server_section(tmp_path: Path) -> None:
     conf.mkdir()
     write(
         conf / "kgctl.toml",
-        '[server]\nbolt_port = 17687\nheap = "2g"\n[server.settings]\n"db.x" = 5\n',
+        '[server]\nbolt_port = 17687\nheap = "2g"\n[server.settings]\n"db.x" = 5\n"db.y" = true\n',
     )
     s = load_settings(env={"HOME": str(tmp_path), "KGCTL_CONFIG_DIR": str(conf)}, cwd=tmp_path)
     assert s.server.bolt_port == 17687 and s.server.heap == "2g"
-    assert dict(s.server.settings) == {"db.x": "5"}
+    assert dict(s.server.settings) == {"db.x": "5", "db.y": "true"}
 
 
 @pytest.mark.parametrize(
