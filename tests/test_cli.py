@@ -1,6 +1,7 @@
 """The command line: --help everywhere, --json results, one-line errors, against a real Neo4j."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
-from kgctl.testing import TestServer, clean_env
+from kgctl.testing import TestServer, clean_env, make_test_server
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -122,3 +123,17 @@ def test_demo_prints_browser_url_and_login(neo4j_server: TestServer) -> None:
     demo = json.loads(kgctl(neo4j_server.env, "demo", "--json").stdout)
     assert demo["schema"]["version"] == demo["schema"]["previous_version"] == 1
     assert demo["neo4j_version"].startswith("5.26.")
+
+
+def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        test_server = make_test_server(tmp_path, bolt_port=port)
+        proc = kgctl(test_server.env, "db", "start")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"error: port {port} (bolt) on 127.0.0.1 is already in use by another process: "
+                     "stop it, or choose another port with server.bolt_port in kgctl.toml"]  # fmt: skip
+    assert test_server.server.pid() is None
