@@ -74,7 +74,7 @@ def main() -> None:
     path = write_result(f"fresh_clone_{suffix}", figures, args.out)
     print(path)
     for key, value in figures.items():
-        print(f"{key:28}{value}")
+        print(f"{key:40}{value}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """How long provisioning and running the managed Neo4j takes: cold, warm and no-op install, first
-start (store creation and initial password), restart on an existing store, stop, server memory.
+start (store creation and initial password), restart on an existing store, stop (beside a stop
+with Neo4j's own Bolt shutdown quiet period, in the same run), server memory.
 
     python benchmarks/server_lifecycle.py [--repeats 3] [--out FILE]
 
@@ -21,7 +22,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import write_result  # noqa: E402
 
 from kgctl.graph.install import distribution, install  # noqa: E402
+from kgctl.graph.server import ManagedServer  # noqa: E402
 from kgctl.testing import make_test_server  # noqa: E402
+
+QUIET_PERIOD = "internal.dbms.bolt.netty_server_shutdown_quiet_period"
+
+
+class NeoDefaultShutdown(ManagedServer):
+    """The same server without kgctl's shutdown setting, to time stop side by side."""
+
+    def settings(self) -> dict[str, str]:
+        conf = super().settings()
+        conf.pop(QUIET_PERIOD)
+        return conf
 
 
 def timed(func):  # type: ignore[no-untyped-def]
@@ -73,15 +86,22 @@ def main() -> None:
             stops.append(timed(srv.stop)[0])
             starts.append(timed(srv.start)[0])
         srv.stop()
+        neo4j_default = NeoDefaultShutdown(srv.config)
+        neo4j_default.start()
+        figures["stop_seconds_neo4j_default_shutdown"] = round(timed(neo4j_default.stop)[0], 2)
         figures["restart_seconds"] = [round(s, 2) for s in starts]
         figures["restart_seconds_median"] = round(statistics.median(starts), 2)
         figures["stop_seconds"] = [round(s, 2) for s in stops]
         figures["stop_seconds_median"] = round(statistics.median(stops), 2)
+        figures["stop_speedup_vs_neo4j_default"] = round(
+            figures["stop_seconds_neo4j_default_shutdown"] / statistics.median(stops),
+            1,  # type: ignore[operator]
+        )
         figures["store_size_bytes"] = srv.store_size_bytes()
     path = write_result("server_lifecycle", figures, args.out)
     print(path)
     for key, value in figures.items():
-        print(f"{key:32}{value}")
+        print(f"{key:40}{value}")
 
 
 if __name__ == "__main__":
