@@ -27,7 +27,7 @@ from kgctl.graph.schema import apply_schema
 from kgctl.graph.server import ManagedServer
 from kgctl.settings import Settings, load_settings
 
-NEO4J_FIXTURES = {"neo4j_server", "graph"}
+NEO4J_FIXTURES = {"neo4j_server", "spare_server", "graph"}
 
 
 def in_ci() -> bool:
@@ -135,6 +135,15 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServe
         pytest.fail(f"could not start the test Neo4j: {exc.message}\n{exc.detail or ''}")
     yield test_server
     test_server.server.stop(force=True, timeout=60)
+
+
+@pytest.fixture
+def spare_server(tmp_path: Path) -> Iterator[TestServer]:
+    """A second server of the test's own (not started), for tests that start and stop it."""
+    require_neo4j()
+    test_server = make_test_server(tmp_path, start_timeout=120, stop_timeout=60)
+    yield test_server
+    test_server.server.stop(force=True, timeout=30)
 
 
 @pytest.fixture

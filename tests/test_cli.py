@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
-from kgctl.testing import TestServer, clean_env, make_test_server, require_neo4j
+from kgctl.testing import TestServer, clean_env, make_test_server
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -139,19 +139,14 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert test_server.server.pid() is None
 
 
-@pytest.mark.neo4j
-def test_start_status_stop_through_the_cli(tmp_path: Path) -> None:
-    require_neo4j()
-    test_server = make_test_server(tmp_path)
-    try:
-        started = json.loads(kgctl(test_server.env, "db", "start", "--json").stdout)
-        assert started["already_running"] is False and started["schema"]["created"]
-        status = json.loads(kgctl(test_server.env, "db", "status", "--json").stdout)
-        assert status["running"] is True and status["pid"] == started["pid"]
-        stopped = json.loads(kgctl(test_server.env, "db", "stop", "--json").stdout)
-        assert stopped["was_running"] is True and stopped["pid"] == started["pid"]
-        status = json.loads(kgctl(test_server.env, "db", "status", "--json").stdout)
-        assert status["running"] is False and status["pid"] is None
-        assert "not running" in kgctl(test_server.env, "db", "status").stdout
-    finally:
-        test_server.server.stop(force=True, timeout=30)
+def test_start_status_stop_through_the_cli(spare_server: TestServer) -> None:
+    env = spare_server.env
+    started = json.loads(kgctl(env, "db", "start", "--json").stdout)
+    assert started["already_running"] is False and started["schema"]["created"]
+    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    assert status["running"] is True and status["pid"] == started["pid"]
+    stopped = json.loads(kgctl(env, "db", "stop", "--json").stdout)
+    assert stopped["was_running"] is True and stopped["pid"] == started["pid"]
+    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    assert status["running"] is False and status["pid"] is None
+    assert "not running" in kgctl(env, "db", "status").stdout

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,18 +15,9 @@ import pytest
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import open_connection, server_facts
 from kgctl.graph.server import ManagedServer
-from kgctl.testing import TestServer, make_test_server, require_neo4j
+from kgctl.testing import TestServer, make_test_server
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture
-def spare(tmp_path: Path) -> Iterator[TestServer]:
-    """A second server of our own, for tests that stop and restart it."""
-    require_neo4j()
-    test_server = make_test_server(tmp_path, start_timeout=120, stop_timeout=60)
-    yield test_server
-    test_server.server.stop(force=True, timeout=30)
 
 
 def get(url: str) -> tuple[int, str]:
@@ -91,11 +81,11 @@ def test_port_already_in_use(neo4j_server: TestServer, tmp_path: Path) -> None:
     assert clash.server.pid() is None and not clash.server.pid_file.exists()
 
 
-def test_stop_and_start_keep_the_data(spare: TestServer) -> None:
-    srv = spare.server
+def test_stop_and_start_keep_the_data(spare_server: TestServer) -> None:
+    srv = spare_server.server
     first = srv.start()
     assert first["already_running"] is False
-    with spare.connect() as conn:
+    with spare_server.connect() as conn:
         conn.query("CREATE (:Gene {id: 'TP53'})", write=True)
     stopped = srv.stop()
     assert stopped["was_running"] is True and stopped["killed"] is False
@@ -103,12 +93,12 @@ def test_stop_and_start_keep_the_data(spare: TestServer) -> None:
     assert srv.stop() == {"was_running": False}
     second = srv.start()
     assert second["already_running"] is False and second["pid"] != first["pid"]
-    with spare.connect() as conn:
+    with spare_server.connect() as conn:
         assert conn.query("MATCH (g:Gene {id: 'TP53'}) RETURN count(g) AS n")[0]["n"] == 1
 
 
-def test_startup_crash_reports_exit_code_and_log_tail(spare: TestServer) -> None:
-    srv = spare.server
+def test_startup_crash_reports_exit_code_and_log_tail(spare_server: TestServer) -> None:
+    srv = spare_server.server
     srv.start()  # initialise the store (and password) with a good configuration
     srv.stop()
     bad_setting = {"server.bolt.thread_pool_max_size": "many"}
@@ -123,11 +113,13 @@ def test_startup_crash_reports_exit_code_and_log_tail(spare: TestServer) -> None
     assert srv.start()["already_running"] is False  # the good configuration still starts
 
 
-def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(spare: TestServer) -> None:
-    srv = spare.server
+def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(
+    spare_server: TestServer,
+) -> None:
+    srv = spare_server.server
     pid = srv.start()["pid"]
     assert isinstance(pid, int)
-    with spare.connect() as conn:
+    with spare_server.connect() as conn:
         conn.query("CREATE (:Gene {id: 'BRCA1'})", write=True)
     os.kill(pid, signal.SIGSTOP)  # a server that does not react to SIGTERM
     try:
@@ -140,7 +132,7 @@ def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(spare: TestSe
         assert result["killed"] is True
         assert srv.pid() is None
         srv.start()  # recovery from the transaction log
-        with spare.connect() as conn:
+        with spare_server.connect() as conn:
             assert conn.query("MATCH (g:Gene {id: 'BRCA1'}) RETURN count(g) AS n")[0]["n"] == 1
     finally:
         with contextlib.suppress(ProcessLookupError):
