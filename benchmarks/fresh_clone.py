@@ -71,10 +71,7 @@ def main() -> None:
         figures["make_test_total_seconds"] = sum(float(figures[k]) for k in stages)  # type: ignore[arg-type]
         figures = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
     suffix = "warm" if args.warm else "cold"
-    path = write_result(f"fresh_clone_{suffix}", figures, args.out)
-    print(path)
-    for key, value in figures.items():
-        print(f"{key:40}{value}")
+    write_result(f"fresh_clone_{suffix}", figures, args.out)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(name: str, figures: dict[str, Any], out: Path | None = None) -> Path:
+    """Write the figures with the machine facts as JSON, and print them."""
     path = out or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -52,4 +53,7 @@ def write_result(name: str, figures: dict[str, Any], out: Path | None = None) ->
         "figures": figures,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
+    print(path)
+    for key, value in figures.items():
+        print(f"{key:40}{value}")
     return path

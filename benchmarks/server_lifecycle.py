@@ -98,10 +98,7 @@ def main() -> None:
             1,  # type: ignore[operator]
         )
         figures["store_size_bytes"] = srv.store_size_bytes()
-    path = write_result("server_lifecycle", figures, args.out)
-    print(path)
-    for key, value in figures.items():
-        print(f"{key:40}{value}")
+    write_result("server_lifecycle", figures, args.out)
 
 
 if __name__ == "__main__":
