@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kgctl import __version__
+from kgctl.cli_ingest import register_ingest_commands
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import connect, server_facts, start_managed
 from kgctl.graph.install import distribution, install
@@ -251,6 +252,9 @@ def demo() -> Result:
         "password": server.password(),
         "password_file": str(server.config.password_file),
     }
+
+
+cli.add_command(register_ingest_commands())
 
 
 def main() -> None:

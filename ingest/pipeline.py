@@ -1,0 +1,310 @@
+"""Run an adapter into Neo4j: check files, validate, write batches with an `IngestRun` that makes a
+re-run of the same input a no-op and lets an interrupted run resume, and quarantine bad rows."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from queue import Empty, Queue
+from typing import IO, Any
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from kgctl import __version__
+from kgctl.errors import KgctlError
+from kgctl.graph.connection import Connection
+from kgctl.graph.writer import Batch, Provenance, write_batch
+from kgctl.ingest.base import Adapter, Lookup, adapter_class
+from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
+from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
+from kgctl.output import stderr
+
+DEFAULT_BATCH = 10_000
+SHOWN_REJECTS = 5
+
+
+@dataclass
+class Counts:
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_filtered: int = 0
+    rows_duplicate: int = 0
+    nodes_written: int = 0
+    relationships_written: int = 0
+    batches_done: int = 0
+    first_rejects: list[str] = field(default_factory=list)
+
+    def as_props(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An adapter with checked inputs and the identity of the run they make."""
+
+    adapter: Adapter
+    facts: list[FileFacts]
+    run_id: str
+    key: str
+    options: dict[str, Any]
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.adapter.source, self.adapter.source_version(), self.run_id)
+
+
+def prepare(source: str, files: list[Path], options: dict[str, Any], lookup: Lookup) -> Prepared:
+    """Check every file (exists, not empty, gzip intact), build and validate the adapter."""
+    cls = adapter_class(source)
+    facts = [check_file(Path(f)) for f in files]
+    adapter = cls([f.path for f in facts], options, lookup)
+    adapter.validate()
+    shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(adapter.opts.items())}
+    shown = {k: (str(v) if isinstance(v, Path) else v) for k, v in shown.items()}
+    identity = {
+        "source": cls.name,
+        "parser_version": cls.parser_version,
+        "files": [f.sha256 for f in facts],
+        "options": shown,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return Prepared(adapter, facts, f"ingest-{cls.name}-{key[:16]}", key, shown)
+
+
+def batches(
+    records: Iterator[Record], batch_size: int, counts: Counts, rejects: IO[str] | None
+) -> Iterator[Batch]:
+    """Group records into batches that end on a row boundary; count rows; write rejects."""
+    writer = csv.writer(rejects, delimiter="\t", lineterminator="\n") if rejects else None
+    batch = Batch()
+    for record in records:
+        if isinstance(record, Node):
+            batch.add_node(record)
+        elif isinstance(record, Edge):
+            batch.add_edge(record)
+        elif isinstance(record, RowDone):
+            counts.rows_read += 1
+            if record.status == "loaded":
+                counts.rows_loaded += 1
+            elif record.status == "duplicate":
+                counts.rows_duplicate += 1
+            else:
+                counts.rows_filtered += 1
+            if batch.size >= batch_size:
+                batch.freeze()
+                yield batch
+                batch = Batch()
+        elif isinstance(record, Reject):
+            counts.rows_read += 1
+            counts.rows_rejected += 1
+            if len(counts.first_rejects) < SHOWN_REJECTS:
+                counts.first_rejects.append(record.describe())
+            if writer:
+                writer.writerow([record.file, record.line, record.field, record.message,
+                                 record.raw[:1000]])  # fmt: skip
+    if batch.size:
+        batch.freeze()
+        yield batch
+
+
+def prefetch(items: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Parse the next batches in a thread while the current one is written: the driver waits on
+    the socket with the GIL released, so parsing and Neo4j's work overlap."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(("item", item))
+            queue.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001  re-raised in the consumer
+            queue.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="kgctl-parse", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+
+
+@contextmanager
+def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Progress]:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=stderr, transient=True, disable=not enabled) as bar:
+        bar.add_task(description, total=total)
+        yield bar
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def existing_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    rows = conn.query("MATCH (r:IngestRun {id: $id}) RETURN properties(r) AS r", {"id": run_id})
+    return rows[0]["r"] if rows else None
+
+
+def ingest(
+    conn: Connection,
+    source: str,
+    files: list[Path],
+    options: dict[str, Any] | None = None,
+    *,
+    strict: bool = False,
+    force: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    rejects_dir: Path,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Ingest `files` as `source`; the summary has the counts, the run id and the rejects file."""
+    started = time.perf_counter()
+    prepared = prepare(source, files, options or {}, Lookup(conn.query))
+    adapter, run_id = prepared.adapter, prepared.run_id
+    previous = existing_run(conn, run_id)
+    if previous and previous.get("status") == "completed" and not force:
+        return {**summary_of(previous), "skipped": True,
+                "reason": "the same files were already ingested with the same options"}  # fmt: skip
+
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    rejects_path = rejects_dir / f"{run_id}.rejects.tsv"
+    if strict:
+        check_strict(prepared, rejects_path, batch_size)
+
+    resume_from = 0
+    if previous and previous.get("status") != "completed" and not force:
+        resume_from = int(previous.get("batches_done", 0))
+    run_props = {
+        "source": adapter.source,
+        "adapter": adapter.name,
+        "source_version": adapter.source_version(),
+        "files": [str(f.path) for f in prepared.facts],
+        "file_sha256": [f.sha256 for f in prepared.facts],
+        "sha256": prepared.facts[0].sha256 if len(prepared.facts) == 1 else prepared.key,
+        "options": json.dumps(prepared.options, sort_keys=True),
+        "parser_version": adapter.parser_version,
+        "kgctl_version": __version__,
+        "strict": strict,
+        "mode": "online",
+        "status": "running",
+        "started_at": now(),
+        "rejects_file": str(rejects_path),
+    }
+    conn.query(
+        "MERGE (r:IngestRun {id: $id}) SET r += $props, r.batches_done = coalesce(r.batches_done, 0)",
+        {"id": run_id, "props": run_props},
+        write=True,
+    )
+    if force:
+        conn.query(
+            "MATCH (r:IngestRun {id: $id}) SET r.batches_done = 0", {"id": run_id}, write=True
+        )
+
+    counts = Counts()
+    counter = ByteCounter()
+    total = sum(f.size for f in prepared.facts)
+    prov = prepared.provenance
+    try:
+        with (
+            rejects_path.open("w", encoding="utf-8") as rejects,
+            progress_bar(total, f"ingest {adapter.name}", show_progress) as bar,
+        ):
+            rejects.write("file\tline\tfield\tmessage\traw\n")
+            stream = prefetch(batches(adapter.records(counter), batch_size, counts, rejects))
+            for index, batch in enumerate(stream):
+                nodes, rels = batch.counts()
+                if index >= resume_from:
+                    progress = {"id": run_id, "props": {"batches_done": index + 1, **counts.as_props(),
+                                                        "nodes_written": counts.nodes_written + nodes,
+                                                        "relationships_written": counts.relationships_written + rels}}  # fmt: skip
+                    nodes, rels = write_batch(conn, batch, prov, progress)
+                counts.nodes_written += nodes
+                counts.relationships_written += rels
+                counts.batches_done = index + 1
+                bar.update(bar.task_ids[0], completed=counter.done)
+    except KeyboardInterrupt:
+        mark(conn, run_id, "interrupted", counts, started)
+        raise
+    except KgctlError:
+        mark(conn, run_id, "failed", counts, started)
+        raise
+    except Exception:
+        mark(conn, run_id, "failed", counts, started)
+        raise
+    if counts.rows_rejected == 0:
+        rejects_path.unlink()
+    mark(conn, run_id, "completed", counts, started)
+    result = summary_of(existing_run(conn, run_id) or {})
+    return {**result, "skipped": False, "resumed_from_batch": resume_from,
+            "first_rejects": counts.first_rejects}  # fmt: skip
+
+
+def check_strict(prepared: Prepared, rejects_path: Path, batch_size: int) -> None:
+    """--strict: read everything first; any bad row rejects the whole run before a single write."""
+    counts = Counts()
+    with rejects_path.open("w", encoding="utf-8") as rejects:
+        rejects.write("file\tline\tfield\tmessage\traw\n")
+        for _ in batches(prepared.adapter.records(ByteCounter()), batch_size, counts, rejects):
+            pass
+    if counts.rows_rejected:
+        raise KgctlError(
+            f"--strict: {counts.rows_rejected:,} of {counts.rows_read:,} rows are invalid, so nothing "
+            f"was written; first: {counts.first_rejects[0]} (all in {rejects_path})",
+            exit_code=2,
+        )
+    rejects_path.unlink()
+
+
+def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: float) -> None:
+    props: dict[str, Any] = {"status": status, "finished_at": now(),
+                             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    if status == "completed":
+        props |= counts.as_props()
+    try:
+        conn.query("MATCH (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": props},
+                   write=True)  # fmt: skip
+    except Exception:  # noqa: BLE001  the original error matters more than the bookkeeping
+        if status == "completed":
+            raise
+
+
+def summary_of(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "source", "adapter", "source_version", "status", "mode", "files", "rows_read",
+            "rows_loaded", "rows_rejected", "rows_filtered", "rows_duplicate", "nodes_written",
+            "relationships_written", "batches_done", "seconds", "rejects_file", "started_at",
+            "finished_at")  # fmt: skip
+    out = {k: run.get(k) for k in keys}
+    out["run_id"] = out.pop("id")
+    if not run.get("rows_rejected"):
+        out["rejects_file"] = None
+    return out

@@ -1,0 +1,138 @@
+"""Opening input files safely: gzip by magic bytes, integrity checked before anything is written,
+byte counts for progress bars, and errors that name the file and line."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from kgctl.errors import KgctlError
+
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 20
+
+
+class ByteCounter:
+    """Bytes read so far from the raw (compressed) inputs: the progress bar's position."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+
+class _CountingReader(io.RawIOBase):
+    def __init__(self, raw: IO[bytes], counter: ByteCounter) -> None:
+        self._raw = raw
+        self._counter = counter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._counter.done += n or 0
+        return n  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def open_binary(path: Path, counter: ByteCounter | None = None) -> IO[bytes]:
+    """The decompressed bytes of `path` (gzip detected by content, not by name)."""
+    raw: IO[bytes] = path.open("rb")
+    if counter is not None:
+        raw = io.BufferedReader(_CountingReader(raw, counter), CHUNK)
+    if is_gzip(path):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def open_text(path: Path, counter: ByteCounter | None = None) -> IO[str]:
+    return io.TextIOWrapper(open_binary(path, counter), encoding="utf-8", newline="")
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    path: Path
+    sha256: str
+    size: int
+    gzip: bool
+
+
+def check_file(path: Path) -> FileFacts:
+    """sha256 of the file as given, and proof that it is readable: exists, not empty, and (for gzip)
+    decompresses to the end. Truncated or corrupt gzip is refused here, before any write."""
+    if not path.exists():
+        raise KgctlError(f"{path}: no such file")
+    if path.is_dir():
+        raise KgctlError(f"{path}: is a directory, not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise KgctlError(f"{path}: the file is empty")
+    digest = hashlib.sha256()
+    gz = is_gzip(path)
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
+    produced = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            if inflater is not None:
+                try:
+                    produced += len(inflater.decompress(chunk))
+                    while inflater.eof and inflater.unused_data:  # concatenated gzip members
+                        rest = inflater.unused_data
+                        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                        produced += len(inflater.decompress(rest))
+                except zlib.error as exc:
+                    raise KgctlError(f"{path}: corrupt gzip data ({exc})") from exc
+    if inflater is not None:
+        if not inflater.eof:
+            raise KgctlError(
+                f"{path}: truncated gzip file (ends after {produced:,} decompressed bytes, "
+                f"about line {_count_lines(path, produced):,}); download it again"
+            )
+        if produced == 0:
+            raise KgctlError(f"{path}: the file is empty (gzip with no content)")
+    return FileFacts(path, digest.hexdigest(), size, gz)
+
+
+def _count_lines(path: Path, limit: int) -> int:
+    """Lines in the first `limit` decompressed bytes of a (truncated) gzip file."""
+    lines = 0
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    seen = 0
+    with path.open("rb") as handle:
+        while (chunk := handle.read(CHUNK)) and seen < limit:
+            try:
+                data = inflater.decompress(chunk)
+            except zlib.error:
+                break
+            data = data[: limit - seen]
+            seen += len(data)
+            lines += data.count(b"\n")
+    return lines + 1
+
+
+def numbered_lines(handle: IO[str], start: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline) pairs."""
+    for number, line in enumerate(handle, start):
+        yield number, line.rstrip("\r\n")
+
+
+def sniff_delimiter(header: str, path: Path) -> str:
+    """Tab, comma or space, whichever splits the header line into the most fields."""
+    best = max(("\t", ",", " "), key=lambda d: len(header.split(d)))
+    if len(header.split(best)) < 2:
+        raise KgctlError(f"{path}:1: cannot find a tab, comma or space delimiter in the header")
+    return best

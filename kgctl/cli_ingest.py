@@ -1,0 +1,99 @@
+"""`kgctl ingest <source> FILE…`: one subcommand per registered adapter, with its own options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kgctl.graph.connection import connect
+from kgctl.ingest.base import ADAPTERS, Adapter, adapter_class
+from kgctl.ingest.pipeline import DEFAULT_BATCH, ingest
+from kgctl.output import Result, json_command, spinner
+from kgctl.settings import load_settings
+
+
+def _render(r: Result) -> None:
+    if r.get("skipped"):
+        click.echo(f"{r['adapter']}: nothing to do, {r['reason']} (run {r['run_id']}).")
+        return
+    click.echo(
+        f"{r['adapter']}: {r['rows_loaded']:,} rows loaded, {r['rows_rejected']:,} rejected, "
+        f"{r['rows_filtered']:,} filtered, {r['rows_duplicate']:,} duplicate, of {r['rows_read']:,} read "
+        f"in {r['seconds']:.1f} s"
+    )
+    click.echo(
+        f"  wrote {r['nodes_written']:,} nodes and {r['relationships_written']:,} relationships "
+        f"(run {r['run_id']}, mode {r['mode']})"
+    )
+    if r.get("rejects_file"):
+        for line in r.get("first_rejects", []):
+            click.echo(f"  rejected {line}")
+        click.echo(f"  all rejected rows: {r['rejects_file']}")
+
+
+@click.group("ingest")
+def ingest_group() -> None:
+    """Load a source's files into the graph.
+
+    Every node and relationship gets `source`, `source_version` and `ingest_run`; an IngestRun
+    node records the files' sha256 and the counts. Ingesting the same files again is a no-op, and
+    an interrupted run resumes where it stopped. Bad rows go to a rejects file (or, with
+    --strict, reject the whole run before anything is written).
+    """
+
+
+def _command(cls: type[Adapter]) -> click.Command:
+    def run(files: tuple[Path, ...], strict: bool, force: bool, batch_size: int, bulk: bool,
+            rejects_dir: Path | None, **options: Any) -> Result:  # fmt: skip
+        settings = load_settings()
+        rejects = rejects_dir or settings.paths.data_dir / "rejects"
+        if bulk:
+            from kgctl.graph.bulk import bulk_ingest
+
+            return bulk_ingest(settings, cls.name, list(files), options, strict=strict,
+                               rejects_dir=rejects)  # fmt: skip
+        with spinner("Connecting to Neo4j") as update:
+            conn = connect(settings, on_wait=update)
+        with conn:
+            return ingest(conn, cls.name, list(files), options, strict=strict, force=force,
+                          batch_size=batch_size, rejects_dir=rejects, show_progress=True)  # fmt: skip
+
+    command = json_command(_render)(run)
+    for opt in reversed(cls.options):
+        kwargs: dict[str, Any] = {"help": opt.help, "multiple": opt.multiple}
+        if opt.is_flag:
+            kwargs["is_flag"] = True
+        else:
+            kwargs["type"] = opt.type
+            if opt.default is not None:
+                kwargs |= {"default": opt.default, "show_default": True}
+        command = click.option(f"--{opt.name}", opt.key, **kwargs)(command)
+    common = [
+        click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path)),
+        click.option("--strict", is_flag=True,
+                     help="Reject the whole run if any row is bad (nothing is written)."),
+        click.option("--force", is_flag=True,
+                     help="Ingest again even if these files were already ingested."),
+        click.option("--batch-size", type=click.IntRange(1, 500_000), default=DEFAULT_BATCH,
+                     show_default=True, help="Rows per transaction."),
+        click.option("--bulk", is_flag=True,
+                     help="First load into an empty database with neo4j-admin import (managed server)."),
+        click.option("--rejects-dir", type=click.Path(path_type=Path),
+                     help="Where rejected rows go (default: <data dir>/rejects)."),
+    ]  # fmt: skip
+    for decorator in reversed(common):
+        command = decorator(command)
+    doc = f"Ingest {cls.source}: {cls.formats}."
+    return click.command(cls.name, help=doc, short_help=f"{cls.source}: {cls.formats}")(command)
+
+
+def register_ingest_commands() -> click.Group:
+    adapter_class("string")  # imports kgctl.ingest, which registers every adapter
+    for name in sorted(ADAPTERS):
+        ingest_group.add_command(_command(ADAPTERS[name]))
+    return ingest_group
+
+
+__all__ = ["register_ingest_commands"]
