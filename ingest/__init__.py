@@ -3,4 +3,10 @@
 Importing this package registers every adapter in `kgctl.ingest.base.ADAPTERS`.
 """
 
-from kgctl.ingest import string  # noqa: F401
+from kgctl.ingest import (
+    depmap,  # noqa: F401
+    expression,  # noqa: F401
+    molecules,  # noqa: F401
+    perturbseq,  # noqa: F401
+    string,  # noqa: F401
+)

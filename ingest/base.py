@@ -96,6 +96,11 @@ class Adapter(ABC):
                 return match.group(1)
         return "unknown"
 
+    @property
+    def source_label(self) -> str:
+        """The provenance `source`; adapters may let users name it (e.g. the table's origin)."""
+        return self.source
+
     @abstractmethod
     def validate(self) -> None:
         """Check that every file is in this source's format (headers, shapes) before any write;

@@ -67,7 +67,7 @@ class Prepared:
 
     @property
     def provenance(self) -> Provenance:
-        return Provenance(self.adapter.source, self.adapter.source_version(), self.run_id)
+        return Provenance(self.adapter.source_label, self.adapter.source_version(), self.run_id)
 
 
 def prepare(source: str, files: list[Path], options: dict[str, Any], lookup: Lookup) -> Prepared:
@@ -205,7 +205,7 @@ def ingest(
     if previous and previous.get("status") != "completed" and not force:
         resume_from = int(previous.get("batches_done", 0))
     run_props = {
-        "source": adapter.source,
+        "source": adapter.source_label,
         "adapter": adapter.name,
         "source_version": adapter.source_version(),
         "files": [str(f.path) for f in prepared.facts],

@@ -1,0 +1,197 @@
+"""Expression matrices (genes × samples or samples × genes; CSV/TSV, parquet, `.h5ad`):
+`ExpressionProfile` nodes with `features`, or a per-gene vector on each `Gene`, plus the
+`Dataset` node that records the feature order."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kgctl.errors import KgctlError
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
+from kgctl.ingest.matrix import MISSING, dataset_node, slug
+from kgctl.ingest.perturbseq import read_obs_var
+from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
+from kgctl.ingest.records import Node, Record, Reject, RowDone
+
+GENE_HEADER = re.compile(r"gene|symbol|ensembl|probe|id_ref|feature", re.IGNORECASE)
+SYMBOL_ENTREZ = re.compile(r"^(.+) \((\d+)\)$")
+
+
+def file_format(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".h5ad"):
+        return "h5ad"
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    return "table"
+
+
+def read_matrix(path: Path, counter: ByteCounter | None = None) -> tuple[pd.DataFrame, str]:
+    """The matrix as a DataFrame (rows as in the file) and the name of its index column."""
+    kind = file_format(path)
+    if kind == "h5ad":
+        adata = read_obs_var(path)
+        try:
+            x = adata.to_memory().X
+            x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+            frame = pd.DataFrame(
+                x, index=adata.obs_names.astype(str), columns=adata.var_names.astype(str)
+            )
+        finally:
+            adata.file.close()
+        return frame, "obs_names"
+    if kind == "parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:
+            raise KgctlError(f"{path}: not a readable parquet file: {exc}") from exc
+        if not isinstance(frame.index, pd.RangeIndex):
+            return frame, str(frame.index.name or "index")
+        first = frame.columns[0]
+        return frame.set_index(first), str(first)
+    with open_text(path) as handle:
+        header = handle.readline().rstrip("\r\n")
+    delimiter = sniff_delimiter(header, path)
+    with open_text(path, counter) as handle:
+        frame = pd.read_csv(handle, sep=delimiter, index_col=0, dtype=str, keep_default_na=False)
+    return frame, str(frame.index.name or "")
+
+
+@register
+class ExpressionAdapter(Adapter):
+    name = "expression"
+    source = "expression"
+    formats = "genes × samples or samples × genes matrices: CSV/TSV, parquet, .h5ad"
+    options = (
+        Option("dataset", "Dataset name (default: the file name)."),
+        Option(
+            "orientation",
+            "samples-by-genes or genes-by-samples (default: from the header; .h5ad is obs × var).",
+            str,
+            "auto",
+        ),  # fmt: skip
+        Option(
+            "mode",
+            "profiles (an ExpressionProfile per sample) or genes (a vector on each Gene).",
+            str,
+            "profiles",
+        ),  # fmt: skip
+        Option("assay", "Assay recorded on profiles.", str, "RNA"),
+        Option("cell-line", "Cell line recorded on profiles."),
+        Option("units", "Units of the values, recorded on the Dataset.", str, "unspecified"),
+        Option("source-version", "Release to record."),
+    )
+
+    def validate(self) -> None:
+        if self.opts["mode"] not in {"profiles", "genes"}:
+            raise KgctlError(f"--mode {self.opts['mode']!r}: choose profiles or genes")
+        if self.opts["orientation"] not in {"auto", "samples-by-genes", "genes-by-samples"}:
+            raise KgctlError(
+                f"--orientation {self.opts['orientation']!r}: choose samples-by-genes or genes-by-samples"
+            )
+        for path in self.files:
+            if file_format(path) == "table":
+                with open_text(path) as handle:
+                    header = handle.readline().rstrip("\r\n")
+                    second = handle.readline()
+                fields = header.split(sniff_delimiter(header, path))
+                if len(fields) < 2 or not second.strip():
+                    raise KgctlError(
+                        f"{path}: needs a header and at least one data row with 2+ columns"
+                    )
+
+    def records(self, counter: ByteCounter) -> Iterator[Record]:
+        for path in self.files:
+            yield from self._file(path, counter)
+
+    def _file(self, path: Path, counter: ByteCounter) -> Iterator[Record]:
+        frame, index_name = read_matrix(path, counter)
+        orientation = self.opts["orientation"]
+        if orientation == "auto":
+            h5ad = file_format(path) == "h5ad"
+            orientation = (
+                "genes-by-samples"
+                if not h5ad and GENE_HEADER.search(index_name)
+                else "samples-by-genes"
+            )
+        genes_by_samples = orientation == "genes-by-samples"
+        # Parse numbers; remember where the bad cells are (file coordinates: line and column).
+        values = frame.apply(lambda col: pd.to_numeric(col.where(~col.isin(MISSING), np.nan), errors="coerce")
+                             if col.dtype == object else col)  # fmt: skip
+        bad = (
+            values.isna() & ~frame.isin(MISSING) & frame.notna()
+            if frame.dtypes.eq(object).any()
+            else None
+        )
+        line_of = {label: i + 2 for i, label in enumerate(frame.index)}  # header is line 1
+        gene_axis = frame.index if genes_by_samples else frame.columns
+        sample_axis = frame.columns if genes_by_samples else frame.index
+        dataset = str(
+            self.opts.get("dataset")
+            or re.sub(r"\.(csv|tsv|txt|parquet|h5ad)(\.gz)?$", "", path.name)
+        )
+        version = self.source_version()
+        # Genes: symbols or 'SYMBOL (ENTREZ)'; a bad gene name drops that row/column with a reject.
+        keep_genes, symbols = [], []
+        for g in map(str, gene_axis):
+            match = SYMBOL_ENTREZ.match(g)
+            symbol = match.group(1) if match else g
+            if GENE_SYMBOL.match(symbol):
+                keep_genes.append(g)
+                symbols.append(gene_id(symbol))
+            else:
+                where = line_of.get(g, 1) if genes_by_samples else 1
+                yield Reject(
+                    path.name,
+                    where,
+                    g if not genes_by_samples else index_name,
+                    f"not a gene identifier: {g!r}",
+                )
+        matrix = values.loc[keep_genes] if genes_by_samples else values[keep_genes]
+        matrix = matrix.T if genes_by_samples else matrix  # samples × genes from here on
+        bad_cells = None
+        if bad is not None:
+            bad_cells = bad.loc[keep_genes] if genes_by_samples else bad[keep_genes]
+            bad_cells = bad_cells.T if genes_by_samples else bad_cells
+        samples = [str(s) for s in sample_axis]
+        if len(set(samples)) != len(samples):
+            dupe = next(s for s in samples if samples.count(s) > 1)
+            raise KgctlError(f"{path}: sample {dupe!r} appears more than once")
+        ok_rows: list[int] = []
+        for i, sample in enumerate(samples):
+            if bad_cells is not None and bad_cells.iloc[i].any():
+                gene = str(bad_cells.columns[bad_cells.iloc[i].to_numpy().argmax()])
+                line = line_of.get(sample, 1) if not genes_by_samples else line_of.get(gene, 1)
+                field = gene if not genes_by_samples else sample
+                yield Reject(
+                    path.name, line, field, f"not a number in sample {sample!r}, gene {gene!r}"
+                )
+                continue
+            ok_rows.append(i)
+        if not ok_rows:
+            return
+        good = matrix.iloc[ok_rows].to_numpy(dtype=np.float64)
+        kept_samples = [samples[i] for i in ok_rows]
+        if self.opts["mode"] == "profiles":
+            yield dataset_node(dataset, version, kind="expression", features=symbols, axis="genes",
+                               units=self.opts["units"], vector_property="features",
+                               vector_label="ExpressionProfile")  # fmt: skip
+            for sample, vector in zip(kept_samples, good, strict=True):
+                yield Node("ExpressionProfile", f"{dataset}:{sample}", clean_props({
+                    "dataset": f"{dataset}@{version}", "sample": sample, "assay": self.opts["assay"],
+                    "cell_line": self.opts.get("cell_line"), "features": vector.tolist()}))  # fmt: skip
+                yield RowDone()
+            return
+        prop = f"expression_{slug(dataset)}"
+        yield dataset_node(dataset, version, kind="expression", features=kept_samples, axis="samples",
+                           units=self.opts["units"], vector_property=prop, vector_label="Gene")  # fmt: skip
+        for sample in kept_samples:
+            del sample
+            yield RowDone()
+        for symbol, vector in zip(symbols, good.T, strict=True):
+            yield Node("Gene", symbol, {prop: vector.tolist()})

@@ -1,0 +1,221 @@
+"""Generators for inputs that `../shared/data` lacks, written in the exact real formats so the
+same adapters read them: Replogle-style Perturb-seq pseudo-bulk `.h5ad`, JUMP / Cell Painting
+profiles, GENCODE transcript FASTA + GTF, and STRING files of any size (for benchmarks).
+
+Every generator is deterministic for a seed. `python -m tests.generators KIND OUT [--…]` writes one.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CHANNELS_FULL = ("neighborhood", "neighborhood_transferred", "fusion", "cooccurence", "homology",
+                 "coexpression", "coexpression_transferred", "experiments",
+                 "experiments_transferred", "database", "database_transferred", "textmining",
+                 "textmining_transferred")  # fmt: skip
+CELL_PAINTING_COMPARTMENTS = ("Cells", "Cytoplasm", "Nuclei")
+CELL_PAINTING_MEASURES = ("AreaShape_Area", "AreaShape_Eccentricity", "Intensity_MeanIntensity_DNA",
+                          "Intensity_MeanIntensity_ER", "Intensity_MeanIntensity_Mito",
+                          "Texture_Contrast_RNA_3_00_256", "Granularity_1_AGP",
+                          "Correlation_Correlation_DNA_ER")  # fmt: skip
+
+
+def gene_symbols(n: int) -> list[str]:
+    """Plausible, unique HGNC-style symbols."""
+    stems = ("KIF", "RPL", "MAPK", "SLC", "ZNF", "CDK", "POLR", "NDUF", "PSM", "ATP")
+    return [f"{stems[i % len(stems)]}{i // len(stems) + 1}" for i in range(n)]
+
+
+def ensembl_ids(n: int, prefix: str = "ENSG", start: int = 100_000) -> list[str]:
+    return [f"{prefix}{start + i:011d}" for i in range(n)]
+
+
+def perturbseq_h5ad(
+    path: Path,
+    *,
+    n_perturbations: int = 40,
+    n_readout: int = 60,
+    n_controls: int = 3,
+    seed: int = 0,
+    targets: Sequence[str] | None = None,
+) -> Path:
+    """A pseudo-bulk Perturb-seq AnnData as Replogle et al. 2022 publish it (e.g.
+    `K562_essential_normalized_bulk_01.h5ad`): perturbations × read-out genes, z-normalised,
+    obs index `<id>_<GENE>_<sgRNA pair>_<ENSG>`, non-targeting controls, var indexed by Ensembl id
+    with a `gene_name` column."""
+    import anndata as ad
+
+    rng = np.random.default_rng(seed)
+    readout = gene_symbols(n_readout)
+    readout_ids = ensembl_ids(n_readout)
+    targets = list(targets) if targets is not None else readout[:n_perturbations]
+    target_ids = [readout_ids[readout.index(t)] if t in readout else ensembl_ids(1, start=900_000 + i)[0]
+                  for i, t in enumerate(targets)]  # fmt: skip
+    names, obs_rows = [], []
+    for i, (gene, gid) in enumerate(zip(targets, target_ids, strict=True)):
+        names.append(f"{1000 + i}_{gene}_P1P2_{gid}")
+        obs_rows.append({"gene": gene, "gene_id": gid, "transcript": "P1P2",
+                         "gene_transcript": f"{1000 + i}_{gene}_P1P2_{gid}",
+                         "UMI_count_unfiltered": int(rng.integers(5_000, 20_000)),
+                         "num_cells_unfiltered": int(rng.integers(50, 300)),
+                         "num_cells_filtered": int(rng.integers(40, 250))})  # fmt: skip
+    for j in range(n_controls):
+        name = f"{9000 + j}_non-targeting_non-targeting_non-targeting"
+        names.append(name)
+        obs_rows.append({"gene": "non-targeting", "gene_id": "non-targeting",
+                         "transcript": "non-targeting", "gene_transcript": name,
+                         "UMI_count_unfiltered": int(rng.integers(5_000, 20_000)),
+                         "num_cells_unfiltered": int(rng.integers(500, 3000)),
+                         "num_cells_filtered": int(rng.integers(400, 2500))})  # fmt: skip
+    x = rng.normal(0, 1, size=(len(names), n_readout)).astype(np.float32)
+    for i, gene in enumerate(targets):  # knockdown of the target itself
+        if gene in readout:
+            x[i, readout.index(gene)] -= 4.0
+    x[len(targets) :] *= 0.1
+    obs = pd.DataFrame(obs_rows, index=pd.Index(names, name="gene_transcript_id"))
+    var = pd.DataFrame({"gene_name": readout, "mean": rng.random(n_readout),
+                        "std": rng.random(n_readout) + 0.5, "in_matrix": True},
+                       index=pd.Index(readout_ids, name="gene_id"))  # fmt: skip
+    adata = ad.AnnData(X=x, obs=obs, var=var)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(path)
+    return path
+
+
+def cell_painting_profiles(
+    path: Path,
+    *,
+    compounds: Sequence[str],
+    genes: Sequence[str] = (),
+    replicates: int = 2,
+    n_dmso: int = 4,
+    seed: int = 0,
+    plate: str = "BR00117010",
+    source: str = "source_4",
+) -> Path:
+    """Well-level JUMP / Cell Painting profiles (`Metadata_*` columns, then CellProfiler features
+    `<Compartment>_<Measure>`), one row per well: compound wells by InChIKey, ORF/CRISPR wells by
+    gene symbol, DMSO negative controls. Parquet or CSV(.gz) by the file name."""
+    rng = np.random.default_rng(seed)
+    features = [f"{c}_{m}" for c in CELL_PAINTING_COMPARTMENTS for m in CELL_PAINTING_MEASURES]
+    rows = []
+    wells = (f"{r}{c:02d}" for r in "ABCDEFGHIJKLMNOP" for c in range(1, 25))
+    perts = [("compound", k) for k in compounds] + [("orf", g) for g in genes]
+    for kind, ident in [*(p for p in perts for _ in range(replicates)), *[("negcon", "")] * n_dmso]:
+        row = {"Metadata_Source": source, "Metadata_Plate": plate, "Metadata_Well": next(wells),
+               "Metadata_pert_type": {"compound": "trt", "orf": "trt", "negcon": "control"}[kind],
+               "Metadata_InChIKey": ident if kind == "compound" else ("IAZDPXIOMUYVGZ-UHFFFAOYSA-N" if kind == "negcon" else ""),
+               "Metadata_Symbol": ident if kind == "orf" else "",
+               "Metadata_control_type": "negcon" if kind == "negcon" else "",
+               "Metadata_mmoles_per_liter": 10.0 if kind == "compound" else 0.0}  # fmt: skip
+        row.update(
+            {f: float(v) for f, v in zip(features, rng.normal(0, 1, len(features)), strict=True)}
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def transcripts(
+    fasta: Path, gtf: Path, *, genes: Sequence[str], isoforms: int = 2, seed: int = 0
+) -> tuple[Path, Path]:
+    """GENCODE `pc_transcripts.fa` (header `>ENST…|ENSG…|OTTHUMG…|OTTHUMT…|NAME-201|NAME|len|
+    UTR5:a-b|CDS:c-d|UTR3:e-f|`) and the matching GTF (gene, transcript, exon, CDS lines)."""
+    rng = np.random.default_rng(seed)
+    fa_lines: list[str] = []
+    gtf_lines = ["##description: evidence-based annotation of the human genome (GRCh38), version 44",
+                 "##provider: GENCODE", "##format: gtf"]  # fmt: skip
+    gene_ids = ensembl_ids(len(genes))
+    serial = 0
+    for g, (symbol, gid) in enumerate(zip(genes, gene_ids, strict=True)):
+        chrom, strand = f"chr{g % 22 + 1}", "+"
+        base = 1_000_000 + g * 100_000
+        gene_attr = f'gene_id "{gid}.1"; gene_type "protein_coding"; gene_name "{symbol}";'
+        gtf_lines.append(
+            f"{chrom}\tHAVANA\tgene\t{base}\t{base + 50_000}\t.\t{strand}\t.\t{gene_attr} level 2;"
+        )
+        for k in range(isoforms):
+            serial += 1
+            tid = f"ENST{500_000 + serial:011d}"
+            n_exons = int(rng.integers(2, 6))
+            lengths = [int(x) for x in rng.integers(80, 400, size=n_exons)]
+            length = sum(lengths)
+            utr5 = int(rng.integers(20, 60))
+            cds_len = ((length - utr5 - 20) // 3) * 3
+            cds = (utr5 + 1, utr5 + cds_len)
+            seq = "".join(rng.choice(list("ACGT"), size=length))
+            seq = seq[:utr5] + "ATG" + seq[utr5 + 3 :]
+            header = (f">{tid}.1|{gid}.1|OTTHUMG{g:011d}.1|OTTHUMT{serial:011d}.1|{symbol}-{201 + k}|"
+                      f"{symbol}|{length}|UTR5:1-{utr5}|CDS:{cds[0]}-{cds[1]}|UTR3:{cds[1] + 1}-{length}|")  # fmt: skip
+            fa_lines.append(header)
+            fa_lines += [seq[i : i + 60] for i in range(0, length, 60)]
+            tx_attr = (f'{gene_attr[:-1]}; transcript_id "{tid}.1"; transcript_type "protein_coding"; '
+                       f'transcript_name "{symbol}-{201 + k}";')  # fmt: skip
+            start = base + k * 1000
+            gtf_lines.append(
+                f"{chrom}\tHAVANA\ttranscript\t{start}\t{start + 40_000}\t.\t{strand}\t.\t{tx_attr} level 2;"
+            )
+            pos, tpos = start, 0
+            for e, exon_len in enumerate(lengths, 1):
+                end = pos + exon_len - 1
+                gtf_lines.append(
+                    f"{chrom}\tHAVANA\texon\t{pos}\t{end}\t.\t{strand}\t.\t{tx_attr} exon_number {e};"
+                )
+                lo, hi = max(tpos + 1, cds[0]), min(tpos + exon_len, cds[1])
+                if lo <= hi:
+                    gtf_lines.append(
+                        f"{chrom}\tHAVANA\tCDS\t{pos + lo - tpos - 1}\t{pos + hi - tpos - 1}\t.\t{strand}\t0\t{tx_attr} exon_number {e};"
+                    )
+                tpos += exon_len
+                pos = end + 2000
+    fasta.parent.mkdir(parents=True, exist_ok=True)
+    fasta.write_text("\n".join(fa_lines) + "\n")
+    gtf.write_text("\n".join(gtf_lines) + "\n")
+    return fasta, gtf
+
+
+def string_files(
+    directory: Path, *, n_proteins: int, n_lines: int, seed: int = 0, taxon: str = "9606"
+) -> tuple[Path, Path]:
+    """STRING v12 `protein.links.full` (both directions of every pair, sorted by protein1) and
+    `protein.info`, gzip-compressed, with `n_lines` link lines in all (streamed to disk)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    proteins = [f"{taxon}.ENSP{i:011d}" for i in range(n_proteins)]
+    symbols = gene_symbols(n_proteins)
+    info = directory / f"{taxon}.protein.info.v12.0.txt.gz"
+    with gzip.open(info, "wt") as handle:
+        handle.write("#string_protein_id\tpreferred_name\tprotein_size\tannotation\n")
+        for p, s in zip(proteins, symbols, strict=True):
+            handle.write(f"{p}\t{s}\t{int(rng.integers(50, 3000))}\tannotation of {s}\n")
+    per_protein = max(1, n_lines // (2 * n_proteins))
+    links = directory / f"{taxon}.protein.links.full.v12.0.txt.gz"
+    # Protein i links to i±1 … i±per_protein (mod n): every pair once, written in both directions
+    # and sorted by protein1, as STRING does; scores depend only on the pair, so both agree.
+    offsets = np.arange(1, per_protein + 1)
+    channel_keys = np.arange(1, len(CHANNELS_FULL) + 2, dtype=np.int64) * 7919
+    with gzip.open(links, "wt", compresslevel=1) as handle:
+        handle.write("protein1 protein2 " + " ".join(CHANNELS_FULL) + " combined_score\n")
+        for i in range(n_proteins):
+            partners = np.unique(
+                np.concatenate([(i + offsets) % n_proteins, (i - offsets) % n_proteins])
+            )
+            partners = partners[partners != i]
+            lo, hi = np.minimum(i, partners), np.maximum(i, partners)
+            mixed = (lo[:, None] * 1_000_003 + hi[:, None] * 999_983 + channel_keys) % 1_000_033
+            scores = mixed % 1001
+            scores[:, :-1] = np.where(mixed[:, :-1] % 3 == 0, scores[:, :-1], 0)  # sparse channels
+            scores[:, -1] = 150 + scores[:, -1] % 850
+            handle.write("".join(f"{proteins[i]} {proteins[p]} {' '.join(map(str, row))}\n"
+                                 for p, row in zip(partners.tolist(), scores.tolist(), strict=True)))  # fmt: skip
+    return info, links
