@@ -159,3 +159,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.neo4j)
+
+
+def shared_data_dir() -> Path:
+    """`../shared/data` next to the repository (or $KGCTL_SHARED_DATA)."""
+    env = os.environ.get("KGCTL_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public data; absent: skipped locally with the reason, a failure under CI."""
+    path = shared_data_dir()
+    if not (path / "README.md").exists():
+        skip_or_fail(f"the shared real data is not at {path} (set KGCTL_SHARED_DATA)")
+    return path
+
+
+def graph_counts(conn: Connection) -> dict[str, int]:
+    """Nodes per label and relationships per type: what a test compares before and after."""
+    counts: dict[str, int] = {}
+    for row in conn.query("MATCH (n) UNWIND labels(n) AS l RETURN l, count(*) AS n"):
+        counts[row["l"]] = int(row["n"])
+    for row in conn.query("MATCH ()-[r]->() RETURN type(r) AS t, count(*) AS n"):
+        counts[row["t"]] = int(row["n"])
+    return counts

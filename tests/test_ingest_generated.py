@@ -1,0 +1,121 @@
+"""Adapters for sources with no real copy here, on files generated in the real formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kgctl.graph.connection import Connection
+from kgctl.ingest.pipeline import ingest
+from kgctl.ingest.transcripts import Structure, parse_header
+from kgctl.testing import graph_counts
+from tests import generators
+
+
+def run(
+    conn: Connection, source: str, files: list[Path], tmp_path: Path, **options: object
+) -> dict:
+    return ingest(conn, source, files, options, rejects_dir=tmp_path / "rejects")
+
+
+def test_perturbseq(graph: Connection, tmp_path: Path) -> None:
+    h5ad = generators.perturbseq_h5ad(tmp_path / "K562_essential_normalized_bulk_01.h5ad",
+                                      n_perturbations=30, n_readout=50, n_controls=4)  # fmt: skip
+    result = run(graph, "perturbseq", [h5ad], tmp_path)
+    counts = graph_counts(graph)
+    assert result["rows_read"] == 34
+    assert counts["ExpressionProfile"] == 34 and counts["Gene"] == 30 and counts["PERTURBS"] == 30
+    assert counts["Dataset"] == 1
+    controls = graph.query("MATCH (p:ExpressionProfile {control: true}) WHERE NOT ()-[:PERTURBS]->(p) "
+                           "RETURN count(p) AS n")[0]["n"]  # fmt: skip
+    assert controls == 4
+    row = graph.query("MATCH (g:Gene {id: 'KIF1'})-[r:PERTURBS]->(p) RETURN r.type AS t, p.cell_line AS c, "
+                      "p.features AS f, g.ensembl_gene_id AS e")[0]  # fmt: skip
+    assert (row["t"], row["c"], row["e"]) == ("CRISPRi", "K562", "ENSG00000100000")
+    assert len(row["f"]) == 50 and row["f"][0] < -2  # the target's own knockdown
+    assert run(graph, "perturbseq", [h5ad], tmp_path)["skipped"]
+    assert graph_counts(graph) == counts
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv.gz"])
+def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix: str) -> None:
+    jump = shared_data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"
+    run(graph, "molecules", [jump], tmp_path, source_name="JUMP-Target")
+    keys = [
+        r["id"] for r in graph.query("MATCH (m:Molecule) RETURN m.id AS id ORDER BY id LIMIT 5")
+    ]
+    profiles = generators.cell_painting_profiles(
+        tmp_path / f"BR00117010_profiles{suffix}",
+        compounds=keys,
+        genes=["TP53", "KRAS"],
+        replicates=2,
+        n_dmso=3,
+    )
+    before = graph_counts(graph)
+    result = run(graph, "morphology", [profiles], tmp_path)
+    after = graph_counts(graph)
+    assert result["rows_read"] == 5 * 2 + 2 * 2 + 3 and result["rows_rejected"] == 0
+    assert after["MorphologyProfile"] == 17
+    assert after["PERTURBS"] == 14
+    assert after["Molecule"] == before["Molecule"]
+    wells = graph.query("MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile) RETURN r.type AS t, "
+                        "p.plate AS plate, size(p.features) AS n LIMIT 1")[0]  # fmt: skip
+    assert wells == {"t": "compound", "plate": "BR00117010", "n": 24}
+    assert run(graph, "morphology", [profiles], tmp_path)["skipped"]
+
+
+def test_transcripts(graph: Connection, tmp_path: Path) -> None:
+    fasta, gtf = generators.transcripts(tmp_path / "gencode.v44.pc_transcripts.fa",
+                                        tmp_path / "gencode.v44.annotation.gtf",
+                                        genes=["TP53", "BRCA1", "EGFR", "MYC"], isoforms=3)  # fmt: skip
+    result = run(graph, "transcripts", [fasta, gtf], tmp_path, source_version="44")
+    counts = graph_counts(graph)
+    assert counts["Transcript"] == 12 and counts["ISOFORM_OF"] == 12 and counts["Gene"] == 4
+    assert result["rows_rejected"] == 0
+    rows = graph.query("MATCH (t:Transcript)-[:ISOFORM_OF]->(g:Gene {id: 'EGFR'}) "
+                       "RETURN t.length AS n, size(t.sequence) AS s, t.exon_ends AS e, t.source AS src")  # fmt: skip
+    assert len(rows) == 3 and all(
+        r["n"] == r["s"] == r["e"][-1] and r["src"] == "GENCODE" for r in rows
+    )
+    assert run(graph, "transcripts", [fasta, gtf], tmp_path, source_version="44")["skipped"]
+
+
+def test_gtf_cds_matches_gencode_header(tmp_path: Path) -> None:
+    """The CDS computed from GTF exons equals the span in the GENCODE header."""
+    fasta, gtf = generators.transcripts(tmp_path / "t.fa", tmp_path / "t.gtf", genes=["A1", "B2"])
+    structures: dict[str, Structure] = {}
+    for line in gtf.read_text().splitlines():
+        f = line.split("\t")
+        if len(f) == 9 and f[2] in {"exon", "CDS"}:
+            tid = f[8].split('transcript_id "')[1].split(".")[0]
+            s = structures.setdefault(tid, Structure(f[6]))
+            (s.exons if f[2] == "exon" else s.cds).append((int(f[3]), int(f[4])))
+    for line in fasta.read_text().splitlines():
+        if line.startswith(">"):
+            tid, _, _, cds = parse_header(line[1:])  # type: ignore[misc]
+            _, start, end = structures[tid.split(".")[0]].layout()
+            assert (start, end) == cds
+
+
+def test_expression_both_orientations(graph: Connection, tmp_path: Path) -> None:
+    frame = pd.DataFrame([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], index=pd.Index(["TP53", "EGFR"], name="gene"),
+                         columns=["s1", "s2", "s3"])  # fmt: skip
+    frame.to_csv(tmp_path / "genes_by_samples.tsv", sep="\t")
+    frame.T.rename_axis("sample").to_parquet(tmp_path / "samples_by_genes.parquet")
+    run(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path, dataset="a")
+    run(graph, "expression", [tmp_path / "samples_by_genes.parquet"], tmp_path, dataset="b")
+    a = graph.query("MATCH (p:ExpressionProfile {id: 'a:s2'}) RETURN p.features AS f")[0]["f"]
+    b = graph.query("MATCH (p:ExpressionProfile {id: 'b:s2'}) RETURN p.features AS f")[0]["f"]
+    assert a == b == [2.0, 5.0]
+    run(
+        graph,
+        "expression",
+        [tmp_path / "genes_by_samples.tsv"],
+        tmp_path,
+        dataset="c",
+        mode="genes",
+    )
+    gene = graph.query("MATCH (g:Gene {id: 'EGFR'}) RETURN g.expression_c AS v")[0]["v"]
+    assert gene == [4.0, 5.0, 6.0]
