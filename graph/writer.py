@@ -169,7 +169,7 @@ def write_batch(
             else:
                 rels += written
         if progress is not None:
-            tx.run("MATCH (r:IngestRun {id: $id}) SET r += $props", id=progress["id"],
+            tx.run("MERGE (r:IngestRun {id: $id}) SET r += $props", id=progress["id"],
                    props=progress["props"]).consume()  # fmt: skip
         return nodes, rels
 

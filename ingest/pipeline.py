@@ -118,7 +118,7 @@ def batches(
                 counts.first_rejects.append(record.describe())
             if writer:
                 writer.writerow([record.file, record.line, record.field, record.message,
-                                 record.raw[:1000]])  # fmt: skip
+                                 record.raw.rstrip("\r\n")[:1000]])  # fmt: skip
     if batch.size:
         batch.freeze()
         yield batch
@@ -220,16 +220,8 @@ def ingest(
         "started_at": now(),
         "rejects_file": str(rejects_path),
     }
-    conn.query(
-        "MERGE (r:IngestRun {id: $id}) SET r += $props, r.batches_done = coalesce(r.batches_done, 0)",
-        {"id": run_id, "props": run_props},
-        write=True,
-    )
-    if force:
-        conn.query(
-            "MATCH (r:IngestRun {id: $id}) SET r.batches_done = 0", {"id": run_id}, write=True
-        )
-
+    # The IngestRun node is written with the first batch, in its transaction: a run that fails
+    # before writing anything leaves no trace in the graph.
     counts = Counts()
     counter = ByteCounter()
     total = sum(f.size for f in prepared.facts)
@@ -244,7 +236,8 @@ def ingest(
             for index, batch in enumerate(stream):
                 nodes, rels = batch.counts()
                 if index >= resume_from:
-                    progress = {"id": run_id, "props": {"batches_done": index + 1, **counts.as_props(),
+                    progress = {"id": run_id, "props": {**run_props, **counts.as_props(),
+                                                        "batches_done": index + 1,
                                                         "nodes_written": counts.nodes_written + nodes,
                                                         "relationships_written": counts.relationships_written + rels}}  # fmt: skip
                     nodes, rels = write_batch(conn, batch, prov, progress)
@@ -253,17 +246,14 @@ def ingest(
                 counts.batches_done = index + 1
                 bar.update(bar.task_ids[0], completed=counter.done)
     except KeyboardInterrupt:
-        mark(conn, run_id, "interrupted", counts, started)
-        raise
-    except KgctlError:
-        mark(conn, run_id, "failed", counts, started)
+        mark(conn, run_id, "interrupted", counts, started, run_props)
         raise
     except Exception:
-        mark(conn, run_id, "failed", counts, started)
+        mark(conn, run_id, "failed", counts, started, run_props)
         raise
     if counts.rows_rejected == 0:
         rejects_path.unlink()
-    mark(conn, run_id, "completed", counts, started)
+    mark(conn, run_id, "completed", counts, started, run_props)
     result = summary_of(existing_run(conn, run_id) or {})
     return {**result, "skipped": False, "resumed_from_batch": resume_from,
             "first_rejects": counts.first_rejects}  # fmt: skip
@@ -285,13 +275,18 @@ def check_strict(prepared: Prepared, rejects_path: Path, batch_size: int) -> Non
     rejects_path.unlink()
 
 
-def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: float) -> None:
+def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: float,
+         run_props: dict[str, Any]) -> None:  # fmt: skip
+    """Record how the run ended. A completed run is always recorded (so a re-run is a no-op, even
+    when every row was rejected); a failed one only if it wrote batches (it can resume)."""
     props: dict[str, Any] = {"status": status, "finished_at": now(),
                              "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    verb = "MATCH"
     if status == "completed":
-        props |= counts.as_props()
+        props = {**run_props, **counts.as_props(), **props}
+        verb = "MERGE"
     try:
-        conn.query("MATCH (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": props},
+        conn.query(f"{verb} (r:IngestRun {{id: $id}}) SET r += $props", {"id": run_id, "props": props},
                    write=True)  # fmt: skip
     except Exception:  # noqa: BLE001  the original error matters more than the bookkeeping
         if status == "completed":
