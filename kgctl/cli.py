@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kgctl import __version__
+from kgctl.cli_download import download
 from kgctl.cli_ingest import register_ingest_commands
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import connect, server_facts, start_managed
@@ -255,6 +256,7 @@ def demo() -> Result:
 
 
 cli.add_command(register_ingest_commands())
+cli.add_command(download)
 
 
 def main() -> None:

@@ -43,10 +43,14 @@ def info(tmp_path: Path) -> Path:
 
 
 def run(conn: Connection, source: str, files: list[Path], tmp_path: Path, **kw: object) -> dict:
-    return ingest(conn, source, files, kw.pop("options", {}), rejects_dir=tmp_path / "rejects", **kw)  # type: ignore[arg-type]
+    return ingest(
+        conn, source, files, kw.pop("options", {}), rejects_dir=tmp_path / "rejects", **kw
+    )  # type: ignore[arg-type]
 
 
-def test_malformed_and_unknown_rows_are_quarantined(graph: Connection, tmp_path: Path, info: Path) -> None:
+def test_malformed_and_unknown_rows_are_quarantined(
+    graph: Connection, tmp_path: Path, info: Path
+) -> None:
     links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "high") + "9606.ENSP00000000001 only\n"
                   + link(0, 9) + link(1, 0) + link(3, 3) + link(2, 3, "1200"))  # fmt: skip
     result = run(graph, "string", [info, links], tmp_path)
@@ -57,7 +61,9 @@ def test_malformed_and_unknown_rows_are_quarantined(graph: Connection, tmp_path:
     reasons = {tuple(r.split("\t")[:3]): r.split("\t")[3] for r in rejects[1:]}
     assert reasons[("links.txt", "3", "combined_score")] == "not an integer score"
     assert reasons[("links.txt", "4", "*")] == "expected 10 space-separated fields, found 2"
-    assert "unknown STRING protein '9606.ENSP00000000009'" in reasons[("links.txt", "5", "protein2")]
+    assert (
+        "unknown STRING protein '9606.ENSP00000000009'" in reasons[("links.txt", "5", "protein2")]
+    )
     assert "same gene" in reasons[("links.txt", "7", "protein2")]
     assert reasons[("links.txt", "8", "combined_score")] == "score outside 0-1000"
     assert result["first_rejects"][0].startswith("links.txt:3: field 'combined_score'")
@@ -73,7 +79,9 @@ def test_strict_rejects_the_whole_run(graph: Connection, tmp_path: Path, info: P
 
 
 def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
-    table = write(tmp_path / "mols.csv", "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nbroken,C1CC(\nempty,\n")
+    table = write(
+        tmp_path / "mols.csv", "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nbroken,C1CC(\nempty,\n"
+    )
     result = run(graph, "molecules", [table], tmp_path)
     assert result["rows_rejected"] == 2 and graph_counts(graph)["Molecule"] == 1
     assert result["first_rejects"] == [
@@ -90,20 +98,29 @@ def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
     ("make", "message"),
     [
         (lambda d: write(d / "empty.txt", ""), r"empty.txt: the file is empty"),
-        (lambda d: write(d / "empty.txt.gz", "", compress=True), r"empty.txt.gz: the file is empty \(gzip"),
+        (
+            lambda d: write(d / "empty.txt.gz", "", compress=True),
+            r"empty.txt.gz: the file is empty \(gzip",
+        ),
         (lambda d: d / "missing.txt", r"missing.txt: no such file"),
-        (lambda d: write(d / "mols.csv", "name,smiles\nx,CCO\n"),
-         r"mols.csv:1: not a STRING protein.links or protein.info file: the header is 'name,smiles'"),
+        (
+            lambda d: write(d / "mols.csv", "name,smiles\nx,CCO\n"),
+            r"mols.csv:1: not a STRING protein.links or protein.info file: the header is 'name,smiles'",
+        ),
     ],
 )
-def test_file_level_errors_change_nothing(graph: Connection, tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_file_level_errors_change_nothing(
+    graph: Connection, tmp_path: Path, make, message: str
+) -> None:  # type: ignore[no-untyped-def]
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=message):
         run(graph, "string", [make(tmp_path)], tmp_path)
     assert graph_counts(graph) == before
 
 
-def test_truncated_gzip_is_refused_before_any_write(graph: Connection, tmp_path: Path, info: Path) -> None:
+def test_truncated_gzip_is_refused_before_any_write(
+    graph: Connection, tmp_path: Path, info: Path
+) -> None:
     full = write(tmp_path / "links.txt.gz", HEADER + link(0, 1) * 20_000, compress=True)
     data = full.read_bytes()
     truncated = tmp_path / "truncated.txt.gz"
@@ -116,22 +133,35 @@ def test_truncated_gzip_is_refused_before_any_write(graph: Connection, tmp_path:
 
 
 def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> None:
-    gct = write(tmp_path / "bad.gct", "#1.3\n2\t3\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n")
+    gct = write(
+        tmp_path / "bad.gct", "#1.3\n2\t3\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n"
+    )
     compounds = shared_data / "l1000" / "compounds.tsv.gz"
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=r"bad.gct:3: the header names 2 samples; line 2 says 3"):
         run(graph, "l1000", [gct, compounds], tmp_path)
-    short = write(tmp_path / "short.gct", "#1.3\n3\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n")
+    short = write(
+        tmp_path / "short.gct", "#1.3\n3\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n"
+    )
     with pytest.raises(KgctlError, match=r"short.gct:5: the file ends after 1 of 3 data rows"):
         run(graph, "l1000", [short, compounds], tmp_path)
     assert graph_counts(graph) == before
 
 
-def test_interrupted_run_resumes(graph: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_run_resumes(
+    graph: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     info = write(tmp_path / "9606.protein.info.v12.0.txt", "#string_protein_id\tpreferred_name\n"
                  + "".join(f"9606.P{i}\tG{i}\n" for i in range(100)))  # fmt: skip
-    links = write(tmp_path / "links.txt", HEADER.replace("protein1", "protein1", 1) + "".join(
-        f"9606.P{i} 9606.P{j} 0 0 0 0 0 0 0 500\n" for i in range(100) for j in range(i + 1, 100)))
+    links = write(
+        tmp_path / "links.txt",
+        HEADER.replace("protein1", "protein1", 1)
+        + "".join(
+            f"9606.P{i} 9606.P{j} 0 0 0 0 0 0 0 500\n"
+            for i in range(100)
+            for j in range(i + 1, 100)
+        ),
+    )
     real = pipeline.write_batch
     calls = {"n": 0}
 
@@ -153,7 +183,9 @@ def test_interrupted_run_resumes(graph: Connection, tmp_path: Path, monkeypatch:
     assert graph_counts(graph)["INTERACTS_WITH"] == 4950 and graph_counts(graph)["IngestRun"] == 1
 
 
-def test_cli_reports_one_line_without_traceback(neo4j_server: TestServer, tmp_path: Path, info: Path) -> None:
+def test_cli_reports_one_line_without_traceback(
+    neo4j_server: TestServer, tmp_path: Path, info: Path
+) -> None:
     links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "x"))
     cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(info), str(links), "--strict",
            "--json", "--rejects-dir", str(tmp_path / "rej")]  # fmt: skip

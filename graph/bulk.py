@@ -1,0 +1,258 @@
+"""The bulk path: the same adapters write `neo4j-admin database import full` CSV files, and the
+managed server's (empty) database is replaced by the import. For first loads of large sources;
+every later load goes through the online, idempotent path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kgctl.errors import KgctlError
+from kgctl.graph.connection import open_managed, start_managed
+from kgctl.graph.install import find_java
+from kgctl.graph.schema import VERSION_LABEL, check_label, check_relationship_type
+from kgctl.graph.server import ADMIN_CLASS, ManagedServer, without_stack_frames
+from kgctl.graph.writer import PROPERTY, RESERVED, Provenance
+from kgctl.ingest.base import Lookup
+from kgctl.ingest.pipeline import Counts, batches, check_strict, now, prepare
+from kgctl.ingest.readers import ByteCounter
+from kgctl.ingest.records import Edge, Node
+from kgctl.settings import Settings
+
+ARRAY_DELIMITER = "|"
+ROWS_PER_PART = 1_000_000
+
+
+def column_type(value: Any) -> str:
+    """The neo4j-admin header type of a Python value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, bytes):
+        return "byte[]"
+    if isinstance(value, list | tuple):
+        first = next((v for v in value if v is not None), "")
+        return f"{column_type(first)}[]" if not isinstance(first, list | tuple) else "string[]"
+    return "string"
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return ARRAY_DELIMITER.join(str(b - 256 if b > 127 else b) for b in value)
+    if isinstance(value, list | tuple):
+        return ARRAY_DELIMITER.join(cell(v) for v in value)
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return str(value)
+
+
+@dataclass
+class CsvGroup:
+    """One header + part files for rows that share a label/type and the same property columns."""
+
+    kind: str  # "nodes" or "relationships"
+    name: str  # label or type
+    header: list[str]
+    keys: list[str]
+    directory: Path
+    index: int
+    rows: int = 0
+    parts: list[Path] = field(default_factory=list)
+    _handle: IO[str] | None = None
+    _writer: Any = None
+
+    def write(self, row: list[str]) -> None:
+        if self._writer is None or self.rows % ROWS_PER_PART == 0:
+            self.close()
+            part = (
+                self.directory
+                / f"{self.kind}-{self.name}-{self.index}-part{len(self.parts):03d}.csv"
+            )
+            self.parts.append(part)
+            self._handle = part.open("w", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._handle)
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def argument(self) -> str:
+        header = self.directory / f"{self.kind}-{self.name}-{self.index}-header.csv"
+        with header.open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow(self.header)
+        return f"--{self.kind}={self.name}=" + ",".join(str(p) for p in [header, *self.parts])
+
+
+class ImportFiles:
+    """Streams nodes and relationships into import CSVs; a node id is written once per label."""
+
+    def __init__(self, directory: Path, prov: Provenance) -> None:
+        self.directory = directory
+        self.prov = prov
+        self.groups: dict[tuple[Any, ...], CsvGroup] = {}
+        self.seen: dict[str, set[str]] = {}
+        self.nodes = 0
+        self.relationships = 0
+
+    def _group(
+        self, kind: str, name: str, ends: tuple[str, str] | None, props: dict[str, Any]
+    ) -> CsvGroup:
+        signature = tuple(sorted((k, column_type(v)) for k, v in props.items() if v is not None))
+        key = (kind, name, ends, signature)
+        if key not in self.groups:
+            for prop, _ in signature:
+                if not PROPERTY.match(prop) or prop in RESERVED:
+                    raise ValueError(f"bad property name {prop!r}")
+            columns = [f"{p}:{t}" for p, t in signature]
+            provenance = ["source", "source_version", "ingest_run"]
+            if kind == "nodes":
+                header = [f"id:ID({name})", *columns, *provenance, "sources:string[]", ":LABEL"]
+            else:
+                assert ends is not None
+                header = [
+                    f":START_ID({ends[0]})",
+                    f":END_ID({ends[1]})",
+                    *columns,
+                    *provenance,
+                    ":TYPE",
+                ]
+            self.groups[key] = CsvGroup(kind, name, header, [p for p, _ in signature],
+                                        self.directory, len(self.groups))  # fmt: skip
+        return self.groups[key]
+
+    def add_node(self, node: Node) -> None:
+        check_label(node.label)
+        seen = self.seen.setdefault(node.label, set())
+        if node.id in seen:
+            return
+        seen.add(node.id)
+        group = self._group("nodes", node.label, None, node.props)
+        p = self.prov
+        group.write([node.id, *(cell(node.props.get(k)) for k in group.keys), p.source,
+                     p.source_version, p.ingest_run, p.source, node.label])  # fmt: skip
+        self.nodes += 1
+
+    def add_edge(self, edge: Edge) -> None:
+        check_relationship_type(edge.type)
+        group = self._group(
+            "relationships", edge.type, (edge.start_label, edge.end_label), edge.props
+        )
+        p = self.prov
+        group.write([edge.start_id, edge.end_id, *(cell(edge.props.get(k)) for k in group.keys),
+                     p.source, p.source_version, p.ingest_run, edge.type])  # fmt: skip
+        self.relationships += 1
+
+    def arguments(self) -> list[str]:
+        for group in self.groups.values():
+            group.close()
+        nodes = [g.argument() for g in self.groups.values() if g.kind == "nodes"]
+        rels = [g.argument() for g in self.groups.values() if g.kind == "relationships"]
+        return nodes + rels
+
+
+def bulk_ingest(
+    settings: Settings,
+    source: str,
+    files: list[Path],
+    options: dict[str, Any],
+    *,
+    strict: bool = False,
+    rejects_dir: Path,
+    on_wait: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Load `files` into the managed server's empty database with neo4j-admin import."""
+    if not settings.neo4j.managed:
+        raise KgctlError(
+            "--bulk works on the managed server only (it replaces the database offline)"
+        )
+    server = ManagedServer.from_settings(settings)
+    started = time.perf_counter()
+    start_managed(settings, on_wait=on_wait)
+    with open_managed(server, settings.neo4j.database) as conn:
+        label = VERSION_LABEL
+        present = conn.query(f"MATCH (n) WHERE NOT n:{label} RETURN count(n) AS n")[0]["n"]
+        if present:
+            raise KgctlError(
+                f"--bulk needs an empty database; this one has {present:,} nodes. Load into it "
+                "without --bulk (idempotent MERGE), or start from an empty store"
+            )
+        prepared = prepare(source, files, options, Lookup(conn.query))
+        rejects_dir.mkdir(parents=True, exist_ok=True)
+        rejects_path = rejects_dir / f"{prepared.run_id}.rejects.tsv"
+        if strict:
+            check_strict(prepared, rejects_path, 10_000)
+        work = settings.paths.data_dir / "bulk" / prepared.run_id
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        counts = Counts()
+        out = ImportFiles(work, prepared.provenance)
+        write_started = time.perf_counter()
+        with rejects_path.open("w", encoding="utf-8") as rejects:
+            rejects.write("file\tline\tfield\tmessage\traw\n")
+            for batch in batches(prepared.adapter.records(ByteCounter()), 50_000, counts, rejects):
+                for label, nodes in batch.nodes.items():
+                    for node_id, props in nodes.items():
+                        out.add_node(Node(label, node_id, props))
+                for (rel_type, start, end), edges in batch.edges.items():
+                    for (s, t), props in edges:
+                        out.add_edge(Edge(rel_type, start, s, end, t, props))
+    csv_seconds = time.perf_counter() - write_started
+    arguments = out.arguments()
+    server.stop(timeout=120)
+    import_started = time.perf_counter()
+    run_import(server, settings.neo4j.database, arguments, work)
+    import_seconds = time.perf_counter() - import_started
+    start_managed(settings, on_wait=on_wait)
+    with open_managed(server, settings.neo4j.database) as conn:
+        props = {
+            "source": prepared.adapter.source_label, "adapter": prepared.adapter.name,
+            "source_version": prepared.adapter.source_version(),
+            "files": [str(f.path) for f in prepared.facts],
+            "file_sha256": [f.sha256 for f in prepared.facts],
+            "sha256": prepared.facts[0].sha256 if len(prepared.facts) == 1 else prepared.key,
+            "options": json.dumps(prepared.options, sort_keys=True), "mode": "bulk", "status": "completed",
+            "finished_at": now(), "seconds": round(time.perf_counter() - started, 3),
+            "rejects_file": str(rejects_path) if counts.rows_rejected else None,
+            **counts.as_props(), "nodes_written": out.nodes, "relationships_written": out.relationships,
+        }  # fmt: skip
+        conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props",
+                   {"id": prepared.run_id, "props": props}, write=True)  # fmt: skip
+    if not counts.rows_rejected:
+        rejects_path.unlink()
+    shutil.rmtree(work, ignore_errors=True)
+    return {**{k: v for k, v in props.items() if k != "file_sha256"}, "run_id": prepared.run_id,
+            "skipped": False, "first_rejects": counts.first_rejects,
+            "csv_seconds": round(csv_seconds, 3), "import_seconds": round(import_seconds, 3)}  # fmt: skip
+
+
+def run_import(server: ManagedServer, database: str, arguments: list[str], work: Path) -> None:
+    java = find_java(server.config.java).path
+    env = {**os.environ, "NEO4J_HOME": str(server.home), "NEO4J_CONF": str(server.conf_dir)}
+    cmd = [java, "-cp", f"{server.config.distribution.lib}/*", ADMIN_CLASS, "database", "import",
+           "full", database, "--overwrite-destination=true", f"--array-delimiter={ARRAY_DELIMITER}",
+           "--id-type=string", "--skip-duplicate-nodes=true", f"--report-file={work / 'import.report'}",
+           "--max-off-heap-memory=50%", *arguments]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=24 * 3600)
+    if proc.returncode != 0:
+        raise KgctlError(
+            "neo4j-admin database import failed; the server was restarted on the previous store",
+            detail=without_stack_frames(proc.stdout[-4000:] + proc.stderr[-4000:], keep=20),
+        )
