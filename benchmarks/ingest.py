@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.generators
 
 from machine import write_result  # noqa: E402
 
+from kgctl.errors import KgctlError  # noqa: E402
 from kgctl.graph.bulk import bulk_ingest, run_import  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
@@ -132,6 +133,7 @@ neo4j:
   delimiter: ';'
   array_delimiter: '|'
   quote_character: "'"
+  file_format: csv
 """)
     return path
 
@@ -172,12 +174,14 @@ def biocypher_offline(ts: TestServer, work: Path, info: Path, links: Path) -> di
     bc.write_edges(edges)
     script = Path(bc.write_import_call())
     csv_seconds = time.perf_counter() - started
-    call = next(line for line in script.read_text().splitlines() if "neo4j-admin" in line)
+    call = next(line for line in script.read_text().splitlines() if "database import full" in line)
     args = [a for a in shlex.split(call)[1:] if a not in {"database", "import", "full", "neo4j"}]
-    args = [a for a in args if not a.startswith("--force") and not a.startswith("--overwrite")]
     ts.server.stop(timeout=120)
     import_started = time.perf_counter()
-    run_import(ts.server, "neo4j", args, work)
+    try:
+        run_import(ts.server, "neo4j", args, work, options=())
+    except KgctlError as exc:
+        raise SystemExit(f"{exc.message}\n{exc.detail}") from exc
     import_seconds = time.perf_counter() - import_started
     start_managed(ts.settings)
     seconds = time.perf_counter() - started

@@ -109,6 +109,7 @@ class ImportFiles:
         self.prov = prov
         self.groups: dict[tuple[Any, ...], CsvGroup] = {}
         self.seen: dict[str, set[str]] = {}
+        self.seen_edges: set[int] = set()  # hashes of (type, start, end): MERGE's one-per-pair rule
         self.nodes = 0
         self.relationships = 0
 
@@ -152,6 +153,10 @@ class ImportFiles:
 
     def add_edge(self, edge: Edge) -> None:
         check_relationship_type(edge.type)
+        key = hash((edge.type, edge.start_label, edge.start_id, edge.end_label, edge.end_id))
+        if key in self.seen_edges:
+            return
+        self.seen_edges.add(key)
         group = self._group(
             "relationships", edge.type, (edge.start_label, edge.end_label), edge.props
         )
@@ -218,9 +223,11 @@ def bulk_ingest(
     arguments = out.arguments()
     server.stop(timeout=120)
     import_started = time.perf_counter()
-    run_import(server, settings.neo4j.database, arguments, work)
-    import_seconds = time.perf_counter() - import_started
-    start_managed(settings, on_wait=on_wait)
+    try:
+        run_import(server, settings.neo4j.database, arguments, work)
+        import_seconds = time.perf_counter() - import_started
+    finally:
+        start_managed(settings, on_wait=on_wait)  # back up, on the import or the empty store
     with open_managed(server, settings.neo4j.database) as conn:
         props = {
             "source": prepared.adapter.source_label, "adapter": prepared.adapter.name,
@@ -243,16 +250,21 @@ def bulk_ingest(
             "csv_seconds": round(csv_seconds, 3), "import_seconds": round(import_seconds, 3)}  # fmt: skip
 
 
-def run_import(server: ManagedServer, database: str, arguments: list[str], work: Path) -> None:
+IMPORT_OPTIONS = (f"--array-delimiter={ARRAY_DELIMITER}", "--id-type=string",
+                  "--skip-duplicate-nodes=true")  # fmt: skip
+
+
+def run_import(server: ManagedServer, database: str, arguments: list[str], work: Path,
+               options: tuple[str, ...] = IMPORT_OPTIONS) -> None:  # fmt: skip
+    """`neo4j-admin database import full` into the (stopped) server's database, replacing it."""
     java = find_java(server.config.java).path
     env = {**os.environ, "NEO4J_HOME": str(server.home), "NEO4J_CONF": str(server.conf_dir)}
     cmd = [java, "-cp", f"{server.config.distribution.lib}/*", ADMIN_CLASS, "database", "import",
-           "full", database, "--overwrite-destination=true", f"--array-delimiter={ARRAY_DELIMITER}",
-           "--id-type=string", "--skip-duplicate-nodes=true", f"--report-file={work / 'import.report'}",
-           "--max-off-heap-memory=50%", *arguments]  # fmt: skip
+           "full", database, "--overwrite-destination=true", f"--report-file={work / 'import.report'}",
+           "--max-off-heap-memory=50%", *options, *arguments]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=24 * 3600)
     if proc.returncode != 0:
         raise KgctlError(
-            "neo4j-admin database import failed; the server was restarted on the previous store",
+            f"neo4j-admin database import failed (import files kept in {work})",
             detail=without_stack_frames(proc.stdout[-4000:] + proc.stderr[-4000:], keep=20),
         )
