@@ -102,6 +102,7 @@ class Batch:
         )
         self.size = 0
         self._statements: list[tuple[str, str, list[list[Any]]]] | None = None
+        self.rows_so_far: dict[str, int] = {}
 
     def add_node(self, node: Node) -> None:
         rows = self.nodes[node.label]
@@ -122,9 +123,11 @@ class Batch:
             sum(len(v) for v in self.edges.values()),
         )
 
-    def freeze(self) -> None:
-        """Build the statements now (in the parsing thread), not when the batch is written."""
+    def freeze(self, rows_so_far: dict[str, int] | None = None) -> None:
+        """Build the statements now (in the parsing thread), not when the batch is written, and
+        note the row counts up to the end of this batch (the run's progress once it commits)."""
         self._statements = self.statements()
+        self.rows_so_far = dict(rows_so_far or {})
 
     def statements(self) -> list[tuple[str, str, list[list[Any]]]]:
         """(kind, Cypher, rows) in write order: nodes, then relationships."""

@@ -108,7 +108,7 @@ def batches(
             else:
                 counts.rows_filtered += 1
             if batch.size >= batch_size:
-                batch.freeze()
+                batch.freeze(counts.as_props())
                 yield batch
                 batch = Batch()
         elif isinstance(record, Reject):
@@ -120,7 +120,7 @@ def batches(
                 writer.writerow([record.file, record.line, record.field, record.message,
                                  record.raw.rstrip("\r\n")[:1000]])  # fmt: skip
     if batch.size:
-        batch.freeze()
+        batch.freeze(counts.as_props())
         yield batch
 
 
@@ -236,7 +236,7 @@ def ingest(
             for index, batch in enumerate(stream):
                 nodes, rels = batch.counts()
                 if index >= resume_from:
-                    progress = {"id": run_id, "props": {**run_props, **counts.as_props(),
+                    progress = {"id": run_id, "props": {**run_props, **batch.rows_so_far,
                                                         "batches_done": index + 1,
                                                         "nodes_written": counts.nodes_written + nodes,
                                                         "relationships_written": counts.relationships_written + rels}}  # fmt: skip
