@@ -22,7 +22,7 @@ from kgctl.graph.schema import VERSION_LABEL, check_label, check_relationship_ty
 from kgctl.graph.server import ADMIN_CLASS, ManagedServer, without_stack_frames
 from kgctl.graph.writer import PROPERTY, RESERVED, Provenance
 from kgctl.ingest.base import Lookup
-from kgctl.ingest.pipeline import Counts, batches, check_strict, now, prepare
+from kgctl.ingest.pipeline import Counts, check_strict, now, peak_rss_bytes, prepare, tally
 from kgctl.ingest.readers import ByteCounter
 from kgctl.ingest.records import Edge, Node
 from kgctl.settings import Settings
@@ -48,6 +48,8 @@ def column_type(value: Any) -> str:
 
 
 def cell(value: Any) -> str:
+    if type(value) is int or type(value) is str:  # the common cases first
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -108,6 +110,7 @@ class ImportFiles:
         self.directory = directory
         self.prov = prov
         self.groups: dict[tuple[Any, ...], CsvGroup] = {}
+        self.by_shape: dict[tuple[Any, ...], CsvGroup] = {}  # (keys, value types) → group
         self.seen: dict[str, set[str]] = {}
         self.seen_edges: set[int] = set()  # hashes of (type, start, end): MERGE's one-per-pair rule
         self.nodes = 0
@@ -116,6 +119,10 @@ class ImportFiles:
     def _group(
         self, kind: str, name: str, ends: tuple[str, str] | None, props: dict[str, Any]
     ) -> CsvGroup:
+        fast = (kind, name, ends, tuple(props), tuple(map(type, props.values())))
+        known = self.by_shape.get(fast)
+        if known is not None:
+            return known
         signature = tuple(sorted((k, column_type(v)) for k, v in props.items() if v is not None))
         key = (kind, name, ends, signature)
         if key not in self.groups:
@@ -137,6 +144,7 @@ class ImportFiles:
                 ]
             self.groups[key] = CsvGroup(kind, name, header, [p for p, _ in signature],
                                         self.directory, len(self.groups))  # fmt: skip
+        self.by_shape[fast] = self.groups[key]
         return self.groups[key]
 
     def add_node(self, node: Node) -> None:
@@ -147,7 +155,8 @@ class ImportFiles:
         seen.add(node.id)
         group = self._group("nodes", node.label, None, node.props)
         p = self.prov
-        group.write([node.id, *(cell(node.props.get(k)) for k in group.keys), p.source,
+        props = node.props
+        group.write([node.id, *[cell(props.get(k)) for k in group.keys], p.source,
                      p.source_version, p.ingest_run, p.source, node.label])  # fmt: skip
         self.nodes += 1
 
@@ -161,7 +170,8 @@ class ImportFiles:
             "relationships", edge.type, (edge.start_label, edge.end_label), edge.props
         )
         p = self.prov
-        group.write([edge.start_id, edge.end_id, *(cell(edge.props.get(k)) for k in group.keys),
+        props = edge.props
+        group.write([edge.start_id, edge.end_id, *[cell(props.get(k)) for k in group.keys],
                      p.source, p.source_version, p.ingest_run, edge.type])  # fmt: skip
         self.relationships += 1
 
@@ -212,13 +222,11 @@ def bulk_ingest(
         write_started = time.perf_counter()
         with rejects_path.open("w", encoding="utf-8") as rejects:
             rejects.write("file\tline\tfield\tmessage\traw\n")
-            for batch in batches(prepared.adapter.records(ByteCounter()), 50_000, counts, rejects):
-                for label, nodes in batch.nodes.items():
-                    for node_id, props in nodes.items():
-                        out.add_node(Node(label, node_id, props))
-                for (rel_type, start, end), edges in batch.edges.items():
-                    for (s, t), props in edges:
-                        out.add_edge(Edge(rel_type, start, s, end, t, props))
+            for item in tally(prepared.adapter.records(ByteCounter()), counts, rejects):
+                if isinstance(item, Edge):
+                    out.add_edge(item)
+                elif item is not None:
+                    out.add_node(item)
     csv_seconds = time.perf_counter() - write_started
     arguments = out.arguments()
     server.stop(timeout=120)
@@ -246,7 +254,7 @@ def bulk_ingest(
         rejects_path.unlink()
     shutil.rmtree(work, ignore_errors=True)
     return {**{k: v for k, v in props.items() if k != "file_sha256"}, "run_id": prepared.run_id,
-            "skipped": False, "first_rejects": counts.first_rejects,
+            "skipped": False, "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
             "csv_seconds": round(csv_seconds, 3), "import_seconds": round(import_seconds, 3)}  # fmt: skip
 
 

@@ -7,8 +7,10 @@ import contextlib
 import csv
 import hashlib
 import json
+import resource
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import IO, Any
 
+import pandas as pd
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -29,13 +32,26 @@ from rich.progress import (
 from kgctl import __version__
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
+from kgctl.graph.schema import apply_schema
 from kgctl.graph.writer import Batch, Provenance, write_batch
 from kgctl.ingest.base import Adapter, Lookup, adapter_class
 from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
-from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
+from kgctl.ingest.records import Edge, Node, Record, RowDone
 from kgctl.output import stderr
 
 DEFAULT_BATCH = 10_000
+# What a malformed file can raise from inside a parser (CSV, pandas, gzip, HDF5 readers).
+PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    UnicodeDecodeError, csv.Error, EOFError, zlib.error, pd.errors.ParserError,
+    pd.errors.EmptyDataError, OSError,
+)  # fmt: skip
+
+
+def unreadable(files: list[FileFacts], exc: BaseException) -> KgctlError:
+    names = ", ".join(f.path.name for f in files)
+    return KgctlError(f"cannot parse {names}: {type(exc).__name__}: {exc}")
+
+
 SHOWN_REJECTS = 5
 
 
@@ -75,7 +91,10 @@ def prepare(source: str, files: list[Path], options: dict[str, Any], lookup: Loo
     cls = adapter_class(source)
     facts = [check_file(Path(f)) for f in files]
     adapter = cls([f.path for f in facts], options, lookup)
-    adapter.validate()
+    try:
+        adapter.validate()
+    except PARSE_ERRORS as exc:
+        raise unreadable(facts, exc) from exc
     shown = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(adapter.opts.items())}
     shown = {k: (str(v) if isinstance(v, Path) else v) for k, v in shown.items()}
     identity = {
@@ -88,17 +107,15 @@ def prepare(source: str, files: list[Path], options: dict[str, Any], lookup: Loo
     return Prepared(adapter, facts, f"ingest-{cls.name}-{key[:16]}", key, shown)
 
 
-def batches(
-    records: Iterator[Record], batch_size: int, counts: Counts, rejects: IO[str] | None
-) -> Iterator[Batch]:
-    """Group records into batches that end on a row boundary; count rows; write rejects."""
+def tally(
+    records: Iterator[Record], counts: Counts, rejects: IO[str] | None
+) -> Iterator[Node | Edge | None]:
+    """Count rows and write rejects; pass nodes and relationships on, and None at each row end
+    (where a batch may close)."""
     writer = csv.writer(rejects, delimiter="\t", lineterminator="\n") if rejects else None
-    batch = Batch()
     for record in records:
-        if isinstance(record, Node):
-            batch.add_node(record)
-        elif isinstance(record, Edge):
-            batch.add_edge(record)
+        if isinstance(record, Node | Edge):
+            yield record
         elif isinstance(record, RowDone):
             counts.rows_read += 1
             if record.status == "loaded":
@@ -107,11 +124,8 @@ def batches(
                 counts.rows_duplicate += 1
             else:
                 counts.rows_filtered += 1
-            if batch.size >= batch_size:
-                batch.freeze(counts.as_props())
-                yield batch
-                batch = Batch()
-        elif isinstance(record, Reject):
+            yield None
+        else:
             counts.rows_read += 1
             counts.rows_rejected += 1
             if len(counts.first_rejects) < SHOWN_REJECTS:
@@ -119,6 +133,22 @@ def batches(
             if writer:
                 writer.writerow([record.file, record.line, record.field, record.message,
                                  record.raw.rstrip("\r\n")[:1000]])  # fmt: skip
+
+
+def batches(
+    records: Iterator[Record], batch_size: int, counts: Counts, rejects: IO[str] | None
+) -> Iterator[Batch]:
+    """Group records into batches that end on a row boundary."""
+    batch = Batch()
+    for item in tally(records, counts, rejects):
+        if isinstance(item, Node):
+            batch.add_node(item)
+        elif isinstance(item, Edge):
+            batch.add_edge(item)
+        elif batch.size >= batch_size:
+            batch.freeze(counts.as_props())
+            yield batch
+            batch = Batch()
     if batch.size:
         batch.freeze(counts.as_props())
         yield batch
@@ -189,6 +219,7 @@ def ingest(
 ) -> dict[str, Any]:
     """Ingest `files` as `source`; the summary has the counts, the run id and the rejects file."""
     started = time.perf_counter()
+    apply_schema(conn)  # constraints first: every MERGE below is an index seek
     prepared = prepare(source, files, options or {}, Lookup(conn.query))
     adapter, run_id = prepared.adapter, prepared.run_id
     previous = existing_run(conn, run_id)
@@ -248,6 +279,11 @@ def ingest(
     except KeyboardInterrupt:
         mark(conn, run_id, "interrupted", counts, started, run_props)
         raise
+    except PARSE_ERRORS as exc:
+        mark(conn, run_id, "failed", counts, started, run_props)
+        if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
+            raise  # a real I/O problem (disk full, permissions), not a malformed file
+        raise unreadable(prepared.facts, exc) from exc
     except Exception:
         mark(conn, run_id, "failed", counts, started, run_props)
         raise
@@ -256,7 +292,12 @@ def ingest(
     mark(conn, run_id, "completed", counts, started, run_props)
     result = summary_of(existing_run(conn, run_id) or {})
     return {**result, "skipped": False, "resumed_from_batch": resume_from,
-            "first_rejects": counts.first_rejects}  # fmt: skip
+            "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def check_strict(prepared: Prepared, rejects_path: Path, batch_size: int) -> None:
@@ -264,8 +305,11 @@ def check_strict(prepared: Prepared, rejects_path: Path, batch_size: int) -> Non
     counts = Counts()
     with rejects_path.open("w", encoding="utf-8") as rejects:
         rejects.write("file\tline\tfield\tmessage\traw\n")
-        for _ in batches(prepared.adapter.records(ByteCounter()), batch_size, counts, rejects):
-            pass
+        try:
+            for _ in tally(prepared.adapter.records(ByteCounter()), counts, rejects):
+                pass
+        except PARSE_ERRORS as exc:
+            raise unreadable(prepared.facts, exc) from exc
     if counts.rows_rejected:
         raise KgctlError(
             f"--strict: {counts.rows_rejected:,} of {counts.rows_read:,} rows are invalid, so nothing "

@@ -199,3 +199,12 @@ def test_cli_reports_one_line_without_traceback(
     out = json.loads(proc.stdout)
     assert proc.returncode == 0 and out["rows_rejected"] == 1 and out["relationships_written"] == 1
     assert shutil.which("kgctl") or True
+
+
+def test_unparseable_table_is_one_error(graph: Connection, tmp_path: Path) -> None:
+    bad = tmp_path / "matrix.csv"
+    bad.write_bytes(b"gene,s1,s2\nTP53,1.0,2.0\nEGFR,\xff\xfe,3.0\n")
+    before = graph_counts(graph)
+    with pytest.raises(KgctlError, match=r"cannot parse matrix.csv: UnicodeDecodeError"):
+        run(graph, "expression", [bad], tmp_path)
+    assert graph_counts(graph) == before

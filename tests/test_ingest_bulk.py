@@ -19,11 +19,15 @@ def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_pat
     mols = shared_data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"
     h5ad = generators.perturbseq_h5ad(tmp_path / "K562_bulk.h5ad", n_perturbations=12, n_readout=20)
     start_managed(spare_server.settings)
-    result = bulk_ingest(spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej")
+    result = bulk_ingest(
+        spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej"
+    )
     assert result["mode"] == "bulk" and result["status"] == "completed"
     with spare_server.connect() as conn:
         bulk = graph_counts(conn)
-        row = conn.query("MATCH (m:Molecule)-[r:TARGETS]->(g:Gene) RETURN properties(m) AS m, properties(r) AS r LIMIT 1")[0]
+        row = conn.query(
+            "MATCH (m:Molecule)-[r:TARGETS]->(g:Gene) RETURN properties(m) AS m, properties(r) AS r LIMIT 1"
+        )[0]
         assert row["r"]["source"] == "molecules" and row["r"]["ingest_run"] == result["run_id"]
         assert isinstance(row["m"]["fingerprint"], bytes) and len(row["m"]["fingerprint"]) == 256
         assert row["m"]["sources"] == ["molecules"]
@@ -35,6 +39,7 @@ def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_pat
         online = graph_counts(conn)
     assert online["Molecule"] == bulk["Molecule"] and online["TARGETS"] == bulk["TARGETS"]
     assert online["IngestRun"] == 2 and online["PERTURBS"] == 12
-    with pytest.raises(KgctlError, match=r"--bulk needs an empty database; this one has [\d,]+ nodes"):
+    with pytest.raises(
+        KgctlError, match=r"--bulk needs an empty database; this one has [\d,]+ nodes"
+    ):
         bulk_ingest(spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej")
-

@@ -119,3 +119,27 @@ def test_expression_both_orientations(graph: Connection, tmp_path: Path) -> None
     )
     gene = graph.query("MATCH (g:Gene {id: 'EGFR'}) RETURN g.expression_c AS v")[0]["v"]
     assert gene == [4.0, 5.0, 6.0]
+
+
+def test_molecules_smi_and_sdf(graph: Connection, tmp_path: Path) -> None:
+    from rdkit import Chem
+
+    smiles = {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "caffeine": "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+              "ethanol": "OCC"}  # fmt: skip
+    smi = tmp_path / "set.smi"
+    smi.write_text("".join(f"{s} {n}\n" for n, s in smiles.items()) + "not_a_smiles broken\n")
+    sdf = tmp_path / "set.sdf"
+    writer = Chem.SDWriter(str(sdf))
+    for name, s in smiles.items():
+        mol = Chem.MolFromSmiles(s)
+        mol.SetProp("_Name", name)
+        writer.write(mol)
+    writer.close()
+    sdf.write_text(sdf.read_text() + "garbage\n  no atoms here\nM  END\n$$$$\n")
+    result = run(graph, "molecules", [smi, sdf], tmp_path)
+    assert result["rows_read"] == 8 and result["rows_rejected"] == 2
+    assert graph_counts(graph)["Molecule"] == 3  # the same three structures from both files
+    assert result["first_rejects"][0] == "set.smi:4: field 'smiles': invalid SMILES 'not_a_smiles'"
+    assert result["first_rejects"][1].startswith("set.sdf:")
+    names = {r["n"] for r in graph.query("MATCH (m:Molecule) RETURN m.name AS n")}
+    assert names == set(smiles)
