@@ -475,10 +475,15 @@ def _is_zombie(pid: int) -> bool:
     """An exited process that another parent has not reaped yet (e.g. a server started by a
     long-lived Python process and stopped by another): it is gone for our purposes."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+    except (OSError, ValueError):
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+    # A JVM's main thread can be a zombie while its other threads still run (and hold ports).
+    return status.get("State", "").strip().startswith("Z") and status.get(
+        "Threads", ""
+    ).strip() in {"0", "1"}
 
 
 def _is_server_process(pid: int, home: Path) -> bool:

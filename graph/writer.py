@@ -161,7 +161,7 @@ def write_batch(
             if kind == "sources":
                 tx.run(cypher, ids=[r[0] for r in rows], source=prov.source).consume()
                 continue
-            written = int(tx.run(cypher, rows=rows, **params).single(strict=True)["n"])
+            written = int(tx.run(cypher, {"rows": rows, **params}).single(strict=True)["n"])
             if kind == "node":
                 nodes += written
             elif written < len(rows):

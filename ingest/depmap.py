@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,9 +150,9 @@ class DepMapAdapter(Adapter):
                            units=units, vector_property=prop, vector_label="Gene")  # fmt: skip
         matrix = np.vstack(rows).T  # genes × cell lines
         for (_, symbol, entrez), vector in zip(genes, matrix, strict=True):
-            values = [float(v) if not math.isnan(v) else math.nan for v in vector.tolist()]
+            series = vector.astype(np.float64).tolist()  # NaN where the screen has no value
             yield Node(
                 "Gene",
                 symbol,
-                {"entrez_id": entrez, prop: values, f"{prop}_dataset": f"DepMap {kind}@{version}"},
+                {"entrez_id": entrez, prop: series, f"{prop}_dataset": f"DepMap {kind}@{version}"},
             )

@@ -179,7 +179,7 @@ class ExpressionAdapter(Adapter):
         kept_samples = [samples[i] for i in ok_rows]
         if self.opts["mode"] == "profiles":
             yield dataset_node(dataset, version, kind="expression", features=symbols, axis="genes",
-                               units=self.opts["units"], vector_property="features",
+                               units=str(self.opts["units"]), vector_property="features",
                                vector_label="ExpressionProfile")  # fmt: skip
             for sample, vector in zip(kept_samples, good, strict=True):
                 yield Node("ExpressionProfile", f"{dataset}:{sample}", clean_props({
@@ -189,7 +189,7 @@ class ExpressionAdapter(Adapter):
             return
         prop = f"expression_{slug(dataset)}"
         yield dataset_node(dataset, version, kind="expression", features=kept_samples, axis="samples",
-                           units=self.opts["units"], vector_property=prop, vector_label="Gene")  # fmt: skip
+                           units=str(self.opts["units"]), vector_property=prop, vector_label="Gene")  # fmt: skip
         for sample in kept_samples:
             del sample
             yield RowDone()

@@ -23,7 +23,7 @@ from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
 
-RDLogger.DisableLog("rdApp.*")  # invalid SMILES become rejects with their own message
+RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # invalid SMILES become rejects with their own message
 MORGAN_RADIUS = 2
 MORGAN_BITS = 2048
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "SMILES", "Smiles", "canonical_SMILES")
@@ -37,7 +37,7 @@ _GENERATOR = rdFingerprintGenerator.GetMorganGenerator(radius=MORGAN_RADIUS, fpS
 
 def describe(mol: Chem.Mol) -> tuple[str, str, bytes] | None:
     """(InChIKey, canonical SMILES, packed Morgan bits), or None when RDKit cannot make an InChIKey."""
-    key = Chem.MolToInchiKey(mol)
+    key = Chem.MolToInchiKey(mol)  # type: ignore[no-untyped-call]
     if not key:
         return None
     bits = _GENERATOR.GetFingerprintAsNumPy(mol).astype(np.uint8)
@@ -45,7 +45,7 @@ def describe(mol: Chem.Mol) -> tuple[str, str, bytes] | None:
 
 
 _PARAMS = Chem.SmilesParserParams()
-_PARAMS.strictCXSMILES = False  # keep the structure when a CXSMILES extension is not understood
+_PARAMS.strictCXSMILES = False  # type: ignore[assignment]  # keep the structure when a CXSMILES extension is not understood
 
 
 def parse_smiles(smiles: str) -> Chem.Mol | None:

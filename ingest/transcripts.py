@@ -150,7 +150,9 @@ class TranscriptsAdapter(Adapter):
 
     def _fasta(self, path: Path, handle: IO[str], structures: dict[str, Structure],
                ensembl_to_gene: dict[str, str]) -> Iterator[Record]:  # fmt: skip
-        header, header_line, chunks = None, 0, []
+        header: str | None = None
+        header_line = 0
+        chunks: list[str] = []
         for number, line in enumerate(handle, 1):
             if line.startswith(">"):
                 if header is not None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from kgctl.ingest.download import RELEASES, fetch, resolve
 from kgctl.output import Result, json_command, stderr
@@ -45,11 +52,9 @@ def download(release: str, out_dir: Path, files: tuple[str, ...], mirror: str | 
     with Progress(*columns, console=stderr, transient=True) as bar:
         for remote in remotes:
             task = bar.add_task(remote.name, total=remote.size)
-            results.append(
-                fetch(
-                    remote,
-                    out_dir,
-                    lambda done, total, t=task: bar.update(t, completed=done, total=total),
-                )
-            )
+
+            def advance(done: int, total: int | None, task: TaskID = task) -> None:
+                bar.update(task, completed=done, total=total)
+
+            results.append(fetch(remote, out_dir, advance))
     return {"release": release, "description": RELEASES[release].description, "files": results}
