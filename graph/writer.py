@@ -178,11 +178,3 @@ def write_batch(
 
     with conn.driver.session(database=conn.database) as session:
         return session.execute_write(work)
-
-
-def merge_nodes(conn: Connection, nodes: Iterable[Node], prov: Provenance) -> int:
-    """Write a small set of nodes in one transaction (metadata such as Dataset nodes)."""
-    batch = Batch()
-    for node in nodes:
-        batch.add_node(node)
-    return write_batch(conn, batch, prov)[0]

@@ -15,7 +15,6 @@ from kgctl.ingest.readers import ByteCounter
 from kgctl.ingest.records import Record
 
 GENE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-._@/:]*$")
-SPECIES = {"9606": "9606", "human": "9606", "10090": "10090", "mouse": "10090"}
 
 
 @dataclass(frozen=True)

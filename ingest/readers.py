@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -122,12 +121,6 @@ def _count_lines(path: Path, limit: int) -> int:
             seen += len(data)
             lines += data.count(b"\n")
     return lines + 1
-
-
-def numbered_lines(handle: IO[str], start: int = 1) -> Iterator[tuple[int, str]]:
-    """(line number, line without its newline) pairs."""
-    for number, line in enumerate(handle, start):
-        yield number, line.rstrip("\r\n")
 
 
 def sniff_delimiter(header: str, path: Path) -> str:
