@@ -5,7 +5,6 @@ every later load goes through the online, idempotent path."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
 import subprocess
@@ -22,7 +21,15 @@ from kgctl.graph.schema import VERSION_LABEL, check_label, check_relationship_ty
 from kgctl.graph.server import ADMIN_CLASS, ManagedServer, without_stack_frames
 from kgctl.graph.writer import PROPERTY, RESERVED, Provenance
 from kgctl.ingest.base import Lookup
-from kgctl.ingest.pipeline import Counts, check_strict, now, peak_rss_bytes, prepare, tally
+from kgctl.ingest.pipeline import (
+    Counts,
+    check_strict,
+    now,
+    peak_rss_bytes,
+    prepare,
+    summary_of,
+    tally,
+)
 from kgctl.ingest.readers import ByteCounter
 from kgctl.ingest.records import Edge, Node
 from kgctl.settings import Settings
@@ -200,6 +207,7 @@ def bulk_ingest(
         )
     server = ManagedServer.from_settings(settings)
     started = time.perf_counter()
+    started_at = now()
     start_managed(settings, on_wait=on_wait)
     with open_managed(server, settings.neo4j.database) as conn:
         label = VERSION_LABEL
@@ -238,23 +246,18 @@ def bulk_ingest(
         start_managed(settings, on_wait=on_wait)  # back up, on the import or the empty store
     with open_managed(server, settings.neo4j.database) as conn:
         props = {
-            "source": prepared.adapter.source_label, "adapter": prepared.adapter.name,
-            "source_version": prepared.adapter.source_version(),
-            "files": [str(f.path) for f in prepared.facts],
-            "file_sha256": [f.sha256 for f in prepared.facts],
-            "sha256": prepared.facts[0].sha256 if len(prepared.facts) == 1 else prepared.key,
-            "options": json.dumps(prepared.options, sort_keys=True), "mode": "bulk", "status": "completed",
-            "finished_at": now(), "seconds": round(time.perf_counter() - started, 3),
-            "rejects_file": str(rejects_path) if counts.rows_rejected else None,
-            **counts.as_props(), "nodes_written": out.nodes, "relationships_written": out.relationships,
+            **prepared.run_props(mode="bulk", strict=strict, rejects_path=rejects_path),
+            "status": "completed", "started_at": started_at, "finished_at": now(),
+            "seconds": round(time.perf_counter() - started, 3), **counts.as_props(),
+            "nodes_written": out.nodes, "relationships_written": out.relationships,
         }  # fmt: skip
         conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props",
                    {"id": prepared.run_id, "props": props}, write=True)  # fmt: skip
     if not counts.rows_rejected:
         rejects_path.unlink()
     shutil.rmtree(work, ignore_errors=True)
-    return {**{k: v for k, v in props.items() if k != "file_sha256"}, "run_id": prepared.run_id,
-            "skipped": False, "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
+    return {**summary_of({"id": prepared.run_id, **props}), "skipped": False,
+            "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
             "csv_seconds": round(csv_seconds, 3), "import_seconds": round(import_seconds, 3)}  # fmt: skip
 
 

@@ -85,6 +85,23 @@ class Prepared:
     def provenance(self) -> Provenance:
         return Provenance(self.adapter.source_label, self.adapter.source_version(), self.run_id)
 
+    def run_props(self, *, mode: str, strict: bool, rejects_path: Path) -> dict[str, Any]:
+        """What the IngestRun node records about the inputs, whichever path loads them."""
+        return {
+            "source": self.adapter.source_label,
+            "adapter": self.adapter.name,
+            "source_version": self.adapter.source_version(),
+            "files": [str(f.path) for f in self.facts],
+            "file_sha256": [f.sha256 for f in self.facts],
+            "sha256": self.facts[0].sha256 if len(self.facts) == 1 else self.key,
+            "options": json.dumps(self.options, sort_keys=True),
+            "parser_version": self.adapter.parser_version,
+            "kgctl_version": __version__,
+            "strict": strict,
+            "mode": mode,
+            "rejects_file": str(rejects_path),
+        }
+
 
 def prepare(source: str, files: list[Path], options: dict[str, Any], lookup: Lookup) -> Prepared:
     """Check every file (exists, not empty, gzip intact), build and validate the adapter."""
@@ -236,20 +253,9 @@ def ingest(
     if previous and previous.get("status") != "completed" and not force:
         resume_from = int(previous.get("batches_done", 0))
     run_props = {
-        "source": adapter.source_label,
-        "adapter": adapter.name,
-        "source_version": adapter.source_version(),
-        "files": [str(f.path) for f in prepared.facts],
-        "file_sha256": [f.sha256 for f in prepared.facts],
-        "sha256": prepared.facts[0].sha256 if len(prepared.facts) == 1 else prepared.key,
-        "options": json.dumps(prepared.options, sort_keys=True),
-        "parser_version": adapter.parser_version,
-        "kgctl_version": __version__,
-        "strict": strict,
-        "mode": "online",
+        **prepared.run_props(mode="online", strict=strict, rejects_path=rejects_path),
         "status": "running",
         "started_at": now(),
-        "rejects_file": str(rejects_path),
     }
     # The IngestRun node is written with the first batch, in its transaction: a run that fails
     # before writing anything leaves no trace in the graph.

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
+import kgctl.ingest  # noqa: F401  (importing the package registers every adapter)
 from kgctl.graph.connection import connect
-from kgctl.ingest.base import ADAPTERS, Adapter, adapter_class
+from kgctl.ingest.base import ADAPTERS, Adapter
 from kgctl.ingest.pipeline import DEFAULT_BATCH, ingest
 from kgctl.output import Result, json_command, spinner
 from kgctl.settings import load_settings
@@ -90,7 +91,6 @@ def _command(cls: type[Adapter]) -> click.Command:
 
 
 def register_ingest_commands() -> click.Group:
-    adapter_class("string")  # imports kgctl.ingest, which registers every adapter
     for name in sorted(ADAPTERS):
         ingest_group.add_command(_command(ADAPTERS[name]))
     return ingest_group
