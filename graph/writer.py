@@ -18,7 +18,7 @@ from neo4j import ManagedTransaction
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import check_label, check_relationship_type
-from kgctl.ingest.records import Edge, Node
+from kgctl.ingest.records import Edge, EdgeBlock, Node
 
 PROPERTY = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED = {"id", "source", "sources", "source_version", "ingest_run"}
@@ -100,8 +100,9 @@ class Batch:
         self.edges: dict[tuple[str, str, str], list[tuple[tuple[str, str], dict[str, Any]]]] = (
             defaultdict(list)
         )
+        self.blocks: list[EdgeBlock] = []
         self.size = 0
-        self._statements: list[tuple[str, str, list[list[Any]]]] | None = None
+        self._statements: list[tuple[str, str, Sequence[Sequence[Any]]]] | None = None
         self.rows_so_far: dict[str, int] = {}
 
     def add_node(self, node: Node) -> None:
@@ -117,10 +118,15 @@ class Batch:
         self.edges[key].append(((edge.start_id, edge.end_id), edge.props))
         self.size += 1
 
+    def add_edge_block(self, block: EdgeBlock) -> None:
+        if len(block):
+            self.blocks.append(block)
+            self.size += len(block)
+
     def counts(self) -> tuple[int, int]:
         return (
             sum(len(v) for v in self.nodes.values()),
-            sum(len(v) for v in self.edges.values()),
+            sum(len(v) for v in self.edges.values()) + sum(len(b) for b in self.blocks),
         )
 
     def freeze(self, rows_so_far: dict[str, int] | None = None) -> None:
@@ -129,11 +135,11 @@ class Batch:
         self._statements = self.statements()
         self.rows_so_far = dict(rows_so_far or {})
 
-    def statements(self) -> list[tuple[str, str, list[list[Any]]]]:
+    def statements(self) -> list[tuple[str, str, Sequence[Sequence[Any]]]]:
         """(kind, Cypher, rows) in write order: nodes, then relationships."""
         if self._statements is not None:
             return self._statements
-        out: list[tuple[str, str, list[list[Any]]]] = []
+        out: list[tuple[str, str, Sequence[Sequence[Any]]]] = []
         for label, nodes in self.nodes.items():
             keys, rows = _as_lists(((node_id,), props) for node_id, props in nodes.items())
             out.append(("node", node_statement(label, keys), rows))
@@ -141,7 +147,21 @@ class Batch:
         for (rel_type, start, end), edges in self.edges.items():
             keys, rows = _as_lists(edges)
             out.append(("edge", edge_statement(rel_type, start, end, keys), rows))
+        for block in self.blocks:
+            cypher = edge_statement(
+                block.type, block.start_label, block.end_label, sorted(block.props)
+            )
+            out.append(("edge", cypher, block.as_rows()))
         return out
+
+
+# The batch indexes committed so far: concurrent writers commit out of order, and a resumed run
+# skips exactly these.
+PROGRESS = (
+    "MERGE (r:IngestRun {id: $id}) SET r += $props "
+    "SET r.batches_committed = coalesce(r.batches_committed, []) + $index "
+    "SET r.batches_done = size(r.batches_committed)"
+)
 
 
 def write_batch(
@@ -150,8 +170,9 @@ def write_batch(
     prov: Provenance,
     progress: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
-    """Write one batch in one transaction, plus (optionally) the run's progress in the same one, so
-    a resumed run knows exactly which batches committed. Returns (nodes, relationships) written."""
+    """Write one batch in one transaction, plus (optionally) the run's progress in the same one
+    (`progress`: id, index, props), so a resumed run knows exactly which batches committed.
+    Returns (nodes, relationships) written."""
     statements = batch.statements()
     params = prov.params()
 
@@ -172,8 +193,7 @@ def write_batch(
             else:  # more rows than sent: parallel relationships already in the graph matched
                 rels += len(rows)
         if progress is not None:
-            tx.run("MERGE (r:IngestRun {id: $id}) SET r += $props", id=progress["id"],
-                   props=progress["props"]).consume()  # fmt: skip
+            tx.run(PROGRESS, progress).consume()
         return nodes, rels
 
     with conn.driver.session(database=conn.database) as session:

@@ -7,11 +7,14 @@ import contextlib
 import csv
 import hashlib
 import json
+import logging
 import resource
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,10 +39,30 @@ from kgctl.graph.schema import apply_schema
 from kgctl.graph.writer import Batch, Provenance, write_batch
 from kgctl.ingest.base import Adapter, Lookup, adapter_class
 from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
-from kgctl.ingest.records import Edge, Node, Record, RowDone
+from kgctl.ingest.records import Edge, EdgeBlock, Node, Record, RowDone
 from kgctl.output import stderr
 
 DEFAULT_BATCH = 10_000
+DEFAULT_WRITERS = 2
+
+
+class RetryCounter(logging.Filter):
+    """Counts the driver's "will be retried" warnings (deadlocks between concurrent writers) and
+    keeps them off the user's terminal: they are expected, and the summary reports how many."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "will be retried" in record.getMessage():
+            self.count += 1
+            return False
+        return True
+
+
+RETRIES = RetryCounter()
+logging.getLogger("neo4j.session").addFilter(RETRIES)
 # What a malformed file can raise from inside a parser (CSV, pandas, gzip, HDF5 readers).
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
     UnicodeDecodeError, csv.Error, EOFError, zlib.error, pd.errors.ParserError,
@@ -126,13 +149,20 @@ def prepare(source: str, files: list[Path], options: dict[str, Any], lookup: Loo
 
 def tally(
     records: Iterator[Record], counts: Counts, rejects: IO[str] | None
-) -> Iterator[Node | Edge | None]:
+) -> Iterator[Node | Edge | EdgeBlock | None]:
     """Count rows and write rejects; pass nodes and relationships on, and None at each row end
     (where a batch may close)."""
     writer = csv.writer(rejects, delimiter="\t", lineterminator="\n") if rejects else None
     for record in records:
         if isinstance(record, Node | Edge):
             yield record
+        elif isinstance(record, EdgeBlock):
+            counts.rows_read += sum(record.rows.values())
+            counts.rows_loaded += record.rows.get("loaded", 0)
+            counts.rows_duplicate += record.rows.get("duplicate", 0)
+            counts.rows_filtered += record.rows.get("filtered", 0)
+            yield record
+            yield None
         elif isinstance(record, RowDone):
             counts.rows_read += 1
             if record.status == "loaded":
@@ -155,13 +185,24 @@ def tally(
 def batches(
     records: Iterator[Record], batch_size: int, counts: Counts, rejects: IO[str] | None
 ) -> Iterator[Batch]:
-    """Group records into batches that end on a row boundary."""
+    """Group records into batches that end on a row boundary (a large EdgeBlock is split into
+    batch-sized parts; its rows count with the last part)."""
     batch = Batch()
     for item in tally(records, counts, rejects):
         if isinstance(item, Node):
             batch.add_node(item)
         elif isinstance(item, Edge):
             batch.add_edge(item)
+        elif isinstance(item, EdgeBlock):
+            start = 0
+            while len(item) - start > batch_size - batch.size:
+                stop = start + max(batch_size - batch.size, 0)
+                batch.add_edge_block(item.part(start, stop))
+                batch.freeze(counts.as_props())
+                yield batch
+                batch = Batch()
+                start = stop
+            batch.add_edge_block(item.part(start, len(item)))
         elif batch.size >= batch_size:
             batch.freeze(counts.as_props())
             yield batch
@@ -231,10 +272,16 @@ def ingest(
     strict: bool = False,
     force: bool = False,
     batch_size: int = DEFAULT_BATCH,
+    writers: int = DEFAULT_WRITERS,
     rejects_dir: Path,
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Ingest `files` as `source`; the summary has the counts, the run id and the rejects file."""
+    """Ingest `files` as `source`; the summary has the counts, the run id and the rejects file.
+
+    Batches with nodes are written one at a time, in order; batches of relationships only (their
+    pairs are distinct) go to `writers` concurrent transactions, which a re-load needs to use
+    both of Neo4j's cores. A first load may deadlock on a shared node: the driver retries the
+    batch, and the rest of the run goes one batch at a time."""
     started = time.perf_counter()
     apply_schema(conn)  # constraints first: every MERGE below is an index seek
     prepared = prepare(source, files, options or {}, Lookup(conn.query))
@@ -249,9 +296,9 @@ def ingest(
     if strict:
         check_strict(prepared, rejects_path, batch_size)
 
-    resume_from = 0
+    committed: set[int] = set()
     if previous and previous.get("status") != "completed" and not force:
-        resume_from = int(previous.get("batches_done", 0))
+        committed = set(previous.get("batches_committed") or range(previous.get("batches_done", 0)))
     run_props = {
         **prepared.run_props(mode="online", strict=strict, rejects_path=rejects_path),
         "status": "running",
@@ -263,25 +310,47 @@ def ingest(
     counter = ByteCounter()
     total = sum(f.size for f in prepared.facts)
     prov = prepared.provenance
+    retries = RETRIES.count
     try:
         with (
             rejects_path.open("w", encoding="utf-8") as rejects,
             progress_bar(total, f"ingest {adapter.name}", show_progress) as bar,
+            ThreadPoolExecutor(max(writers, 1), thread_name_prefix="kgctl-write") as pool,
         ):
             rejects.write("file\tline\tfield\tmessage\traw\n")
+            inflight: deque[Future[tuple[int, int]]] = deque()
+
+            def settle(limit: int) -> None:
+                while len(inflight) > limit:
+                    nodes, rels = inflight.popleft().result()
+                    counts.nodes_written += nodes
+                    counts.relationships_written += rels
+
             stream = prefetch(batches(adapter.records(counter), batch_size, counts, rejects))
             for index, batch in enumerate(stream):
-                nodes, rels = batch.counts()
-                if index >= resume_from:
-                    progress = {"id": run_id, "props": {**run_props, **batch.rows_so_far,
-                                                        "batches_done": index + 1,
-                                                        "nodes_written": counts.nodes_written + nodes,
-                                                        "relationships_written": counts.relationships_written + rels}}  # fmt: skip
-                    nodes, rels = write_batch(conn, batch, prov, progress)
-                counts.nodes_written += nodes
-                counts.relationships_written += rels
                 counts.batches_done = index + 1
+                if index in committed:
+                    nodes, rels = batch.counts()
+                    counts.nodes_written += nodes
+                    counts.relationships_written += rels
+                    continue
+                progress = {
+                    "id": run_id,
+                    "index": index,
+                    "props": {**run_props, **batch.rows_so_far},
+                }
+                # After a deadlock (a first load whose batches share nodes), one at a time.
+                concurrent = writers > 1 and RETRIES.count == retries
+                if batch.nodes or not concurrent:  # nodes: alone and in order, after all before
+                    settle(0)
+                    nodes, rels = write_batch(conn, batch, prov, progress)
+                    counts.nodes_written += nodes
+                    counts.relationships_written += rels
+                else:  # relationships only: up to `writers` batches at once
+                    settle(writers - 1)
+                    inflight.append(pool.submit(write_batch, conn, batch, prov, progress))
                 bar.update(bar.task_ids[0], completed=counter.done)
+            settle(0)
     except KeyboardInterrupt:
         mark(conn, run_id, "interrupted", counts, started, run_props)
         raise
@@ -297,8 +366,9 @@ def ingest(
         rejects_path.unlink()
     mark(conn, run_id, "completed", counts, started, run_props)
     result = summary_of(existing_run(conn, run_id) or {})
-    return {**result, "skipped": False, "resumed_from_batch": resume_from,
-            "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+    return {**result, "skipped": False, "batches_resumed": len(committed), "writers": writers,
+            "deadlock_retries": RETRIES.count - retries, "first_rejects": counts.first_rejects,
+            "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
 
 
 def peak_rss_bytes() -> int:
@@ -333,7 +403,7 @@ def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: fl
                              "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
     verb = "MATCH"
     if status == "completed":
-        props = {**run_props, **counts.as_props(), **props}
+        props = {**run_props, **counts.as_props(), **props, "batches_committed": None}
         verb = "MERGE"
     try:
         conn.query(f"{verb} (r:IngestRun {{id: $id}}) SET r += $props", {"id": run_id, "props": props},

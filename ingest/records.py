@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 Props = dict[str, Any]
 
 
@@ -31,6 +34,36 @@ class Edge:
 
 
 @dataclass(slots=True)
+class EdgeBlock:
+    """Many relationships of one type as columns: the fast path for large edge lists (STRING).
+    Pairs are unique within the run (the adapter deduplicates), and `rows` counts the input rows
+    the block stands for by status (`loaded`, `filtered`, `duplicate`), so no `RowDone` follows."""
+
+    type: str
+    start_label: str
+    end_label: str
+    start_ids: pa.Array  # strings
+    end_ids: pa.Array
+    props: dict[str, np.ndarray]  # property → one value per relationship
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.start_ids)
+
+    def part(self, start: int, stop: int) -> EdgeBlock:
+        """Relationships [start, stop) (rows are not split: they stay with the whole block)."""
+        props = {k: v[start:stop] for k, v in self.props.items()}
+        ids = self.start_ids[start:stop], self.end_ids[start:stop]
+        return EdgeBlock(self.type, self.start_label, self.end_label, *ids, props)
+
+    def as_rows(self) -> list[tuple[Any, ...]]:
+        """(start, end, *props in sorted key order) per relationship, for UNWIND."""
+        columns = [self.start_ids.to_pylist(), self.end_ids.to_pylist()]
+        columns += [self.props[k].tolist() for k in sorted(self.props)]
+        return list(zip(*columns, strict=True))
+
+
+@dataclass(slots=True)
 class Reject:
     """A row that failed validation: where it is (file, line, field) and why."""
 
@@ -52,4 +85,4 @@ class RowDone:
     status: str = "loaded"
 
 
-Record = Node | Edge | Reject | RowDone
+Record = Node | Edge | EdgeBlock | Reject | RowDone

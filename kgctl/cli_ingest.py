@@ -10,7 +10,7 @@ import click
 import kgctl.ingest  # noqa: F401  (importing the package registers every adapter)
 from kgctl.graph.connection import connect
 from kgctl.ingest.base import ADAPTERS, Adapter
-from kgctl.ingest.pipeline import DEFAULT_BATCH, ingest
+from kgctl.ingest.pipeline import DEFAULT_BATCH, DEFAULT_WRITERS, ingest
 from kgctl.output import Result, json_command, spinner
 from kgctl.settings import load_settings
 
@@ -46,8 +46,8 @@ def ingest_group() -> None:
 
 
 def _command(cls: type[Adapter]) -> click.Command:
-    def run(files: tuple[Path, ...], strict: bool, force: bool, batch_size: int, bulk: bool,
-            rejects_dir: Path | None, **options: Any) -> Result:  # fmt: skip
+    def run(files: tuple[Path, ...], strict: bool, force: bool, batch_size: int, writers: int,
+            bulk: bool, rejects_dir: Path | None, **options: Any) -> Result:  # fmt: skip
         settings = load_settings()
         rejects = rejects_dir or settings.paths.data_dir / "rejects"
         if bulk:
@@ -59,7 +59,8 @@ def _command(cls: type[Adapter]) -> click.Command:
             conn = connect(settings, on_wait=update)
         with conn:
             return ingest(conn, cls.name, list(files), options, strict=strict, force=force,
-                          batch_size=batch_size, rejects_dir=rejects, show_progress=True)  # fmt: skip
+                          batch_size=batch_size, writers=writers, rejects_dir=rejects,
+                          show_progress=True)  # fmt: skip
 
     command = json_command(_render)(run)
     for opt in reversed(cls.options):
@@ -79,6 +80,9 @@ def _command(cls: type[Adapter]) -> click.Command:
                      help="Ingest again even if these files were already ingested."),
         click.option("--batch-size", type=click.IntRange(1, 500_000), default=DEFAULT_BATCH,
                      show_default=True, help="Rows per transaction."),
+        click.option("--writers", type=click.IntRange(1, 64), default=DEFAULT_WRITERS,
+                     show_default=True,
+                     help="Concurrent transactions for relationship-only batches."),
         click.option("--bulk", is_flag=True,
                      help="First load into an empty database with neo4j-admin import (managed server)."),
         click.option("--rejects-dir", type=click.Path(path_type=Path),

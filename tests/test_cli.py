@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
+from kgctl.graph.schema import SCHEMA_VERSION
 from kgctl.testing import TestServer, clean_env, make_test_server
 
 
@@ -126,7 +127,7 @@ def test_demo_prints_browser_url_and_login(neo4j_server: TestServer) -> None:
     assert neo4j_server.server.browser_url in proc.stdout
     assert f"as neo4j / {neo4j_server.server.password()}" in proc.stdout
     demo = json.loads(kgctl(neo4j_server.env, "demo", "--json").stdout)
-    assert demo["schema"]["version"] == demo["schema"]["previous_version"] == 1
+    assert demo["schema"]["version"] == demo["schema"]["previous_version"] == SCHEMA_VERSION
     assert demo["neo4j_version"].startswith("5.26.")
 
 

@@ -11,6 +11,7 @@ from kgctl.graph.schema import (
     CONSTRAINTS,
     INDEXES,
     NODE_LABELS,
+    RETIRED_INDEXES,
     SCHEMA_VERSION,
     Index,
     apply_schema,
@@ -44,6 +45,16 @@ def test_apply_recreates_what_was_dropped(graph: Connection) -> None:
     graph.query("DROP INDEX gene_string_id", write=True)
     assert describe_schema(graph)["missing"] == ["gene_string_id"]
     assert apply_schema(graph)["created"] == ["gene_string_id"]
+    assert describe_schema(graph)["missing"] == []
+
+
+def test_apply_drops_indexes_an_older_schema_had(graph: Connection) -> None:
+    graph.query("CREATE INDEX interacts_with_ingest_run IF NOT EXISTS "
+                "FOR ()-[x:INTERACTS_WITH]-() ON (x.ingest_run)", write=True)  # fmt: skip
+    assert "interacts_with_ingest_run" in RETIRED_INDEXES
+    apply_schema(graph)
+    names = {row["name"] for row in graph.query("SHOW INDEXES YIELD name")}
+    assert "interacts_with_ingest_run" not in names
     assert describe_schema(graph)["missing"] == []
 
 
