@@ -217,7 +217,8 @@ def main() -> None:
             figures["online_first_load"] = {
                 "seconds": round(seconds, 2), "relationships_per_s": round(170_298 / seconds),
                 "lines_per_s": round(result["rows_read"] / seconds), "batch_size": 10_000,
-                "writers": result["writers"], "deadlock_retries": result["deadlock_retries"],
+                "writers": result["writers"], "batches_concurrent": result["batches_concurrent"],
+                "deadlock_retries": result["deadlock_retries"],
                 "note": "a freshly started server: for its first ~10 s the JVM's JIT compiler "
                         "takes one of the two cores"}  # fmt: skip
             for writers in (2, 1):  # the default (2 concurrent writers) beside one writer

@@ -123,6 +123,9 @@ class Batch:
             self.blocks.append(block)
             self.size += len(block)
 
+    def relationship_types(self) -> set[str]:
+        return {t for t, _, _ in self.edges} | {b.type for b in self.blocks}
+
     def counts(self) -> tuple[int, int]:
         return (
             sum(len(v) for v in self.nodes.values()),

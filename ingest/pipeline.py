@@ -35,7 +35,7 @@ from rich.progress import (
 from kgctl import __version__
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
-from kgctl.graph.schema import apply_schema
+from kgctl.graph.schema import RELATIONSHIP_TYPES, apply_schema
 from kgctl.graph.writer import Batch, Provenance, write_batch
 from kgctl.ingest.base import Adapter, Lookup, adapter_class
 from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
@@ -258,6 +258,16 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def relationship_counts(conn: Connection) -> dict[str, int]:
+    """Relationships per type (from Neo4j's count store: no scan)."""
+    counts = {}
+    for rel_type in RELATIONSHIP_TYPES:  # whitelisted names
+        counts[rel_type] = int(
+            conn.query(f"MATCH ()-[r:{rel_type}]->() RETURN count(r) AS n")[0]["n"]
+        )
+    return counts
+
+
 def existing_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     rows = conn.query("MATCH (r:IngestRun {id: $id}) RETURN properties(r) AS r", {"id": run_id})
     return rows[0]["r"] if rows else None
@@ -278,10 +288,11 @@ def ingest(
 ) -> dict[str, Any]:
     """Ingest `files` as `source`; the summary has the counts, the run id and the rejects file.
 
-    Batches with nodes are written one at a time, in order; batches of relationships only (their
-    pairs are distinct) go to `writers` concurrent transactions, which a re-load needs to use
-    both of Neo4j's cores. A first load may deadlock on a shared node: the driver retries the
-    batch, and the rest of the run goes one batch at a time."""
+    Batches with nodes are written one at a time, in order. Batches of relationships only (their
+    pairs are distinct) whose types are already in the graph go to `writers` concurrent
+    transactions: a re-load needs them to use both of Neo4j's cores. Creating relationships
+    concurrently deadlocks on shared nodes, so a first load goes one batch at a time (and so does
+    the rest of any run that meets a deadlock; the driver retries that batch)."""
     started = time.perf_counter()
     apply_schema(conn)  # constraints first: every MERGE below is an index seek
     prepared = prepare(source, files, options or {}, Lookup(conn.query))
@@ -311,6 +322,8 @@ def ingest(
     total = sum(f.size for f in prepared.facts)
     prov = prepared.provenance
     retries = RETRIES.count
+    present = relationship_counts(conn) if writers > 1 else {}
+    concurrent_batches = 0
     try:
         with (
             rejects_path.open("w", encoding="utf-8") as rejects,
@@ -339,14 +352,20 @@ def ingest(
                     "index": index,
                     "props": {**run_props, **batch.rows_so_far},
                 }
-                # After a deadlock (a first load whose batches share nodes), one at a time.
-                concurrent = writers > 1 and RETRIES.count == retries
+                # Concurrent only over relationships already in the graph (a re-load): creating
+                # relationships on shared nodes deadlocks. After a deadlock, one at a time.
+                concurrent = (
+                    writers > 1
+                    and RETRIES.count == retries
+                    and all(present.get(t, 0) for t in batch.relationship_types())
+                )
                 if batch.nodes or not concurrent:  # nodes: alone and in order, after all before
                     settle(0)
                     nodes, rels = write_batch(conn, batch, prov, progress)
                     counts.nodes_written += nodes
                     counts.relationships_written += rels
                 else:  # relationships only: up to `writers` batches at once
+                    concurrent_batches += 1
                     settle(writers - 1)
                     inflight.append(pool.submit(write_batch, conn, batch, prov, progress))
                 bar.update(bar.task_ids[0], completed=counter.done)
@@ -367,8 +386,8 @@ def ingest(
     mark(conn, run_id, "completed", counts, started, run_props)
     result = summary_of(existing_run(conn, run_id) or {})
     return {**result, "skipped": False, "batches_resumed": len(committed), "writers": writers,
-            "deadlock_retries": RETRIES.count - retries, "first_rejects": counts.first_rejects,
-            "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+            "batches_concurrent": concurrent_batches, "deadlock_retries": RETRIES.count - retries,
+            "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
 
 
 def peak_rss_bytes() -> int:

@@ -162,6 +162,10 @@ def test_interrupted_run_resumes(
             for j in range(i + 1, 100)
         ),
     )
+    # One pair already in the graph: its type is present, so relationship batches may go
+    # concurrently (a first load of a type is written one batch at a time).
+    seed = write(tmp_path / "seed.txt", HEADER + "9606.P0 9606.P1 0 0 0 0 0 0 0 500\n")
+    run(graph, "string", [info, seed], tmp_path)
     real = pipeline.write_batch
     calls = {"n": 0}
 
@@ -175,7 +179,8 @@ def test_interrupted_run_resumes(
     with pytest.raises(KeyboardInterrupt):
         run(graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers)
     state = graph.query(
-        "MATCH (r:IngestRun) RETURN r.status AS s, r.batches_done AS b, r.batches_committed AS c"
+        "MATCH (r:IngestRun {status: 'interrupted'}) "
+        "RETURN r.status AS s, r.batches_done AS b, r.batches_committed AS c"
     )[0]
     # the 4th write (batch 3) failed; with 2 writers, batch 4 may have committed beside it
     assert state["s"] == "interrupted" and 3 not in state["c"]
@@ -185,8 +190,9 @@ def test_interrupted_run_resumes(
     monkeypatch.setattr(pipeline, "write_batch", real)
     result = run(graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers)
     assert result["batches_resumed"] == state["b"] and result["status"] == "completed"
+    assert (result["batches_concurrent"] > 0) == (writers == 2)
     assert result["relationships_written"] == 4950
-    assert graph_counts(graph)["INTERACTS_WITH"] == 4950 and graph_counts(graph)["IngestRun"] == 1
+    assert graph_counts(graph)["INTERACTS_WITH"] == 4950 and graph_counts(graph)["IngestRun"] == 2
 
 
 def test_cli_reports_one_line_without_traceback(
