@@ -1,0 +1,186 @@
+"""Random walks on a CSR graph in pure PyTorch (torch_cluster has no PyPI wheels): one step moves
+every walker at once, on the CPU or on CUDA, deterministic for a seed.
+
+Uniform or edge-weighted first-order walks, several walks per start node, a restart probability,
+node-type filters, and InfoAlign's path weights (`../shared/docs/methods/infoalign.md` §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+DEAD_END = -1  # edge id reported when a walker has no neighbour and stays put
+RESTART = -2  # edge id reported when a walker jumps back to its start node
+
+
+@dataclass(frozen=True)
+class CSRGraph:
+    """Out-neighbours of node u are `col[rowptr[u]:rowptr[u+1]]`; `edge_id` maps CSR positions
+    back to the caller's edge order, `weight` is per CSR position, `node_type` per node."""
+
+    rowptr: Tensor  # int64 [N + 1]
+    col: Tensor  # int64 [E]
+    edge_id: Tensor  # int64 [E]
+    weight: Tensor  # float32 [E]
+    node_type: Tensor | None = None  # int64 [N]
+
+    @property
+    def num_nodes(self) -> int:
+        return self.rowptr.numel() - 1
+
+    @property
+    def num_edges(self) -> int:
+        return self.col.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    @classmethod
+    def from_edge_index(
+        cls,
+        edge_index: Tensor,
+        num_nodes: int,
+        weight: Tensor | None = None,
+        node_type: Tensor | None = None,
+        *,
+        undirected: bool = False,
+    ) -> CSRGraph:
+        """From a [2, E] edge list (PyG's layout). `undirected` adds every edge's reverse with the
+        same weight and edge id, as InfoAlign's networkx → PyG conversion does."""
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        ids = torch.arange(src.numel(), device=src.device)
+        w = (
+            weight.float()
+            if weight is not None
+            else torch.ones(src.numel(), device=src.device, dtype=torch.float32)
+        )
+        if src.numel() and (int(src.min()) < 0 or int(max(src.max(), dst.max())) >= num_nodes):
+            raise ValueError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
+        if w.numel() and (bool((w < 0).any()) or not bool(torch.isfinite(w).all())):
+            raise ValueError("edge weights must be finite and non-negative")
+        if undirected:
+            src, dst = torch.cat([src, dst]), torch.cat([dst, src])
+            ids, w = torch.cat([ids, ids]), torch.cat([w, w])
+        order = torch.argsort(src * num_nodes + dst, stable=True)  # rows, then neighbours sorted
+        src, dst, ids, w = src[order], dst[order], ids[order], w[order]
+        counts = torch.bincount(src, minlength=num_nodes)
+        rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=src.device)
+        rowptr[1:] = torch.cumsum(counts, 0)
+        types = node_type.long() if node_type is not None else None
+        return cls(rowptr, dst, ids, w, types)
+
+    def to(self, device: torch.device | str) -> CSRGraph:
+        nt = self.node_type.to(device) if self.node_type is not None else None
+        return CSRGraph(self.rowptr.to(device), self.col.to(device), self.edge_id.to(device),
+                        self.weight.to(device), nt)  # fmt: skip
+
+    def keep_types(self, types: Iterable[int]) -> CSRGraph:
+        """The same graph without edges into nodes of other types (walkers never enter them)."""
+        if self.node_type is None:
+            raise ValueError("this graph has no node types")
+        allowed = torch.zeros(int(self.node_type.max()) + 1, dtype=torch.bool, device=self.device)
+        wanted = torch.tensor(sorted(set(types)), dtype=torch.long, device=self.device)
+        allowed[wanted[wanted < allowed.numel()]] = True
+        keep = allowed[self.node_type[self.col]]
+        row = torch.repeat_interleave(
+            torch.arange(self.num_nodes, device=self.device), self.rowptr.diff()
+        )
+        counts = torch.bincount(row[keep], minlength=self.num_nodes)
+        rowptr = torch.zeros_like(self.rowptr)
+        rowptr[1:] = torch.cumsum(counts, 0)
+        return CSRGraph(rowptr, self.col[keep], self.edge_id[keep], self.weight[keep],
+                        self.node_type)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Walks:
+    """`nodes[w, t]` is walker w's node after t steps (t = 0 is its start); `edges[w, t]` is the
+    caller's id of the edge taken at step t + 1, or DEAD_END / RESTART."""
+
+    nodes: Tensor  # int64 [W, L + 1]
+    edges: Tensor  # int64 [W, L]
+
+    @property
+    def steps(self) -> int:
+        return self.edges.numel()
+
+
+def random_walks(
+    graph: CSRGraph,
+    start: Tensor,
+    length: int,
+    *,
+    walks_per_node: int = 1,
+    weighted: bool = False,
+    restart: float = 0.0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Walks:
+    """`walks_per_node` walks of `length` steps from each node in `start`, all walkers moving
+    together. Uniform: each neighbour with equal probability (torch_cluster's p = q = 1);
+    `weighted`: proportional to edge weight. With probability `restart` a walker jumps back to its
+    start instead of moving. A walker at a node without neighbours (or with zero total weight)
+    stays put. Same seed, same device: same walks."""
+    if length < 0:
+        raise ValueError("length must be >= 0")
+    if not 0.0 <= restart <= 1.0:
+        raise ValueError("restart must be a probability")
+    device = graph.device
+    if generator is None:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(0 if seed is None else seed)
+    starts = start.to(device=device, dtype=torch.long).repeat_interleave(walks_per_node)
+    if starts.numel() and (int(starts.min()) < 0 or int(starts.max()) >= graph.num_nodes):
+        raise ValueError(f"start nodes must be in 0..{graph.num_nodes - 1}")
+    nodes = torch.empty((starts.numel(), length + 1), dtype=torch.long, device=device)
+    edges = torch.empty((starts.numel(), length), dtype=torch.long, device=device)
+    nodes[:, 0] = starts
+    rowptr, col = graph.rowptr, graph.col
+    if weighted:
+        cumulative = torch.cumsum(graph.weight.double(), 0)  # float64: exact enough over 1e9 edges
+        before = torch.cat([cumulative.new_zeros(1), cumulative])  # before[i] = sum of weight[:i]
+    current = starts
+    for t in range(length):
+        low, high = rowptr[current], rowptr[current + 1]
+        degree = high - low
+        draw = torch.rand(current.numel(), generator=generator, device=device, dtype=torch.float64)
+        if weighted:
+            total = before[high] - before[low]
+            target = before[low] + draw * total
+            position = torch.searchsorted(cumulative, target, right=True)
+            position = torch.minimum(torch.maximum(position, low), high - 1)
+            moving = total > 0
+        else:
+            position = low + (draw * degree).long().clamp_max(torch.clamp(degree - 1, min=0))
+            moving = degree > 0
+        safe = torch.where(moving, position, torch.zeros_like(position))
+        step_to = torch.where(moving, col[safe] if col.numel() else current, current)
+        step_edge = torch.where(moving, graph.edge_id[safe] if col.numel() else current,
+                                torch.full_like(current, DEAD_END))  # fmt: skip
+        if restart > 0:
+            back = torch.rand(current.numel(), generator=generator, device=device) < restart
+            step_to = torch.where(back, starts, step_to)
+            step_edge = torch.where(back, torch.full_like(step_edge, RESTART), step_edge)
+        nodes[:, t + 1] = step_to
+        edges[:, t] = step_edge
+        current = step_to
+    return Walks(nodes, edges)
+
+
+def path_weights(walks: Walks, edge_weight: Tensor) -> Tensor:
+    """InfoAlign's path weights [W, L + 1]: w₀ = 1 and w_t = ∏_{k ≤ t} weight(e_k), where a dead
+    end weighs 0 (so every later position is 0 too). A restart starts a new path at weight 1."""
+    weight = edge_weight.to(walks.edges.device, torch.float32)
+    taken = walks.edges.clamp_min(0)
+    factors = torch.where(walks.edges >= 0, weight[taken] if weight.numel() else 0.0, 0.0)
+    factors = torch.where(walks.edges == RESTART, torch.ones_like(factors), factors)
+    out = torch.ones((walks.edges.shape[0], walks.edges.shape[1] + 1), device=weight.device)
+    for t in range(walks.edges.shape[1]):
+        restarted = walks.edges[:, t] == RESTART
+        out[:, t + 1] = torch.where(restarted, 1.0, out[:, t] * factors[:, t])
+    return out
