@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kgctl import __version__
+from kgctl.cli_build import build_group
 from kgctl.cli_download import download
 from kgctl.cli_ingest import register_ingest_commands
 from kgctl.errors import KgctlError
@@ -257,6 +258,7 @@ def demo() -> Result:
 
 cli.add_command(register_ingest_commands())
 cli.add_command(download)
+cli.add_command(build_group)
 
 
 def main() -> None:

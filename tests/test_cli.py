@@ -32,7 +32,7 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert "Usage:" in result.output
 
 
-GROUPS = {("db",), ("ingest",)}
+GROUPS = {("db",), ("ingest",), ("build",)}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,198 @@
+"""Derived edges (`kgctl build …`): `SIMILAR_TO` among the profiles of one dataset or among
+molecules, and `CO_ESSENTIAL` from a DepMap gene-effect dataset. Vectors are read from the graph,
+pairs scored blockwise (`graph/similarity.py`), and the edges written with their parameters.
+
+A build replaces the edges of an earlier build of the same kind (same type, dataset and metric),
+so a stricter threshold leaves no stale edges. Each build records an `IngestRun` (adapter
+`build:<kind>`) and stamps its id on every edge as `ingest_run`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kgctl import __version__
+from kgctl.errors import KgctlError
+from kgctl.graph.connection import Connection
+from kgctl.graph.schema import apply_schema, check_label
+from kgctl.graph.similarity import (
+    INFOALIGN_FLOOR,
+    INFOALIGN_KEEP,
+    Pairs,
+    ScoreBlock,
+    cosine_scorer,
+    essentiality_scorer,
+    infoalign_threshold,
+    knn_pairs,
+    pairs_above,
+    pearson_scorer,
+    tanimoto_scorer,
+    top_pairs,
+)
+
+WRITE_BATCH = 20_000
+SOURCE = "kgctl build"
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Rows of one dataset: node ids, their label, the matrix (rows × features)."""
+
+    label: str
+    ids: list[str]
+    matrix: np.ndarray
+
+
+def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
+    """The vectors a `Dataset` node describes: its `vector_property` on nodes of `vector_label`
+    (per-gene vectors), or `features` on profiles whose `dataset` is this one."""
+    rows = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.vector_label AS label, "
+                      "d.vector_property AS prop, d.n_features AS n", {"id": dataset})  # fmt: skip
+    if not rows:
+        known = [r["id"] for r in conn.query("MATCH (d:Dataset) RETURN d.id AS id ORDER BY id")]
+        raise KgctlError(
+            f"no Dataset {dataset!r} in the graph; known: {', '.join(known) or 'none'}"
+        )
+    label, prop = rows[0]["label"], rows[0]["prop"]
+    check_label(label)
+    if not prop or not prop.replace("_", "").isalnum():
+        raise KgctlError(f"Dataset {dataset!r} names no usable vector property ({prop!r})")
+    if prop == "features":
+        cypher = (f"MATCH (n:{label}) WHERE n.dataset = $id AND n.features IS NOT NULL "
+                  "RETURN n.id AS id, n.features AS v ORDER BY id")  # fmt: skip
+    else:
+        cypher = f"MATCH (n:{label}) WHERE n.{prop} IS NOT NULL RETURN n.id AS id, n.{prop} AS v ORDER BY id"
+    found = conn.query(cypher, {"id": dataset})
+    if len(found) < 2:
+        raise KgctlError(f"Dataset {dataset!r} has {len(found)} vectors; at least 2 are needed")
+    matrix = np.array([r["v"] for r in found], dtype=np.float64)
+    return Vectors(label, [r["id"] for r in found], matrix)
+
+
+def molecule_fingerprints(conn: Connection) -> Vectors:
+    found = conn.query("MATCH (m:Molecule) WHERE m.fingerprint IS NOT NULL "
+                       "RETURN m.id AS id, m.fingerprint AS fp ORDER BY id")  # fmt: skip
+    if len(found) < 2:
+        raise KgctlError(f"{len(found)} molecules with fingerprints; at least 2 are needed")
+    packed = np.array([np.frombuffer(bytes(r["fp"]), dtype=np.uint8) for r in found])
+    return Vectors("Molecule", [r["id"] for r in found], packed)
+
+
+def choose_pairs(
+    n: int, score: ScoreBlock, *, k: int | None, threshold: float | None, top: int | None
+) -> tuple[Pairs, dict[str, Any]]:
+    """k nearest neighbours, a fixed threshold, the top N, or (none given) InfoAlign's rule."""
+    if sum(x is not None for x in (k, threshold, top)) > 1:
+        raise KgctlError("give at most one of --k, --threshold and --top")
+    if k is not None:
+        return knn_pairs(n, score, k), {"selection": "knn", "k": k}
+    if top is not None:
+        return top_pairs(n, score, top), {"selection": "top", "top": top}
+    if threshold is not None:
+        return pairs_above(n, score, threshold), {"selection": "threshold", "threshold": threshold}
+    t = infoalign_threshold(n, score)
+    rule = {
+        "selection": "infoalign",
+        "threshold": t,
+        "floor": INFOALIGN_FLOOR,
+        "keep": INFOALIGN_KEEP,
+    }
+    return pairs_above(n, score, t), rule
+
+
+def build_similarity(
+    conn: Connection,
+    *,
+    dataset: str | None,
+    molecules: bool = False,
+    metric: str = "cosine",
+    k: int | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """`SIMILAR_TO {similarity, metric, …}` among one dataset's profiles (cosine) or among
+    molecules (Tanimoto on Morgan fingerprints)."""
+    if molecules == (dataset is not None):
+        raise KgctlError("give either --dataset or --molecules")
+    started = time.perf_counter()
+    if molecules:
+        vectors, metric, scope = molecule_fingerprints(conn), "tanimoto", "Molecule"
+        score = tanimoto_scorer(vectors.matrix)
+    else:
+        assert dataset is not None
+        vectors, scope = dataset_vectors(conn, dataset), dataset
+        if metric != "cosine":
+            raise KgctlError(f"unknown metric {metric!r} for profiles (cosine)")
+        score = cosine_scorer(vectors.matrix)
+    pairs, rule = choose_pairs(len(vectors.ids), score, k=k, threshold=threshold, top=None)
+    props = {"metric": metric, "dataset": scope, **rule}
+    return _write(conn, "SIMILAR_TO", "similarity", vectors, pairs, props, started)
+
+
+def build_coessentiality(
+    conn: Connection,
+    *,
+    dataset: str,
+    method: str = "pearson",
+    top: int | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """`CO_ESSENTIAL {score, method}` between genes from a DepMap gene-effect dataset: the CAL
+    reference (G = max(0, −effect), G·Gᵀ, top N) or Pearson correlation of the effect vectors."""
+    started = time.perf_counter()
+    vectors = dataset_vectors(conn, dataset)
+    if vectors.label != "Gene":
+        raise KgctlError(f"Dataset {dataset!r} holds {vectors.label} vectors, not per-gene effects")
+    scorers = {"reference": essentiality_scorer, "pearson": pearson_scorer}
+    if method not in scorers:
+        raise KgctlError(f"unknown method {method!r}; choose from {', '.join(scorers)}")
+    if top is None and threshold is None:
+        top = 200_000 if method == "reference" else None
+        threshold = 0.5 if method == "pearson" else None
+    pairs, rule = choose_pairs(len(vectors.ids), scorers[method](vectors.matrix), k=None,
+                               threshold=threshold, top=top)  # fmt: skip
+    props = {"method": method, "dataset": dataset, **rule}
+    return _write(conn, "CO_ESSENTIAL", "score", vectors, pairs, props, started)
+
+
+def _write(conn: Connection, rel_type: str, score_key: str, vectors: Vectors, pairs: Pairs,
+           props: dict[str, Any], started: float) -> dict[str, Any]:  # fmt: skip
+    """Replace the earlier build of this kind, then MERGE the pairs (lower id first)."""
+    apply_schema(conn)
+    kind = "metric" if "metric" in props else "method"
+    identity = {"type": rel_type, **props}
+    run_id = (
+        "build-" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    )
+    label = vectors.label
+    conn.run_autocommit(
+        f"MATCH ()-[r:{rel_type}]->() WHERE r.dataset = $dataset AND r.{kind} = $value "
+        "CALL { WITH r DELETE r } IN TRANSACTIONS OF 20000 ROWS",
+        {"dataset": props["dataset"], "value": props[kind]},
+    )
+    ids = vectors.ids
+    rows = [(ids[i], ids[j], float(s)) for i, j, s in zip(pairs.i.tolist(), pairs.j.tolist(),
+                                                            pairs.score.tolist(), strict=True)]  # fmt: skip
+    cypher = (
+        f"UNWIND $rows AS row MATCH (a:{label} {{id: row[0]}}) MATCH (b:{label} {{id: row[1]}}) "
+        f"MERGE (a)-[r:{rel_type}]->(b) SET r += $props, r.{score_key} = row[2], "
+        "r.source = $source, r.source_version = $version, r.ingest_run = $run"
+    )
+    for start in range(0, len(rows), WRITE_BATCH):
+        conn.query(cypher, {"rows": rows[start : start + WRITE_BATCH], "props": props,
+                            "source": SOURCE, "version": __version__, "run": run_id}, write=True)  # fmt: skip
+    seconds = round(time.perf_counter() - started, 3)
+    record = {"source": SOURCE, "adapter": f"build:{rel_type.lower()}", "status": "completed",
+              "options": json.dumps(props, sort_keys=True), "relationships_written": len(rows),
+              "nodes_scored": len(ids), "seconds": seconds, "kgctl_version": __version__}  # fmt: skip
+    conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": record},
+               write=True)  # fmt: skip
+    scores = pairs.score
+    return {"run_id": run_id, "type": rel_type, **props, "nodes": len(ids), "relationships": len(rows),
+            "score_min": float(scores.min()) if len(scores) else None,
+            "score_max": float(scores.max()) if len(scores) else None, "seconds": seconds}  # fmt: skip
