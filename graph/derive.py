@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -188,6 +189,7 @@ def _write(conn: Connection, rel_type: str, score_key: str, vectors: Vectors, pa
                             "source": SOURCE, "version": __version__, "run": run_id}, write=True)  # fmt: skip
     seconds = round(time.perf_counter() - started, 3)
     record = {"source": SOURCE, "adapter": f"build:{rel_type.lower()}", "status": "completed",
+              "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "options": json.dumps(props, sort_keys=True), "relationships_written": len(rows),
               "nodes_scored": len(ids), "seconds": seconds, "kgctl_version": __version__}  # fmt: skip
     conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": record},

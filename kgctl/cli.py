@@ -7,6 +7,7 @@ import click
 from kgctl import __version__
 from kgctl.cli_build import build_group
 from kgctl.cli_download import download
+from kgctl.cli_export import export
 from kgctl.cli_ingest import register_ingest_commands
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import connect, server_facts, start_managed
@@ -259,6 +260,7 @@ def demo() -> Result:
 cli.add_command(register_ingest_commands())
 cli.add_command(download)
 cli.add_command(build_group)
+cli.add_command(export)
 
 
 def main() -> None:

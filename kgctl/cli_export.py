@@ -1,0 +1,46 @@
+"""`kgctl export <view> --out DIR`: a view of the graph as parquet + a PyTorch Geometric Data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kgctl.graph.connection import connect
+from kgctl.graph.export import VIEWS, export_view
+from kgctl.output import Result, json_command, spinner
+from kgctl.settings import load_settings
+
+
+def _render(r: Result) -> None:
+    state = "unchanged graph: cached" if r["cached"] else f"exported in {r['seconds']:.2f} s"
+    rels = ", ".join(f"{n:,} {t}" for t, n in r["relationships"].items())
+    click.echo(f"{r['view']}: {r['nodes']:,} nodes, {rels} ({state}) → {r['out']}")
+
+
+@click.command("export")
+@click.argument("view", type=click.Choice(VIEWS))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for nodes.parquet, edges-<TYPE>.parquet, data.pt and meta.json.")  # fmt: skip
+@click.option("--dataset", help="A Dataset id whose vectors become the gene features.")
+@click.option("--relationship", "relationships", multiple=True, default=("INTERACTS_WITH",),
+              show_default=True, help="Relationship types to export (repeatable).")  # fmt: skip
+@click.option("--min-score", type=float,
+              help="Keep relationships scoring at least this (combined_score, score, similarity).")  # fmt: skip
+@click.option("--no-cache", is_flag=True, help="Export even if the graph has not changed.")
+@json_command(_render)
+def export(view: str, out_dir: Path, dataset: str | None, relationships: tuple[str, ...],
+           min_score: float | None, no_cache: bool) -> Result:  # fmt: skip
+    """Export a view for the models: genes with features from a dataset and their relationships.
+
+    Written as parquet plus a PyG `Data` (data.pt) whose `node_ids` map indices back to the graph.
+    Exporting an unchanged graph with the same options returns the cached view at once.
+    """
+    settings = load_settings()
+    with spinner("Connecting to Neo4j") as update:
+        conn = connect(settings, on_wait=update)
+    with conn, spinner(f"Exporting {view}"):
+        result = export_view(conn, view, out_dir, dataset=dataset, relationships=relationships,
+                             min_score=min_score, use_cache=not no_cache)  # fmt: skip
+    return {**{k: v for k, v in result.meta.items() if k != "feature_names"}, "out": str(out_dir),
+            "cached": bool(result.meta.get("cached")), "n_features": len(result.meta.get("feature_names", []))}  # fmt: skip

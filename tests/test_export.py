@@ -1,0 +1,110 @@
+"""Export round trip against a real Neo4j: counts, features and id maps back to the graph, the
+PyG Data, the cache, and the real STRING view."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kgctl.graph.connection import Connection
+from kgctl.graph.export import export_view, load_view
+from kgctl.ingest.pipeline import ingest
+from kgctl.testing import TestServer
+
+INFO = "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(6))
+HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
+LINKS = {(0, 1): 900, (0, 2): 400, (1, 2): 700, (3, 4): 150}  # G5 has no links
+
+
+@pytest.fixture
+def small(graph: Connection, tmp_path: Path) -> Connection:
+    (tmp_path / "info.txt").write_text(INFO)
+    body = "".join(f"9606.P{a} 9606.P{b} 0 0 0 0 0 0 0 {s}\n" for (a, b), s in LINKS.items())
+    (tmp_path / "links.txt").write_text(HEADER + body)
+    ingest(
+        graph, "string", [tmp_path / "info.txt", tmp_path / "links.txt"], {}, rejects_dir=tmp_path
+    )
+    graph.query("CREATE (:Dataset {id: 'eff@1', vector_label: 'Gene', vector_property: 'effect', "
+                "features: ['c1', 'c2']})", write=True)  # fmt: skip
+    graph.query("UNWIND keys($v) AS g MATCH (n:Gene {id: g}) SET n.effect = $v[g]",
+                {"v": {"G0": [0.5, -1.0], "G2": [2.0, 0.0], "G4": [-0.25, 1.5]}}, write=True)  # fmt: skip
+    return graph
+
+
+def test_round_trip_counts_features_and_id_map(small: Connection, tmp_path: Path) -> None:
+    out = tmp_path / "view"
+    view = export_view(small, "gene-association", out, dataset="eff@1")
+    assert view.node_ids == [f"G{i}" for i in range(6)]
+    assert view.meta["relationships"] == {"INTERACTS_WITH": 4} and view.meta["feature_names"] == [
+        "c1",
+        "c2",
+    ]
+    assert view.x is not None and view.x.shape == (6, 2)
+    assert view.x[0].tolist() == [0.5, -1.0] and view.x[4].tolist() == [-0.25, 1.5]
+    assert all(math.isnan(v) for v in view.x[1])
+    src, dst, score = view.edges["INTERACTS_WITH"]
+    got = {
+        (view.node_ids[s], view.node_ids[d]): float(w)
+        for s, d, w in zip(src, dst, score, strict=True)
+    }
+    assert got == {(f"G{a}", f"G{b}"): float(s) for (a, b), s in LINKS.items()}
+    data = view.to_pyg()
+    assert data.num_nodes == 6 and data.edge_index.shape == (2, 8) and data.x.shape == (6, 2)
+    assert data.node_ids[int(data.edge_index[0, 0])] in {"G0", "G1", "G3"}
+    assert sorted(data.edge_weight.tolist()) == sorted([float(s) for s in LINKS.values()] * 2)
+    again = load_view(out)
+    assert again.node_ids == view.node_ids and np.array_equal(again.x, view.x, equal_nan=True)
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(again.edges["INTERACTS_WITH"], view.edges["INTERACTS_WITH"], strict=True)
+    )
+
+
+def test_cache_and_min_score(small: Connection, tmp_path: Path) -> None:
+    out = tmp_path / "view"
+    first = export_view(small, "gene-association", out)
+    assert not first.meta.get("cached")
+    assert export_view(small, "gene-association", out).meta["cached"]  # unchanged graph
+    filtered = export_view(small, "gene-association", out, min_score=700)  # other options
+    assert not filtered.meta.get("cached") and filtered.meta["relationships"] == {
+        "INTERACTS_WITH": 2
+    }
+    small.query("MATCH (a:Gene {id: 'G5'}), (b:Gene {id: 'G0'}) "
+                "CREATE (b)-[:INTERACTS_WITH {combined_score: 800}]->(a)", write=True)  # fmt: skip
+    changed = export_view(small, "gene-association", out, min_score=700)
+    assert not changed.meta.get("cached") and changed.meta["relationships"] == {"INTERACTS_WITH": 3}
+
+
+def test_cli_json(small: Connection, neo4j_server: TestServer, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "kgctl.cli", "export", "gene-association", "--out", str(tmp_path / "v"),
+           "--dataset", "eff@1", "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, env=neo4j_server.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["ok"] and out["nodes"] == 6 and out["n_features"] == 2 and not out["cached"]
+    assert "Warning" not in proc.stderr
+
+
+def test_real_string_view(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
+    d = shared_data / "string"
+    files = [
+        d / "9606.protein.info.v12.0.subset.txt.gz",
+        d / "9606.protein.links.full.v12.0.subset.txt.gz",
+    ]
+    ingest(graph, "string", files, {}, rejects_dir=tmp_path)
+    view = export_view(graph, "gene-association", tmp_path / "view")
+    assert len(view.node_ids) == 19_699 and view.meta["relationships"] == {
+        "INTERACTS_WITH": 170_298
+    }
+    src, dst, score = view.edges["INTERACTS_WITH"]
+    names = [(view.node_ids[i], view.node_ids[j]) for i, j in zip(src, dst, strict=True)]
+    pairs = dict(zip(names, score, strict=True))
+    expected = graph.query("MATCH (a:Gene {id: 'CES1'})-[r:INTERACTS_WITH]-(b:Gene {id: 'CYP2E1'}) "
+                           "RETURN r.combined_score AS s")[0]["s"]  # fmt: skip
+    assert pairs[("CES1", "CYP2E1")] == expected
