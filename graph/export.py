@@ -18,6 +18,7 @@ import json
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from kgctl.graph.schema import (
     check_relationship_type,
 )
 
-CHUNK_NODES = 2_000  # start nodes per relationship query
+CHUNK_NODES = 5_000  # start nodes per relationship query
+READERS = 2  # relationship queries at once
 SCORES = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score", "SIMILAR_TO": "similarity"}
 VIEWS = ("gene-association",)
 
@@ -80,14 +82,16 @@ class View:
 
 def graph_fingerprint(conn: Connection) -> dict[str, Any]:
     """What changes whenever the graph does: counts per label and type (from Neo4j's count store,
-    no scan) and the newest run."""
-    labels = {label: conn.query(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"]
-              for label in NODE_LABELS}  # fmt: skip
-    types = {t: conn.query(f"MATCH ()-[r:{t}]->() RETURN count(r) AS n")[0]["n"]
-             for t in RELATIONSHIP_TYPES}  # fmt: skip
+    no scan; one round trip) and the newest run."""
+    parts = [f"MATCH (n:{label}) RETURN 'node' AS kind, '{label}' AS name, count(n) AS n"
+             for label in NODE_LABELS]  # fmt: skip
+    parts += [f"MATCH ()-[r:{t}]->() RETURN 'relationship' AS kind, '{t}' AS name, count(r) AS n"
+              for t in RELATIONSHIP_TYPES]  # fmt: skip
+    counts = conn.query(" UNION ALL ".join(parts))  # whitelisted names only
     last = conn.query("MATCH (r:IngestRun) RETURN r.id AS id, r.finished_at AS at, r.status AS s "
                       "ORDER BY r.finished_at DESC, r.id LIMIT 1")  # fmt: skip
-    return {"labels": labels, "types": types, "last_run": last[0] if last else None}
+    return {"counts": [[r["kind"], r["name"], r["n"]] for r in counts],
+            "last_run": last[0] if last else None}  # fmt: skip
 
 
 def _session(conn: Connection) -> Any:
@@ -157,30 +161,34 @@ def gene_features(
 def relationship_chunks(
     conn: Connection, rel_type: str, internal: np.ndarray, min_score: float | None
 ) -> Iterator[pa.RecordBatch]:
-    """(src, dst, score) as Arrow batches, `CHUNK_NODES` start genes per query; src/dst are the
-    positions of the end nodes in `internal` (gene index order)."""
+    """(src, dst, score) as Arrow batches, in order, `CHUNK_NODES` start genes per query, READERS
+    queries at a time (Neo4j runs each on its own core); src/dst are the positions of the end
+    nodes in `internal` (gene index order)."""
     check_relationship_type(rel_type)
     key = SCORES.get(rel_type, "score")
-    where = f"WHERE r.{key} >= $min " if min_score is not None else ""
+    filter_ = f"AND r.{key} >= $min " if min_score is not None else ""
     cypher = (
         f"UNWIND $starts AS sid MATCH (a:Gene)-[r:{rel_type}]->(b:Gene) WHERE id(a) = sid "
-        f"{where.replace('WHERE', 'AND')}"
-        f"RETURN collect(id(a)) AS s, collect(id(b)) AS d, collect(toFloat(r.{key})) AS w"
+        f"{filter_}RETURN collect(id(a)) AS s, collect(id(b)) AS d, collect(toFloat(r.{key})) AS w"
     )
     order = np.argsort(internal)
     sorted_ids = internal[order]
-    with _session(conn) as session:
-        for start in range(0, len(internal), CHUNK_NODES):
+
+    def fetch(start: int) -> pa.RecordBatch:
+        with _session(conn) as session:
             starts = internal[start : start + CHUNK_NODES].tolist()
-            row = session.run(cypher, {"starts": starts, "min": min_score}).single()
-            s = np.asarray(row["s"], dtype=np.int64)
-            d = np.asarray(row["d"], dtype=np.int64)
-            w = np.asarray([np.nan if v is None else v for v in row["w"]], dtype=np.float32)
-            src = order[np.searchsorted(sorted_ids, s)]
-            dst = order[np.searchsorted(sorted_ids, d)]
-            yield pa.record_batch(
-                [pa.array(src), pa.array(dst), pa.array(w)], names=["src", "dst", "score"]
-            )
+            row = session.run(cypher, {"starts": starts, "min": min_score}).single(strict=True)
+        s = np.asarray(row["s"], dtype=np.int64)
+        d = np.asarray(row["d"], dtype=np.int64)
+        w = np.asarray([np.nan if v is None else v for v in row["w"]], dtype=np.float32)
+        src = order[np.searchsorted(sorted_ids, s)]
+        dst = order[np.searchsorted(sorted_ids, d)]
+        return pa.record_batch(
+            [pa.array(src), pa.array(dst), pa.array(w)], names=["src", "dst", "score"]
+        )
+
+    with ThreadPoolExecutor(READERS, thread_name_prefix="kgctl-export") as pool:
+        yield from pool.map(fetch, range(0, len(internal), CHUNK_NODES))
 
 
 def export_view(
