@@ -31,7 +31,7 @@ from neo4j import NotificationMinimumSeverity
 
 with warnings.catch_warnings():  # PyG's import-time torch.jit deprecation notices
     warnings.simplefilter("ignore", FutureWarning)
-    from torch_geometric.data import Data
+    from torch_geometric.data import Data, HeteroData
 
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
@@ -45,7 +45,7 @@ from kgctl.graph.schema import (
 CHUNK_NODES = 5_000  # start nodes per relationship query
 READERS = 2  # relationship queries at once
 SCORES = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score", "SIMILAR_TO": "similarity"}
-VIEWS = ("gene-association",)
+VIEWS = ("gene-association", "context")
 
 
 @dataclass
@@ -100,11 +100,12 @@ def _session(conn: Connection) -> Any:
     )
 
 
-def gene_nodes(conn: Connection) -> tuple[np.ndarray, list[str]]:
-    """(internal ids, gene ids), ordered by gene id."""
+def node_index(conn: Connection, label: str) -> tuple[np.ndarray, list[str]]:
+    """(internal ids, ids) of every node with the label, ordered by id."""
+    check_label(label)
     with _session(conn) as session:
-        row = session.run("MATCH (g:Gene) WITH g ORDER BY g.id "
-                          "RETURN collect(id(g)) AS internal, collect(g.id) AS ids").single()  # fmt: skip
+        row = session.run(f"MATCH (n:{label}) WITH n ORDER BY n.id "
+                          "RETURN collect(id(n)) AS internal, collect(n.id) AS ids").single(strict=True)  # fmt: skip
     return np.asarray(row["internal"], dtype=np.int64), list(row["ids"])
 
 
@@ -159,36 +160,90 @@ def gene_features(
 
 
 def relationship_chunks(
-    conn: Connection, rel_type: str, internal: np.ndarray, min_score: float | None
+    conn: Connection,
+    ends: tuple[str, str, str],
+    start_internal: np.ndarray,
+    end_internal: np.ndarray,
+    weight: str,
+    min_score: float | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """(src, dst, score) as Arrow batches, in order, `CHUNK_NODES` start genes per query, READERS
-    queries at a time (Neo4j runs each on its own core); src/dst are the positions of the end
-    nodes in `internal` (gene index order)."""
+    """(src, dst, score) of `(start)-[type]->(end)` as Arrow batches, in order, `CHUNK_NODES`
+    start nodes per query, READERS queries at a time (Neo4j runs each on its own core); src/dst
+    are positions in `start_internal` / `end_internal`. `weight` is a Cypher expression over `r`
+    from this module's tables, never from a user."""
+    start_label, rel_type, end_label = ends
+    check_label(start_label)
     check_relationship_type(rel_type)
-    key = SCORES.get(rel_type, "score")
-    filter_ = f"AND r.{key} >= $min " if min_score is not None else ""
+    check_label(end_label)
+    filter_ = f"AND {weight} >= $min " if min_score is not None else ""
     cypher = (
-        f"UNWIND $starts AS sid MATCH (a:Gene)-[r:{rel_type}]->(b:Gene) WHERE id(a) = sid "
-        f"{filter_}RETURN collect(id(a)) AS s, collect(id(b)) AS d, collect(toFloat(r.{key})) AS w"
+        f"UNWIND $starts AS sid MATCH (a:{start_label})-[r:{rel_type}]->(b:{end_label}) "
+        f"WHERE id(a) = sid {filter_}"
+        f"RETURN collect(id(a)) AS s, collect(id(b)) AS d, collect(toFloat({weight})) AS w"
     )
-    order = np.argsort(internal)
-    sorted_ids = internal[order]
+    start_order, end_order = np.argsort(start_internal), np.argsort(end_internal)
+    start_sorted, end_sorted = start_internal[start_order], end_internal[end_order]
 
     def fetch(start: int) -> pa.RecordBatch:
         with _session(conn) as session:
-            starts = internal[start : start + CHUNK_NODES].tolist()
+            starts = start_internal[start : start + CHUNK_NODES].tolist()
             row = session.run(cypher, {"starts": starts, "min": min_score}).single(strict=True)
         s = np.asarray(row["s"], dtype=np.int64)
         d = np.asarray(row["d"], dtype=np.int64)
         w = np.asarray([np.nan if v is None else v for v in row["w"]], dtype=np.float32)
-        src = order[np.searchsorted(sorted_ids, s)]
-        dst = order[np.searchsorted(sorted_ids, d)]
+        src = start_order[np.searchsorted(start_sorted, s)]
+        dst = end_order[np.searchsorted(end_sorted, d)]
         return pa.record_batch(
             [pa.array(src), pa.array(dst), pa.array(w)], names=["src", "dst", "score"]
         )
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="kgctl-export") as pool:
-        yield from pool.map(fetch, range(0, len(internal), CHUNK_NODES))
+        yield from pool.map(fetch, range(0, len(start_internal), CHUNK_NODES))
+
+
+EDGE_SCHEMA = pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("score", pa.float32())])
+
+
+def write_edges(
+    path: Path, batches: Iterator[pa.RecordBatch]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream batches into a parquet file; return the columns."""
+    parts = []
+    with pq.ParquetWriter(path, EDGE_SCHEMA) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            parts.append(batch)
+    table = pa.Table.from_batches(parts, EDGE_SCHEMA)
+    return (
+        table.column("src").to_numpy(),
+        table.column("dst").to_numpy(),
+        table.column("score").to_numpy(),
+    )
+
+
+def read_edges(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = pq.read_table(path)
+    return (
+        table.column("src").to_numpy(),
+        table.column("dst").to_numpy(),
+        table.column("score").to_numpy(),
+    )
+
+
+def view_fingerprint(conn: Connection, params: dict[str, Any]) -> str:
+    graph = graph_fingerprint(conn)
+    return hashlib.sha256(
+        json.dumps({"graph": graph, "params": params}, sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+def cache_hit(out: Path, fingerprint: str, use_cache: bool) -> bool:
+    meta = out / "meta.json"
+    return (
+        use_cache
+        and meta.exists()
+        and json.loads(meta.read_text()).get("fingerprint") == fingerprint
+    )
 
 
 def export_view(
@@ -200,70 +255,196 @@ def export_view(
     relationships: tuple[str, ...] = ("INTERACTS_WITH",),
     min_score: float | None = None,
     use_cache: bool = True,
-) -> View:
+) -> View | HeteroView:
     """Export `view` into `out` (parquet files, `data.pt`, `meta.json`) and return it."""
     if view not in VIEWS:
         raise KgctlError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
+    if view == "context":
+        return export_context(conn, out, gene_dataset=dataset, use_cache=use_cache)
     for rel_type in relationships:
         check_relationship_type(rel_type)
-    params = {
-        "view": view,
-        "dataset": dataset,
-        "relationships": sorted(relationships),
-        "min_score": min_score,
-    }
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            {"graph": graph_fingerprint(conn), "params": params}, sort_keys=True, default=str
-        ).encode()
-    ).hexdigest()
-    meta_path = out / "meta.json"
-    if use_cache and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fingerprint:
-            return load_view(out, cached=True)
+    params = {"view": view, "dataset": dataset, "relationships": sorted(relationships),
+              "min_score": min_score}  # fmt: skip
+    fingerprint = view_fingerprint(conn, params)
+    if cache_hit(out, fingerprint, use_cache):
+        return load_view(out, cached=True)
     started = time.perf_counter()
-    internal, genes = gene_nodes(conn)
+    internal, genes = node_index(conn, "Gene")
     x, feature_meta = gene_features(conn, dataset, genes) if dataset else (None, {})
     out.mkdir(parents=True, exist_ok=True)
-    edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    counts = {}
+    edges = {}
     for rel_type in relationships:
-        path = out / f"edges-{rel_type}.parquet"
-        schema = pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("score", pa.float32())])
-        parts = []
-        with pq.ParquetWriter(path, schema) as writer:
-            for batch in relationship_chunks(conn, rel_type, internal, min_score):
-                writer.write_batch(batch)
-                parts.append(batch)
-        table = pa.Table.from_batches(parts, schema)
-        edges[rel_type] = (table.column("src").to_numpy(), table.column("dst").to_numpy(),
-                           table.column("score").to_numpy())  # fmt: skip
-        counts[rel_type] = table.num_rows
-    nodes = {"index": pa.array(np.arange(len(genes))), "id": pa.array(genes, pa.string())}
-    if x is not None:
-        nodes["x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
-    pq.write_table(pa.table(nodes), out / "nodes.parquet")
+        weight = f"r.{SCORES.get(rel_type, 'score')}"
+        chunks = relationship_chunks(
+            conn, ("Gene", rel_type, "Gene"), internal, internal, weight, min_score
+        )
+        edges[rel_type] = write_edges(out / f"edges-{rel_type}.parquet", chunks)
+    write_nodes(out / "nodes.parquet", genes, x)
     meta = {"fingerprint": fingerprint, **params, **{k: v for k, v in feature_meta.items() if k != "features"},
             "feature_names": feature_meta.get("features", []), "nodes": len(genes),
-            "relationships": counts, "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+            "relationships": {t: len(e[0]) for t, e in edges.items()},
+            "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
     result = View(genes, x, edges, meta)
     torch.save(result.to_pyg(), out / "data.pt")
-    meta_path.write_text(json.dumps(meta, indent=1))
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return result
 
 
-def load_view(out: Path, cached: bool = False) -> View:
-    """A view written by `export_view`, from its parquet files."""
-    meta = json.loads((out / "meta.json").read_text())
-    nodes = pq.read_table(out / "nodes.parquet")
+def write_nodes(path: Path, ids: list[str], x: np.ndarray | None) -> None:
+    nodes = {"index": pa.array(np.arange(len(ids))), "id": pa.array(ids, pa.string())}
+    if x is not None:
+        nodes["x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
+    pq.write_table(pa.table(nodes), path)
+
+
+def read_nodes(path: Path) -> tuple[list[str], np.ndarray | None]:
+    nodes = pq.read_table(path)
     x = None
     if "x" in nodes.column_names:
         column = nodes.column("x").combine_chunks()
-        x = column.values.to_numpy().reshape(len(column), -1).astype(np.float32)
+        x = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1)
+    return nodes.column("id").to_pylist(), x
+
+
+# InfoAlign's context graph (methods/infoalign.md §1.2): the edge kinds and their walk weights.
+CONTEXT_LABELS = ("Molecule", "Gene", "ExpressionProfile", "MorphologyProfile")
+CONTEXT_EDGES: dict[tuple[str, str, str], str] = {
+    ("Molecule", "TARGETS", "Gene"): "1.0",  # E1
+    ("Molecule", "PERTURBS", "MorphologyProfile"): "1.0",  # E2
+    ("Molecule", "PERTURBS", "ExpressionProfile"): "1.0",  # E3
+    ("Gene", "PERTURBS", "ExpressionProfile"): "1.0",  # genetic perturbations (JUMP, Perturb-seq)
+    ("Gene", "PERTURBS", "MorphologyProfile"): "1.0",
+    ("Gene", "INTERACTS_WITH", "Gene"): "1.0",  # E4
+    ("Molecule", "SIMILAR_TO", "Molecule"): "r.similarity",  # E6
+    ("Gene", "SIMILAR_TO", "Gene"): "r.similarity",  # E7
+    ("MorphologyProfile", "SIMILAR_TO", "MorphologyProfile"): "r.similarity",  # E8
+    ("ExpressionProfile", "SIMILAR_TO", "ExpressionProfile"): "r.similarity",  # E9
+}
+
+
+@dataclass
+class HeteroView:
+    """The context graph: node ids and features per label, edges per (start, type, end)."""
+
+    nodes: dict[str, list[str]]
+    x: dict[str, np.ndarray | None]
+    edges: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_pyg(self) -> HeteroData:
+        data = HeteroData()
+        for label, ids in self.nodes.items():
+            data[label].num_nodes = len(ids)
+            data[label].node_ids = ids
+            features = self.x.get(label)
+            if features is not None:
+                data[label].x = torch.from_numpy(np.ascontiguousarray(features))
+        for key, (src, dst, weight) in self.edges.items():
+            data[key].edge_index = torch.from_numpy(np.stack([src, dst])).long()
+            data[key].edge_weight = torch.from_numpy(weight.astype(np.float32))
+        return data
+
+    def homogeneous(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        """(edge_index in both directions, edge weight, node type per node, label order): the
+        undirected graph InfoAlign walks on, nodes numbered label by label."""
+        labels = list(self.nodes)
+        offset = dict(
+            zip(
+                labels, np.cumsum([0] + [len(self.nodes[k]) for k in labels]).tolist(), strict=False
+            )
+        )
+        src, dst, weight = [], [], []
+        for (start, _, end), (s, d, w) in self.edges.items():
+            src += [s + offset[start], d + offset[end]]
+            dst += [d + offset[end], s + offset[start]]
+            weight += [w, w]
+        empty = np.zeros(0, dtype=np.int64)
+        edge_index = torch.from_numpy(
+            np.stack([np.concatenate(src or [empty]), np.concatenate(dst or [empty])])
+        )
+        node_type = torch.cat([torch.full((len(self.nodes[k]),), i) for i, k in enumerate(labels)])
+        edge_weight = torch.from_numpy(np.concatenate(weight or [empty]).astype(np.float32))
+        return edge_index.long(), edge_weight, node_type.long(), labels
+
+
+def export_context(
+    conn: Connection, out: Path, *, gene_dataset: str | None = None, use_cache: bool = True
+) -> HeteroView:
+    """InfoAlign's heterogeneous context graph: molecules (Morgan bits as features), genes
+    (features from `gene_dataset`), expression and morphology profiles (their `features` when
+    all have one length), and the CONTEXT_EDGES with their walk weights."""
+    params = {"view": "context", "dataset": gene_dataset}
+    fingerprint = view_fingerprint(conn, params)
+    if cache_hit(out, fingerprint, use_cache):
+        return load_context(out, cached=True)
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    internal: dict[str, np.ndarray] = {}
+    nodes: dict[str, list[str]] = {}
+    x: dict[str, np.ndarray | None] = {}
+    notes: dict[str, str] = {}
+    for label in CONTEXT_LABELS:
+        internal[label], nodes[label] = node_index(conn, label)
+        x[label], notes[label] = node_features(conn, label, nodes[label], gene_dataset)
+        write_nodes(out / f"nodes-{label}.parquet", nodes[label], x[label])
     edges = {}
-    for rel_type in meta["relationships"]:
-        table = pq.read_table(out / f"edges-{rel_type}.parquet")
-        edges[rel_type] = (table.column("src").to_numpy(), table.column("dst").to_numpy(),
-                           table.column("score").to_numpy())  # fmt: skip
-    return View(nodes.column("id").to_pylist(), x, edges, {**meta, "cached": cached})
+    for key, weight in CONTEXT_EDGES.items():
+        start, rel_type, end = key
+        if not len(internal[start]) or not len(internal[end]):
+            continue
+        chunks = relationship_chunks(conn, key, internal[start], internal[end], weight)
+        found = write_edges(out / f"edges-{start}-{rel_type}-{end}.parquet", chunks)
+        if len(found[0]):
+            edges[key] = found
+        else:
+            (out / f"edges-{start}-{rel_type}-{end}.parquet").unlink()
+    meta = {"fingerprint": fingerprint, **params, "nodes": {k: len(v) for k, v in nodes.items()},
+            "features": notes, "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
+            "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    result = HeteroView(nodes, x, edges, meta)
+    torch.save(result.to_pyg(), out / "data.pt")
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    return result
+
+
+def node_features(
+    conn: Connection, label: str, ids: list[str], gene_dataset: str | None
+) -> tuple[np.ndarray | None, str]:
+    """A label's features in the context view, and a line saying what they are."""
+    if label == "Gene":
+        if gene_dataset is None:
+            return None, "none (no --dataset)"
+        return gene_features(conn, gene_dataset, ids)[0], f"from {gene_dataset}"
+    prop = "fingerprint" if label == "Molecule" else "features"
+    rows = conn.query(f"MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v ORDER BY id")
+    values = [r["v"] for r in rows]
+    if not values or any(v is None for v in values):
+        return None, f"none (not every {label} has `{prop}`)"
+    if label == "Molecule":
+        packed = np.array([np.frombuffer(bytes(v), dtype=np.uint8) for v in values])
+        return np.unpackbits(packed, axis=1), "Morgan fingerprint bits"
+    if len({len(v) for v in values}) > 1:
+        return None, "none (profiles of several datasets have different lengths)"
+    return np.asarray(values, dtype=np.float32), "profile features"
+
+
+def load_view(out: Path, cached: bool = False) -> View | HeteroView:
+    """A view written by `export_view`, from its parquet files."""
+    meta = json.loads((out / "meta.json").read_text())
+    if meta["view"] == "context":
+        return load_context(out, cached)
+    ids, x = read_nodes(out / "nodes.parquet")
+    edges = {t: read_edges(out / f"edges-{t}.parquet") for t in meta["relationships"]}
+    return View(ids, None if x is None else x.astype(np.float32), edges, {**meta, "cached": cached})
+
+
+def load_context(out: Path, cached: bool = False) -> HeteroView:
+    meta = json.loads((out / "meta.json").read_text())
+    nodes, x = {}, {}
+    for label in meta["nodes"]:
+        nodes[label], x[label] = read_nodes(out / f"nodes-{label}.parquet")
+    edges = {}
+    for name in meta["relationships"]:
+        key = tuple(name.split("|"))
+        edges[(key[0], key[1], key[2])] = read_edges(out / f"edges-{'-'.join(key)}.parquet")
+    return HeteroView(nodes, x, edges, {**meta, "cached": cached})

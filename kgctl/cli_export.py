@@ -14,8 +14,14 @@ from kgctl.settings import load_settings
 
 def _render(r: Result) -> None:
     state = "unchanged graph: cached" if r["cached"] else f"exported in {r['seconds']:.2f} s"
+    nodes = r["nodes"]  # a count, or counts per label (context)
+    shown = (
+        f"{nodes:,} nodes"
+        if isinstance(nodes, int)
+        else ", ".join(f"{n:,} {k}" for k, n in nodes.items())
+    )
     rels = ", ".join(f"{n:,} {t}" for t, n in r["relationships"].items())
-    click.echo(f"{r['view']}: {r['nodes']:,} nodes, {rels} ({state}) → {r['out']}")
+    click.echo(f"{r['view']}: {shown}; {rels} ({state}) → {r['out']}")
 
 
 @click.command("export")
@@ -31,10 +37,13 @@ def _render(r: Result) -> None:
 @json_command(_render)
 def export(view: str, out_dir: Path, dataset: str | None, relationships: tuple[str, ...],
            min_score: float | None, no_cache: bool) -> Result:  # fmt: skip
-    """Export a view for the models: genes with features from a dataset and their relationships.
+    """Export a view for the models.
 
-    Written as parquet plus a PyG `Data` (data.pt) whose `node_ids` map indices back to the graph.
-    Exporting an unchanged graph with the same options returns the cached view at once.
+    gene-association: genes (features from --dataset) and their --relationship edges, as parquet
+    plus a PyG `Data` (data.pt) whose `node_ids` map indices back to the graph. context:
+    InfoAlign's heterogeneous graph of molecules, genes and profiles with walk weights, as
+    parquet plus a PyG `HeteroData`. An unchanged graph with the same options is not exported
+    again: the cached view is returned.
     """
     settings = load_settings()
     with spinner("Connecting to Neo4j") as update:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import export_view, load_view
+from kgctl.graph.walks import CSRGraph, path_weights, random_walks
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer
 
@@ -108,3 +110,60 @@ def test_real_string_view(graph: Connection, shared_data: Path, tmp_path: Path) 
     expected = graph.query("MATCH (a:Gene {id: 'CES1'})-[r:INTERACTS_WITH]-(b:Gene {id: 'CYP2E1'}) "
                            "RETURN r.combined_score AS s")[0]["s"]  # fmt: skip
     assert pairs[("CES1", "CYP2E1")] == expected
+
+
+def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) -> None:
+    graph.query(
+        "CREATE (m1:Molecule {id: 'M1', fingerprint: $f1}), (m2:Molecule {id: 'M2', fingerprint: $f2}), "
+        "(g1:Gene {id: 'G1'}), (g2:Gene {id: 'G2'}), (g3:Gene {id: 'G3'}), "
+        "(e1:ExpressionProfile {id: 'E1', features: [1.0, 2.0]}), "
+        "(e2:ExpressionProfile {id: 'E2', features: [0.5, 0.0]}), "
+        "(c1:MorphologyProfile {id: 'C1', features: [3.0]}), "
+        "(m1)-[:TARGETS]->(g1), (m2)-[:TARGETS]->(g2), (m1)-[:PERTURBS]->(e1), "
+        "(m2)-[:PERTURBS]->(c1), (g3)-[:PERTURBS]->(e2), (g1)-[:INTERACTS_WITH]->(g2), "
+        "(m1)-[:SIMILAR_TO {similarity: 0.85}]->(m2), (e1)-[:SIMILAR_TO {similarity: 0.9}]->(e2)",
+        {"f1": bytes([0b10000000, 1]), "f2": bytes([0, 255])},
+        write=True,
+    )
+    view = export_view(graph, "context", tmp_path / "ctx")
+    assert view.meta["nodes"] == {
+        "Molecule": 2,
+        "Gene": 3,
+        "ExpressionProfile": 2,
+        "MorphologyProfile": 1,
+    }
+    assert view.meta["relationships"] == {
+        "Molecule|TARGETS|Gene": 2, "Molecule|PERTURBS|MorphologyProfile": 1,
+        "Molecule|PERTURBS|ExpressionProfile": 1, "Gene|PERTURBS|ExpressionProfile": 1,
+        "Gene|INTERACTS_WITH|Gene": 1, "Molecule|SIMILAR_TO|Molecule": 1,
+        "ExpressionProfile|SIMILAR_TO|ExpressionProfile": 1}  # fmt: skip
+    assert (
+        view.x["Molecule"].shape == (2, 16)
+        and view.x["Molecule"][0, 0] == 1
+        and view.x["Molecule"][0, 15] == 1
+    )
+    assert (
+        view.x["ExpressionProfile"].tolist() == [[1.0, 2.0], [0.5, 0.0]] and view.x["Gene"] is None
+    )
+    src, dst, w = view.edges[("Molecule", "SIMILAR_TO", "Molecule")]
+    assert (
+        view.nodes["Molecule"][src[0]],
+        view.nodes["Molecule"][dst[0]],
+        round(float(w[0]), 2),
+    ) == ("M1", "M2", 0.85)
+    data = view.to_pyg()
+    assert (
+        data["Molecule", "TARGETS", "Gene"].edge_index.shape == (2, 2)
+        and data["Gene"].num_nodes == 3
+    )
+    edge_index, weight, node_type, labels = view.homogeneous()
+    assert edge_index.shape == (2, 16) and labels == list(view.nodes)
+    walker = CSRGraph.from_edge_index(edge_index, int(node_type.numel()), weight, node_type)
+    walks = random_walks(
+        walker, torch.arange(2), 4, walks_per_node=50, seed=0
+    )  # from the molecules
+    weights = path_weights(walks, weight)  # edge ids index the homogeneous edge list
+    assert bool((weights[:, 1:] <= 1.0).all()) and float(weights[:, 1].min()) >= 0.85
+    again = export_view(graph, "context", tmp_path / "ctx")
+    assert again.meta["cached"] and again.meta["relationships"] == view.meta["relationships"]
+    assert again.x["ExpressionProfile"].tolist() == view.x["ExpressionProfile"].tolist()
