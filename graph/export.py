@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +45,8 @@ from kgctl.graph.schema import (
 CHUNK_NODES = 5_000  # start nodes per relationship query
 READERS = 2  # relationship queries at once
 SCORES = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score", "SIMILAR_TO": "similarity"}
-VIEWS = ("gene-association", "context")
+VIEWS = ("gene-association", "context", "transcripts")
+HETERO_VIEWS = ("context", "transcripts")
 
 
 @dataclass
@@ -261,6 +262,8 @@ def export_view(
         raise KgctlError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
     if view == "context":
         return export_context(conn, out, gene_dataset=dataset, use_cache=use_cache)
+    if view == "transcripts":
+        return export_transcripts(conn, out, use_cache=use_cache)
     for rel_type in relationships:
         check_relationship_type(rel_type)
     params = {"view": view, "dataset": dataset, "relationships": sorted(relationships),
@@ -290,10 +293,14 @@ def export_view(
     return result
 
 
-def write_nodes(path: Path, ids: list[str], x: np.ndarray | None) -> None:
+def write_nodes(
+    path: Path, ids: list[str], x: np.ndarray | None, extra: pa.Table | None = None
+) -> None:
     nodes = {"index": pa.array(np.arange(len(ids))), "id": pa.array(ids, pa.string())}
     if x is not None:
         nodes["x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
+    if extra is not None:
+        nodes |= {name: extra.column(name) for name in extra.column_names}
     pq.write_table(pa.table(nodes), path)
 
 
@@ -324,12 +331,14 @@ CONTEXT_EDGES: dict[tuple[str, str, str], str] = {
 
 @dataclass
 class HeteroView:
-    """The context graph: node ids and features per label, edges per (start, type, end)."""
+    """A heterogeneous view: node ids, features and extra columns per label, edges per
+    (start, type, end) with their weights."""
 
     nodes: dict[str, list[str]]
     x: dict[str, np.ndarray | None]
     edges: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
     meta: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # extra node columns per label
 
     def to_pyg(self) -> HeteroData:
         data = HeteroData()
@@ -374,34 +383,100 @@ def export_context(
     (features from `gene_dataset`), expression and morphology profiles (their `features` when
     all have one length), and the CONTEXT_EDGES with their walk weights."""
     params = {"view": "context", "dataset": gene_dataset}
+
+    def features(label: str, ids: list[str]) -> tuple[np.ndarray | None, str]:
+        return node_features(conn, label, ids, gene_dataset)
+
+    return export_hetero(conn, out, params, CONTEXT_LABELS, CONTEXT_EDGES, features, {}, use_cache)
+
+
+# The transcripts view (IsoCLR): transcripts with their sequence and structure, their genes, and
+# orthologs between genes.
+TRANSCRIPT_COLUMNS = ("gene_symbol", "length", "cds_start", "cds_end", "exon_ends", "sequence")
+TRANSCRIPT_EDGES: dict[tuple[str, str, str], str] = {
+    ("Transcript", "ISOFORM_OF", "Gene"): "1.0",
+    ("Gene", "ORTHOLOG_OF", "Gene"): "1.0",
+}
+
+
+def export_transcripts(conn: Connection, out: Path, *, use_cache: bool = True) -> HeteroView:
+    """Transcripts (sequence, length, CDS, exon ends as columns of nodes-Transcript.parquet and
+    `tables`), their ISOFORM_OF genes and the genes' ORTHOLOG_OF pairs."""
+
+    def no_features(label: str, ids: list[str]) -> tuple[np.ndarray | None, str]:
+        return None, "none (sequences are in the Transcript table)"
+
+    columns: dict[str, tuple[str, ...]] = {"Transcript": TRANSCRIPT_COLUMNS}
+    return export_hetero(conn, out, {"view": "transcripts"}, ("Transcript", "Gene"),
+                         TRANSCRIPT_EDGES, no_features, columns, use_cache)  # fmt: skip
+
+
+def node_table(
+    conn: Connection, label: str, internal: np.ndarray, columns: tuple[str, ...]
+) -> pa.Table:
+    """Properties of the nodes, in `internal` order, fetched CHUNK_NODES at a time."""
+    check_label(label)
+    for column in columns:
+        if not column.replace("_", "").isalnum():
+            raise ValueError(f"bad property name {column!r}")
+    fields = ", ".join(f"collect(n.{c}) AS {c}" for c in columns)
+    cypher = f"UNWIND $ids AS nid MATCH (n:{label}) WHERE id(n) = nid RETURN {fields}"
+    parts: dict[str, list[Any]] = {c: [] for c in columns}
+    with _session(conn) as session:
+        for start in range(0, len(internal), CHUNK_NODES):
+            row = session.run(
+                cypher, {"ids": internal[start : start + CHUNK_NODES].tolist()}
+            ).single(strict=True)
+            for c in columns:
+                parts[c] += row[c]
+    return pa.table({c: pa.array(v) for c, v in parts.items()})
+
+
+def export_hetero(
+    conn: Connection,
+    out: Path,
+    params: dict[str, Any],
+    labels: tuple[str, ...],
+    edge_spec: dict[tuple[str, str, str], str],
+    features: Callable[[str, list[str]], tuple[np.ndarray | None, str]],
+    columns: dict[str, tuple[str, ...]],
+    use_cache: bool,
+) -> HeteroView:
+    """Nodes of `labels` (features, extra property columns) and the edges of `edge_spec` with
+    their weights, into parquet + a HeteroData; cached by the graph's fingerprint."""
     fingerprint = view_fingerprint(conn, params)
     if cache_hit(out, fingerprint, use_cache):
-        return load_context(out, cached=True)
+        return load_hetero(out, cached=True)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     internal: dict[str, np.ndarray] = {}
     nodes: dict[str, list[str]] = {}
     x: dict[str, np.ndarray | None] = {}
+    tables: dict[str, pa.Table] = {}
     notes: dict[str, str] = {}
-    for label in CONTEXT_LABELS:
+    for label in labels:
         internal[label], nodes[label] = node_index(conn, label)
-        x[label], notes[label] = node_features(conn, label, nodes[label], gene_dataset)
-        write_nodes(out / f"nodes-{label}.parquet", nodes[label], x[label])
+        x[label], notes[label] = features(label, nodes[label])
+        if label in columns:
+            tables[label] = node_table(conn, label, internal[label], columns[label])
+        write_nodes(out / f"nodes-{label}.parquet", nodes[label], x[label], tables.get(label))
     edges = {}
-    for key, weight in CONTEXT_EDGES.items():
+    for key, weight in edge_spec.items():
         start, rel_type, end = key
         if not len(internal[start]) or not len(internal[end]):
             continue
-        chunks = relationship_chunks(conn, key, internal[start], internal[end], weight)
-        found = write_edges(out / f"edges-{start}-{rel_type}-{end}.parquet", chunks)
+        path = out / f"edges-{start}-{rel_type}-{end}.parquet"
+        found = write_edges(
+            path, relationship_chunks(conn, key, internal[start], internal[end], weight)
+        )
         if len(found[0]):
             edges[key] = found
         else:
-            (out / f"edges-{start}-{rel_type}-{end}.parquet").unlink()
+            path.unlink()
     meta = {"fingerprint": fingerprint, **params, "nodes": {k: len(v) for k, v in nodes.items()},
             "features": notes, "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
-    result = HeteroView(nodes, x, edges, meta)
+    result = HeteroView(nodes, x, edges, meta, tables)
     torch.save(result.to_pyg(), out / "data.pt")
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return result
@@ -431,20 +506,24 @@ def node_features(
 def load_view(out: Path, cached: bool = False) -> View | HeteroView:
     """A view written by `export_view`, from its parquet files."""
     meta = json.loads((out / "meta.json").read_text())
-    if meta["view"] == "context":
-        return load_context(out, cached)
+    if meta["view"] in HETERO_VIEWS:
+        return load_hetero(out, cached)
     ids, x = read_nodes(out / "nodes.parquet")
     edges = {t: read_edges(out / f"edges-{t}.parquet") for t in meta["relationships"]}
     return View(ids, None if x is None else x.astype(np.float32), edges, {**meta, "cached": cached})
 
 
-def load_context(out: Path, cached: bool = False) -> HeteroView:
+def load_hetero(out: Path, cached: bool = False) -> HeteroView:
     meta = json.loads((out / "meta.json").read_text())
-    nodes, x = {}, {}
+    nodes, x, tables = {}, {}, {}
     for label in meta["nodes"]:
-        nodes[label], x[label] = read_nodes(out / f"nodes-{label}.parquet")
+        path = out / f"nodes-{label}.parquet"
+        nodes[label], x[label] = read_nodes(path)
+        extra = [c for c in pq.read_schema(path).names if c not in {"index", "id", "x"}]
+        if extra:
+            tables[label] = pq.read_table(path, columns=extra)
     edges = {}
     for name in meta["relationships"]:
-        key = tuple(name.split("|"))
-        edges[(key[0], key[1], key[2])] = read_edges(out / f"edges-{'-'.join(key)}.parquet")
-    return HeteroView(nodes, x, edges, {**meta, "cached": cached})
+        start, rel_type, end = name.split("|")
+        edges[(start, rel_type, end)] = read_edges(out / f"edges-{start}-{rel_type}-{end}.parquet")
+    return HeteroView(nodes, x, edges, {**meta, "cached": cached}, tables)

@@ -18,6 +18,7 @@ from kgctl.graph.export import export_view, load_view
 from kgctl.graph.walks import CSRGraph, path_weights, random_walks
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer
+from tests import generators
 
 INFO = "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(6))
 HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
@@ -167,3 +168,35 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
     again = export_view(graph, "context", tmp_path / "ctx")
     assert again.meta["cached"] and again.meta["relationships"] == view.meta["relationships"]
     assert again.x["ExpressionProfile"].tolist() == view.x["ExpressionProfile"].tolist()
+
+
+def test_transcripts_view(graph: Connection, tmp_path: Path) -> None:
+    fasta, gtf = generators.transcripts(tmp_path / "gencode.v44.pc_transcripts.fa",
+                                        tmp_path / "gencode.v44.annotation.gtf",
+                                        genes=["TP53", "BRCA1", "EGFR"], isoforms=2)  # fmt: skip
+    ingest(graph, "transcripts", [fasta, gtf], {}, rejects_dir=tmp_path)
+    graph.query("MATCH (a:Gene {id: 'TP53'}), (b:Gene {id: 'EGFR'}) "
+                "CREATE (a)-[:ORTHOLOG_OF {type: 'test'}]->(b)", write=True)  # fmt: skip
+    view = export_view(graph, "transcripts", tmp_path / "tx")
+    assert view.meta["nodes"] == {"Transcript": 6, "Gene": 3}
+    assert view.meta["relationships"] == {
+        "Transcript|ISOFORM_OF|Gene": 6,
+        "Gene|ORTHOLOG_OF|Gene": 1,
+    }
+    table = view.tables["Transcript"].to_pydict()
+    truth = {r["id"]: r for r in graph.query("MATCH (t:Transcript)-[:ISOFORM_OF]->(g:Gene) "
+                                             "RETURN t.id AS id, t.sequence AS seq, t.cds_start AS cds, g.id AS gene")}  # fmt: skip
+    for i, tid in enumerate(view.nodes["Transcript"]):
+        assert (
+            table["sequence"][i] == truth[tid]["seq"] and table["cds_start"][i] == truth[tid]["cds"]
+        )
+        assert table["length"][i] == len(truth[tid]["seq"])
+    src, dst, _ = view.edges[("Transcript", "ISOFORM_OF", "Gene")]
+    assert {(view.nodes["Transcript"][s], view.nodes["Gene"][d]) for s, d in zip(src, dst, strict=True)} == {
+        (tid, r["gene"]) for tid, r in truth.items()}  # fmt: skip
+    again = load_view(tmp_path / "tx")
+    assert (
+        again.tables["Transcript"].equals(view.tables["Transcript"]) and again.nodes == view.nodes
+    )
+    data = view.to_pyg()
+    assert data["Transcript", "ISOFORM_OF", "Gene"].edge_index.shape == (2, 6)
