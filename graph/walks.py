@@ -100,14 +100,56 @@ class CSRGraph:
 @dataclass(frozen=True)
 class Walks:
     """`nodes[w, t]` is walker w's node after t steps (t = 0 is its start); `edges[w, t]` is the
-    caller's id of the edge taken at step t + 1, or DEAD_END / RESTART."""
+    caller's id of the edge taken at step t + 1, or DEAD_END / RESTART. Both are int32 (int64
+    for graphs with 2³¹ entries or more), and transposed views of step-major storage: call
+    `.contiguous()` for walker-major memory."""
 
-    nodes: Tensor  # int64 [W, L + 1]
-    edges: Tensor  # int64 [W, L]
+    nodes: Tensor  # [W, L + 1]
+    edges: Tensor  # [W, L]
 
     @property
     def steps(self) -> int:
         return self.edges.numel()
+
+
+@dataclass(frozen=True)
+class WalkTable:
+    """The CSR the walker steps on: every node without a way out (no neighbours, or zero total
+    weight when weighted) gets one self-loop with edge id DEAD_END, so a step is gathers and
+    arithmetic with no branches."""
+
+    start: Tensor  # int64 [N]: first entry of each node
+    degree: Tensor  # int64 [N] (>= 1)
+    col: Tensor  # int64 [E']
+    edge_id: Tensor  # int64 [E']
+    cumulative: Tensor | None  # float64 [E']: running weight sum (weighted walks only)
+
+
+def walk_table(graph: CSRGraph, weighted: bool) -> WalkTable:
+    device, n = graph.device, graph.num_nodes
+    degree = graph.rowptr.diff()
+    row = torch.repeat_interleave(torch.arange(n, device=device), degree)
+    weight = graph.weight.double()
+    if weighted:
+        total = torch.zeros(n, dtype=torch.float64, device=device).index_add_(0, row, weight)
+        dead = total <= 0
+    else:
+        dead = degree == 0
+    lonely = torch.nonzero(dead).flatten()
+    rows = torch.cat([row, lonely])
+    order = torch.argsort(rows, stable=True)  # each node's entries stay together, in CSR order
+    col = torch.cat([graph.col, lonely])[order]
+    edge_id = torch.cat([graph.edge_id, torch.full_like(lonely, DEAD_END)])[order]
+    degree = degree + dead.long()
+    start = torch.cumsum(degree, 0) - degree
+    cumulative = None
+    if weighted:
+        w = torch.cat([weight, torch.ones(lonely.numel(), dtype=torch.float64, device=device)])[
+            order
+        ]
+        w = torch.where(dead[rows[order]], torch.where(edge_id == DEAD_END, 1.0, 0.0), w)
+        cumulative = torch.cumsum(w, 0)  # float64: exact enough over 1e9 edges
+    return WalkTable(start, degree, col, edge_id, cumulative)
 
 
 def random_walks(
@@ -137,46 +179,49 @@ def random_walks(
     starts = start.to(device=device, dtype=torch.long).repeat_interleave(walks_per_node)
     if starts.numel() and (int(starts.min()) < 0 or int(starts.max()) >= graph.num_nodes):
         raise ValueError(f"start nodes must be in 0..{graph.num_nodes - 1}")
-    nodes = torch.empty((starts.numel(), length + 1), dtype=torch.long, device=device)
-    edges = torch.empty((starts.numel(), length), dtype=torch.long, device=device)
-    nodes[:, 0] = starts
-    rowptr, col = graph.rowptr, graph.col
-    if weighted:
-        cumulative = torch.cumsum(graph.weight.double(), 0)  # float64: exact enough over 1e9 edges
-        before = torch.cat([cumulative.new_zeros(1), cumulative])  # before[i] = sum of weight[:i]
-    current = starts
+    table = walk_table(graph, weighted)
+    # int32 indices halve the memory traffic of every step (int64 only for graphs that need it)
+    small = max(graph.num_nodes, table.col.numel()) < 2**31 - 1
+    index = torch.int32 if small else torch.long
+    first_of, degree_of = table.start.to(index), table.degree.to(index)
+    col, edge_id = table.col.to(index), table.edge_id.to(index)
+    walkers = starts.numel()
+    nodes = torch.empty((length + 1, walkers), dtype=index, device=device)  # step-major: each
+    edges = torch.empty((length, walkers), dtype=index, device=device)  # step is contiguous
+    nodes[0] = starts
+    dtype = torch.float64 if weighted else torch.float32
+    draws = torch.rand((length, walkers), generator=generator, device=device, dtype=dtype)
+    backs = (
+        torch.rand((length, walkers), generator=generator, device=device) < restart
+        if restart > 0
+        else None
+    )
     for t in range(length):
-        low, high = rowptr[current], rowptr[current + 1]
-        degree = high - low
-        draw = torch.rand(current.numel(), generator=generator, device=device, dtype=torch.float64)
-        if weighted:
-            total = before[high] - before[low]
-            target = before[low] + draw * total
-            position = torch.searchsorted(cumulative, target, right=True)
-            position = torch.minimum(torch.maximum(position, low), high - 1)
-            moving = total > 0
+        current = nodes[t]
+        first, degree = first_of[current], degree_of[current]
+        if table.cumulative is not None:
+            cumulative = table.cumulative
+            low = torch.where(first > 0, cumulative[(first - 1).clamp_min(0)], 0.0)
+            high = cumulative[first + degree - 1]
+            position = torch.searchsorted(cumulative, low + draws[t] * (high - low), right=True)
+            position = torch.minimum(torch.maximum(position, first), first + degree - 1).to(index)
         else:
-            position = low + (draw * degree).long().clamp_max(torch.clamp(degree - 1, min=0))
-            moving = degree > 0
-        safe = torch.where(moving, position, torch.zeros_like(position))
-        step_to = torch.where(moving, col[safe] if col.numel() else current, current)
-        step_edge = torch.where(moving, graph.edge_id[safe] if col.numel() else current,
-                                torch.full_like(current, DEAD_END))  # fmt: skip
-        if restart > 0:
-            back = torch.rand(current.numel(), generator=generator, device=device) < restart
-            step_to = torch.where(back, starts, step_to)
-            step_edge = torch.where(back, torch.full_like(step_edge, RESTART), step_edge)
-        nodes[:, t + 1] = step_to
-        edges[:, t] = step_edge
-        current = step_to
-    return Walks(nodes, edges)
+            position = (draws[t] * degree).to(index)
+            torch.minimum(position, degree - 1, out=position)  # float rounding at r → 1
+            position += first
+        torch.index_select(col, 0, position, out=nodes[t + 1])
+        torch.index_select(edge_id, 0, position, out=edges[t])
+        if backs is not None:
+            nodes[t + 1] = torch.where(backs[t], starts.to(index), nodes[t + 1])
+            edges[t] = torch.where(backs[t], RESTART, edges[t])
+    return Walks(nodes.t(), edges.t())  # [W, L + 1] and [W, L] views, no copy
 
 
 def path_weights(walks: Walks, edge_weight: Tensor) -> Tensor:
     """InfoAlign's path weights [W, L + 1]: w₀ = 1 and w_t = ∏_{k ≤ t} weight(e_k), where a dead
     end weighs 0 (so every later position is 0 too). A restart starts a new path at weight 1."""
     weight = edge_weight.to(walks.edges.device, torch.float32)
-    taken = walks.edges.clamp_min(0)
+    taken = walks.edges.clamp_min(0).long()
     factors = torch.where(walks.edges >= 0, weight[taken] if weight.numel() else 0.0, 0.0)
     factors = torch.where(walks.edges == RESTART, torch.ones_like(factors), factors)
     out = torch.ones((walks.edges.shape[0], walks.edges.shape[1] + 1), device=weight.device)
