@@ -8,7 +8,7 @@ node-type filters, and InfoAlign's path weights (`../shared/docs/methods/infoali
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -27,6 +27,13 @@ class CSRGraph:
     edge_id: Tensor  # int64 [E]
     weight: Tensor  # float32 [E]
     node_type: Tensor | None = None  # int64 [N]
+    _tables: dict[bool, WalkTable] = field(default_factory=dict, compare=False, repr=False)
+
+    def walk_table(self, weighted: bool) -> WalkTable:
+        """The walker's table for this graph, built once per kind."""
+        if weighted not in self._tables:
+            self._tables[weighted] = walk_table(self, weighted)
+        return self._tables[weighted]
 
     @property
     def num_nodes(self) -> int:
@@ -118,10 +125,10 @@ class WalkTable:
     weight when weighted) gets one self-loop with edge id DEAD_END, so a step is gathers and
     arithmetic with no branches."""
 
-    start: Tensor  # int64 [N]: first entry of each node
-    degree: Tensor  # int64 [N] (>= 1)
-    col: Tensor  # int64 [E']
-    edge_id: Tensor  # int64 [E']
+    start: Tensor  # [N]: first entry of each node (int32, or int64 for huge graphs)
+    degree: Tensor  # [N] (>= 1)
+    col: Tensor  # [E']
+    edge_id: Tensor  # [E']
     cumulative: Tensor | None  # float64 [E']: running weight sum (weighted walks only)
 
 
@@ -149,7 +156,11 @@ def walk_table(graph: CSRGraph, weighted: bool) -> WalkTable:
         ]
         w = torch.where(dead[rows[order]], torch.where(edge_id == DEAD_END, 1.0, 0.0), w)
         cumulative = torch.cumsum(w, 0)  # float64: exact enough over 1e9 edges
-    return WalkTable(start, degree, col, edge_id, cumulative)
+    # int32 indices halve the memory traffic of every step (int64 only for graphs that need it)
+    index = torch.int32 if max(n, col.numel()) < 2**31 - 1 else torch.long
+    return WalkTable(
+        start.to(index), degree.to(index), col.to(index), edge_id.to(index), cumulative
+    )
 
 
 def random_walks(
@@ -176,15 +187,13 @@ def random_walks(
     if generator is None:
         generator = torch.Generator(device=device)
         generator.manual_seed(0 if seed is None else seed)
-    starts = start.to(device=device, dtype=torch.long).repeat_interleave(walks_per_node)
-    if starts.numel() and (int(starts.min()) < 0 or int(starts.max()) >= graph.num_nodes):
+    start = start.to(device=device)
+    if start.numel() and (int(start.min()) < 0 or int(start.max()) >= graph.num_nodes):
         raise ValueError(f"start nodes must be in 0..{graph.num_nodes - 1}")
-    table = walk_table(graph, weighted)
-    # int32 indices halve the memory traffic of every step (int64 only for graphs that need it)
-    small = max(graph.num_nodes, table.col.numel()) < 2**31 - 1
-    index = torch.int32 if small else torch.long
-    first_of, degree_of = table.start.to(index), table.degree.to(index)
-    col, edge_id = table.col.to(index), table.edge_id.to(index)
+    table = graph.walk_table(weighted)
+    index = table.col.dtype
+    first_of, degree_of, col, edge_id = table.start, table.degree, table.col, table.edge_id
+    starts = start.to(index).repeat_interleave(walks_per_node)
     walkers = starts.numel()
     nodes = torch.empty((length + 1, walkers), dtype=index, device=device)  # step-major: each
     edges = torch.empty((length, walkers), dtype=index, device=device)  # step is contiguous
@@ -198,7 +207,9 @@ def random_walks(
     )
     for t in range(length):
         current = nodes[t]
-        first, degree = first_of[current], degree_of[current]
+        # index_select, not advanced indexing: about 3x faster for a 1-D gather on the CPU
+        first = torch.index_select(first_of, 0, current)
+        degree = torch.index_select(degree_of, 0, current)
         if table.cumulative is not None:
             cumulative = table.cumulative
             low = torch.where(first > 0, cumulative[(first - 1).clamp_min(0)], 0.0)
@@ -212,7 +223,7 @@ def random_walks(
         torch.index_select(col, 0, position, out=nodes[t + 1])
         torch.index_select(edge_id, 0, position, out=edges[t])
         if backs is not None:
-            nodes[t + 1] = torch.where(backs[t], starts.to(index), nodes[t + 1])
+            nodes[t + 1] = torch.where(backs[t], starts, nodes[t + 1])
             edges[t] = torch.where(backs[t], RESTART, edges[t])
     return Walks(nodes.t(), edges.t())  # [W, L + 1] and [W, L] views, no copy
 
