@@ -21,7 +21,7 @@ import numpy as np
 from kgctl import __version__
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
-from kgctl.graph.schema import apply_schema, check_label
+from kgctl.graph.schema import SCORE_PROPERTY, apply_schema, check_label
 from kgctl.graph.similarity import (
     INFOALIGN_FLOOR,
     INFOALIGN_KEEP,
@@ -50,11 +50,11 @@ class Vectors:
     matrix: np.ndarray
 
 
-def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
-    """The vectors a `Dataset` node describes: its `vector_property` on nodes of `vector_label`
-    (per-gene vectors), or `features` on profiles whose `dataset` is this one."""
+def dataset_spec(conn: Connection, dataset: str) -> tuple[str, str, list[str]]:
+    """(vector label, vector property, feature names) of a `Dataset` node, checked: the label is
+    whitelisted and the property a plain name, since both go into Cypher."""
     rows = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.vector_label AS label, "
-                      "d.vector_property AS prop, d.n_features AS n", {"id": dataset})  # fmt: skip
+                      "d.vector_property AS prop, d.features AS features", {"id": dataset})  # fmt: skip
     if not rows:
         known = [r["id"] for r in conn.query("MATCH (d:Dataset) RETURN d.id AS id ORDER BY id")]
         raise KgctlError(
@@ -64,6 +64,13 @@ def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
     check_label(label)
     if not prop or not prop.replace("_", "").isalnum():
         raise KgctlError(f"Dataset {dataset!r} names no usable vector property ({prop!r})")
+    return label, prop, list(rows[0]["features"] or [])
+
+
+def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
+    """The vectors a `Dataset` node describes: its `vector_property` on nodes of `vector_label`
+    (per-gene vectors), or `features` on profiles whose `dataset` is this one."""
+    label, prop, _ = dataset_spec(conn, dataset)
     if prop == "features":
         cypher = (f"MATCH (n:{label}) WHERE n.dataset = $id AND n.features IS NOT NULL "
                   "RETURN n.id AS id, n.features AS v ORDER BY id")  # fmt: skip
@@ -132,7 +139,7 @@ def build_similarity(
         score = cosine_scorer(vectors.matrix)
     pairs, rule = choose_pairs(len(vectors.ids), score, k=k, threshold=threshold, top=None)
     props = {"metric": metric, "dataset": scope, **rule}
-    return _write(conn, "SIMILAR_TO", "similarity", vectors, pairs, props, started)
+    return _write(conn, "SIMILAR_TO", vectors, pairs, props, started)
 
 
 def build_coessentiality(
@@ -158,10 +165,10 @@ def build_coessentiality(
     pairs, rule = choose_pairs(len(vectors.ids), scorers[method](vectors.matrix), k=None,
                                threshold=threshold, top=top)  # fmt: skip
     props = {"method": method, "dataset": dataset, **rule}
-    return _write(conn, "CO_ESSENTIAL", "score", vectors, pairs, props, started)
+    return _write(conn, "CO_ESSENTIAL", vectors, pairs, props, started)
 
 
-def _write(conn: Connection, rel_type: str, score_key: str, vectors: Vectors, pairs: Pairs,
+def _write(conn: Connection, rel_type: str, vectors: Vectors, pairs: Pairs,
            props: dict[str, Any], started: float) -> dict[str, Any]:  # fmt: skip
     """Replace the earlier build of this kind, then MERGE the pairs (lower id first)."""
     apply_schema(conn)
@@ -181,7 +188,7 @@ def _write(conn: Connection, rel_type: str, score_key: str, vectors: Vectors, pa
                                                             pairs.score.tolist(), strict=True)]  # fmt: skip
     cypher = (
         f"UNWIND $rows AS row MATCH (a:{label} {{id: row[0]}}) MATCH (b:{label} {{id: row[1]}}) "
-        f"MERGE (a)-[r:{rel_type}]->(b) SET r += $props, r.{score_key} = row[2], "
+        f"MERGE (a)-[r:{rel_type}]->(b) SET r += $props, r.{SCORE_PROPERTY[rel_type]} = row[2], "
         "r.source = $source, r.source_version = $version, r.ingest_run = $run"
     )
     for start in range(0, len(rows), WRITE_BATCH):

@@ -35,16 +35,16 @@ with warnings.catch_warnings():  # PyG's import-time torch.jit deprecation notic
 
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
+from kgctl.graph.derive import dataset_spec
 from kgctl.graph.schema import (
-    NODE_LABELS,
-    RELATIONSHIP_TYPES,
+    SCORE_PROPERTY,
     check_label,
     check_relationship_type,
+    count_store,
 )
 
 CHUNK_NODES = 5_000  # start nodes per relationship query
 READERS = 2  # relationship queries at once
-SCORES = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score", "SIMILAR_TO": "similarity"}
 VIEWS = ("gene-association", "context", "transcripts")
 HETERO_VIEWS = ("context", "transcripts")
 
@@ -82,17 +82,11 @@ class View:
 
 
 def graph_fingerprint(conn: Connection) -> dict[str, Any]:
-    """What changes whenever the graph does: counts per label and type (from Neo4j's count store,
-    no scan; one round trip) and the newest run."""
-    parts = [f"MATCH (n:{label}) RETURN 'node' AS kind, '{label}' AS name, count(n) AS n"
-             for label in NODE_LABELS]  # fmt: skip
-    parts += [f"MATCH ()-[r:{t}]->() RETURN 'relationship' AS kind, '{t}' AS name, count(r) AS n"
-              for t in RELATIONSHIP_TYPES]  # fmt: skip
-    counts = conn.query(" UNION ALL ".join(parts))  # whitelisted names only
+    """What changes whenever the graph does: counts per label and type (count store, no scan)
+    and the newest run."""
     last = conn.query("MATCH (r:IngestRun) RETURN r.id AS id, r.finished_at AS at, r.status AS s "
                       "ORDER BY r.finished_at DESC, r.id LIMIT 1")  # fmt: skip
-    return {"counts": [[r["kind"], r["name"], r["n"]] for r in counts],
-            "last_run": last[0] if last else None}  # fmt: skip
+    return {"counts": count_store(conn), "last_run": last[0] if last else None}
 
 
 def _session(conn: Connection) -> Any:
@@ -116,15 +110,9 @@ def gene_features(
     """Per-gene vectors from a Dataset: the genes' own vector property (DepMap), the profile of
     each gene's perturbation (Perturb-seq: the mean if several), or the gene's column of a
     samples × genes expression matrix. Genes without one get a NaN row."""
-    rows = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.vector_label AS label, "
-                      "d.vector_property AS prop, d.features AS features", {"id": dataset})  # fmt: skip
-    if not rows:
-        raise KgctlError(f"no Dataset {dataset!r} in the graph")
-    label, prop, features = rows[0]["label"], rows[0]["prop"], rows[0]["features"] or []
+    label, prop, features = dataset_spec(conn, dataset)
     index = {g: i for i, g in enumerate(genes)}
     if label == "Gene":
-        if not prop or not prop.replace("_", "").isalnum():
-            raise KgctlError(f"Dataset {dataset!r} names no usable vector property ({prop!r})")
         found = conn.query(
             f"MATCH (g:Gene) WHERE g.{prop} IS NOT NULL RETURN g.id AS id, g.{prop} AS v"
         )
@@ -132,7 +120,6 @@ def gene_features(
         for r in found:
             x[index[r["id"]]] = r["v"]
         return x, {"feature_source": "gene property", "property": prop, "features": features}
-    check_label(label)
     perturbed = conn.query(
         f"MATCH (g:Gene)-[:PERTURBS]->(p:{label} {{dataset: $id}}) "
         "RETURN g.id AS id, p.features AS v", {"id": dataset})  # fmt: skip
@@ -277,7 +264,7 @@ def export_view(
     out.mkdir(parents=True, exist_ok=True)
     edges = {}
     for rel_type in relationships:
-        weight = f"r.{SCORES.get(rel_type, 'score')}"
+        weight = f"r.{SCORE_PROPERTY.get(rel_type, 'score')}"
         chunks = relationship_chunks(
             conn, ("Gene", rel_type, "Gene"), internal, internal, weight, min_score
         )

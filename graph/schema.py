@@ -115,6 +115,24 @@ INDEXES: tuple[Index, ...] = (
 
 SCHEMA_ITEMS: tuple[Constraint | Index, ...] = (*CONSTRAINTS, *INDEXES)
 
+# The property that scores a relationship of each scored type (architecture.md's schema).
+SCORE_PROPERTY = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score",
+                  "SIMILAR_TO": "similarity"}  # fmt: skip
+
+
+def count_store(conn: Connection) -> dict[str, dict[str, int]]:
+    """Nodes per label and relationships per type, from Neo4j's count store (no scan), in one
+    round trip: {"nodes": {label: n}, "relationships": {type: n}}."""
+    parts = [f"MATCH (n:{label}) RETURN 'nodes' AS kind, '{label}' AS name, count(n) AS n"
+             for label in NODE_LABELS]  # fmt: skip
+    parts += [f"MATCH ()-[r:{t}]->() RETURN 'relationships' AS kind, '{t}' AS name, count(r) AS n"
+              for t in RELATIONSHIP_TYPES]  # fmt: skip
+    out: dict[str, dict[str, int]] = {"nodes": {}, "relationships": {}}
+    for row in conn.query(" UNION ALL ".join(parts)):  # whitelisted names only
+        out[row["kind"]][row["name"]] = int(row["n"])
+    return out
+
+
 # Indexes earlier schema versions created and this one drops.
 RETIRED_INDEXES: tuple[str, ...] = tuple(
     Index("relationship", t, ("ingest_run",)).name

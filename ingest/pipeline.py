@@ -35,7 +35,7 @@ from rich.progress import (
 from kgctl import __version__
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
-from kgctl.graph.schema import RELATIONSHIP_TYPES, apply_schema
+from kgctl.graph.schema import apply_schema, count_store
 from kgctl.graph.writer import Batch, Provenance, write_batch
 from kgctl.ingest.base import Adapter, Lookup, adapter_class
 from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
@@ -258,16 +258,6 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def relationship_counts(conn: Connection) -> dict[str, int]:
-    """Relationships per type (from Neo4j's count store: no scan)."""
-    counts = {}
-    for rel_type in RELATIONSHIP_TYPES:  # whitelisted names
-        counts[rel_type] = int(
-            conn.query(f"MATCH ()-[r:{rel_type}]->() RETURN count(r) AS n")[0]["n"]
-        )
-    return counts
-
-
 def existing_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     rows = conn.query("MATCH (r:IngestRun {id: $id}) RETURN properties(r) AS r", {"id": run_id})
     return rows[0]["r"] if rows else None
@@ -322,7 +312,7 @@ def ingest(
     total = sum(f.size for f in prepared.facts)
     prov = prepared.provenance
     retries = RETRIES.count
-    present = relationship_counts(conn) if writers > 1 else {}
+    present = count_store(conn)["relationships"] if writers > 1 else {}
     concurrent_batches = 0
     try:
         with (
