@@ -36,7 +36,9 @@ def build_group() -> None:
 
 
 @build_group.command("similarity")
-@click.option("--dataset", help="A Dataset id (see `kgctl query`): its profiles' vectors.")
+@click.option(
+    "--dataset", help="A Dataset id (`MATCH (d:Dataset) RETURN d.id`): its profiles' vectors."
+)
 @click.option("--molecules", is_flag=True, help="Tanimoto between Molecule Morgan fingerprints.")
 @click.option("--k", type=click.IntRange(1), help="Keep each node's k nearest neighbours.")
 @click.option("--threshold", type=float, help="Keep pairs scoring at least this.")

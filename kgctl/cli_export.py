@@ -27,7 +27,7 @@ def _render(r: Result) -> None:
 @click.command("export")
 @click.argument("view", type=click.Choice(VIEWS))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder for nodes.parquet, edges-<TYPE>.parquet, data.pt and meta.json.")  # fmt: skip
+              help="Folder for the parquet files (nodes and edges), data.pt and meta.json.")  # fmt: skip
 @click.option("--dataset", help="A Dataset id whose vectors become the gene features.")
 @click.option("--relationship", "relationships", multiple=True, default=("INTERACTS_WITH",),
               show_default=True, help="Relationship types to export (repeatable).")  # fmt: skip
@@ -42,8 +42,9 @@ def export(view: str, out_dir: Path, dataset: str | None, relationships: tuple[s
     gene-association: genes (features from --dataset) and their --relationship edges, as parquet
     plus a PyG `Data` (data.pt) whose `node_ids` map indices back to the graph. context:
     InfoAlign's heterogeneous graph of molecules, genes and profiles with walk weights, as
-    parquet plus a PyG `HeteroData`. An unchanged graph with the same options is not exported
-    again: the cached view is returned.
+    parquet plus a PyG `HeteroData`. transcripts: transcripts (sequence, length, CDS, exon ends),
+    their genes and orthologs, likewise. An unchanged graph with the same options is not
+    exported again: the cached view is returned.
     """
     settings = load_settings()
     with spinner("Connecting to Neo4j") as update:
