@@ -224,3 +224,25 @@ def describe_schema(conn: Connection) -> dict[str, object]:
         "indexes": indexes,
         "missing": [i.name for i in SCHEMA_ITEMS if i.name not in present],
     }
+
+
+def ensure_vector_index(
+    conn: Connection, name: str, label: str, prop: str, dimensions: int
+) -> None:
+    """A cosine vector index on `label.prop` with `dimensions`, recreated when the existing one
+    has another size (a new model run may embed in another dimension)."""
+    check_label(label)
+    _check_ident(name)
+    _check_ident(prop)
+    rows = conn.query("SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options",
+                      {"name": name})  # fmt: skip
+    if rows and rows[0]["options"]["indexConfig"].get("vector.dimensions") == dimensions:
+        return
+    if rows:
+        conn.query(f"DROP INDEX {name}", write=True)
+    conn.query(
+        f"CREATE VECTOR INDEX {name} IF NOT EXISTS FOR (n:{label}) ON n.{prop} OPTIONS "
+        "{indexConfig: {`vector.dimensions`: $d, `vector.similarity_function`: 'cosine'}}",
+        {"d": dimensions}, write=True,
+    )  # fmt: skip
+    conn.query("CALL db.awaitIndex($name, 300)", {"name": name})

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
-from kgctl.graph.schema import SCHEMA_VERSION
 from kgctl.testing import TestServer, clean_env, make_test_server
 
 
@@ -32,7 +31,7 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert "Usage:" in result.output
 
 
-GROUPS = {("db",), ("ingest",), ("build",)}
+GROUPS = {("db",), ("ingest",), ("build",), ("train",), ("runs",)}
 
 
 @pytest.mark.parametrize(
@@ -119,16 +118,6 @@ def test_install_again_is_a_noop(neo4j_server: TestServer) -> None:
     result = json.loads(proc.stdout)
     assert result["already_installed"] is True and result["neo4j"].startswith("5.26.")
     assert result["path"] == str(neo4j_server.server.config.distribution.root)
-
-
-def test_demo_prints_browser_url_and_login(neo4j_server: TestServer) -> None:
-    proc = kgctl(neo4j_server.env, "demo")
-    assert proc.returncode == 0, proc.stderr
-    assert neo4j_server.server.browser_url in proc.stdout
-    assert f"as neo4j / {neo4j_server.server.password()}" in proc.stdout
-    demo = json.loads(kgctl(neo4j_server.env, "demo", "--json").stdout)
-    assert demo["schema"]["version"] == demo["schema"]["previous_version"] == SCHEMA_VERSION
-    assert demo["neo4j_version"].startswith("5.26.")
 
 
 def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from kgctl import generators
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import export_view, load_view
 from kgctl.graph.walks import CSRGraph, path_weights, random_walks
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer
-from tests import generators
 
 INFO = "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(6))
 HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from kgctl import generators
 from kgctl.errors import KgctlError
 from kgctl.graph.bulk import bulk_ingest
 from kgctl.graph.connection import start_managed
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer, graph_counts
-from tests import generators
 
 
 def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kgctl import generators
 from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
 from kgctl.ingest.transcripts import Structure, parse_header
 from kgctl.testing import graph_counts
-from tests import generators
 
 
 def run(

@@ -2,13 +2,15 @@
 same adapters read them: Replogle-style Perturb-seq pseudo-bulk `.h5ad`, JUMP / Cell Painting
 profiles, GENCODE transcript FASTA + GTF, and STRING files of any size (for benchmarks).
 
-Every generator is deterministic for a seed. `python -m tests.generators KIND OUT [--…]` writes one.
+Every generator is deterministic for a seed. `python -m kgctl.generators KIND OUT [--…]` writes one;
+`planted_modules` writes the demo's data set (`kgctl demo`).
 """
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +45,22 @@ def perturbseq_h5ad(
     n_controls: int = 3,
     seed: int = 0,
     targets: Sequence[str] | None = None,
+    readout: Sequence[str] | None = None,
+    profiles: np.ndarray | None = None,
 ) -> Path:
     """A pseudo-bulk Perturb-seq AnnData as Replogle et al. 2022 publish it (e.g.
     `K562_essential_normalized_bulk_01.h5ad`): perturbations × read-out genes, z-normalised,
     obs index `<id>_<GENE>_<sgRNA pair>_<ENSG>`, non-targeting controls, var indexed by Ensembl id
-    with a `gene_name` column."""
+    with a `gene_name` column. `profiles` (targets × read-out) replaces the random responses."""
     import anndata as ad
 
     rng = np.random.default_rng(seed)
-    readout = gene_symbols(n_readout)
+    readout = list(readout) if readout is not None else gene_symbols(n_readout)
+    n_readout = len(readout)
     readout_ids = ensembl_ids(n_readout)
     targets = list(targets) if targets is not None else readout[:n_perturbations]
-    target_ids = [readout_ids[readout.index(t)] if t in readout else ensembl_ids(1, start=900_000 + i)[0]
+    readout_index = {g: j for j, g in enumerate(readout)}
+    target_ids = [readout_ids[readout_index[t]] if t in readout_index else ensembl_ids(1, start=900_000 + i)[0]
                   for i, t in enumerate(targets)]  # fmt: skip
     names, obs_rows = [], []
     for i, (gene, gid) in enumerate(zip(targets, target_ids, strict=True)):
@@ -73,9 +79,11 @@ def perturbseq_h5ad(
                          "num_cells_unfiltered": int(rng.integers(500, 3000)),
                          "num_cells_filtered": int(rng.integers(400, 2500))})  # fmt: skip
     x = rng.normal(0, 1, size=(len(names), n_readout)).astype(np.float32)
+    if profiles is not None:
+        x[: len(targets)] = profiles
     for i, gene in enumerate(targets):  # knockdown of the target itself
-        if gene in readout:
-            x[i, readout.index(gene)] -= 4.0
+        if gene in readout_index:
+            x[i, readout_index[gene]] -= 4.0
     x[len(targets) :] *= 0.1
     obs = pd.DataFrame(obs_rows, index=pd.Index(names, name="gene_transcript_id"))
     var = pd.DataFrame({"gene_name": readout, "mean": rng.random(n_readout),
@@ -219,3 +227,158 @@ def string_files(
             handle.write("".join(f"{proteins[i]} {proteins[p]} {' '.join(map(str, row))}\n"
                                  for p, row in zip(partners.tolist(), scores.tolist(), strict=True)))  # fmt: skip
     return info, links
+
+
+def write_string(
+    directory: Path,
+    symbols: Sequence[str],
+    pairs: np.ndarray,
+    channels: np.ndarray,
+    *,
+    seed: int = 0,
+    taxon: str = "9606",
+) -> tuple[Path, Path]:
+    """STRING v12 `protein.info` and `protein.links.full` for given unordered pairs [P, 2] (indices
+    into `symbols`) and their channel scores [P, len(CHANNELS_FULL)]. The combined score follows
+    STRING's rule (prior 0.041, channels combined as independent evidence); every pair is written
+    in both directions, sorted by protein1."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    proteins = [f"{taxon}.ENSP{i:011d}" for i in range(len(symbols))]
+    info = directory / f"{taxon}.protein.info.v12.0.txt.gz"
+    with gzip.open(info, "wt") as handle:
+        handle.write("#string_protein_id\tpreferred_name\tprotein_size\tannotation\n")
+        for protein, symbol in zip(proteins, symbols, strict=True):
+            handle.write(
+                f"{protein}\t{symbol}\t{int(rng.integers(50, 3000))}\tannotation of {symbol}\n"
+            )
+    prior = 0.041
+    evidence = np.clip((channels / 1000 - prior) / (1 - prior), 0, 1)
+    combined = 1 - np.prod(1 - evidence, axis=1)
+    combined = np.round(1000 * (combined + prior * (1 - combined))).astype(np.int64)
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    rows = np.concatenate([np.column_stack([channels, combined])] * 2)
+    order = np.lexsort((both[:, 1], both[:, 0]))
+    links = directory / f"{taxon}.protein.links.full.v12.0.txt.gz"
+    with gzip.open(links, "wt") as handle:
+        handle.write("protein1 protein2 " + " ".join(CHANNELS_FULL) + " combined_score\n")
+        handle.write("".join(f"{proteins[a]} {proteins[b]} {' '.join(map(str, row))}\n"
+                             for (a, b), row in zip(both[order].tolist(), rows[order].tolist(), strict=True)))  # fmt: skip
+    return info, links
+
+
+DEMO_SMILES = (
+    ("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("caffeine", "Cn1cnc2c1c(=O)n(C)c(=O)n2C"),
+    ("ibuprofen", "CC(C)Cc1ccc(cc1)C(C)C(=O)O"), ("paracetamol", "CC(=O)Nc1ccc(O)cc1"),
+    ("imatinib", "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1"),
+    ("gefitinib", "COc1cc2ncnc(Nc3ccc(F)c(Cl)c3)c2cc1OCCCN1CCOCC1"),
+    ("erlotinib", "COCCOc1cc2ncnc(Nc3cccc(c3)C#C)c2cc1OCCOC"),
+    ("bortezomib", "CC(C)C[C@H](NC(=O)[C@H](Cc1ccccc1)NC(=O)c1cnccn1)B(O)O"),
+    ("metformin", "CN(C)C(=N)N=C(N)N"), ("tamoxifen", "CC/C(=C(\\c1ccccc1)c1ccc(OCCN(C)C)cc1)c1ccccc1"),
+    ("doxorubicin", "COc1cccc2C(=O)c3c(O)c4C[C@](O)(C[C@H](O[C@H]5C[C@H](N)[C@H](O)[C@H](C)O5)c4c(O)c3C(=O)c12)C(=O)CO"),
+    ("vorinostat", "ONC(=O)CCCCCCC(=O)Nc1ccccc1"), ("sirolimus-core", "OC1CCC(CC1)C=O"),
+    ("olaparib", "O=C(c1cc(Cc2n[nH]c(=O)c3ccccc23)ccc1F)N1CCN(CC1)C(=O)C1CC1"),
+    ("nutlin-core", "COc1ccc(cc1)C1N=C(N(C1)C(=O)N1CCNC(=O)C1)c1ccc(Cl)cc1"),
+    ("dasatinib", "Cc1nc(Nc2ncc(s2)C(=O)Nc2c(C)cccc2Cl)cc(n1)N1CCN(CCO)CC1"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlantedModules:
+    """The demo's files and the truth behind them (module of each gene, -1 for none)."""
+
+    string_info: Path
+    string_links: Path
+    perturbseq: Path
+    molecules: Path
+    genes: list[str]
+    module: np.ndarray
+
+
+def planted_modules(
+    directory: Path,
+    *,
+    n_genes: int = 700,
+    n_perturbed: int = 480,
+    n_modules: int = 24,
+    module_size: tuple[int, int] = (8, 18),
+    subprograms: int = 2,
+    n_readout: int = 400,
+    n_confounders: int = 4,
+    link_probability: float = 0.6,
+    seed: int = 0,
+) -> PlantedModules:
+    """A data set in the real formats with functional modules that expression similarity hides.
+
+    Genes of a module interact in STRING (scores 700–999, experiments/database evidence) but
+    respond to knockdown through one of `subprograms` independent programs, on top of a strong
+    cell-state confounder (one of `n_confounders`, shared across modules) and a gene-specific
+    response. Cosine on the responses sees only same-subprogram module partners and is misled by
+    the confounders; a map learned from the interactions can join the subprograms of a module and
+    carries over to genes it never saw. Background links (mostly below 700, degree-skewed) and
+    genes without a perturbation make the graph realistic; molecules target module genes."""
+    rng = np.random.default_rng(seed)
+    genes = gene_symbols(n_genes)
+    module = np.full(n_genes, -1)
+    perturbed = rng.permutation(n_perturbed)
+    at = 0
+    for k in range(n_modules):
+        size = int(rng.integers(module_size[0], module_size[1] + 1))
+        module[perturbed[at : at + size]] = k
+        at += size
+    # STRING: module links, then degree-skewed background links (mostly below 700).
+    pairs, kinds = [], []
+    for k in range(n_modules):
+        members = np.flatnonzero(module == k)
+        a, b = np.triu_indices(len(members), 1)
+        keep = rng.random(len(a)) < link_probability
+        pairs.append(np.column_stack([members[a[keep]], members[b[keep]]]))
+        kinds.append(np.ones(int(keep.sum()), dtype=bool))
+    weight = 1.0 / np.arange(1, n_genes + 1) ** 0.7
+    weight = weight[rng.permutation(n_genes)] / weight.sum()
+    background = rng.choice(n_genes, size=(4 * n_genes, 2), p=weight)
+    pairs.append(background)
+    kinds.append(np.zeros(len(background), dtype=bool))
+    all_pairs = np.sort(np.concatenate(pairs), axis=1)
+    is_module = np.concatenate(kinds)
+    _, first = np.unique(all_pairs[:, 0] * n_genes + all_pairs[:, 1], return_index=True)
+    first = first[all_pairs[first, 0] != all_pairs[first, 1]]
+    all_pairs, is_module = all_pairs[first], is_module[first]
+    channels = np.zeros((len(all_pairs), len(CHANNELS_FULL)), dtype=np.int64)
+    column = {c: i for i, c in enumerate(CHANNELS_FULL)}
+    n_mod = int(is_module.sum())
+    channels[is_module, column["experiments"]] = rng.integers(500, 990, n_mod)
+    channels[is_module, column["database"]] = np.where(rng.random(n_mod) < 0.6, 900, 0)
+    noise_links = ~is_module
+    high = noise_links & (rng.random(len(all_pairs)) < 0.08)  # a few strong links across modules
+    channels[noise_links, column["coexpression"]] = rng.integers(150, 560, int(noise_links.sum()))
+    channels[high, column["experiments"]] = rng.integers(650, 900, int(high.sum()))
+    info, links = write_string(directory / "string", genes, all_pairs, channels, seed=seed)
+
+    # Perturb-seq responses of the perturbed genes over `n_readout` read-out genes.
+    def unit(n: int) -> np.ndarray:
+        v = rng.normal(size=(n, n_readout))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    programs = unit(n_modules * subprograms).reshape(n_modules, subprograms, n_readout)
+    confounders = unit(n_confounders)
+    own = unit(n_perturbed)
+    x = 1.6 * confounders[rng.integers(0, n_confounders, n_perturbed)] + 0.8 * own
+    sub = rng.integers(0, subprograms, n_perturbed)
+    in_module = module[:n_perturbed] >= 0
+    x[in_module] += 1.4 * programs[module[:n_perturbed][in_module], sub[in_module]]
+    x += rng.normal(0, 0.3 / np.sqrt(n_readout), x.shape)
+    x *= np.sqrt(n_readout) / 2  # z-scores of a strong knockdown: a few units per read-out gene
+    readout = genes[:n_readout] if n_readout <= n_genes else gene_symbols(n_readout)
+    h5ad = perturbseq_h5ad(directory / "K562_demo_normalized_bulk_01.h5ad", targets=genes[:n_perturbed],
+                           readout=readout, profiles=x.astype(np.float32), n_controls=4, seed=seed)  # fmt: skip
+    # Molecules targeting genes of one module each.
+    rows = []
+    for i, (name, smiles) in enumerate(DEMO_SMILES):
+        members = np.flatnonzero(module == i % n_modules)
+        targets = rng.choice(members, size=min(3, len(members)), replace=False)
+        rows.append({"pert_iname": name, "moa": f"module {i % n_modules} inhibitor",
+                     "target": "|".join(genes[t] for t in sorted(targets)), "smiles": smiles})  # fmt: skip
+    molecules = directory / "molecules.tsv"
+    pd.DataFrame(rows).to_csv(molecules, sep="\t", index=False)
+    return PlantedModules(info, links, h5ad, molecules, genes, module)

@@ -1,0 +1,267 @@
+"""CAL's inputs from a `gene-association` view: gene features (missing values filled), every
+known pair at any score, the positive pairs; seeded edge and node splits; the exact, deterministic
+PCA embedding fit on training genes only; negatives that exclude every known pair."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgctl.errors import KgctlError
+from kgctl.graph.connection import Connection
+from kgctl.graph.export import View, export_view, node_index, relationship_chunks
+from kgctl.models.cal.config import CALConfig
+
+
+def pair_keys(pairs: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per unordered pair (i < j)."""
+    lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+    return lo.astype(np.int64) * n + hi
+
+
+def unordered(pairs: np.ndarray, n: int) -> np.ndarray:
+    """Distinct unordered pairs of distinct genes, as [P, 2] with i < j, in key order."""
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    keys = np.unique(pair_keys(pairs, n))
+    return np.column_stack([keys // n, keys % n]).astype(np.int64)
+
+
+@dataclass
+class Inputs:
+    """What CAL trains and is evaluated on; saved in the run folder, so that workers and
+    `kgctl evaluate` need no Neo4j."""
+
+    genes: np.ndarray  # str [N]: genes with features
+    features: np.ndarray  # float32 [N, F]
+    known: np.ndarray  # int64 [K, 2]: every pair the graph relates, at any score
+    positives: np.ndarray  # int64 [P, 2]: the pairs that pass the config's rule
+    meta: dict[str, Any]
+
+    @property
+    def n(self) -> int:
+        return len(self.genes)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, genes=self.genes, features=self.features, known=self.known,
+                            positives=self.positives, meta=json.dumps(self.meta))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> Inputs:
+        with np.load(path, allow_pickle=False) as f:
+            return cls(
+                f["genes"], f["features"], f["known"], f["positives"], json.loads(str(f["meta"]))
+            )
+
+
+def collect_inputs(conn: Connection, config: CALConfig, view_dir: Path) -> Inputs:
+    """Export the view (cached by graph fingerprint) and apply the config's rules."""
+    if not config.dataset:
+        raise KgctlError("CAL needs a feature dataset: set `dataset` in the config or pass --dataset "
+                         "(`MATCH (d:Dataset) RETURN d.id` lists them)")  # fmt: skip
+    view = export_view(conn, "gene-association", view_dir, dataset=config.dataset,
+                       relationships=(config.relationship,))  # fmt: skip
+    assert isinstance(view, View)
+    channel_pairs = None
+    if config.channel is not None:
+        internal, _ = node_index(conn, "Gene")
+        batches = list(relationship_chunks(conn, ("Gene", config.relationship, "Gene"), internal,
+                                           internal, f"r.{config.channel}", config.min_channel))  # fmt: skip
+        channel_pairs = np.concatenate(
+            [np.column_stack([b.column(0).to_numpy(), b.column(1).to_numpy()]) for b in batches]
+            or [np.zeros((0, 2), dtype=np.int64)]
+        )
+    return build_inputs(view, config, channel_pairs)
+
+
+def build_inputs(view: View, config: CALConfig, channel_pairs: np.ndarray | None = None) -> Inputs:
+    """Keep genes with at most `max_missing` missing features (the rest filled with the column
+    mean); known pairs at any score; positives by score threshold or channel filter."""
+    if view.x is None:
+        raise KgctlError("the view has no gene features; export it with a dataset")
+    missing = np.isnan(view.x).mean(axis=1)
+    keep = np.flatnonzero(missing <= config.max_missing)
+    if len(keep) < 10:
+        raise KgctlError(
+            f"only {len(keep)} genes have features in {config.dataset!r}; CAL needs more"
+        )
+    x = view.x[keep].astype(np.float64)
+    column_mean = np.nanmean(x, axis=0)
+    x = np.where(np.isnan(x), np.nan_to_num(column_mean)[None, :], x).astype(np.float32)
+    position = np.full(len(view.node_ids), -1)
+    position[keep] = np.arange(len(keep))
+    src, dst, score = view.edges[config.relationship]
+    a, b = position[src], position[dst]
+    inside = (a >= 0) & (b >= 0)
+    n = len(keep)
+    known = unordered(np.column_stack([a[inside], b[inside]]), n)
+    if channel_pairs is not None:
+        ca, cb = position[channel_pairs[:, 0]], position[channel_pairs[:, 1]]
+        chosen = np.column_stack([ca, cb])[(ca >= 0) & (cb >= 0)]
+        rule = f"{config.channel} >= {config.min_channel:g}"
+    else:
+        passing = inside & (
+            score >= (config.min_score if config.min_score is not None else -np.inf)
+        )
+        chosen = np.column_stack([a[passing], b[passing]])
+        rule = f"score >= {config.min_score:g}" if config.min_score is not None else "any score"
+    positives = unordered(chosen, n)
+    if len(positives) < 20:
+        raise KgctlError(f"only {len(positives)} {config.relationship} pairs among genes with "
+                         f"features pass {rule}; CAL needs more")  # fmt: skip
+    meta = {"view_fingerprint": view.meta.get("fingerprint"), "dataset": config.dataset,
+            "relationship": config.relationship, "rule": rule, "genes_in_view": len(view.node_ids),
+            "genes": n, "features": int(x.shape[1]), "known_pairs": len(known),
+            "positive_pairs": len(positives), "genes_in_positives": int(len(np.unique(positives)))}  # fmt: skip
+    return Inputs(np.asarray([view.node_ids[i] for i in keep]), x, known, positives, meta)
+
+
+@dataclass
+class Split:
+    """Training, validation and test pairs; `unseen` marks genes held out of training (node
+    split); `fit` marks the genes the PCA is fit on."""
+
+    kind: str
+    seed: int
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    unseen: np.ndarray  # bool [N]
+
+    @property
+    def fit(self) -> np.ndarray:
+        return ~self.unseen
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation),
+                "test": len(self.test), "unseen_genes": int(self.unseen.sum())}  # fmt: skip
+
+
+def make_split(inputs: Inputs, config: CALConfig, kind: str, seed: int) -> Split:
+    """Seeded split of the positives. Edge: pairs shuffled into test / validation / train.
+    Node: `unseen_fraction` of the genes in positives held out; training pairs have both genes
+    seen, test pairs at least one unseen; validation is a share of the seen-seen pairs."""
+    rng = np.random.default_rng(seed)
+    pos = inputs.positives
+    unseen = np.zeros(inputs.n, dtype=bool)
+    if kind == "none":
+        empty = pos[:0]
+        return Split(kind, seed, pos, empty, empty, unseen)
+    if kind == "edge":
+        order = rng.permutation(len(pos))
+        n_test = round(config.test_fraction * len(pos))
+        n_val = round(config.validation_fraction * len(pos))
+        test, val, train = np.split(pos[order], [n_test, n_test + n_val])
+        return Split(kind, seed, train, val, test, unseen)
+    genes = np.unique(pos)
+    held = rng.permutation(genes)[: round(config.unseen_fraction * len(genes))]
+    unseen[held] = True
+    touches = unseen[pos[:, 0]] | unseen[pos[:, 1]]
+    seen_pairs = pos[~touches][rng.permutation(int((~touches).sum()))]
+    n_val = round(config.validation_fraction * len(seen_pairs))
+    return Split(kind, seed, seen_pairs[n_val:], seen_pairs[:n_val], pos[touches], unseen)
+
+
+def embed(features: np.ndarray, fit: np.ndarray, dim: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """PCA by exact SVD of the `fit` rows (centred on their mean), signs fixed so each
+    component's largest loading is positive; every row projected, then L2-normalised. The same
+    input gives the same bytes; the checksum goes in the run record."""
+    x = features.astype(np.float64)
+    mean = x[fit].mean(axis=0)
+    _, s, vt = np.linalg.svd(x[fit] - mean, full_matrices=False)
+    k = min(dim, int((s > 1e-10 * s[0]).sum()))
+    components = vt[:k]
+    flip = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
+    components = components * flip[:, None]
+    scores = (x - mean) @ components.T
+    emb = (scores / np.maximum(np.linalg.norm(scores, axis=1, keepdims=True), 1e-8)).astype(
+        np.float32
+    )
+    variance = s**2
+    info = {"dim": k, "explained_variance": float(variance[:k].sum() / variance.sum()),
+            "fit_genes": int(fit.sum()), "sha256": hashlib.sha256(emb.tobytes()).hexdigest()}  # fmt: skip
+    return emb, info
+
+
+def sample_pairs(
+    pool_a: np.ndarray, pool_b: np.ndarray, count: int, exclude: np.ndarray, n: int,
+    rng: np.random.Generator,
+) -> np.ndarray:  # fmt: skip
+    """Up to `count` distinct unordered pairs (a from pool_a, b from pool_b, a ≠ b) whose key is
+    not in the sorted array `exclude`."""
+    chosen = np.zeros(0, dtype=np.int64)
+    for _ in range(50):
+        need = count - len(chosen)
+        if need <= 0 or len(pool_a) == 0 or len(pool_b) == 0:
+            break
+        a = rng.choice(pool_a, size=2 * need + 16)
+        b = rng.choice(pool_b, size=2 * need + 16)
+        keys = pair_keys(np.column_stack([a, b]), n)[a != b]
+        keys = keys[~np.isin(keys, exclude)]
+        keys = keys[~np.isin(keys, chosen)]
+        _, first = np.unique(keys, return_index=True)
+        chosen = np.concatenate([chosen, keys[np.sort(first)][:need]])
+    return np.column_stack([chosen // n, chosen % n]).astype(np.int64)
+
+
+def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator,
+              cap: int = 50_000) -> np.ndarray:  # fmt: skip
+    """`ratio` negatives per test positive (at most `cap`), excluding every known pair at any
+    score. Node split: the same shares of pairs with one and with two unseen genes as the test
+    positives, so recognising training genes earns nothing."""
+    exclude = np.sort(pair_keys(inputs.known, inputs.n))
+    everyone = np.arange(inputs.n)
+    total = min(ratio * len(split.test), cap)
+    if split.kind != "node":
+        return sample_pairs(everyone, everyone, total, exclude, inputs.n, rng)
+    unseen, seen = np.flatnonzero(split.unseen), np.flatnonzero(~split.unseen)
+    both = split.unseen[split.test[:, 0]] & split.unseen[split.test[:, 1]]
+    n_both = round(total * both.mean())
+    return np.concatenate([
+        sample_pairs(unseen, unseen, n_both, exclude, inputs.n, rng),
+        sample_pairs(unseen, seen, total - n_both, exclude, inputs.n, rng),
+    ])  # fmt: skip
+
+
+def degree_matched_negatives(inputs: Inputs, split: Split, degree: np.ndarray, ratio: int,
+                             rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """For each test positive (a, b), `ratio` pairs (u, v) with u in a's and v in b's training-
+    degree bin (powers of two) and, in a node split, the same seen/unseen status; no known pair."""
+    exclude = np.sort(pair_keys(inputs.known, inputs.n))
+    group = np.floor(np.log2(degree + 1)).astype(np.int64) * 2 + split.unseen
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], group, side="left")
+    sizes = np.searchsorted(group[order], group, side="right") - starts
+    a = np.repeat(split.test[:, 0], ratio)
+    b = np.repeat(split.test[:, 1], ratio)
+    chosen = np.zeros(0, dtype=np.int64)
+    for _ in range(20):
+        u = order[starts[a] + (rng.random(len(a)) * sizes[a]).astype(np.int64)]
+        v = order[starts[b] + (rng.random(len(b)) * sizes[b]).astype(np.int64)]
+        keys = pair_keys(np.column_stack([u, v]), inputs.n)
+        ok = (u != v) & ~np.isin(keys, exclude) & ~np.isin(keys, chosen)
+        _, first = np.unique(keys[ok], return_index=True)
+        chosen = np.concatenate([chosen, keys[ok][np.sort(first)]])
+        a, b = a[~ok], b[~ok]
+        if len(a) == 0:
+            break
+    return np.column_stack([chosen // inputs.n, chosen % inputs.n]).astype(np.int64)
+
+
+def reference_negatives(inputs: Inputs, positives: np.ndarray, seed: int = 42) -> np.ndarray:
+    """The reference protocol's negatives (methods/cal.md §6.1): `RandomState(seed)` pairs over
+    all genes, rejected only when i = j or the pair is a positive; min(5·P, 50,000); not
+    deduplicated. Kept only to compare with the paper."""
+    rs = np.random.RandomState(seed)
+    positive = set(pair_keys(positives, inputs.n).tolist())
+    target = min(5 * len(positives), 50_000)
+    found: list[tuple[int, int]] = []
+    while len(found) < target:
+        i, j = int(rs.randint(inputs.n)), int(rs.randint(inputs.n))
+        if i != j and min(i, j) * inputs.n + max(i, j) not in positive:
+            found.append((i, j))
+    return np.asarray(found, dtype=np.int64)

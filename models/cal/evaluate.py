@@ -1,0 +1,249 @@
+"""`kgctl evaluate RUN`: the reference protocol (to compare with the paper) and the honest one
+beside it (methods/cal.md §6–§8). Honest: held-out edge and node splits, a model trained per
+split and seed, negatives that exclude every known pair (composition-matched in the node split)
+plus degree-matched negatives, and the cosine, degree-product and random-walk baselines on the
+same pairs; mean ± SD over seeds; plots in the run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kgctl.models import metrics
+from kgctl.models.baselines import cosine_scores, degree_product, degrees, walk_embedding
+from kgctl.models.cal.config import CALConfig
+from kgctl.models.cal.data import (
+    Inputs,
+    Split,
+    degree_matched_negatives,
+    embed,
+    make_split,
+    negatives,
+    reference_negatives,
+)
+from kgctl.models.cal.model import encode, pair_scores
+from kgctl.models.cal.train import load_model, train
+from kgctl.models.runs import Run
+
+SEEDS = (42, 123, 456)
+NEGATIVE_RATIO = 5
+METHODS = ("cal", "cosine", "degree_product", "walk_embedding")
+
+
+def run_inputs(run: Run) -> Inputs:
+    return Inputs.load(run.dir / "inputs.npz")
+
+
+class Scorer:
+    """Every method's score for any pair under one split: CAL (a model trained on the split's
+    training pairs), input cosine, degree product and walk-embedding cosine (both from the
+    training pairs only)."""
+
+    def __init__(self, inputs: Inputs, split: Split, emb: np.ndarray, model_dir: Path,
+                 config: CALConfig) -> None:  # fmt: skip
+        self.emb = emb
+        self.transform = config.transform
+        model = load_model(model_dir)
+        self.fx = encode(model, torch.from_numpy(emb))
+        self.degree = degrees(inputs.n, split.train)
+        self.walk = walk_embedding(inputs.n, split.train, seed=split.seed)
+
+    def __call__(self, method: str, pairs: np.ndarray) -> np.ndarray:
+        if method == "cal":
+            x = torch.from_numpy(self.emb)
+            return pair_scores(self.fx, x, torch.from_numpy(pairs), self.transform).numpy()
+        if method == "cosine":
+            return cosine_scores(self.emb, pairs)
+        if method == "degree_product":
+            return degree_product(self.degree, pairs)
+        return cosine_scores(self.walk, pairs)
+
+
+def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, progress: bool,
+                device: str) -> tuple[np.ndarray, Path, dict[str, Any] | None]:  # fmt: skip
+    """The embedding and a trained model for (split, seed): the run's own model when it was
+    trained on exactly that split, else one trained now under `evaluation/`."""
+    emb, _ = embed(inputs.features, split.fit, config.pca_dim)
+    if config.split == split.kind and config.seed == split.seed and (run.dir / "model.pt").exists():
+        return emb, run.dir, None
+    folder = run.dir / "evaluation" / f"{split.kind}-seed{split.seed}"
+    seeded = config.replace(seed=split.seed, split=split.kind)
+    if (folder / "model.pt").exists():
+        return emb, folder, json.loads((folder / "history.json").read_text())["epochs"][-1]
+    result = train(emb, split.train, seeded, folder, device=device, progress=progress)
+    return emb, folder, result["history"][-1]
+
+
+def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, progress: bool,
+           device: str) -> dict[str, Any]:  # fmt: skip
+    """Held-out figures of every method for one split and seed."""
+    split = make_split(inputs, config, kind, seed)
+    emb, model_dir, last_epoch = split_model(run, inputs, config, split, progress, device)
+    score = Scorer(inputs, split, emb, model_dir, config)
+    rng = np.random.default_rng(seed)
+    negative_sets = {
+        "random": negatives(inputs, split, NEGATIVE_RATIO, rng),
+        "degree_matched": degree_matched_negatives(
+            inputs, split, score.degree, NEGATIVE_RATIO, rng
+        ),
+    }
+    pos_cos = cosine_scores(emb, split.test)
+    mean_degree = (score.degree[split.test[:, 0]] + score.degree[split.test[:, 1]]) / 2
+    result: dict[str, Any] = {"split": split.counts(), "negatives": {k: len(v) for k, v in negative_sets.items()},
+                              "training_end": last_epoch, "methods": {}}  # fmt: skip
+    for method in METHODS:
+        pos = score(method, split.test)
+        figures: dict[str, Any] = {}
+        for name, neg in negative_sets.items():
+            figures[name] = metrics.ranking(
+                pos, score(method, neg), pos_cos, cosine_scores(emb, neg)
+            )
+        figures["spearman_mean_degree"] = metrics.spearman(mean_degree, pos)
+        if len(split.validation):
+            val_neg = negatives(inputs, Split(kind, seed, split.train, split.validation, split.validation,
+                                              split.unseen), NEGATIVE_RATIO, rng)  # fmt: skip
+            figures["validation_auc"] = metrics.auc(
+                score(method, split.validation), score(method, val_neg)
+            )
+        result["methods"][method] = figures
+    result["plot_data"] = {
+        "split": split,
+        "score": score,
+        "negatives": negative_sets["random"],
+        "mean_degree": mean_degree,
+    }
+    return result
+
+
+def reference(run: Run, inputs: Inputs, config: CALConfig) -> dict[str, Any]:
+    """The paper's protocol on the run's own model: its training pairs against uniform negatives
+    that exclude only the positives; AUC and cross-boundary AUC (|cos| < 0.2). Transductive:
+    a reproduction check, not a held-out result."""
+    split = make_split(inputs, config, config.split, config.seed)
+    emb, _ = embed(inputs.features, split.fit, config.pca_dim)
+    fx = encode(load_model(run.dir), torch.from_numpy(emb))
+    neg = reference_negatives(inputs, inputs.positives)
+    out: dict[str, Any] = {"protocol": "reference (transductive: training pairs; negatives exclude only positives)",
+                           "positives": len(split.train), "negatives": len(neg)}  # fmt: skip
+    pos_cos, neg_cos = cosine_scores(emb, split.train), cosine_scores(emb, neg)
+    x = torch.from_numpy(emb)
+    for method, pos, negs in (
+        ("cal", pair_scores(fx, x, torch.from_numpy(split.train), config.transform).numpy(),
+         pair_scores(fx, x, torch.from_numpy(neg), config.transform).numpy()),
+        ("cosine", pos_cos, neg_cos),
+    ):  # fmt: skip
+        out[method] = {"auc": metrics.auc(pos, negs),
+                       "cb_auc": metrics.cross_boundary_auc(pos, negs, pos_cos, neg_cos, 0.2)}  # fmt: skip
+    return out
+
+
+def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± SD over seeds of every scalar figure, per method and negative set."""
+    summary: dict[str, Any] = {}
+    for method in METHODS:
+        rows = [r["methods"][method] for r in per_seed]
+        entry: dict[str, Any] = {}
+        for neg in ("random", "degree_matched"):
+            entry[neg] = {key: metrics.mean_sd([r[neg][key] for r in rows])
+                          for key in rows[0][neg] if key != "cb_sweep"}  # fmt: skip
+            entry[neg]["cb_sweep"] = {b: metrics.mean_sd([r[neg]["cb_sweep"][b]["auc"] for r in rows])
+                                      for b in rows[0][neg]["cb_sweep"]}  # fmt: skip
+        entry["spearman_mean_degree"] = metrics.mean_sd([r["spearman_mean_degree"] for r in rows])
+        if "validation_auc" in rows[0]:
+            entry["validation_auc"] = metrics.mean_sd([r["validation_auc"] for r in rows])
+        summary[method] = entry
+    return summary
+
+
+def evaluate(run: Run, *, splits: tuple[str, ...] = ("edge", "node"), seeds: tuple[int, ...] = SEEDS,
+             device: str = "auto", progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Both protocols; writes `evaluation.json` and the plots into the run folder."""
+    config = CALConfig(**run.config)
+    inputs = run_inputs(run)
+    result: dict[str, Any] = {"seeds": list(seeds), "negative_ratio": NEGATIVE_RATIO,
+                              "reference": reference(run, inputs, config), "held_out": {}}  # fmt: skip
+    plots: list[str] = []
+    for kind in splits:
+        per_seed = [honest(run, inputs, config, kind, seed, progress, device) for seed in seeds]
+        plots += plot(run.dir / "plots", kind, per_seed[0].pop("plot_data"))
+        for r in per_seed[1:]:
+            r.pop("plot_data")
+        result["held_out"][kind] = {"summary": summarise(per_seed),
+                                    "per_seed": dict(zip(map(str, seeds), per_seed, strict=True))}  # fmt: skip
+    result["plots"] = plots
+    (run.dir / "evaluation.json").write_text(json.dumps(result, indent=1, default=str))
+    return result
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures a person reads first: held-out AUC mean ± SD per split and method."""
+    out: dict[str, Any] = {}
+    for kind, block in result["held_out"].items():
+        out[kind] = {m: {"auc": block["summary"][m]["random"]["auc"],
+                         "auc_degree_matched": block["summary"][m]["degree_matched"]["auc"],
+                         "cb_auc": block["summary"][m]["random"]["cb_auc"]}
+                     for m in METHODS}  # fmt: skip
+    ref = result["reference"]
+    out["reference_transductive"] = {m: {"auc": ref[m]["auc"], "cb_auc": ref[m]["cb_auc"]["auc"]}
+                                     for m in ("cal", "cosine")}  # fmt: skip
+    return out
+
+
+def plot(folder: Path, kind: str, data: dict[str, Any]) -> list[str]:
+    """ROC of every method, CAL and cosine score distributions, and score against mean degree
+    for the test positives (first seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    split, score, neg = data["split"], data["score"], data["negatives"]
+    paths = []
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for method in METHODS:
+        fpr, tpr = metrics.roc(score(method, split.test), score(method, neg))
+        ax.plot(
+            fpr,
+            tpr,
+            label=f"{method} (AUC {metrics.auc(score(method, split.test), score(method, neg)):.3f})",
+        )
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title=f"held-out {kind} split, seed {split.seed}",
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    paths.append(_save(fig, folder / f"roc-{kind}.png"))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, method in zip(axes, ("cal", "cosine"), strict=True):
+        ax.hist(score(method, neg), bins=50, alpha=0.6, density=True, label="negatives")
+        ax.hist(score(method, split.test), bins=50, alpha=0.6, density=True, label="test positives")
+        ax.set(title=f"{method} ({kind} split)", xlabel="score")
+        ax.legend(fontsize=8)
+    paths.append(_save(fig, folder / f"scores-{kind}.png"))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for method in ("cal", "cosine"):
+        ax.scatter(data["mean_degree"], score(method, split.test), s=4, alpha=0.5, label=method)
+    ax.set(
+        xlabel="mean training degree of the pair",
+        ylabel="score",
+        title=f"test positives, {kind} split",
+    )
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, folder / f"degree-{kind}.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return str(path)

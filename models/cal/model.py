@@ -1,0 +1,93 @@
+"""The CAL map f(x) = normalize(α·x + (1−α)·g(x)) (methods/cal.md §2) and its two losses (§3):
+symmetric in-batch InfoNCE with known false negatives masked, and random negatives drawn from a
+pool of f(X) computed without gradient."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CALModel(nn.Module):
+    """An MLP g (Linear → LayerNorm → GELU blocks, a final Linear → LayerNorm back to the input
+    dimension) and a learned scalar gate α = sigmoid(a), a₀ = 0."""
+
+    def __init__(self, dim: int, hidden: int = 1024, layers: int = 3) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = dim
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
+            width = hidden
+        blocks += [nn.Linear(width, dim), nn.LayerNorm(dim)]
+        self.g = nn.Sequential(*blocks)
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    @property
+    def alpha(self) -> float:
+        return float(torch.sigmoid(self.gate.detach()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        alpha = torch.sigmoid(self.gate)
+        return F.normalize(alpha * x + (1 - alpha) * self.g(x), dim=-1, eps=1e-8)
+
+
+def is_known(a: Tensor, b: Tensor, known_keys: Tensor, n: int) -> Tensor:
+    """Whether each (a, b) is a known positive, by binary search in the sorted keys of both
+    orientations."""
+    key = a * n + b
+    at = torch.searchsorted(known_keys, key).clamp(max=known_keys.numel() - 1)
+    return known_keys[at] == key
+
+
+def in_batch_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor, n: int,
+                  temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """½[CE(S) + CE(Sᵀ)] over S = za·zbᵀ/τ, target on the diagonal. Off-diagonal entries that
+    pair an anchor with a known partner (a hub repeated in the batch, another positive of the
+    same gene) or with itself are masked, not used as negatives. Returns (loss, top-1 accuracy)."""
+    logits = (za.float() @ zb.float().T) / temperature
+    false = is_known(a[:, None], b[None, :], known_keys, n) | (a[:, None] == b[None, :])
+    false.fill_diagonal_(False)
+    logits = logits.masked_fill(false, float("-inf"))
+    target = torch.arange(len(a), device=logits.device)
+    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    accuracy = (logits.argmax(dim=1) == target).float().mean()
+    return loss, accuracy
+
+
+def random_negative_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, pool: Tensor,
+                         negatives: Tensor, temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Positive logit f(a)·f(b); K negatives per pair from `pool` (no gradient), the same K for
+    both anchors; negatives equal to either gene of the pair are masked. ½(CE_a + CE_b)."""
+    neg = pool[negatives]  # [B, K, d]
+    masked = (negatives == a[:, None]) | (negatives == b[:, None])
+    pos = (za.float() * zb.float()).sum(-1, keepdim=True)
+    losses = []
+    for anchor in (za, zb):
+        against = torch.einsum("bd,bkd->bk", anchor.float(), neg.float()).masked_fill(
+            masked, float("-inf")
+        )
+        logits = torch.cat([pos, against], 1)
+        losses.append(F.cross_entropy(logits / temperature, torch.zeros_like(a)))
+    accuracy = (logits.argmax(dim=1) == 0).float().mean()
+    return 0.5 * (losses[0] + losses[1]), accuracy
+
+
+@torch.no_grad()
+def encode(model: CALModel, x: Tensor, batch: int = 8192) -> Tensor:
+    """f(X) in batches, float32, in evaluation mode."""
+    was = model.training
+    model.eval()
+    out = torch.cat([model(x[i : i + batch]).float() for i in range(0, len(x), batch)])
+    model.train(was)
+    return out
+
+
+def pair_scores(fx: Tensor, x: Tensor, pairs: Tensor, transform: str) -> Tensor:
+    """assoc(A, B): f(A)·f(B) when both sides are transformed, else the reference's half
+    transform ½[f(A)·e_B + f(B)·e_A]."""
+    i, j = pairs[:, 0], pairs[:, 1]
+    if transform == "both":
+        return (fx[i] * fx[j]).sum(-1)
+    return 0.5 * ((fx[i] * x[j]).sum(-1) + (fx[j] * x[i]).sum(-1))

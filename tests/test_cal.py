@@ -1,0 +1,265 @@
+"""CAL's parts on small inputs: the model and its losses, the PCA, splits and negatives, the
+blockwise top-k, training determinism and resume, metrics, baselines, config and queries."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kgctl import queries
+from kgctl.errors import KgctlError
+from kgctl.models import metrics
+from kgctl.models.baselines import cosine_scores, degrees, walk_embedding
+from kgctl.models.cal.config import CALConfig, load_config
+from kgctl.models.cal.data import (
+    Inputs,
+    degree_matched_negatives,
+    embed,
+    make_split,
+    negatives,
+    pair_keys,
+    reference_negatives,
+    unordered,
+)
+from kgctl.models.cal.model import CALModel, in_batch_loss, is_known, random_negative_loss
+from kgctl.models.cal.predict import top_k
+from kgctl.models.cal.train import CHECKPOINT, train
+
+
+def planted(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
+    """Genes in modules; every module's pairs are positives, plus random 'ambiguous' known pairs."""
+    rng = np.random.default_rng(seed)
+    module = rng.integers(0, modules, n)
+    a, b = np.triu_indices(n, 1)
+    same = module[a] == module[b]
+    positives = np.column_stack([a[same], b[same]])
+    extra = unordered(rng.integers(0, n, size=(n, 2)), n)
+    known = unordered(np.concatenate([positives, extra]), n)
+    centres = rng.normal(size=(modules, 16))
+    features = (centres[module] + rng.normal(size=(n, 16))).astype(np.float32)
+    genes = np.asarray([f"G{i}" for i in range(n)])
+    return Inputs(genes, features, known, unordered(positives, n), {})
+
+
+CONFIG = CALConfig(dataset="d", pca_dim=8, hidden_dim=32, layers=2, epochs=4, batch_size=32,
+                   checkpoint_every=1)  # fmt: skip
+
+
+def test_model_matches_the_reference_shape() -> None:
+    model = CALModel(50)  # d = 50, hidden 1024, 3 blocks: 2,208,919 parameters (methods/cal.md §2)
+    assert sum(p.numel() for p in model.parameters()) == 2_208_919
+    assert model.alpha == 0.5
+    out = model(torch.randn(7, 50))
+    assert torch.allclose(out.norm(dim=1), torch.ones(7), atol=1e-5)
+
+
+def test_in_batch_loss_masks_known_partners_and_self() -> None:
+    n = 10
+    a, b = torch.tensor([0, 0, 3]), torch.tensor([1, 2, 4])
+    z = torch.nn.functional.normalize(torch.randn(3, 4), dim=1)
+    both = torch.tensor([[0, 1], [0, 2], [3, 4], [1, 0], [2, 0], [4, 3]])
+    keys = torch.sort(both[:, 0] * n + both[:, 1]).values
+    assert is_known(torch.tensor([0, 1, 5]), torch.tensor([2, 0, 6]), keys, n).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    # Row 0 (0→1): column 1 pairs gene 0 with its known partner 2, so it is masked; column 2 stays.
+    loss, _ = in_batch_loss(z, z, a, b, keys, n, 0.05)
+    logits = (z @ z.T) / 0.05
+    masked = logits.clone()
+    masked[0, 1] = masked[1, 0] = float("-inf")  # rows and columns of the hub 0
+    target = torch.arange(3)
+    expected = 0.5 * (torch.nn.functional.cross_entropy(masked, target)
+                      + torch.nn.functional.cross_entropy(masked.T, target))  # fmt: skip
+    assert torch.allclose(loss, expected)
+    # With every off-diagonal entry a known pair, nothing is left to contrast: loss 0.
+    full = torch.sort(torch.tensor([i * n + j for i in range(n) for j in range(n)])).values
+    assert float(in_batch_loss(z, z, a, b, full, n, 0.05)[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_random_negative_loss_masks_the_pair_itself() -> None:
+    z = torch.nn.functional.normalize(torch.randn(2, 4), dim=1)
+    a, b = torch.tensor([0, 1]), torch.tensor([1, 0])
+    pool = torch.nn.functional.normalize(torch.randn(5, 4), dim=1)
+    only_self = torch.tensor([[0, 1, 1], [1, 0, 0]])
+    loss, accuracy = random_negative_loss(z, z, a, b, pool, only_self, 0.05)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(accuracy) == 1.0
+    assert (
+        float(random_negative_loss(z, z, a, b, pool, torch.tensor([[2, 3, 4], [2, 3, 4]]), 0.05)[0])
+        > 0
+    )
+
+
+def test_embedding_is_exact_deterministic_and_fit_on_training_genes() -> None:
+    inputs = planted()
+    fit = np.ones(inputs.n, dtype=bool)
+    fit[:30] = False
+    emb, info = embed(inputs.features, fit, 8)
+    again, info2 = embed(inputs.features.copy(), fit, 8)
+    assert info["sha256"] == info2["sha256"] and np.array_equal(emb, again)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5) and info["dim"] == 8
+    changed = inputs.features.copy()
+    changed[:30] += 100.0  # held-out genes do not move the components
+    moved, _ = embed(changed, fit, 8)
+    assert np.allclose(moved[30:], emb[30:], atol=1e-5)
+    assert not np.allclose(moved[:30], emb[:30], atol=1e-2)
+
+
+def test_node_split_holds_genes_out() -> None:
+    inputs = planted()
+    config = CONFIG.replace(unseen_fraction=0.3)
+    split = make_split(inputs, config, "node", 7)
+    assert make_split(inputs, config, "node", 7).test.tolist() == split.test.tolist()
+    u = split.unseen
+    assert not (u[split.train].any() or u[split.validation].any())
+    assert (u[split.test[:, 0]] | u[split.test[:, 1]]).all()
+    assert int(u.sum()) == round(0.3 * len(np.unique(inputs.positives)))
+    together = np.concatenate([split.train, split.validation, split.test])
+    assert sorted(pair_keys(together, inputs.n).tolist()) == sorted(
+        pair_keys(inputs.positives, inputs.n).tolist()
+    )
+    edge = make_split(inputs, config, "edge", 7)
+    assert len(edge.test) == round(0.2 * len(inputs.positives)) and not edge.unseen.any()
+
+
+def test_negatives_exclude_every_known_pair_and_match_the_test_composition() -> None:
+    inputs = planted(n=300, modules=10)
+    split = make_split(inputs, CONFIG, "node", 3)
+    neg = negatives(inputs, split, 5, np.random.default_rng(0))
+    keys = pair_keys(neg, inputs.n)
+    assert len(np.unique(keys)) == len(neg) == min(5 * len(split.test), 50_000)
+    assert not np.isin(keys, pair_keys(inputs.known, inputs.n)).any()
+    assert (neg[:, 0] != neg[:, 1]).all()
+    u = split.unseen
+    assert (u[neg[:, 0]] | u[neg[:, 1]]).all()  # like every test positive
+    both_pos = (u[split.test[:, 0]] & u[split.test[:, 1]]).mean()
+    assert (u[neg[:, 0]] & u[neg[:, 1]]).mean() == pytest.approx(both_pos, abs=0.01)
+    reference = reference_negatives(inputs, inputs.positives)
+    assert len(reference) == min(5 * len(inputs.positives), 50_000)
+    assert not np.isin(pair_keys(reference, inputs.n), pair_keys(inputs.positives, inputs.n)).any()
+
+
+def test_degree_matched_negatives_follow_the_positives_degrees() -> None:
+    inputs = planted(n=200, modules=4)
+    split = make_split(inputs, CONFIG, "edge", 1)
+    degree = degrees(inputs.n, split.train)
+    neg = degree_matched_negatives(inputs, split, degree, 3, np.random.default_rng(0))
+    assert len(neg) > 2 * len(split.test)
+    assert not np.isin(pair_keys(neg, inputs.n), pair_keys(inputs.known, inputs.n)).any()
+
+    def bins(p: np.ndarray) -> np.ndarray:
+        return np.sort(np.floor(np.log2(degree[p] + 1)), axis=1)
+
+    assert np.isin(bins(neg)[:, 0], bins(split.test)[:, 0]).all()
+    assert degree[neg].mean() == pytest.approx(degree[split.test].mean(), rel=0.15)
+
+
+@pytest.mark.parametrize("transform", ["both", "half"])
+def test_blockwise_top_k_equals_the_full_matrix(transform: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(53, 6, generator=g), dim=1)
+    fx = torch.nn.functional.normalize(torch.randn(53, 6, generator=g), dim=1)
+    got = top_k(fx, x, 5, transform, block=7)
+    full = fx @ fx.T if transform == "both" else 0.5 * (fx @ x.T + x @ fx.T)
+    full.fill_diagonal_(float("-inf"))
+    values, index = torch.topk(full, 5, dim=1)
+    assert np.array_equal(got.partner, index.numpy())
+    assert np.allclose(got.score, values.numpy(), atol=1e-6)
+    assert got.pairs_scored == 53 * 52
+
+
+def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    inputs = planted()
+    split = make_split(inputs, CONFIG, "edge", 0)
+    emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
+    whole = train(emb, split.train, CONFIG, tmp_path / "whole", device="cpu", progress=False)
+    assert whole["complete"] and whole["epochs_done"] == 4 and np.isfinite(whole["final_loss"])
+    part = train(
+        emb, split.train, CONFIG, tmp_path / "part", device="cpu", progress=False, stop_after=2
+    )
+    assert not part["complete"] and (tmp_path / "part" / CHECKPOINT).exists()
+    assert not (tmp_path / "part" / "model.pt").exists()
+    resumed = train(
+        emb, split.train, CONFIG, tmp_path / "part", device="cpu", progress=False, resume=True
+    )
+    assert resumed["complete"] and resumed["resumed_from_epoch"] == 2
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "part" / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [e["loss"] for e in resumed["history"]] == [e["loss"] for e in whole["history"]]
+
+
+def test_random_negatives_variant_trains(tmp_path: Path) -> None:
+    inputs = planted()
+    split = make_split(inputs, CONFIG, "edge", 0)
+    emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
+    config = CONFIG.replace(loss="random-negatives", negatives=16)
+    result = train(emb, split.train, config, tmp_path, device="cpu", progress=False)
+    assert result["complete"] and np.isfinite(result["final_loss"])
+
+
+def test_two_process_training_on_cpu(tmp_path: Path) -> None:
+    inputs = planted()
+    split = make_split(inputs, CONFIG, "edge", 0)
+    emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
+    result = train(
+        emb, split.train, CONFIG.replace(epochs=2), tmp_path, device="cpu", nproc=2, progress=False
+    )
+    assert result["complete"] and result["backend"] == "gloo" and result["nproc"] == 2
+    assert result["history"][-1]["steps"] >= 1 and np.isfinite(result["final_loss"])
+
+
+def test_walk_embedding_separates_communities() -> None:
+    a, b = np.triu_indices(10, 1)
+    pairs = np.concatenate([np.column_stack([a, b]), np.column_stack([a, b]) + 10, [[0, 10]]])
+    emb = walk_embedding(21, pairs, dim=4, seed=0)
+    within = cosine_scores(emb, np.array([[1, 2], [11, 12]]))
+    across = cosine_scores(emb, np.array([[1, 12], [2, 11]]))
+    assert within.min() > across.max()
+    assert not emb[20].any()  # no edges, no embedding
+
+
+def test_metrics() -> None:
+    pos, neg = np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.75, 0.2, 0.3])
+    assert metrics.auc(pos, neg) == pytest.approx(11 / 12)
+    assert metrics.precision_at(pos, neg, 2) == 1.0
+    few = metrics.cross_boundary_auc(pos, neg, np.zeros(3), np.zeros(4), 0.2)
+    assert few["auc"] is None and few["positives"] == 3
+    assert metrics.mean_sd([1.0, 2.0, None]) == {
+        "mean": 1.5,
+        "sd": pytest.approx(0.7071, abs=1e-4),
+        "n": 2,
+    }
+    assert metrics.spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
+
+
+def test_config_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    good = tmp_path / "cal.toml"
+    good.write_text('[cal]\ndataset = "K562@1"\nepochs = 3\nlr = 1\n')
+    config = load_config(good, seed=7)
+    assert (config.dataset, config.epochs, config.lr, config.seed) == ("K562@1", 3, 1.0, 7)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epoch = 3\n")
+    with pytest.raises(KgctlError, match=r"bad.toml: unknown key 'epoch'"):
+        load_config(bad)
+    bad.write_text('epochs = "many"\n')
+    with pytest.raises(KgctlError, match=r"bad.toml: epochs must be int"):
+        load_config(bad)
+    with pytest.raises(KgctlError, match="channel must be one of"):
+        CALConfig(channel="telepathy")
+
+
+def test_query_headers_and_parameters() -> None:
+    found = queries.available()
+    assert {"novel-candidates", "cross-boundary", "understudied", "nearest"} <= set(found)
+    q = found["novel-candidates"]
+    assert q.bind({"gene": "KIF3", "limit": "5"}) == {"gene": "KIF3", "run": None, "limit": 5}
+    with pytest.raises(KgctlError, match="gene=… is required"):
+        q.bind({})
+    with pytest.raises(KgctlError, match="unknown parameter genes"):
+        q.bind({"genes": "x"})
+    with pytest.raises(KgctlError, match="'many' is not int"):
+        q.bind({"gene": "KIF3", "limit": "many"})
+    assert found["cross-boundary"].bind({"novel": "true"})["novel"] is True
