@@ -358,7 +358,7 @@ def planted_modules(
     # Perturb-seq responses of the perturbed genes over `n_readout` read-out genes.
     def unit(n: int) -> np.ndarray:
         v = rng.normal(size=(n, n_readout))
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+        return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True))
 
     programs = unit(n_modules * subprograms).reshape(n_modules, subprograms, n_readout)
     confounders = unit(n_confounders)
@@ -382,3 +382,45 @@ def planted_modules(
     molecules = directory / "molecules.tsv"
     pd.DataFrame(rows).to_csv(molecules, sep="\t", index=False)
     return PlantedModules(info, links, h5ad, molecules, genes, module)
+
+
+def main() -> None:
+    """`python -m kgctl.generators perturbseq|string|demo OUT [options]`."""
+    import click
+
+    @click.group()
+    def cli() -> None:
+        """Write generated inputs in the real formats."""
+
+    @cli.command()
+    @click.argument("out", type=click.Path(path_type=Path))
+    @click.option("--perturbations", default=40)
+    @click.option("--readout", default=60)
+    @click.option("--seed", default=0)
+    def perturbseq(out: Path, perturbations: int, readout: int, seed: int) -> None:
+        click.echo(
+            perturbseq_h5ad(out, n_perturbations=perturbations, n_readout=readout, seed=seed)
+        )
+
+    @cli.command()
+    @click.argument("out", type=click.Path(path_type=Path))
+    @click.option("--proteins", default=20_000)
+    @click.option("--lines", default=5_000_000)
+    @click.option("--seed", default=0)
+    def string(out: Path, proteins: int, lines: int, seed: int) -> None:
+        for path in string_files(out, n_proteins=proteins, n_lines=lines, seed=seed):
+            click.echo(path)
+
+    @cli.command()
+    @click.argument("out", type=click.Path(path_type=Path))
+    @click.option("--seed", default=0)
+    def demo(out: Path, seed: int) -> None:
+        data = planted_modules(out, seed=seed)
+        for path in (data.string_info, data.string_links, data.perturbseq, data.molecules):
+            click.echo(path)
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ def cosine_scores(emb: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Row-wise dot products of L2-normalised embeddings (zero rows score 0)."""
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     unit = np.divide(emb, norm, out=np.zeros_like(emb), where=norm > 0)
-    return np.einsum("ij,ij->i", unit[pairs[:, 0]], unit[pairs[:, 1]])
+    return np.asarray(np.einsum("ij,ij->i", unit[pairs[:, 0]], unit[pairs[:, 1]]))
 
 
 def degrees(n: int, pairs: np.ndarray) -> np.ndarray:
@@ -25,7 +25,7 @@ def degrees(n: int, pairs: np.ndarray) -> np.ndarray:
 
 
 def degree_product(degree: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    return degree[pairs[:, 0]] * degree[pairs[:, 1]]
+    return np.asarray(degree[pairs[:, 0]] * degree[pairs[:, 1]])
 
 
 def walk_embedding(
@@ -67,6 +67,6 @@ def walk_embedding(
     k = min(dim, n - 2)
     v0 = np.random.default_rng(seed).uniform(-1, 1, n)
     u, s, _ = svds(ppmi, k=k, v0=v0)
-    emb = u * np.sqrt(s)
+    emb = np.asarray(u * np.sqrt(s))
     emb[row == 0] = 0
     return emb

@@ -12,7 +12,11 @@ import pytest
 
 from kgctl.generators import planted_modules
 from kgctl.graph.connection import Connection
+from kgctl.graph.derive import build_coessentiality
 from kgctl.ingest.pipeline import ingest
+from kgctl.models.cal.config import CALConfig
+from kgctl.models.cal.data import collect_inputs, embed, make_split
+from kgctl.models.cal.train import train
 from kgctl.testing import TestServer, graph_counts
 
 
@@ -157,3 +161,45 @@ def test_clear_errors(planted_graph: str, neo4j_server: TestServer) -> None:
     proc = subprocess.run([sys.executable, "-m", "kgctl.cli", "train", "cal", "--dataset", "nope@1"],
                           env=neo4j_server.env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode != 0 and "nope@1" in proc.stderr
+
+
+def test_channel_filter_selects_exactly_the_channel_pairs(
+    planted_graph: str, graph: Connection, tmp_path: Path
+) -> None:
+    config = CALConfig(dataset=planted_graph, channel="experiments", min_channel=700)
+    inputs = collect_inputs(graph, config, tmp_path / "view")
+    expected = graph.query(
+        "MATCH (a:Gene)-[r:INTERACTS_WITH]-(b:Gene) WHERE r.experiments >= 700 AND a.id < b.id "
+        "AND (a)-[:PERTURBS]->() AND (b)-[:PERTURBS]->() RETURN a.id AS a, b.id AS b")  # fmt: skip
+    got = {tuple(sorted((inputs.genes[i], inputs.genes[j]))) for i, j in inputs.positives}
+    assert (
+        got == {(r["a"], r["b"]) for r in expected} and inputs.meta["rule"] == "experiments >= 700"
+    )
+    everything = graph.query("MATCH (a:Gene)-[r:INTERACTS_WITH]->(b:Gene) WHERE (a)-[:PERTURBS]->() "
+                             "AND (b)-[:PERTURBS]->() RETURN count(r) AS n")[0]["n"]  # fmt: skip
+    assert len(inputs.known) == everything > len(inputs.positives)
+
+
+def test_co_essential_positives_on_real_depmap(
+    graph: Connection, shared_data: Path, tmp_path: Path
+) -> None:
+    ingest(graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], {},
+           rejects_dir=tmp_path)  # fmt: skip
+    dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0][
+        "id"
+    ]
+    build_coessentiality(graph, dataset=dataset, method="pearson", threshold=0.5)
+    config = CALConfig(dataset=dataset, relationship="CO_ESSENTIAL", pca_dim=16, hidden_dim=64,
+                       epochs=2, batch_size=128, loss="random-negatives", negatives=64)  # fmt: skip
+    inputs = collect_inputs(graph, config, tmp_path / "view")
+    kept = set(inputs.genes.tolist())
+    edges = graph.query(
+        "MATCH (a:Gene)-[r:CO_ESSENTIAL]->(b:Gene) RETURN a.id AS a, b.id AS b, r.score AS s"
+    )
+    inside = [e for e in edges if e["a"] in kept and e["b"] in kept]
+    assert len(inputs.positives) == len(inside) > 100 and all(e["s"] >= 0.5 for e in edges)
+    assert inputs.meta["rule"] == "any score" and 800 < inputs.n <= 887
+    split = make_split(inputs, config, "edge", 0)
+    emb, info = embed(inputs.features, split.fit, config.pca_dim)
+    result = train(emb, split.train, config, tmp_path / "run", device="cpu", progress=False)
+    assert result["complete"] and info["dim"] == 16

@@ -15,6 +15,7 @@ SPLITS = ("edge", "node", "none")
 LOSSES = ("in-batch", "random-negatives")
 TRANSFORMS = ("both", "half")
 RELATIONSHIPS = ("INTERACTS_WITH", "CO_ESSENTIAL")
+DEFAULT_MIN_SCORE = {"INTERACTS_WITH": 700.0}
 CHANNELS = tuple(sorted({c for layout in LINK_LAYOUTS.values() for c in layout[2:-1]}))
 
 
@@ -22,7 +23,7 @@ CHANNELS = tuple(sorted({c for layout in LINK_LAYOUTS.values() for c in layout[2
 class CALConfig:
     dataset: str = ""  # Dataset id of the gene features (`MATCH (d:Dataset) RETURN d.id`)
     relationship: str = "INTERACTS_WITH"  # positives: INTERACTS_WITH or CO_ESSENTIAL
-    min_score: float | None = 700.0  # positives score at least this (combined_score / score)
+    min_score: float | None = None  # positives score at least this; default 700 for STRING
     channel: str | None = None  # or a STRING channel filter, e.g. "experiments" ...
     min_channel: float = 700.0  # ... at least this
     max_missing: float = 0.2  # genes with more missing features are left out
@@ -62,6 +63,14 @@ class CALConfig:
         for ok, message in checks:
             if not ok:
                 raise KgctlError(f"CAL config: {message}")
+
+    @property
+    def threshold(self) -> float | None:
+        """The positives' score threshold: `min_score`, else 700 for STRING's combined score
+        (CO_ESSENTIAL edges are already selected when they are built)."""
+        if self.min_score is not None:
+            return self.min_score
+        return DEFAULT_MIN_SCORE.get(self.relationship)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,7 +21,7 @@ from kgctl.models.cal.config import CALConfig
 def pair_keys(pairs: np.ndarray, n: int) -> np.ndarray:
     """One int64 per unordered pair (i < j)."""
     lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
-    return lo.astype(np.int64) * n + hi
+    return np.asarray(lo.astype(np.int64) * n + hi)
 
 
 def unordered(pairs: np.ndarray, n: int) -> np.ndarray:
@@ -104,11 +104,10 @@ def build_inputs(view: View, config: CALConfig, channel_pairs: np.ndarray | None
         chosen = np.column_stack([ca, cb])[(ca >= 0) & (cb >= 0)]
         rule = f"{config.channel} >= {config.min_channel:g}"
     else:
-        passing = inside & (
-            score >= (config.min_score if config.min_score is not None else -np.inf)
-        )
+        threshold = config.threshold
+        passing = inside & (score >= (threshold if threshold is not None else -np.inf))
         chosen = np.column_stack([a[passing], b[passing]])
-        rule = f"score >= {config.min_score:g}" if config.min_score is not None else "any score"
+        rule = f"score >= {threshold:g}" if threshold is not None else "any score"
     positives = unordered(chosen, n)
     if len(positives) < 20:
         raise KgctlError(f"only {len(positives)} {config.relationship} pairs among genes with "
@@ -250,6 +249,17 @@ def degree_matched_negatives(inputs: Inputs, split: Split, degree: np.ndarray, r
         if len(a) == 0:
             break
     return np.column_stack([chosen // inputs.n, chosen % inputs.n]).astype(np.int64)
+
+
+def validation_negatives(inputs: Inputs, split: Split, ratio: int,
+                         rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Negatives for the validation pairs, which join seen genes only: seen-seen pairs that no
+    known pair joins, `ratio` per validation pair."""
+    exclude = np.sort(pair_keys(inputs.known, inputs.n))
+    seen = np.flatnonzero(~split.unseen)
+    return sample_pairs(
+        seen, seen, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng
+    )
 
 
 def reference_negatives(inputs: Inputs, positives: np.ndarray, seed: int = 42) -> np.ndarray:

@@ -24,6 +24,7 @@ from kgctl.models.cal.data import (
     make_split,
     negatives,
     reference_negatives,
+    validation_negatives,
 )
 from kgctl.models.cal.model import encode, pair_scores
 from kgctl.models.cal.train import load_model, train
@@ -104,8 +105,7 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, pr
             )
         figures["spearman_mean_degree"] = metrics.spearman(mean_degree, pos)
         if len(split.validation):
-            val_neg = negatives(inputs, Split(kind, seed, split.train, split.validation, split.validation,
-                                              split.unseen), NEGATIVE_RATIO, rng)  # fmt: skip
+            val_neg = validation_negatives(inputs, split, NEGATIVE_RATIO, rng)
             figures["validation_auc"] = metrics.auc(
                 score(method, split.validation), score(method, val_neg)
             )

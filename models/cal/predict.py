@@ -98,7 +98,7 @@ def write_back(conn: Connection, run: Run, table: pa.Table, fx: np.ndarray) -> d
         written += conn.query(
             "UNWIND $rows AS r MATCH (a:Gene {id: r.gene}), (b:Gene {id: r.partner}) "
             "CREATE (a)-[p:PREDICTED_ASSOCIATION {score: r.score, rank: r.rank, model: 'cal', "
-            "run_id: $run, created_at: datetime($at), known: r.split IN ['train', 'validation', 'test'], "
+            "run_id: $run, created_at: datetime($at), known: r.split <> 'novel', "
             "split: r.split, input_cosine: r.input_cosine, source: 'kgctl predict'}]->(b) "
             "RETURN count(p) AS n",
             {"rows": rows[lo : lo + WRITE_BATCH], "run": run.id, "at": created_at}, write=True,

@@ -74,7 +74,7 @@ def train(emb: np.ndarray, pairs: np.ndarray, config: CALConfig, out: Path, *, d
     if nproc == 1:
         _worker(0, *args)
     else:
-        mp.spawn(_worker, args=args, nprocs=nproc, join=True)
+        mp.spawn(_worker, args=args, nprocs=nproc, join=True)  # type: ignore[attr-defined,no-untyped-call]
     history = json.loads((out / "history.json").read_text())
     epochs = history["epochs"]
     trained = [e for e in epochs if not e.get("resumed")]
@@ -179,7 +179,7 @@ def _worker(rank: int, world: int, port: int, emb: np.ndarray, pairs: np.ndarray
                             za, zb, a, b, pool, neg, config.temperature
                         )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 totals += torch.stack(
                     [
