@@ -246,9 +246,9 @@ def _render_demo(r: Result) -> None:
         f"Top novel candidates for {r['gene']} (kgctl query novel-candidates --param gene={r['gene']}):"
     )
     for row in r["novel_candidates"]:
-        click.echo(
-            f"  {row['partner']:<10} score {row['score']:.3f}  expression cosine {row['expression_cosine']:+.3f}"
-        )
+        truth = "same planted module" if row["same_planted_module"] else "not in its module"
+        click.echo(f"  {row['partner']:<10} score {row['score']:.3f}  expression cosine "
+                   f"{row['expression_cosine']:+.3f}  ({truth})")  # fmt: skip
     click.echo(f"Open {r['browser_url']} and connect to {r['bolt_uri']} as neo4j / {r['password']}")
     click.echo(f"Paste: {r['cypher']}")
     click.echo("Stop the server with: kgctl db stop")

@@ -9,9 +9,12 @@ Every generator is deterministic for a seed. `python -m kgctl.generators KIND OU
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -25,6 +28,18 @@ CELL_PAINTING_MEASURES = ("AreaShape_Area", "AreaShape_Eccentricity", "Intensity
                           "Intensity_MeanIntensity_ER", "Intensity_MeanIntensity_Mito",
                           "Texture_Contrast_RNA_3_00_256", "Granularity_1_AGP",
                           "Correlation_Correlation_DNA_ER")  # fmt: skip
+
+
+@contextmanager
+def gzip_text(path: Path, level: int = 9) -> Iterator[TextIO]:
+    """A text handle writing gzip without a stored name or timestamp: the same content gives the
+    same bytes (and the same sha256, so a re-ingest is recognised)."""
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=level) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8") as text,
+    ):
+        yield text
 
 
 def gene_symbols(n: int) -> list[str]:
@@ -202,7 +217,7 @@ def string_files(
     proteins = [f"{taxon}.ENSP{i:011d}" for i in range(n_proteins)]
     symbols = gene_symbols(n_proteins)
     info = directory / f"{taxon}.protein.info.v12.0.txt.gz"
-    with gzip.open(info, "wt") as handle:
+    with gzip_text(info) as handle:
         handle.write("#string_protein_id\tpreferred_name\tprotein_size\tannotation\n")
         for p, s in zip(proteins, symbols, strict=True):
             handle.write(f"{p}\t{s}\t{int(rng.integers(50, 3000))}\tannotation of {s}\n")
@@ -212,7 +227,7 @@ def string_files(
     # and sorted by protein1, as STRING does; scores depend only on the pair, so both agree.
     offsets = np.arange(1, per_protein + 1)
     channel_keys = np.arange(1, len(CHANNELS_FULL) + 2, dtype=np.int64) * 7919
-    with gzip.open(links, "wt", compresslevel=1) as handle:
+    with gzip_text(links, level=1) as handle:
         handle.write("protein1 protein2 " + " ".join(CHANNELS_FULL) + " combined_score\n")
         for i in range(n_proteins):
             partners = np.unique(
@@ -246,7 +261,7 @@ def write_string(
     directory.mkdir(parents=True, exist_ok=True)
     proteins = [f"{taxon}.ENSP{i:011d}" for i in range(len(symbols))]
     info = directory / f"{taxon}.protein.info.v12.0.txt.gz"
-    with gzip.open(info, "wt") as handle:
+    with gzip_text(info) as handle:
         handle.write("#string_protein_id\tpreferred_name\tprotein_size\tannotation\n")
         for protein, symbol in zip(proteins, symbols, strict=True):
             handle.write(
@@ -260,7 +275,7 @@ def write_string(
     rows = np.concatenate([np.column_stack([channels, combined])] * 2)
     order = np.lexsort((both[:, 1], both[:, 0]))
     links = directory / f"{taxon}.protein.links.full.v12.0.txt.gz"
-    with gzip.open(links, "wt") as handle:
+    with gzip_text(links) as handle:
         handle.write("protein1 protein2 " + " ".join(CHANNELS_FULL) + " combined_score\n")
         handle.write("".join(f"{proteins[a]} {proteins[b]} {' '.join(map(str, row))}\n"
                              for (a, b), row in zip(both[order].tolist(), rows[order].tolist(), strict=True)))  # fmt: skip
@@ -298,12 +313,12 @@ class PlantedModules:
 def planted_modules(
     directory: Path,
     *,
-    n_genes: int = 700,
-    n_perturbed: int = 480,
-    n_modules: int = 24,
+    n_genes: int = 3000,
+    n_perturbed: int = 2000,
+    n_modules: int = 60,
     module_size: tuple[int, int] = (8, 18),
     subprograms: int = 2,
-    n_readout: int = 400,
+    n_readout: int = 1000,
     n_confounders: int = 4,
     link_probability: float = 0.6,
     seed: int = 0,

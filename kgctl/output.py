@@ -12,6 +12,7 @@ from typing import Any
 import click
 from neo4j.exceptions import DriverError, Neo4jError
 from rich.console import Console
+from rich.markup import escape
 
 from kgctl.errors import KgctlError
 
@@ -53,7 +54,7 @@ def json_command(
 
 
 def report_error(exc: KgctlError, as_json: bool = False) -> None:
-    stderr.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
     if exc.detail:
         stderr.print(exc.detail, markup=False, soft_wrap=True, style="dim")
     if as_json:

@@ -138,7 +138,7 @@ def _worker(rank: int, world: int, port: int, emb: np.ndarray, pairs: np.ndarray
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     bar = Progress(TextColumn("CAL {task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=stderr, transient=True,
-                   disable=not (progress and rank == 0))  # fmt: skip
+                   disable=not (progress and rank == 0 and stderr.is_terminal))  # fmt: skip
     with bar:
         task = bar.add_task(f"epoch {start}/{config.epochs}", total=config.epochs, completed=start)
         for epoch in range(start, end):
