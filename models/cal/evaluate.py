@@ -35,10 +35,6 @@ NEGATIVE_RATIO = 5
 METHODS = ("cal", "cosine", "degree_product", "walk_embedding")
 
 
-def run_inputs(run: Run) -> Inputs:
-    return Inputs.load(run.dir / "inputs.npz")
-
-
 class Scorer:
     """Every method's score for any pair under one split: CAL (a model trained on the split's
     training pairs), input cosine, degree product and walk-embedding cosine (both from the
@@ -163,7 +159,7 @@ def evaluate(run: Run, *, splits: tuple[str, ...] = ("edge", "node"), seeds: tup
              device: str = "auto", progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Both protocols; writes `evaluation.json` and the plots into the run folder."""
     config = CALConfig(**run.config)
-    inputs = run_inputs(run)
+    inputs = Inputs.load(run.dir / "inputs.npz")
     result: dict[str, Any] = {"seeds": list(seeds), "negative_ratio": NEGATIVE_RATIO,
                               "reference": reference(run, inputs, config), "held_out": {}}  # fmt: skip
     plots: list[str] = []
