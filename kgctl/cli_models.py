@@ -139,11 +139,19 @@ def _render_evaluate(r: Result) -> None:
             click.echo(f"  {m:<16}{_fmt(s['random']['auc']):>16}{_fmt(s['random']['auprc']):>16}"
                        f"{_fmt(s['random']['cb_auc']):>16}{_fmt(s['degree_matched']['auc']):>18}"
                        f"{_fmt(s['spearman_mean_degree']):>16}")  # fmt: skip
-    click.echo(
-        f"Plots: {', '.join(Path(p).name for p in r['plots'])} in {Path(r['plots'][0]).parent}"
-        if r["plots"]
-        else ""
-    )
+        band = [
+            f"{m} {_fmt(s['ambiguous_auc'])}"
+            for m, s in block["summary"].items()
+            if "ambiguous_auc" in s
+        ]
+        if band:
+            n = next(iter(block["per_seed"].values()))["ambiguous_pairs"]
+            click.echo(f"  known pairs below the threshold ({n:,}, never negatives) against negatives, AUC: "
+                       + ", ".join(band))  # fmt: skip
+    if r["plots"]:
+        click.echo(
+            f"Plots: {', '.join(Path(p).name for p in r['plots'])} in {Path(r['plots'][0]).parent}"
+        )
 
 
 @click.command("evaluate")

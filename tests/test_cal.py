@@ -14,6 +14,7 @@ from kgctl.models.baselines import cosine_scores, degrees, walk_embedding
 from kgctl.models.cal.config import CALConfig, load_config
 from kgctl.models.cal.data import (
     Inputs,
+    ambiguous_pairs,
     degree_matched_negatives,
     embed,
     make_split,
@@ -136,6 +137,13 @@ def test_negatives_exclude_every_known_pair_and_match_the_test_composition() -> 
     assert (u[neg[:, 0]] | u[neg[:, 1]]).all()  # like every test positive
     both_pos = (u[split.test[:, 0]] & u[split.test[:, 1]]).mean()
     assert (u[neg[:, 0]] & u[neg[:, 1]]).mean() == pytest.approx(both_pos, abs=0.01)
+    band = ambiguous_pairs(inputs, split)
+    assert (
+        len(band)
+        and not np.isin(pair_keys(band, inputs.n), pair_keys(inputs.positives, inputs.n)).any()
+    )
+    assert np.isin(pair_keys(band, inputs.n), pair_keys(inputs.known, inputs.n)).all()
+    assert (u[band[:, 0]] | u[band[:, 1]]).all()
     reference = reference_negatives(inputs, inputs.positives)
     assert len(reference) == min(5 * len(inputs.positives), 50_000)
     assert not np.isin(pair_keys(reference, inputs.n), pair_keys(inputs.positives, inputs.n)).any()

@@ -262,6 +262,17 @@ def validation_negatives(inputs: Inputs, split: Split, ratio: int,
     )
 
 
+def ambiguous_pairs(inputs: Inputs, split: Split) -> np.ndarray:
+    """Known pairs below the positives' rule (e.g. STRING 400–699 for a 700 threshold): reported
+    as a band of their own, never used as negatives. In a node split, those touching an unseen
+    gene, like the test positives."""
+    keys = pair_keys(inputs.known, inputs.n)
+    band = inputs.known[~np.isin(keys, pair_keys(inputs.positives, inputs.n))]
+    if split.kind == "node":
+        band = band[split.unseen[band[:, 0]] | split.unseen[band[:, 1]]]
+    return band
+
+
 def reference_negatives(inputs: Inputs, positives: np.ndarray, seed: int = 42) -> np.ndarray:
     """The reference protocol's negatives (methods/cal.md §6.1): `RandomState(seed)` pairs over
     all genes, rejected only when i = j or the pair is a positive; min(5·P, 50,000); not

@@ -19,6 +19,7 @@ from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import (
     Inputs,
     Split,
+    ambiguous_pairs,
     degree_matched_negatives,
     embed,
     make_split,
@@ -92,6 +93,11 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, pr
     mean_degree = (score.degree[split.test[:, 0]] + score.degree[split.test[:, 1]]) / 2
     result: dict[str, Any] = {"split": split.counts(), "negatives": {k: len(v) for k, v in negative_sets.items()},
                               "training_end": last_epoch, "methods": {}}  # fmt: skip
+    val_neg = (
+        validation_negatives(inputs, split, NEGATIVE_RATIO, rng) if len(split.validation) else None
+    )
+    ambiguous = ambiguous_pairs(inputs, split)
+    result["ambiguous_pairs"] = len(ambiguous)
     for method in METHODS:
         pos = score(method, split.test)
         figures: dict[str, Any] = {}
@@ -100,10 +106,13 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, pr
                 pos, score(method, neg), pos_cos, cosine_scores(emb, neg)
             )
         figures["spearman_mean_degree"] = metrics.spearman(mean_degree, pos)
-        if len(split.validation):
-            val_neg = validation_negatives(inputs, split, NEGATIVE_RATIO, rng)
+        if val_neg is not None:
             figures["validation_auc"] = metrics.auc(
                 score(method, split.validation), score(method, val_neg)
+            )
+        if len(ambiguous) >= metrics.CB_MIN:  # below-threshold known pairs: never negatives
+            figures["ambiguous_auc"] = metrics.auc(
+                score(method, ambiguous), score(method, negative_sets["random"])
             )
         result["methods"][method] = figures
     result["plot_data"] = {
@@ -148,9 +157,9 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
                           for key in rows[0][neg] if key != "cb_sweep"}  # fmt: skip
             entry[neg]["cb_sweep"] = {b: metrics.mean_sd([r[neg]["cb_sweep"][b]["auc"] for r in rows])
                                       for b in rows[0][neg]["cb_sweep"]}  # fmt: skip
-        entry["spearman_mean_degree"] = metrics.mean_sd([r["spearman_mean_degree"] for r in rows])
-        if "validation_auc" in rows[0]:
-            entry["validation_auc"] = metrics.mean_sd([r["validation_auc"] for r in rows])
+        for key in ("spearman_mean_degree", "validation_auc", "ambiguous_auc"):
+            if key in rows[0]:
+                entry[key] = metrics.mean_sd([r.get(key) for r in rows])
         summary[method] = entry
     return summary
 
