@@ -21,7 +21,7 @@ from kgctl.ingest.pipeline import ingest
 from kgctl.models.cal import CALConfig, train_run
 from kgctl.models.cal.evaluate import evaluate, headline
 from kgctl.models.cal.predict import predict, write_back
-from kgctl.models.runs import delete_run, load_run, record_model_run
+from kgctl.models.runs import delete_run, record_model_run
 from kgctl.output import stderr
 
 # The reference hyper-parameters (lr, τ, weight decay, schedule), smaller for a 2-core laptop.
@@ -102,7 +102,6 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
         row["same_planted_module"] = module[gene] >= 0 and module[gene] == module[row["partner"]]
     top = novel.slice(0, 100).to_pylist()
     same = [module[r["gene"]] >= 0 and module[r["gene"]] == module[r["partner"]] for r in top]
-    run = load_run(data_dir, run.id)
     return {
         "run_id": run.id, "dataset": dataset, "loads": loads, "written_back": written,
         "evaluation": run.record["metrics"]["evaluation"], "plots": result["plots"],
