@@ -15,7 +15,7 @@ from kgctl.graph.connection import connect, server_facts, start_managed
 from kgctl.graph.install import distribution, install
 from kgctl.graph.schema import apply_schema, describe_schema
 from kgctl.graph.server import ManagedServer
-from kgctl.output import Result, human_bytes, json_command, spinner
+from kgctl.output import Result, connect_with_spinner, human_bytes, json_command, spinner
 from kgctl.settings import Settings, load_settings
 
 
@@ -202,7 +202,7 @@ def db_schema(apply: bool) -> Result:
     Creates missing constraints and indexes (idempotent), then lists them with the schema
     version.
     """
-    with spinner("Connecting to Neo4j") as update, connect(load_settings(), on_wait=update) as conn:
+    with connect_with_spinner(load_settings()) as conn:
         applied = apply_schema(conn) if apply else None
         return {**describe_schema(conn), "applied": applied}
 

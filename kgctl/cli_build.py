@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from kgctl.graph.connection import Connection, connect
+from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality, build_similarity
-from kgctl.output import Result, json_command, spinner
+from kgctl.output import Result, connect_with_spinner, json_command, spinner
 from kgctl.settings import load_settings
 
 
@@ -23,10 +23,7 @@ def _render(r: Result) -> None:
 
 
 def _with_graph(work: Callable[[Connection], dict[str, Any]]) -> dict[str, Any]:
-    settings = load_settings()
-    with spinner("Connecting to Neo4j") as update:
-        conn = connect(settings, on_wait=update)
-    with conn, spinner("Scoring pairs and writing edges"):
+    with connect_with_spinner(load_settings()) as conn, spinner("Scoring pairs and writing edges"):
         return work(conn)
 
 

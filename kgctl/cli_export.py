@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from kgctl.graph.connection import connect
 from kgctl.graph.export import VIEWS, export_view
-from kgctl.output import Result, json_command, spinner
+from kgctl.output import Result, connect_with_spinner, json_command, spinner
 from kgctl.settings import load_settings
 
 
@@ -47,9 +46,7 @@ def export(view: str, out_dir: Path, dataset: str | None, relationships: tuple[s
     exported again: the cached view is returned.
     """
     settings = load_settings()
-    with spinner("Connecting to Neo4j") as update:
-        conn = connect(settings, on_wait=update)
-    with conn, spinner(f"Exporting {view}"):
+    with connect_with_spinner(settings) as conn, spinner(f"Exporting {view}"):
         result = export_view(conn, view, out_dir, dataset=dataset, relationships=relationships,
                              min_score=min_score, use_cache=not no_cache)  # fmt: skip
     return {**{k: v for k, v in result.meta.items() if k != "feature_names"}, "out": str(out_dir),

@@ -8,10 +8,9 @@ from typing import Any
 import click
 
 import kgctl.ingest  # noqa: F401  (importing the package registers every adapter)
-from kgctl.graph.connection import connect
 from kgctl.ingest.base import ADAPTERS, Adapter
 from kgctl.ingest.pipeline import DEFAULT_BATCH, DEFAULT_WRITERS, ingest
-from kgctl.output import Result, json_command, spinner
+from kgctl.output import Result, connect_with_spinner, json_command
 from kgctl.settings import load_settings
 
 
@@ -55,9 +54,7 @@ def _command(cls: type[Adapter]) -> click.Command:
 
             return bulk_ingest(settings, cls.name, list(files), options, strict=strict,
                                rejects_dir=rejects)  # fmt: skip
-        with spinner("Connecting to Neo4j") as update:
-            conn = connect(settings, on_wait=update)
-        with conn:
+        with connect_with_spinner(settings) as conn:
             return ingest(conn, cls.name, list(files), options, strict=strict, force=force,
                           batch_size=batch_size, writers=writers, rejects_dir=rejects,
                           show_progress=True)  # fmt: skip

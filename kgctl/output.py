@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from neo4j.exceptions import DriverError, Neo4jError
@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from kgctl.errors import KgctlError
+
+if TYPE_CHECKING:
+    from kgctl.graph.connection import Connection
+    from kgctl.settings import Settings
 
 stderr = Console(stderr=True, highlight=False)
 Result = dict[str, Any]
@@ -66,6 +70,14 @@ def spinner(message: str) -> Iterator[Callable[[str], None]]:
     """A progress spinner on stderr for work of unknown length; yields a function to change its text."""
     with stderr.status(message) as status:
         yield lambda text: status.update(text)
+
+
+def connect_with_spinner(settings: Settings) -> Connection:
+    """Connect to the graph (starting the managed server when needed), with a spinner meanwhile."""
+    from kgctl.graph.connection import connect
+
+    with spinner("Connecting to Neo4j") as update:
+        return connect(settings, on_wait=update)
 
 
 def human_bytes(n: int) -> str:
