@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pyarrow.compute as pc
 from rich.table import Table
 
 from kgctl.errors import KgctlError
-from kgctl.graph.connection import Connection, connect
-from kgctl.output import Result, json_command, spinner
+from kgctl.graph.connection import Connection
+from kgctl.output import Result, connect_with_spinner, json_command, spinner
 from kgctl.settings import Settings, load_settings
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
@@ -26,9 +25,7 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 @contextmanager
 def graph() -> Iterator[tuple[Settings, Connection]]:
     settings = load_settings()
-    with spinner("Connecting to Neo4j") as update:
-        conn = connect(settings, on_wait=update)
-    with conn:
+    with connect_with_spinner(settings) as conn:
         yield settings, conn
 
 
@@ -233,6 +230,7 @@ def predict(run_id: str, top_k: int, write_back: bool, device: str) -> Result:
     goes to predictions.parquet in the run folder; --write-back replaces the run's edges in the
     graph (re-running is idempotent) and sets embedding_cal with a vector index.
     """
+    from kgctl.models.cal.predict import novel
     from kgctl.models.cal.predict import predict as run_predict
     from kgctl.models.cal.predict import write_back as run_write_back
     from kgctl.models.cal.train import resolve_device
@@ -249,13 +247,9 @@ def predict(run_id: str, top_k: int, write_back: bool, device: str) -> Result:
         with graph() as (_, conn), spinner("Writing predictions to Neo4j"):
             written = run_write_back(conn, run, table, fx)
             record_model_run(conn, run)
-    novel = (
-        table.filter(pc.equal(table.column("split"), "novel"))
-        .sort_by([("score", "descending")])
-        .slice(0, 10)
-    )
+    best = novel(table).slice(0, 10)
     return {"run_id": run_id, "prediction": run.record["prediction"], "file": str(run.dir / "predictions.parquet"),
-            "written_back": written, "top_novel": novel.to_pylist()}  # fmt: skip
+            "written_back": written, "top_novel": best.to_pylist()}  # fmt: skip
 
 
 # ---- kgctl runs -------------------------------------------------------------------------------

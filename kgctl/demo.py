@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from kgctl import queries
 from kgctl.errors import KgctlError
@@ -20,7 +19,7 @@ from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
 from kgctl.models.cal import CALConfig, train_run
 from kgctl.models.cal.evaluate import evaluate, headline
-from kgctl.models.cal.predict import predict, write_back
+from kgctl.models.cal.predict import novel, predict, write_back
 from kgctl.models.runs import delete_run, record_model_run
 from kgctl.output import stderr
 
@@ -85,11 +84,9 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     written = write_back(conn, run, table, fx)
     record_model_run(conn, run)
     step("predict and write back", tic)
-    novel = table.filter(pc.equal(table.column("split"), "novel")).sort_by(
-        [("score", "descending")]
-    )
+    best = novel(table)
     # Show the gene with the most confident novel partners that expression similarity misses.
-    frame = novel.to_pandas()
+    frame = best.to_pandas()
     hidden = frame[frame["input_cosine"].abs() < 0.2].groupby("gene")["score"]
     gene = str(
         hidden.agg(["count", "mean"]).sort_values(["count", "mean"], ascending=False).index[0]
@@ -98,10 +95,14 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
         conn, "novel-candidates", {"gene": gene, "run": run.id, "limit": "10"}
     )
     module = dict(zip(data.genes, data.module.tolist(), strict=True))
-    for row in candidates:  # the generator's truth, which the model never saw
-        row["same_planted_module"] = module[gene] >= 0 and module[gene] == module[row["partner"]]
-    top = novel.slice(0, 100).to_pylist()
-    same = [module[r["gene"]] >= 0 and module[r["gene"]] == module[r["partner"]] for r in top]
+
+    def same_module(a: str, b: str) -> bool:  # the generator's truth, which the model never saw
+        return bool(module[a] >= 0 and module[a] == module[b])
+
+    for row in candidates:
+        row["same_planted_module"] = same_module(gene, row["partner"])
+    top = best.slice(0, 100).to_pylist()
+    same = [same_module(r["gene"], r["partner"]) for r in top]
     return {
         "run_id": run.id, "dataset": dataset, "loads": loads, "written_back": written,
         "evaluation": run.record["metrics"]["evaluation"], "plots": result["plots"],

@@ -10,13 +10,13 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kgctl import __version__
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
+from kgctl.ingest.pipeline import now
 
 RUN_FILE = "run.json"
 MODELS = ("cal", "infoalign", "isoclr")  # embedding_<model> property names come only from here
@@ -34,10 +34,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -110,6 +106,12 @@ def record_model_run(conn: Connection, run: Run) -> None:
                {"id": run.id, "props": props}, write=True)  # fmt: skip
 
 
+def delete_predictions(conn: Connection, run_id: str) -> None:
+    """Every PREDICTED_ASSOCIATION edge the run wrote, in batches."""
+    conn.run_autocommit("MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() "
+                        "CALL (p) { DELETE p } IN TRANSACTIONS OF 10000 ROWS", {"id": run_id})  # fmt: skip
+
+
 def delete_run(
     conn: Connection | None, data_dir: Path, run_id: str, keep_files: bool = False
 ) -> dict[str, Any]:
@@ -118,9 +120,7 @@ def delete_run(
     run = load_run(data_dir, run_id)
     removed: dict[str, Any] = {"run_id": run_id}
     if conn is not None:
-        conn.run_autocommit(
-            "MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() "
-            "CALL (p) { DELETE p } IN TRANSACTIONS OF 10000 ROWS", {"id": run_id})  # fmt: skip
+        delete_predictions(conn, run_id)
         left = conn.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() RETURN count(p) AS n",
                           {"id": run_id})[0]["n"]  # fmt: skip
         if left:

@@ -4,7 +4,8 @@ embedding into a space where interacting genes are close. `train_run` is `kgctl 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from kgctl.errors import KgctlError
 from kgctl.graph.connection import Connection
@@ -50,7 +51,7 @@ def resume_run(conn: Connection, data_dir: Path, run_id: str, *, device: str = "
     return _fit(conn, run, emb, split.train, config, device, nproc, progress, None, resume=True)
 
 
-def _fit(conn: Connection, run: Run, emb: Any, pairs: Any, config: CALConfig, device: str, nproc: int,
+def _fit(conn: Connection, run: Run, emb: np.ndarray, pairs: np.ndarray, config: CALConfig, device: str, nproc: int,
          progress: bool, stop_after: int | None, resume: bool) -> Run:  # fmt: skip
     try:
         result = train(emb, pairs, config, run.dir, device=device, nproc=nproc, resume=resume,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ class Inputs:
     @property
     def n(self) -> int:
         return len(self.genes)
+
+    @cached_property
+    def known_keys(self) -> np.ndarray:
+        """Sorted keys of every known pair: what a negative must not be."""
+        return np.sort(pair_keys(self.known, self.n))
 
     def save(self, path: Path) -> None:
         np.savez_compressed(path, genes=self.genes, features=self.features, known=self.known,
@@ -212,7 +218,7 @@ def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator
     """`ratio` negatives per test positive (at most `cap`), excluding every known pair at any
     score. Node split: the same shares of pairs with one and with two unseen genes as the test
     positives, so recognising training genes earns nothing."""
-    exclude = np.sort(pair_keys(inputs.known, inputs.n))
+    exclude = inputs.known_keys
     everyone = np.arange(inputs.n)
     total = min(ratio * len(split.test), cap)
     if split.kind != "node":
@@ -230,7 +236,7 @@ def degree_matched_negatives(inputs: Inputs, split: Split, degree: np.ndarray, r
                              rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """For each test positive (a, b), `ratio` pairs (u, v) with u in a's and v in b's training-
     degree bin (powers of two) and, in a node split, the same seen/unseen status; no known pair."""
-    exclude = np.sort(pair_keys(inputs.known, inputs.n))
+    exclude = inputs.known_keys
     group = np.floor(np.log2(degree + 1)).astype(np.int64) * 2 + split.unseen
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], group, side="left")
@@ -255,7 +261,7 @@ def validation_negatives(inputs: Inputs, split: Split, ratio: int,
                          rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """Negatives for the validation pairs, which join seen genes only: seen-seen pairs that no
     known pair joins, `ratio` per validation pair."""
-    exclude = np.sort(pair_keys(inputs.known, inputs.n))
+    exclude = inputs.known_keys
     seen = np.flatnonzero(~split.unseen)
     return sample_pairs(
         seen, seen, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng
@@ -266,8 +272,9 @@ def ambiguous_pairs(inputs: Inputs, split: Split) -> np.ndarray:
     """Known pairs below the positives' rule (e.g. STRING 400–699 for a 700 threshold): reported
     as a band of their own, never used as negatives. In a node split, those touching an unseen
     gene, like the test positives."""
-    keys = pair_keys(inputs.known, inputs.n)
-    band = inputs.known[~np.isin(keys, pair_keys(inputs.positives, inputs.n))]
+    band = inputs.known[
+        ~np.isin(pair_keys(inputs.known, inputs.n), pair_keys(inputs.positives, inputs.n))
+    ]
     if split.kind == "node":
         band = band[split.unseen[band[:, 0]] | split.unseen[band[:, 1]]]
     return band

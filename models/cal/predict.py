@@ -10,17 +10,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import ensure_vector_index
+from kgctl.ingest.pipeline import now
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import Inputs, embed, make_split, pair_keys
 from kgctl.models.cal.model import encode
 from kgctl.models.cal.train import load_model
-from kgctl.models.runs import Run, now
+from kgctl.models.runs import Run, delete_predictions
 
 BLOCK = 2048
 WRITE_BATCH = 10_000
@@ -85,12 +87,16 @@ def predict(run: Run, k: int, device: str = "cpu") -> tuple[pa.Table, np.ndarray
     return table, fx.cpu().numpy()
 
 
+def novel(table: pa.Table) -> pa.Table:
+    """Predictions of pairs the graph does not relate at any score, best first."""
+    return table.filter(pc.equal(table.column("split"), "novel")).sort_by([("score", "descending")])
+
+
 def write_back(conn: Connection, run: Run, table: pa.Table, fx: np.ndarray) -> dict[str, Any]:
     """Replace the run's PREDICTED_ASSOCIATION edges (idempotent) and set `embedding_cal` on its
     genes, with the vector index sized to the embedding."""
     started = time.perf_counter()
-    conn.run_autocommit("MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() "
-                        "CALL (p) { DELETE p } IN TRANSACTIONS OF 10000 ROWS", {"id": run.id})  # fmt: skip
+    delete_predictions(conn, run.id)
     created_at = now()
     rows = table.to_pylist()
     written = 0
