@@ -1,6 +1,7 @@
 """CAL's parts on small inputs: the model and its losses, the PCA, splits and negatives, the
 blockwise top-k, training determinism and resume, metrics, baselines, config and queries."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -81,16 +82,17 @@ def test_in_batch_loss_masks_known_partners_and_self() -> None:
 
 
 def test_random_negative_loss_masks_the_pair_itself() -> None:
-    z = torch.nn.functional.normalize(torch.randn(2, 4), dim=1)
+    # Fixed unit vectors (a random draw at τ = 0.05 can underflow the loss to exactly 0).
+    z = torch.eye(2, 4)
     a, b = torch.tensor([0, 1]), torch.tensor([1, 0])
-    pool = torch.nn.functional.normalize(torch.randn(5, 4), dim=1)
+    pool = torch.cat([torch.eye(4), torch.tensor([[0.6, 0.8, 0.0, 0.0]])])
     only_self = torch.tensor([[0, 1, 1], [1, 0, 0]])
     loss, accuracy = random_negative_loss(z, z, a, b, pool, only_self, 0.05)
     assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(accuracy) == 1.0
-    assert (
-        float(random_negative_loss(z, z, a, b, pool, torch.tensor([[2, 3, 4], [2, 3, 4]]), 0.05)[0])
-        > 0
-    )
+    # Unmasked negatives e2, e3 (similarity 0) and (0.6, 0.8) (0.6 to e0, 0.8 to e1); pos = 1.
+    loss, _ = random_negative_loss(z, z, a, b, pool, torch.tensor([[2, 3, 4], [2, 3, 4]]), 0.05)
+    ce = [math.log(1 + 2 * math.exp(-1 / 0.05) + math.exp((s - 1) / 0.05)) for s in (0.6, 0.8)]
+    assert float(loss) == pytest.approx(sum(ce) / 2, rel=1e-4) and float(loss) > 0
 
 
 def test_embedding_is_exact_deterministic_and_fit_on_training_genes() -> None:
