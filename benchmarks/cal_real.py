@@ -1,8 +1,8 @@
 """CAL on the real data in ../shared/data: STRING v12 links (text mining excluded) as positives,
 DepMap Chronos gene effect as the gene features, both ingested into a fresh Neo4j. Every figure
 of `kgctl evaluate`: the reference protocol (transductive, to compare with the paper) and the
-held-out edge and node splits with random and degree-matched negatives, cosine, degree-product
-and random-walk-embedding baselines, 3 seeds; then full-pair scoring and write-back.
+held-out edge and node splits with random and degree-matched negatives, cosine, degree-product,
+bilinear and random-walk-embedding baselines, 3 seeds; then full-pair scoring and write-back.
 
     python benchmarks/cal_real.py [--epochs 100] [--min-score 700]
 

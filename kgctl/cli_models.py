@@ -169,8 +169,9 @@ def evaluate(run_id: str, seeds: str, splits: str, device: str) -> Result:
 
     Trains one model per split and seed (the run's own where it matches), scores held-out pairs
     against negatives that exclude every known interaction (and degree-matched ones) with
-    cosine, degree-product and random-walk-embedding baselines; writes evaluation.json and PNG
-    plots into the run folder and the headline metrics onto the ModelRun.
+    cosine, degree-product, bilinear and random-walk-embedding baselines; writes
+    evaluation.json and PNG plots into the run folder and the headline metrics onto the
+    ModelRun.
     """
     from kgctl.models.cal.evaluate import evaluate as run_evaluation
     from kgctl.models.cal.evaluate import headline

@@ -12,6 +12,7 @@ from kgctl import queries
 from kgctl.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degrees, walk_embedding
+from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
 from kgctl.models.cal.config import CALConfig, load_config
 from kgctl.models.cal.data import (
     Inputs,
@@ -229,6 +230,26 @@ def test_walk_embedding_separates_communities() -> None:
     across = cosine_scores(emb, np.array([[1, 12], [2, 11]]))
     assert within.min() > across.max()
     assert not emb[20].any()  # no edges, no embedding
+
+
+def test_bilinear_baseline_learns_a_map_cosine_cannot_see() -> None:
+    # Gene 2i+1 is gene 2i with its two coordinate halves swapped: cosine ≈ 0 for every positive,
+    # a symmetric W with the swap blocks scores them 1. Held-out pairs follow the same rule.
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(100, 8))
+    emb = np.empty((200, 8))
+    emb[0::2], emb[1::2] = base, np.concatenate([base[:, 4:], base[:, :4]], axis=1)
+    pairs = np.column_stack([np.arange(0, 200, 2), np.arange(1, 200, 2)])
+    train_pairs, test_pairs = pairs[:70], pairs[70:]
+    config = CONFIG.replace(epochs=30, batch_size=16, lr=3e-2, weight_decay=0.0)
+    w = fit_bilinear(emb, train_pairs, config)
+    assert np.allclose(w, w.T) and np.array_equal(w, fit_bilinear(emb, train_pairs, config))
+    negative = np.column_stack([np.arange(0, 120, 2), np.arange(3, 123, 2)])
+    assert (
+        metrics.auc(bilinear_scores(emb, w, test_pairs), bilinear_scores(emb, w, negative)) > 0.95
+    )
+    assert metrics.auc(cosine_scores(emb, test_pairs), cosine_scores(emb, negative)) < 0.75
+    assert np.allclose(bilinear_scores(emb, np.eye(8), pairs), cosine_scores(emb, pairs))
 
 
 def test_metrics() -> None:

@@ -117,7 +117,7 @@ def test_train_two_processes_resume_predict_and_delete(
 
     evaluation = kgctl(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node")
     summary = evaluation["held_out"]["node"]["summary"]
-    assert set(summary) == {"cal", "cosine", "degree_product", "walk_embedding"}
+    assert set(summary) == {"cal", "cosine", "degree_product", "bilinear", "walk_embedding"}
     assert (
         summary["cal"]["random"]["auc"]["n"] == 2
         and summary["cal"]["random"]["auc"]["sd"] is not None

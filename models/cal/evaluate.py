@@ -1,8 +1,8 @@
 """`kgctl evaluate RUN`: the reference protocol (to compare with the paper) and the honest one
 beside it (methods/cal.md §6–§8). Honest: held-out edge and node splits, a model trained per
 split and seed, negatives that exclude every known pair (composition-matched in the node split)
-plus degree-matched negatives, and the cosine, degree-product and random-walk baselines on the
-same pairs; mean ± SD over seeds; plots in the run folder."""
+plus degree-matched negatives, and the cosine, degree-product, bilinear and random-walk baselines
+on the same pairs; mean ± SD over seeds; plots in the run folder."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degree_product, degrees, walk_embedding
+from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import (
     Inputs,
@@ -33,13 +34,13 @@ from kgctl.models.runs import Run
 
 SEEDS = (42, 123, 456)
 NEGATIVE_RATIO = 5
-METHODS = ("cal", "cosine", "degree_product", "walk_embedding")
+METHODS = ("cal", "cosine", "degree_product", "bilinear", "walk_embedding")
 
 
 class Scorer:
     """Every method's score for any pair under one split: CAL (a model trained on the split's
-    training pairs), input cosine, degree product and walk-embedding cosine (both from the
-    training pairs only)."""
+    training pairs), input cosine, and degree product, bilinear form and walk-embedding cosine
+    (all three fit on the training pairs only)."""
 
     def __init__(self, inputs: Inputs, split: Split, emb: np.ndarray, model_dir: Path,
                  config: CALConfig) -> None:  # fmt: skip
@@ -48,6 +49,7 @@ class Scorer:
         model = load_model(model_dir)
         self.fx = encode(model, torch.from_numpy(emb))
         self.degree = degrees(inputs.n, split.train)
+        self.bilinear = fit_bilinear(emb, split.train, config.replace(seed=split.seed))
         self.walk = walk_embedding(inputs.n, split.train, seed=split.seed)
 
     def __call__(self, method: str, pairs: np.ndarray) -> np.ndarray:
@@ -58,6 +60,8 @@ class Scorer:
             return cosine_scores(self.emb, pairs)
         if method == "degree_product":
             return degree_product(self.degree, pairs)
+        if method == "bilinear":
+            return bilinear_scores(self.emb, self.bilinear, pairs)
         return cosine_scores(self.walk, pairs)
 
 
