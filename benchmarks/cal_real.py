@@ -2,9 +2,10 @@
 DepMap Chronos gene effect as the gene features, both ingested into a fresh Neo4j. Every figure
 of `kgctl evaluate`: the reference protocol (transductive, to compare with the paper) and the
 held-out edge and node splits with random and degree-matched negatives, cosine, degree-product,
-bilinear and random-walk-embedding baselines, 3 seeds; then full-pair scoring and write-back.
+bilinear and random-walk-embedding baselines, 3 seeds; a threshold sweep with every threshold's
+model scored on one fixed held-out set; then full-pair scoring and write-back.
 
-    python benchmarks/cal_real.py [--epochs 100] [--min-score 700]
+    python benchmarks/cal_real.py [--epochs 100] [--min-score 700] [--thresholds 400,700,900]
 
 Writes benchmarks/results/cal_real.json (plots stay in the temporary run folder unless --keep).
 """
@@ -27,7 +28,7 @@ from machine import write_result  # noqa: E402
 
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
-from kgctl.models.cal import CALConfig, train_run  # noqa: E402
+from kgctl.models.cal import CALConfig, inputs_by_threshold, train_run  # noqa: E402
 from kgctl.models.cal.evaluate import evaluate, headline  # noqa: E402
 from kgctl.models.cal.predict import predict, write_back  # noqa: E402
 from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--min-score", type=float, default=700)
     parser.add_argument("--seeds", default="42,123,456")
+    parser.add_argument("--thresholds", default="400,700,900", help="empty: no sweep")
     parser.add_argument(
         "--keep", type=Path, help="Copy the run folder (plots, evaluation.json) here."
     )
@@ -69,7 +71,9 @@ def main() -> None:
             figures["training"] = run.record["metrics"]["training"]
             started = time.perf_counter()
             seeds = tuple(int(s) for s in args.seeds.split(","))
-            result = evaluate(run, seeds=seeds)
+            sweep = tuple(float(t) for t in args.thresholds.split(",") if t)
+            by_threshold = inputs_by_threshold(conn, ts.settings.paths.data_dir, config, sweep)
+            result = evaluate(run, seeds=seeds, thresholds=by_threshold)
             figures["evaluation_seconds"] = round(time.perf_counter() - started, 1)
             figures["headline"] = headline(result)
             figures["evaluation"] = result

@@ -145,6 +145,15 @@ def _render_evaluate(r: Result) -> None:
             n = next(iter(block["per_seed"].values()))["ambiguous_pairs"]
             click.echo(f"  known pairs below the threshold ({n:,}, never negatives) against negatives, AUC: "
                        + ", ".join(band))  # fmt: skip
+    sweep = r.get("threshold_sweep")
+    if sweep:
+        first = next(iter(sweep["per_seed"].values()))
+        click.echo(f"Threshold sweep ({sweep['protocol']}; {first['test']:,} test pairs), AUC:")
+        methods = list(next(iter(sweep["summary"].values())))
+        click.echo(f"  {'threshold':<12}{'positives':>10}" + "".join(f"{m:>18}" for m in methods))
+        for t, row in sweep["summary"].items():
+            click.echo(f"  {t:<12}{sweep['positives'][t]:>10,}"
+                       + "".join(f"{_fmt(row[m]['auc']):>18}" for m in methods))  # fmt: skip
     if r["plots"]:
         click.echo(
             f"Plots: {', '.join(Path(p).name for p in r['plots'])} in {Path(r['plots'][0]).parent}"
@@ -162,9 +171,16 @@ def _render_evaluate(r: Result) -> None:
 @click.option(
     "--splits", default="edge,node", show_default=True, help="Held-out splits to evaluate."
 )
+@click.option(
+    "--thresholds",
+    default="",
+    metavar="T1,T2,…",
+    help="Also train one model per positives score threshold (e.g. 400,700,900) and score them "
+    "all on one fixed held-out set of the strictest threshold's pairs.",
+)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @json_command(_render_evaluate)
-def evaluate(run_id: str, seeds: str, splits: str, device: str) -> Result:
+def evaluate(run_id: str, seeds: str, splits: str, thresholds: str, device: str) -> Result:
     """Evaluate a run: the paper's protocol, and held-out splits with baselines beside it.
 
     Trains one model per split and seed (the run's own where it matches), scores held-out pairs
@@ -181,6 +197,12 @@ def evaluate(run_id: str, seeds: str, splits: str, device: str) -> Result:
         seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
         raise KgctlError(f"--seeds: {seeds!r} is not a comma-separated list of integers") from None
+    try:
+        threshold_list = tuple(float(t) for t in thresholds.split(",") if t.strip())
+    except ValueError:
+        raise KgctlError(
+            f"--thresholds: {thresholds!r} is not a comma-separated list of numbers"
+        ) from None
     split_list = tuple(s.strip() for s in splits.split(",") if s.strip())
     if not seed_list or not split_list or set(split_list) - {"edge", "node"}:
         raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
@@ -190,9 +212,16 @@ def evaluate(run_id: str, seeds: str, splits: str, device: str) -> Result:
         raise KgctlError(
             f"run {run_id} is {run.record['status']}; finish it with kgctl train cal --resume {run_id}"
         )
-    result = run_evaluation(run, splits=split_list, seeds=seed_list, device=device)
-    run.update(metrics={**run.record["metrics"], "evaluation": headline(result)})
     with graph() as (_, conn):
+        by_threshold = None
+        if threshold_list:
+            from kgctl.models.cal import CALConfig, inputs_by_threshold
+
+            by_threshold = inputs_by_threshold(conn, settings.paths.data_dir,
+                                               CALConfig(**run.config), threshold_list)  # fmt: skip
+        result = run_evaluation(run, splits=split_list, seeds=seed_list, device=device,
+                                thresholds=by_threshold)  # fmt: skip
+        run.update(metrics={**run.record["metrics"], "evaluation": headline(result)})
         record_model_run(conn, run)
     return {"run_id": run_id, **result, "evaluation_file": str(run.dir / "evaluation.json")}
 

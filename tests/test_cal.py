@@ -25,6 +25,7 @@ from kgctl.models.cal.data import (
     reference_negatives,
     unordered,
 )
+from kgctl.models.cal.evaluate import threshold_sweep
 from kgctl.models.cal.model import CALModel, in_batch_loss, is_known, random_negative_loss
 from kgctl.models.cal.predict import top_k
 from kgctl.models.cal.train import CHECKPOINT, train
@@ -250,6 +251,29 @@ def test_bilinear_baseline_learns_a_map_cosine_cannot_see() -> None:
     )
     assert metrics.auc(cosine_scores(emb, test_pairs), cosine_scores(emb, negative)) < 0.75
     assert np.allclose(bilinear_scores(emb, np.eye(8), pairs), cosine_scores(emb, pairs))
+
+
+def test_threshold_sweep_scores_every_threshold_on_one_held_out_set(tmp_path: Path) -> None:
+    strict = planted()
+    loose = Inputs(
+        strict.genes, strict.features, strict.known, strict.known, {}
+    )  # every known pair
+    result = threshold_sweep({900.0: strict, 400.0: loose}, CONFIG.replace(epochs=2), tmp_path,
+                             seeds=(1, 2), device="cpu")  # fmt: skip
+    assert result["thresholds"] == [400.0, 900.0]
+    for seed in ("1", "2"):
+        run = result["per_seed"][seed]
+        assert run["test"] == round(0.2 * len(strict.positives))
+        rows = run["thresholds"]
+        # Only the test pairs leave training: all of them are positives at both thresholds.
+        assert rows["900"]["train_pairs"] == len(strict.positives) - run["test"]
+        assert rows["400"]["train_pairs"] == len(strict.known) - run["test"]
+        # Threshold-free methods score the same pairs identically under both thresholds.
+        assert rows["400"]["methods"]["cosine"] == rows["900"]["methods"]["cosine"]
+    assert result["summary"]["900"]["cal"]["auc"]["n"] == 2
+    shuffled = Inputs(strict.genes[::-1], strict.features, strict.known, strict.known, {})
+    with pytest.raises(KgctlError, match="threshold 400"):
+        threshold_sweep({900.0: strict, 400.0: shuffled}, CONFIG, tmp_path, seeds=(1,))
 
 
 def test_metrics() -> None:

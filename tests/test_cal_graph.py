@@ -115,7 +115,17 @@ def test_train_two_processes_resume_predict_and_delete(
     status = graph.query("MATCH (m:ModelRun) RETURN m.id AS id, m.status AS s")
     assert {r["id"]: r["s"] for r in status}[part["id"]] == "trained"
 
-    evaluation = kgctl(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node")
+    evaluation = kgctl(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node",
+                       "--thresholds", "400,700")  # fmt: skip
+    sweep = evaluation["threshold_sweep"]
+    assert sweep["positives"]["400"] > sweep["positives"]["700"] == whole["data"]["positive_pairs"]
+    tests = {r["test"] for r in sweep["per_seed"].values()}
+    assert tests == {round(0.2 * sweep["positives"]["700"])}
+    assert set(sweep["summary"]) == {"400", "700"}
+    recorded = graph.query(
+        "MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m", {"id": whole["id"]}
+    )
+    assert set(json.loads(recorded[0]["m"])["evaluation"]["threshold_sweep"]) == {"400", "700"}
     summary = evaluation["held_out"]["node"]["summary"]
     assert set(summary) == {"cal", "cosine", "degree_product", "bilinear", "walk_embedding"}
     assert (

@@ -14,7 +14,22 @@ from kgctl.models.cal.data import Inputs, collect_inputs, embed, make_split
 from kgctl.models.cal.train import resolve_device, train
 from kgctl.models.runs import Run, load_run, new_run, record_model_run
 
-__all__ = ["CALConfig", "load_config", "train_run", "resume_run"]
+__all__ = ["CALConfig", "load_config", "train_run", "resume_run", "inputs_by_threshold"]
+
+
+def _view_dir(data_dir: Path, config: CALConfig) -> Path:
+    return data_dir / "views" / f"gene-association-{config.relationship}"
+
+
+def inputs_by_threshold(conn: Connection, data_dir: Path, config: CALConfig,
+                        thresholds: tuple[float, ...]) -> dict[float, Inputs]:  # fmt: skip
+    """The run's inputs again with positives at each score threshold (for a threshold sweep)."""
+    if config.channel is not None:
+        raise KgctlError("a threshold sweep needs positives chosen by score, not a channel filter")
+    return {
+        t: collect_inputs(conn, config.replace(min_score=t), _view_dir(data_dir, config))
+        for t in thresholds
+    }
 
 
 def train_run(conn: Connection, data_dir: Path, config: CALConfig, *, device: str = "auto",
@@ -22,9 +37,7 @@ def train_run(conn: Connection, data_dir: Path, config: CALConfig, *, device: st
     """Export the view, build the inputs and split, train, and record the run (folder and
     ModelRun node). The run's folder keeps everything evaluation and prediction need."""
     run = new_run(data_dir, "cal", config.to_dict())
-    inputs = collect_inputs(
-        conn, config, data_dir / "views" / f"gene-association-{config.relationship}"
-    )
+    inputs = collect_inputs(conn, config, _view_dir(data_dir, config))
     inputs.save(run.dir / "inputs.npz")
     split = make_split(inputs, config, config.split, config.seed)
     emb, info = embed(inputs.features, split.fit, config.pca_dim)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kgctl.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degree_product, degrees, walk_embedding
 from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
@@ -25,6 +26,7 @@ from kgctl.models.cal.data import (
     embed,
     make_split,
     negatives,
+    pair_keys,
     reference_negatives,
     validation_negatives,
 )
@@ -169,8 +171,10 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate(run: Run, *, splits: tuple[str, ...] = ("edge", "node"), seeds: tuple[int, ...] = SEEDS,
-             device: str = "auto", progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Both protocols; writes `evaluation.json` and the plots into the run folder."""
+             device: str = "auto", progress: bool = True,
+             thresholds: dict[float, Inputs] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Both protocols, and a threshold sweep when given inputs per threshold; writes
+    `evaluation.json` and the plots into the run folder."""
     config = CALConfig(**run.config)
     inputs = Inputs.load(run.dir / "inputs.npz")
     result: dict[str, Any] = {"seeds": list(seeds), "negative_ratio": NEGATIVE_RATIO,
@@ -183,9 +187,64 @@ def evaluate(run: Run, *, splits: tuple[str, ...] = ("edge", "node"), seeds: tup
             r.pop("plot_data")
         result["held_out"][kind] = {"summary": summarise(per_seed),
                                     "per_seed": dict(zip(map(str, seeds), per_seed, strict=True))}  # fmt: skip
+    if thresholds:
+        result["threshold_sweep"] = threshold_sweep(thresholds, config, run.dir / "evaluation",
+                                                    seeds=seeds, device=device, progress=progress)  # fmt: skip
     result["plots"] = plots
     (run.dir / "evaluation.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder: Path, *,
+                    seeds: tuple[int, ...] = SEEDS, test_fraction: float = 0.2,
+                    device: str = "auto", progress: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One model per positives threshold, every one scored on the same held-out pairs
+    (methods/cal.md §8.6): per seed, `test_fraction` of the strictest threshold's pairs, removed
+    from every threshold's training pairs, against one negative set that no known pair joins."""
+    thresholds = sorted(by_threshold)
+    strict = by_threshold[thresholds[-1]]
+    for t in thresholds:
+        inputs = by_threshold[t]
+        if not (np.array_equal(inputs.genes, strict.genes)
+                and np.array_equal(inputs.known, strict.known)):  # fmt: skip
+            raise KgctlError(f"threshold {t:g}: the inputs come from a different view or gene set")
+    n = strict.n
+    emb, _ = embed(strict.features, np.ones(n, dtype=bool), config.pca_dim)
+    unseen = np.zeros(n, dtype=bool)  # an edge split: every gene seen
+    per_seed: dict[str, Any] = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        pos = strict.positives
+        test = pos[np.sort(rng.permutation(len(pos))[: round(test_fraction * len(pos))])]
+        neg = negatives(
+            strict, Split("edge", seed, test[:0], test[:0], test, unseen), NEGATIVE_RATIO, rng
+        )
+        held = pair_keys(test, n)
+        rows: dict[str, Any] = {}
+        for t in thresholds:
+            inputs = by_threshold[t]
+            train_pairs = inputs.positives[~np.isin(pair_keys(inputs.positives, n), held)]
+            split = Split("edge", seed, train_pairs, test[:0], test, unseen)
+            seeded = config.replace(seed=seed, min_score=t, split="edge")
+            out = folder / f"threshold-{t:g}-seed{seed}"
+            train(emb, train_pairs, seeded, out, device=device, progress=progress)
+            score = Scorer(inputs, split, emb, out, seeded)
+            rows[f"{t:g}"] = {"train_pairs": len(train_pairs), "methods": {
+                m: {"auc": metrics.auc(score(m, test), score(m, neg)),
+                    "auprc": metrics.auprc(score(m, test), score(m, neg))} for m in METHODS}}  # fmt: skip
+        per_seed[str(seed)] = {"test": len(test), "negatives": len(neg), "thresholds": rows}
+    summary = {
+        f"{t:g}": {m: {k: metrics.mean_sd([r["thresholds"][f"{t:g}"]["methods"][m][k]
+                                           for r in per_seed.values()]) for k in ("auc", "auprc")}
+                   for m in METHODS}
+        for t in thresholds
+    }  # fmt: skip
+    return {"protocol": f"fixed held-out set: {test_fraction:g} of the pairs passing "
+                        f"{thresholds[-1]:g}, held out of every threshold's training pairs",
+            "thresholds": thresholds, "seeds": list(seeds),
+            "positives": {f"{t:g}": len(by_threshold[t].positives) for t in thresholds},
+            "view_fingerprint": strict.meta.get("view_fingerprint"), "summary": summary,
+            "per_seed": per_seed}  # fmt: skip
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +255,8 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
                          "auc_degree_matched": block["summary"][m]["degree_matched"]["auc"],
                          "cb_auc": block["summary"][m]["random"]["cb_auc"]}
                      for m in METHODS}  # fmt: skip
+    for t, row in result.get("threshold_sweep", {}).get("summary", {}).items():
+        out.setdefault("threshold_sweep", {})[t] = {m: {"auc": row[m]["auc"]} for m in METHODS}
     ref = result["reference"]
     out["reference_transductive"] = {m: {"auc": ref[m]["auc"], "cb_auc": ref[m]["cb_auc"]["auc"]}
                                      for m in ("cal", "cosine")}  # fmt: skip
