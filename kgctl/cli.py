@@ -261,9 +261,9 @@ def demo() -> Result:
 
     Generates STRING files, a Perturb-seq .h5ad and molecules with planted functional modules
     that expression similarity hides; loads them into the managed Neo4j; trains CAL; evaluates
-    it on held-out edge and node splits (3 seeds) against cosine, degree and random-walk
-    baselines; writes the top predictions back; prints the top novel candidates of a gene, the
-    Browser URL and a Cypher line to paste.
+    it on held-out edge and node splits (3 seeds) against cosine, degree-product, bilinear and
+    random-walk baselines; writes the top predictions back; prints the top novel candidates of
+    a gene, the Browser URL and a Cypher line to paste.
     """
     from kgctl.demo import SEEDS, run_demo
 

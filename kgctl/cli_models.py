@@ -6,10 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
@@ -20,6 +20,7 @@ from kgctl.output import Result, connect_with_spinner, json_command, spinner
 from kgctl.settings import Settings, load_settings
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+T = TypeVar("T")
 
 
 @contextmanager
@@ -113,6 +114,13 @@ def _fmt(stat: dict[str, Any] | None) -> str:
     return f"{stat['mean']:.3f}" + (f" ± {stat['sd']:.3f}" if stat.get("sd") is not None else "")
 
 
+def _comma_list(text: str, option: str, cast: Callable[[str], T], what: str) -> tuple[T, ...]:
+    try:
+        return tuple(cast(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise KgctlError(f"{option}: {text!r} is not a comma-separated list of {what}") from None
+
+
 def _render_evaluate(r: Result) -> None:
     ref = r["reference"]
     click.echo(f"Run {r['run_id']}: seeds {', '.join(map(str, r['seeds']))}")
@@ -193,17 +201,9 @@ def evaluate(run_id: str, seeds: str, splits: str, thresholds: str, device: str)
     from kgctl.models.cal.evaluate import headline
     from kgctl.models.runs import load_run, record_model_run
 
-    try:
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
-    except ValueError:
-        raise KgctlError(f"--seeds: {seeds!r} is not a comma-separated list of integers") from None
-    try:
-        threshold_list = tuple(float(t) for t in thresholds.split(",") if t.strip())
-    except ValueError:
-        raise KgctlError(
-            f"--thresholds: {thresholds!r} is not a comma-separated list of numbers"
-        ) from None
-    split_list = tuple(s.strip() for s in splits.split(",") if s.strip())
+    seed_list = _comma_list(seeds, "--seeds", int, "integers")
+    threshold_list = _comma_list(thresholds, "--thresholds", float, "numbers")
+    split_list = _comma_list(splits, "--splits", str, "names")
     if not seed_list or not split_list or set(split_list) - {"edge", "node"}:
         raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
     settings = load_settings()

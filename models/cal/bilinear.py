@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.model import in_batch_loss
-from kgctl.models.cal.train import MIN_BATCH
+from kgctl.models.cal.model import in_batch_loss, known_pair_keys
+from kgctl.models.cal.train import MIN_BATCH, epoch_seed
 
 
 def _unit(emb: np.ndarray) -> torch.Tensor:
@@ -28,11 +28,10 @@ def fit_bilinear(emb: np.ndarray, pairs: np.ndarray, config: CALConfig) -> np.nd
     optimizer = torch.optim.AdamW([m], lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=0)
     p = torch.from_numpy(pairs).long()
-    both = torch.cat([p, p.flip(1)])
-    known = torch.sort(both[:, 0] * n + both[:, 1]).values
+    known = known_pair_keys(p, n)
     for epoch in range(config.epochs):
         perm = torch.randperm(
-            len(p), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            len(p), generator=torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
         )
         for lo in range(0, len(perm), config.batch_size):
             idx = perm[lo : lo + config.batch_size]

@@ -96,6 +96,7 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, pr
         ),
     }
     pos_cos = cosine_scores(emb, split.test)
+    neg_cos = {name: cosine_scores(emb, neg) for name, neg in negative_sets.items()}
     mean_degree = (score.degree[split.test[:, 0]] + score.degree[split.test[:, 1]]) / 2
     result: dict[str, Any] = {"split": split.counts(), "negatives": {k: len(v) for k, v in negative_sets.items()},
                               "training_end": last_epoch, "methods": {}}  # fmt: skip
@@ -106,20 +107,18 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, pr
     result["ambiguous_pairs"] = len(ambiguous)
     for method in METHODS:
         pos = score(method, split.test)
-        figures: dict[str, Any] = {}
-        for name, neg in negative_sets.items():
-            figures[name] = metrics.ranking(
-                pos, score(method, neg), pos_cos, cosine_scores(emb, neg)
-            )
+        neg_scores = {name: score(method, neg) for name, neg in negative_sets.items()}
+        figures: dict[str, Any] = {
+            name: metrics.ranking(pos, neg_scores[name], pos_cos, neg_cos[name])
+            for name in negative_sets
+        }
         figures["spearman_mean_degree"] = metrics.spearman(mean_degree, pos)
         if val_neg is not None:
             figures["validation_auc"] = metrics.auc(
                 score(method, split.validation), score(method, val_neg)
             )
         if len(ambiguous) >= metrics.CB_MIN:  # below-threshold known pairs: never negatives
-            figures["ambiguous_auc"] = metrics.auc(
-                score(method, ambiguous), score(method, negative_sets["random"])
-            )
+            figures["ambiguous_auc"] = metrics.auc(score(method, ambiguous), neg_scores["random"])
         result["methods"][method] = figures
     result["plot_data"] = {
         "split": split,
@@ -229,9 +228,11 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
             out = folder / f"threshold-{t:g}-seed{seed}"
             train(emb, train_pairs, seeded, out, device=device, progress=progress)
             score = Scorer(inputs, split, emb, out, seeded)
-            rows[f"{t:g}"] = {"train_pairs": len(train_pairs), "methods": {
-                m: {"auc": metrics.auc(score(m, test), score(m, neg)),
-                    "auprc": metrics.auprc(score(m, test), score(m, neg))} for m in METHODS}}  # fmt: skip
+            figures = {}
+            for method in METHODS:
+                pos, negs = score(method, test), score(method, neg)
+                figures[method] = {"auc": metrics.auc(pos, negs), "auprc": metrics.auprc(pos, negs)}
+            rows[f"{t:g}"] = {"train_pairs": len(train_pairs), "methods": figures}
         per_seed[str(seed)] = {"test": len(test), "negatives": len(neg), "thresholds": rows}
     summary = {
         f"{t:g}": {m: {k: metrics.mean_sd([r["thresholds"][f"{t:g}"]["methods"][m][k]
@@ -276,12 +277,9 @@ def plot(folder: Path, kind: str, data: dict[str, Any]) -> list[str]:
     paths = []
     fig, ax = plt.subplots(figsize=(5, 5))
     for method in METHODS:
-        fpr, tpr = metrics.roc(score(method, split.test), score(method, neg))
-        ax.plot(
-            fpr,
-            tpr,
-            label=f"{method} (AUC {metrics.auc(score(method, split.test), score(method, neg)):.3f})",
-        )
+        pos, negs = score(method, split.test), score(method, neg)
+        fpr, tpr = metrics.roc(pos, negs)
+        ax.plot(fpr, tpr, label=f"{method} (AUC {metrics.auc(pos, negs):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
     ax.set(
         xlabel="false positive rate",

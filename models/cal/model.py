@@ -41,6 +41,12 @@ def is_known(a: Tensor, b: Tensor, known_keys: Tensor, n: int) -> Tensor:
     return known_keys[at] == key
 
 
+def known_pair_keys(pairs: Tensor, n: int) -> Tensor:
+    """Sorted keys a·n + b of both orientations of `pairs`: what `is_known` searches."""
+    both = torch.cat([pairs, pairs.flip(1)])
+    return torch.sort(both[:, 0] * n + both[:, 1]).values
+
+
 def in_batch_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor, n: int,
                   temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
     """½[CE(S) + CE(Sᵀ)] over S = za·zbᵀ/τ, target on the diagonal. Off-diagonal entries that

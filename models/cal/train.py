@@ -22,12 +22,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from kgctl.errors import KgctlError
 from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.model import CALModel, in_batch_loss, random_negative_loss
+from kgctl.models.cal.model import CALModel, in_batch_loss, known_pair_keys, random_negative_loss
 from kgctl.output import stderr
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 MIN_BATCH = 8  # a trailing batch with fewer pairs per process is skipped, as in the reference
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's permutation and draws: the same run, the same batches."""
+    return seed * 1_000_003 + epoch
 
 
 def resolve_device(device: str) -> str:
@@ -132,8 +137,7 @@ def _worker(rank: int, world: int, port: int, emb: np.ndarray, pairs: np.ndarray
     x = torch.from_numpy(emb).to(device)
     p = torch.from_numpy(pairs).long().to(device)
     n = len(emb)
-    both = torch.cat([p, p.flip(1)])
-    known = torch.sort(both[:, 0] * n + both[:, 1]).values
+    known = known_pair_keys(p, n)
     end = min(config.epochs, stop_after) if stop_after is not None else config.epochs
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     bar = Progress(TextColumn("CAL {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -143,11 +147,11 @@ def _worker(rank: int, world: int, port: int, emb: np.ndarray, pairs: np.ndarray
         task = bar.add_task(f"epoch {start}/{config.epochs}", total=config.epochs, completed=start)
         for epoch in range(start, end):
             tic = time.perf_counter()
-            order = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            order = torch.Generator().manual_seed(epoch_seed(config.seed, epoch))
             perm = torch.randperm(len(p), generator=order).to(device)
             flip = (torch.rand(len(p), generator=order) < 0.5).to(device)
             draws = torch.Generator(device=device).manual_seed(
-                (config.seed * 1_000_003 + epoch) * 64 + rank
+                epoch_seed(config.seed, epoch) * 64 + rank
             )
             pool = None
             if config.loss == "random-negatives":
