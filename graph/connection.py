@@ -11,10 +11,10 @@ from neo4j import Driver, GraphDatabase, RoutingControl
 from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
 
 from kgctl import __version__
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import Settings, load_settings
 from kgctl.graph.schema import apply_schema
 from kgctl.graph.server import ManagedServer
-from kgctl.settings import Settings, load_settings
 
 
 @dataclass

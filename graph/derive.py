@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kgctl import __version__
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import SCORE_PROPERTY, apply_schema, check_label
 from kgctl.graph.similarity import (

@@ -33,7 +33,7 @@ with warnings.catch_warnings():  # PyG's import-time torch.jit deprecation notic
     warnings.simplefilter("ignore", FutureWarning)
     from torch_geometric.data import Data, HeteroData
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import dataset_spec
 from kgctl.graph.schema import (

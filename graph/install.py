@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 
 POM = Path(__file__).with_name("pom.xml")
 MARKER = "kgctl-install.json"

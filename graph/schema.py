@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 
 if TYPE_CHECKING:
     from kgctl.graph.connection import Connection
@@ -41,6 +41,13 @@ RELATIONSHIP_TYPES: tuple[str, ...] = (
     "ORTHOLOG_OF",
     "PREDICTED_ASSOCIATION",
 )
+
+# INTERACTS_WITH's evidence channels, one property each (STRING v12's detailed and full layouts).
+STRING_CHANNELS: tuple[str, ...] = (
+    "coexpression", "coexpression_transferred", "cooccurence", "database", "database_transferred",
+    "experimental", "experiments", "experiments_transferred", "fusion", "homology",
+    "neighborhood", "neighborhood_transferred", "textmining", "textmining_transferred",
+)  # fmt: skip
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 

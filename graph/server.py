@@ -23,9 +23,9 @@ from pathlib import Path
 from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import ServerSettings, Settings
 from kgctl.graph.install import Distribution, distribution, find_java, install
-from kgctl.settings import ServerSettings, Settings
 
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_CLASS = "org.neo4j.cli.AdminTool"

@@ -15,10 +15,10 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
+from kgctl.graph.records import Edge, EdgeBlock, Node
 from kgctl.graph.schema import check_label, check_relationship_type
-from kgctl.ingest.records import Edge, EdgeBlock, Node
 
 PROPERTY = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED = {"id", "source", "sources", "source_version", "ingest_run"}

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Record
 from kgctl.ingest.readers import ByteCounter
-from kgctl.ingest.records import Record
 
 GENE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-._@/:]*$")
 

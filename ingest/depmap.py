@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Node, Record, Reject, RowDone
 from kgctl.ingest.base import Adapter, Option, gene_id, register
 from kgctl.ingest.matrix import dataset_node, to_float
 from kgctl.ingest.readers import ByteCounter, open_text
-from kgctl.ingest.records import Node, Record, Reject, RowDone
 
 GENE_COLUMN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-._@/]*) \((\d+)\)$")
 MODEL_ID = re.compile(r"^ACH-\d{6}$")

@@ -7,14 +7,14 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kgctl import __version__
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress, silent
 
 CHUNK = 1 << 20
 TIMEOUT = 60
@@ -134,9 +134,7 @@ def _hash_file(path: Path) -> tuple[Any, Any]:
     return md5, sha
 
 
-def fetch(
-    remote: Remote, out_dir: Path, progress: Callable[[int, int | None], None] | None = None
-) -> dict[str, Any]:
+def fetch(remote: Remote, out_dir: Path, on_progress: OnProgress = silent) -> dict[str, Any]:
     """Download one file into `out_dir`, resuming a `.part` left by an earlier attempt."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target, part = out_dir / remote.name, out_dir / f"{remote.name}.part"
@@ -167,8 +165,7 @@ def fetch(
                         md5.update(chunk)
                         sha.update(chunk)
                         done += len(chunk)
-                        if progress:
-                            progress(done, total)
+                        on_progress(done, total, remote.name)
                 except (OSError, ValueError) as exc:
                     raise KgctlError(
                         f"{remote.name}: the transfer broke after {done:,} bytes ({exc}); run the "

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
 from kgctl.ingest.matrix import MISSING, dataset_node, slug
 from kgctl.ingest.perturbseq import read_obs_var
 from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
-from kgctl.ingest.records import Node, Record, Reject, RowDone
 
 GENE_HEADER = re.compile(r"gene|symbol|ensembl|probe|id_ref|feature", re.IGNORECASE)
 SYMBOL_ENTREZ = re.compile(r"^(.+) \((\d+)\)$")

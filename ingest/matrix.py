@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from kgctl.ingest.records import Node
+from kgctl.graph.records import Node
 
 MISSING = {"", "na", "nan", "NA", "NaN", "-666", "null", "None"}
 

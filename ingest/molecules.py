@@ -18,10 +18,10 @@ import numpy as np
 from rdkit import Chem, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
-from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
 
 RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # invalid SMILES become rejects with their own message
 MORGAN_RADIUS = 2

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
 from kgctl.ingest.expression import file_format
 from kgctl.ingest.matrix import dataset_node
 from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
-from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
 
 INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
 COMPOUND_COLUMNS = ("Metadata_InChIKey", "Metadata_inchikey", "Metadata_InChIKey_standard")

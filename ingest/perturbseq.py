@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
 from kgctl.ingest.matrix import dataset_node
 from kgctl.ingest.readers import ByteCounter, is_gzip
-from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
 
 CONTROLS = {"non-targeting", "non_targeting", "control", "negative_control", "safe-targeting"}
 CELL_LINES = ("K562", "RPE1", "HepG2", "Jurkat", "HEK293T")

@@ -15,32 +15,23 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty, Queue
 from typing import IO, Any
 
 import pandas as pd
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from kgctl import __version__
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress, silent
+from kgctl.core.provenance import now
 from kgctl.graph.connection import Connection
+from kgctl.graph.records import Edge, EdgeBlock, Node, Record, RowDone
 from kgctl.graph.schema import apply_schema, count_store
 from kgctl.graph.writer import Batch, Provenance, write_batch
 from kgctl.ingest.base import Adapter, Lookup, adapter_class
 from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
-from kgctl.ingest.records import Edge, EdgeBlock, Node, Record, RowDone
-from kgctl.output import stderr
 
 DEFAULT_BATCH = 10_000
 DEFAULT_WRITERS = 2
@@ -245,19 +236,6 @@ def prefetch(items: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
                 queue.get(timeout=0.05)
 
 
-@contextmanager
-def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Progress]:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=stderr, transient=True, disable=not enabled) as bar:
-        bar.add_task(description, total=total)
-        yield bar
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def existing_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     rows = conn.query("MATCH (r:IngestRun {id: $id}) RETURN properties(r) AS r", {"id": run_id})
     return rows[0]["r"] if rows else None
@@ -274,7 +252,7 @@ def ingest(
     batch_size: int = DEFAULT_BATCH,
     writers: int = DEFAULT_WRITERS,
     rejects_dir: Path,
-    show_progress: bool = False,
+    on_progress: OnProgress = silent,
 ) -> dict[str, Any]:
     """Ingest `files` as `source`; the summary has the counts, the run id and the rejects file.
 
@@ -317,7 +295,6 @@ def ingest(
     try:
         with (
             rejects_path.open("w", encoding="utf-8") as rejects,
-            progress_bar(total, f"ingest {adapter.name}", show_progress) as bar,
             ThreadPoolExecutor(max(writers, 1), thread_name_prefix="kgctl-write") as pool,
         ):
             rejects.write("file\tline\tfield\tmessage\traw\n")
@@ -358,7 +335,7 @@ def ingest(
                     concurrent_batches += 1
                     settle(writers - 1)
                     inflight.append(pool.submit(write_batch, conn, batch, prov, progress))
-                bar.update(bar.task_ids[0], completed=counter.done)
+                on_progress(counter.done, total, f"ingest {adapter.name}")
             settle(0)
     except KeyboardInterrupt:
         mark(conn, run_id, "interrupted", counts, started, run_props)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Edge, EdgeBlock, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
-from kgctl.ingest.records import Edge, EdgeBlock, Node, Record, Reject, RowDone
 
 INFO_HEADER = ("#string_protein_id", "preferred_name")
 LINK_LAYOUTS = {

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_text
-from kgctl.ingest.records import Edge, Node, Record, Reject, RowDone
 
 GTF_ATTR = re.compile(r'(\S+) "([^"]*)"')
 ENSEMBL_GENE = re.compile(r"^ENS[A-Z]*G\d{11}(\.\d+)?$")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from kgctl import queries
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress, silent
 from kgctl.generators import planted_modules
 from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
@@ -21,7 +22,6 @@ from kgctl.models.cal import CALConfig, train_run
 from kgctl.models.cal.evaluate import evaluate, headline
 from kgctl.models.cal.predict import novel, predict, write_back
 from kgctl.models.runs import delete_run, record_model_run
-from kgctl.output import stderr
 
 # The reference hyper-parameters (lr, τ, weight decay, schedule), smaller for a 2-core laptop.
 DEMO_CONFIG = CALConfig(pca_dim=128, hidden_dim=256, epochs=60, batch_size=256, split="edge",
@@ -31,14 +31,19 @@ TOP_K = 10
 VERSION = "kgctl-demo-generated"  # the source_version of everything the demo ingests
 
 
-def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
+STEPS = ("generate", "ingest", "train", "evaluate", "predict and write back")
+
+
+def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS,
+             on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+    """Every step of the demo; `on_progress` hears of each finished step."""
     started = time.perf_counter()
     work = data_dir / "demo"
     timings: dict[str, float] = {}
 
     def step(name: str, tic: float) -> None:
         timings[name] = round(time.perf_counter() - tic, 2)
-        stderr.print(f"[dim]demo:[/] {name} done in {timings[name]:.1f} s")
+        on_progress(len(timings), len(STEPS), f"demo: {name} done in {timings[name]:.1f} s")
 
     tic = time.perf_counter()
     data = planted_modules(work / "data", seed=0)
@@ -57,8 +62,9 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     tic = time.perf_counter()
     loads = {}
     for source, paths in files.items():
-        summary = ingest(conn, source, paths, {"source_version": VERSION}, rejects_dir=work / "rejects",
-                         show_progress=stderr.is_terminal)  # fmt: skip
+        summary = ingest(
+            conn, source, paths, {"source_version": VERSION}, rejects_dir=work / "rejects"
+        )
         loads[source] = {
             k: summary.get(k)
             for k in ("run_id", "status", "nodes_written", "relationships_written")

@@ -20,12 +20,12 @@ from typing import NoReturn
 
 import pytest
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import Settings, load_settings
 from kgctl.graph.connection import Connection, open_managed, start_managed
 from kgctl.graph.install import distribution
 from kgctl.graph.schema import apply_schema
 from kgctl.graph.server import ManagedServer
-from kgctl.settings import Settings, load_settings
 
 NEO4J_FIXTURES = {"neo4j_server", "spare_server", "graph"}
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kgctl import __version__
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.provenance import code_version, now
 from kgctl.graph.connection import Connection
-from kgctl.ingest.pipeline import now
 
 RUN_FILE = "run.json"
 MODELS = ("cal", "infoalign", "isoclr")  # embedding_<model> property names come only from here
@@ -24,16 +22,6 @@ MODELS = ("cal", "infoalign", "isoclr")  # embedding_<model> property names come
 
 def runs_dir(data_dir: Path) -> Path:
     return data_dir / "runs"
-
-
-def code_version() -> str:
-    """kgctl's version, plus the git commit when running from a checkout."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
 
 
 @dataclass

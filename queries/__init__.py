@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 
 PARAM = re.compile(

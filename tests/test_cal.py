@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kgctl import queries
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degrees, walk_embedding
 from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality, build_similarity
 from kgctl.ingest.pipeline import ingest

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.ingest.download import fetch, resolve
 
 STRING_PATH = "/download/protein.info.v12.0/9606.protein.info.v12.0.txt.gz"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import kgctl.ingest.pipeline as pipeline
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer, graph_counts

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from kgctl import generators
-from kgctl.errors import KgctlError
-from kgctl.graph.bulk import bulk_ingest
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import start_managed
+from kgctl.ingest.bulk import bulk_ingest
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer, graph_counts
 

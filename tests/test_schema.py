@@ -5,7 +5,7 @@ import re
 import pytest
 from neo4j.exceptions import ConstraintError
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import (
     CONSTRAINTS,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import open_connection, server_facts
 from kgctl.graph.server import ManagedServer
 from kgctl.testing import TestServer, make_test_server

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import ServerSettings
 from kgctl.graph.install import POM, Distribution, Pins, distribution, find_java, install, read_pins
 from kgctl.graph.server import (
     ManagedServer,
@@ -21,7 +22,6 @@ from kgctl.graph.server import (
     generate_password,
     port_is_free,
 )
-from kgctl.settings import ServerSettings
 from kgctl.testing import in_ci
 
 GIB = 1024**3

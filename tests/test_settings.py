@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kgctl.errors import KgctlError
-from kgctl.settings import load_settings
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import load_settings
 
 
 def write(path: Path, text: str) -> Path:

@@ -8,8 +8,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from kgctl.graph.records import Edge, EdgeBlock, Reject, RowDone
 from kgctl.ingest.readers import open_binary
-from kgctl.ingest.records import Edge, EdgeBlock, Reject, RowDone
 from kgctl.ingest.string import LinkParser
 
 HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.models.cal.config import CALConfig, load_config
 from kgctl.models.cal.data import Inputs, collect_inputs, embed, make_split

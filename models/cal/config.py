@@ -8,15 +8,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from kgctl.errors import KgctlError
-from kgctl.ingest.string import LINK_LAYOUTS
+from kgctl.core.errors import KgctlError
+from kgctl.graph.schema import STRING_CHANNELS
 
 SPLITS = ("edge", "node", "none")
 LOSSES = ("in-batch", "random-negatives")
 TRANSFORMS = ("both", "half")
 RELATIONSHIPS = ("INTERACTS_WITH", "CO_ESSENTIAL")
 DEFAULT_MIN_SCORE = {"INTERACTS_WITH": 700.0}
-CHANNELS = tuple(sorted({c for layout in LINK_LAYOUTS.values() for c in layout[2:-1]}))
+CHANNELS = STRING_CHANNELS
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view, node_index, relationship_chunks
 from kgctl.models.cal.config import CALConfig

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degree_product, degrees, walk_embedding
 from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear

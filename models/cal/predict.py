@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
+from kgctl.core.provenance import now
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import ensure_vector_index
-from kgctl.ingest.pipeline import now
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import Inputs, embed, make_split, pair_keys
 from kgctl.models.cal.model import encode

@@ -20,10 +20,10 @@ import torch.multiprocessing as mp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
-from kgctl.errors import KgctlError
+from kgctl.cli.output import stderr
+from kgctl.core.errors import KgctlError
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.model import CALModel, in_batch_loss, known_pair_keys, random_negative_loss
-from kgctl.output import stderr
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"

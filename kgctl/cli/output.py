@@ -13,12 +13,23 @@ import click
 from neo4j.exceptions import DriverError, Neo4jError
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress
 
 if TYPE_CHECKING:
+    from kgctl.core.settings import Settings
     from kgctl.graph.connection import Connection
-    from kgctl.settings import Settings
 
 stderr = Console(stderr=True, highlight=False)
 Result = dict[str, Any]
@@ -63,6 +74,25 @@ def report_error(exc: KgctlError, as_json: bool = False) -> None:
         stderr.print(exc.detail, markup=False, soft_wrap=True, style="dim")
     if as_json:
         click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
+
+
+@contextmanager
+def progress_bar(unit: str = "steps") -> Iterator[OnProgress]:
+    """A progress bar on stderr, when it is a terminal, driven by a library progress callback;
+    `unit` "bytes" shows sizes and speed, anything else counts steps."""
+    columns: list[ProgressColumn] = [TextColumn("{task.description}"), BarColumn()]
+    if unit == "bytes":
+        columns += [DownloadColumn(), TransferSpeedColumn()]
+    else:
+        columns.append(MofNCompleteColumn())
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(done: float, total: float | None, text: str) -> None:
+            bar.update(task, completed=done, total=total, description=text)
+
+        yield update
 
 
 @contextmanager

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 import kgctl.ingest  # noqa: F401  (importing the package registers every adapter)
+from kgctl.cli.output import Result, connect_with_spinner, json_command, progress_bar
+from kgctl.core.settings import load_settings
 from kgctl.ingest.base import ADAPTERS, Adapter
 from kgctl.ingest.pipeline import DEFAULT_BATCH, DEFAULT_WRITERS, ingest
-from kgctl.output import Result, connect_with_spinner, json_command
-from kgctl.settings import load_settings
 
 
 def _render(r: Result) -> None:
@@ -50,14 +50,14 @@ def _command(cls: type[Adapter]) -> click.Command:
         settings = load_settings()
         rejects = rejects_dir or settings.paths.data_dir / "rejects"
         if bulk:
-            from kgctl.graph.bulk import bulk_ingest
+            from kgctl.ingest.bulk import bulk_ingest
 
             return bulk_ingest(settings, cls.name, list(files), options, strict=strict,
                                rejects_dir=rejects)  # fmt: skip
-        with connect_with_spinner(settings) as conn:
+        with connect_with_spinner(settings) as conn, progress_bar("bytes") as on_progress:
             return ingest(conn, cls.name, list(files), options, strict=strict, force=force,
                           batch_size=batch_size, writers=writers, rejects_dir=rejects,
-                          show_progress=True)  # fmt: skip
+                          on_progress=on_progress)  # fmt: skip
 
     command = json_command(_render)(run)
     for opt in reversed(cls.options):

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from kgctl.errors import KgctlError
+from kgctl.cli.output import Result, connect_with_spinner, json_command, spinner
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import Settings, load_settings
 from kgctl.graph.connection import Connection
-from kgctl.output import Result, connect_with_spinner, json_command, spinner
-from kgctl.settings import Settings, load_settings
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 T = TypeVar("T")

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+from kgctl.cli.output import Result, connect_with_spinner, json_command, spinner
+from kgctl.core.settings import load_settings
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality, build_similarity
-from kgctl.output import Result, connect_with_spinner, json_command, spinner
-from kgctl.settings import load_settings
 
 
 def _render(r: Result) -> None:

@@ -5,18 +5,25 @@ from __future__ import annotations
 import click
 
 from kgctl import __version__
-from kgctl.cli_build import build_group
-from kgctl.cli_download import download
-from kgctl.cli_export import export
-from kgctl.cli_ingest import register_ingest_commands
-from kgctl.cli_models import COMMANDS as MODEL_COMMANDS
-from kgctl.errors import KgctlError
+from kgctl.cli.build import build_group
+from kgctl.cli.download import download
+from kgctl.cli.export import export
+from kgctl.cli.ingest import register_ingest_commands
+from kgctl.cli.models_old import COMMANDS as MODEL_COMMANDS
+from kgctl.cli.output import (
+    Result,
+    connect_with_spinner,
+    human_bytes,
+    json_command,
+    progress_bar,
+    spinner,
+)
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import Settings, load_settings
 from kgctl.graph.connection import connect, server_facts, start_managed
 from kgctl.graph.install import distribution, install
 from kgctl.graph.schema import apply_schema, describe_schema
 from kgctl.graph.server import ManagedServer
-from kgctl.output import Result, connect_with_spinner, human_bytes, json_command, spinner
-from kgctl.settings import Settings, load_settings
 
 
 def _managed_server(settings: Settings, verb: str) -> ManagedServer:
@@ -273,7 +280,8 @@ def demo() -> Result:
         result = start_managed(settings, on_wait=update)
     with connect(settings, start=False) as conn:
         result.update(server_facts(conn))
-        result.update(run_demo(conn, settings.paths.data_dir))
+        with progress_bar() as on_progress:
+            result.update(run_demo(conn, settings.paths.data_dir, on_progress=on_progress))
     return {
         **result,
         "seeds": list(SEEDS),
@@ -292,7 +300,3 @@ for _command in MODEL_COMMANDS:
 
 def main() -> None:
     cli(prog_name="kgctl")
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
 
 CONFIG_FILE_NAME = "kgctl.toml"
 PASSWORD_FILE_NAME = "neo4j-password"

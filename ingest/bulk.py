@@ -18,9 +18,11 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from kgctl.errors import KgctlError
+from kgctl.core.errors import KgctlError
+from kgctl.core.settings import Settings
 from kgctl.graph.connection import open_managed, start_managed
 from kgctl.graph.install import find_java
+from kgctl.graph.records import Edge, EdgeBlock, Node
 from kgctl.graph.schema import VERSION_LABEL, check_label, check_relationship_type
 from kgctl.graph.server import ADMIN_CLASS, ManagedServer, without_stack_frames
 from kgctl.graph.writer import PROPERTY, RESERVED, Provenance
@@ -35,8 +37,6 @@ from kgctl.ingest.pipeline import (
     tally,
 )
 from kgctl.ingest.readers import ByteCounter
-from kgctl.ingest.records import Edge, EdgeBlock, Node
-from kgctl.settings import Settings
 
 ARRAY_DELIMITER = "|"
 ROWS_PER_PART = 1_000_000

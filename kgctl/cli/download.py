@@ -5,17 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TransferSpeedColumn,
-)
 
+from kgctl.cli.output import Result, json_command, progress_bar
 from kgctl.ingest.download import RELEASES, fetch, resolve
-from kgctl.output import Result, json_command, stderr
 
 
 def _render(r: Result) -> None:
@@ -43,18 +35,7 @@ def download(release: str, out_dir: Path, files: tuple[str, ...], mirror: str | 
     """
     remotes = resolve(release, files, mirror)
     results = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    with progress_bar("bytes") as on_progress:
         for remote in remotes:
-            task = bar.add_task(remote.name, total=remote.size)
-
-            def advance(done: int, total: int | None, task: TaskID = task) -> None:
-                bar.update(task, completed=done, total=total)
-
-            results.append(fetch(remote, out_dir, advance))
+            results.append(fetch(remote, out_dir, on_progress))
     return {"release": release, "description": RELEASES[release].description, "files": results}

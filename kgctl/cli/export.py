@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from kgctl.cli.output import Result, connect_with_spinner, json_command, spinner
+from kgctl.core.settings import load_settings
 from kgctl.graph.export import VIEWS, export_view
-from kgctl.output import Result, connect_with_spinner, json_command, spinner
-from kgctl.settings import load_settings
 
 
 def _render(r: Result) -> None:
