@@ -4,7 +4,8 @@ pairs scored blockwise (`graph/similarity.py`), and the edges written with their
 
 A build replaces the edges of an earlier build of the same kind (same type, dataset and metric),
 so a stricter threshold leaves no stale edges. Each build records an `IngestRun` (adapter
-`build:<kind>`) and stamps its id on every edge as `ingest_run`.
+`build:<kind>`); every edge carries the provenance vocabulary with that run, and the licence of
+the data it was computed from.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from kgctl import __version__
 from kgctl.core.errors import KgctlError
+from kgctl.core.provenance import Provenance, now
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import SCORE_PROPERTY, apply_schema, check_label
 from kgctl.graph.similarity import (
@@ -48,6 +49,7 @@ class Vectors:
     label: str
     ids: list[str]
     matrix: np.ndarray
+    licence: str  # of the data the vectors come from: derived edges keep its terms
 
 
 def dataset_spec(conn: Connection, dataset: str) -> tuple[str, str, list[str]]:
@@ -80,16 +82,20 @@ def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
     if len(found) < 2:
         raise KgctlError(f"Dataset {dataset!r} has {len(found)} vectors; at least 2 are needed")
     matrix = np.array([r["v"] for r in found], dtype=np.float64)
-    return Vectors(label, [r["id"] for r in found], matrix)
+    licence = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.licence AS l", {"id": dataset})[0][
+        "l"
+    ]
+    return Vectors(label, [r["id"] for r in found], matrix, licence or "unknown")
 
 
 def molecule_fingerprints(conn: Connection) -> Vectors:
     found = conn.query("MATCH (m:Molecule) WHERE m.fingerprint IS NOT NULL "
-                       "RETURN m.id AS id, m.fingerprint AS fp ORDER BY id")  # fmt: skip
+                       "RETURN m.id AS id, m.fingerprint AS fp, m.licence AS l ORDER BY id")  # fmt: skip
     if len(found) < 2:
         raise KgctlError(f"{len(found)} molecules with fingerprints; at least 2 are needed")
     packed = np.array([np.frombuffer(bytes(r["fp"]), dtype=np.uint8) for r in found])
-    return Vectors("Molecule", [r["id"] for r in found], packed)
+    licence = "; ".join(sorted({r["l"] or "unknown" for r in found}))
+    return Vectors("Molecule", [r["id"] for r in found], packed, licence)
 
 
 def choose_pairs(
@@ -189,14 +195,15 @@ def _write(conn: Connection, rel_type: str, vectors: Vectors, pairs: Pairs,
     cypher = (
         f"UNWIND $rows AS row MATCH (a:{label} {{id: row[0]}}) MATCH (b:{label} {{id: row[1]}}) "
         f"MERGE (a)-[r:{rel_type}]->(b) SET r += $props, r.{SCORE_PROPERTY[rel_type]} = row[2], "
-        "r.source = $source, r.source_version = $version, r.ingest_run = $run"
+        + Provenance.assignments("r")
     )
+    prov = Provenance(SOURCE, __version__, run_id, vectors.licence, now())
     for start in range(0, len(rows), WRITE_BATCH):
         conn.query(cypher, {"rows": rows[start : start + WRITE_BATCH], "props": props,
-                            "source": SOURCE, "version": __version__, "run": run_id}, write=True)  # fmt: skip
+                            "prov": prov.params()}, write=True)  # fmt: skip
     seconds = round(time.perf_counter() - started, 3)
     record = {"source": SOURCE, "adapter": f"build:{rel_type.lower()}", "status": "completed",
-              "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "licence": vectors.licence, "finished_at": now(), "labels": [label], "types": [rel_type],
               "options": json.dumps(props, sort_keys=True), "relationships_written": len(rows),
               "nodes_scored": len(ids), "seconds": seconds, "kgctl_version": __version__}  # fmt: skip
     conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": record},

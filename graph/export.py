@@ -1,14 +1,14 @@
-"""Views exported from Neo4j for the models: Arrow record batches written as a parquet dataset,
-plus a PyTorch Geometric `Data` with the id map back to the graph (`kgctl export`, or
-`export_view` from Python).
+"""The one exporter of views (`kgctl export`, or `export_view` from Python): it reads a bound
+view spec (`graph/views.py`) and writes Arrow record batches as parquet, plus a PyTorch Geometric
+`Data` (one label) or `HeteroData` with the id maps back to the graph.
 
 Speed comes from asking Neo4j for columns, not rows: each query returns a few `collect()`ed lists
 per chunk of start nodes (internal node ids, not strings), which the driver decodes in bulk, and
 the chunks become Arrow record batches without a Python object per relationship.
 
-A view is cached under its output folder by a fingerprint of the graph (node and relationship
-counts, the newest `IngestRun`) and of the view's parameters: exporting an unchanged graph again
-returns the cached view at once.
+A view is cached under its output folder by a fingerprint of what it reads (counts of its labels
+and types, the newest `IngestRun` that wrote them) and of its parameters: exporting again after
+unrelated writes (predictions, other sources) returns the cached view at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,17 +36,11 @@ with warnings.catch_warnings():  # PyG's import-time torch.jit deprecation notic
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import dataset_spec
-from kgctl.graph.schema import (
-    SCORE_PROPERTY,
-    check_label,
-    check_relationship_type,
-    count_store,
-)
+from kgctl.graph.schema import check_label, count_store
+from kgctl.graph.views import BoundView, EdgeSpec, Features, view_spec
 
 CHUNK_NODES = 5_000  # start nodes per relationship query
 READERS = 2  # relationship queries at once
-VIEWS = ("gene-association", "context", "transcripts")
-HETERO_VIEWS = ("context", "transcripts")
 
 
 @dataclass
@@ -57,6 +51,14 @@ class View:
     x: np.ndarray | None  # float32 [N, F], NaN where a node has no vector
     edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # type → (src, dst, score)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, hetero: HeteroView) -> View:
+        """The one label of a homogeneous view, with its edges by relationship type."""
+        (label,) = hetero.nodes
+        x = hetero.x[label]
+        return cls(hetero.nodes[label], None if x is None else x.astype(np.float32),
+                   {t: e for (_, t, _), e in hetero.edges.items()}, hetero.meta)  # fmt: skip
 
     def to_pyg(self) -> Data:
         """One `Data`: x, edge_index (both directions of every undirected pair), edge_weight, the
@@ -79,14 +81,6 @@ class View:
         data.node_ids = self.node_ids
         data.relationship_types = types
         return data
-
-
-def graph_fingerprint(conn: Connection) -> dict[str, Any]:
-    """What changes whenever the graph does: counts per label and type (count store, no scan)
-    and the newest run."""
-    last = conn.query("MATCH (r:IngestRun) RETURN r.id AS id, r.finished_at AS at, r.status AS s "
-                      "ORDER BY r.finished_at DESC, r.id LIMIT 1")  # fmt: skip
-    return {"counts": count_store(conn), "last_run": last[0] if last else None}
 
 
 def _session(conn: Connection) -> Any:
@@ -149,30 +143,28 @@ def gene_features(
 
 def relationship_chunks(
     conn: Connection,
-    ends: tuple[str, str, str],
+    edge: EdgeSpec,
     start_internal: np.ndarray,
     end_internal: np.ndarray,
-    weight: str,
     min_score: float | None = None,
+    licences: set[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """(src, dst, score) of `(start)-[type]->(end)` as Arrow batches, in order, `CHUNK_NODES`
-    start nodes per query, READERS queries at a time (Neo4j runs each on its own core); src/dst
-    are positions in `start_internal` / `end_internal`. `weight` is a Cypher expression over `r`
-    from this module's tables, never from a user."""
-    start_label, rel_type, end_label = ends
-    check_label(start_label)
-    check_relationship_type(rel_type)
-    check_label(end_label)
+    """(src, dst, score) of the spec's `(start)-[type]->(end)` as Arrow batches, in order,
+    `CHUNK_NODES` start nodes per query, READERS queries at a time (Neo4j runs each on its own
+    core); src/dst are positions in `start_internal` / `end_internal`, score the spec's weight.
+    The relationships' licences are added to `licences`."""
+    weight = edge.weight  # checked by EdgeSpec: a number or r.<property>
     filter_ = f"AND {weight} >= $min " if min_score is not None else ""
     cypher = (
-        f"UNWIND $starts AS sid MATCH (a:{start_label})-[r:{rel_type}]->(b:{end_label}) "
+        f"UNWIND $starts AS sid MATCH (a:{edge.start})-[r:{edge.type}]->(b:{edge.end}) "
         f"WHERE id(a) = sid {filter_}"
-        f"RETURN collect(id(a)) AS s, collect(id(b)) AS d, collect(toFloat({weight})) AS w"
+        f"RETURN collect(id(a)) AS s, collect(id(b)) AS d, collect(toFloat({weight})) AS w, "
+        "collect(DISTINCT r.licence) AS l"
     )
     start_order, end_order = np.argsort(start_internal), np.argsort(end_internal)
     start_sorted, end_sorted = start_internal[start_order], end_internal[end_order]
 
-    def fetch(start: int) -> pa.RecordBatch:
+    def fetch(start: int) -> tuple[pa.RecordBatch, list[str]]:
         with _session(conn) as session:
             starts = start_internal[start : start + CHUNK_NODES].tolist()
             row = session.run(cypher, {"starts": starts, "min": min_score}).single(strict=True)
@@ -181,12 +173,16 @@ def relationship_chunks(
         w = np.asarray([np.nan if v is None else v for v in row["w"]], dtype=np.float32)
         src = start_order[np.searchsorted(start_sorted, s)]
         dst = end_order[np.searchsorted(end_sorted, d)]
-        return pa.record_batch(
+        batch = pa.record_batch(
             [pa.array(src), pa.array(dst), pa.array(w)], names=["src", "dst", "score"]
         )
+        return batch, list(row["l"])
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="kgctl-export") as pool:
-        yield from pool.map(fetch, range(0, len(start_internal), CHUNK_NODES))
+        for batch, found in pool.map(fetch, range(0, len(start_internal), CHUNK_NODES)):
+            if licences is not None:
+                licences.update(found)
+            yield batch
 
 
 EDGE_SCHEMA = pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("score", pa.float32())])
@@ -218,10 +214,24 @@ def read_edges(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def view_fingerprint(conn: Connection, params: dict[str, Any]) -> str:
-    graph = graph_fingerprint(conn)
+def view_fingerprint(conn: Connection, bound: BoundView, dataset_label: str | None) -> str:
+    """What changes when anything the view reads does: the counts of its labels and types
+    (count store, no scan), the newest IngestRun that wrote one of them (runs that do not
+    record what they wrote count as writing everything), and the view's parameters."""
+    labels, types = bound.reads(dataset_label)
+    counts = count_store(conn)
+    last = conn.query(
+        "MATCH (r:IngestRun) WHERE (r.labels IS NULL AND r.types IS NULL) "
+        "OR any(l IN coalesce(r.labels, []) WHERE l IN $labels) "
+        "OR any(t IN coalesce(r.types, []) WHERE t IN $types) "
+        "RETURN r.id AS id, r.finished_at AS at, r.status AS s ORDER BY r.finished_at DESC, r.id LIMIT 1",
+        {"labels": labels, "types": types},
+    )  # fmt: skip
+    reads = {"nodes": {k: counts["nodes"].get(k, 0) for k in labels},
+             "relationships": {t: counts["relationships"].get(t, 0) for t in types},
+             "last_run": last[0] if last else None}  # fmt: skip
     return hashlib.sha256(
-        json.dumps({"graph": graph, "params": params}, sort_keys=True, default=str).encode()
+        json.dumps({"reads": reads, "params": bound.params()}, sort_keys=True, default=str).encode()
     ).hexdigest()
 
 
@@ -234,6 +244,35 @@ def cache_hit(out: Path, fingerprint: str, use_cache: bool) -> bool:
     )
 
 
+def dataset_licence(conn: Connection, dataset: str) -> str | None:
+    rows = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.licence AS l", {"id": dataset})
+    return rows[0]["l"] if rows else None
+
+
+def features_of(conn: Connection, rule: Features | None, label: str, ids: list[str],
+                dataset: str | None) -> tuple[np.ndarray | None, str, list[str]]:  # fmt: skip
+    """A label's features under its rule: (matrix or None, a line saying what they are, feature
+    names)."""
+    if rule is None:
+        return None, "none", []
+    if rule.rule == "dataset":
+        if dataset is None:
+            return None, "none (no --dataset)", []
+        x, meta = gene_features(conn, dataset, ids)
+        return x, f"from {dataset} ({meta['feature_source']})", list(meta["features"])
+    check_label(label)
+    rows = conn.query(f"MATCH (n:{label}) RETURN n.id AS id, n.{rule.prop} AS v ORDER BY id")
+    values = [r["v"] for r in rows]
+    if not values or any(v is None for v in values):
+        return None, f"none (not every {label} has `{rule.prop}`)", []
+    if rule.rule == "bits":
+        packed = np.array([np.frombuffer(bytes(v), dtype=np.uint8) for v in values])
+        return np.unpackbits(packed, axis=1), f"{rule.prop} bits", []
+    if len({len(v) for v in values}) > 1:
+        return None, "none (profiles of several datasets have different lengths)", []
+    return np.asarray(values, dtype=np.float32), f"{rule.prop} vectors", []
+
+
 def export_view(
     conn: Connection,
     view: str,
@@ -244,40 +283,63 @@ def export_view(
     min_score: float | None = None,
     use_cache: bool = True,
 ) -> View | HeteroView:
-    """Export `view` into `out` (parquet files, `data.pt`, `meta.json`) and return it."""
-    if view not in VIEWS:
-        raise KgctlError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
-    if view == "context":
-        return export_context(conn, out, gene_dataset=dataset, use_cache=use_cache)
-    if view == "transcripts":
-        return export_transcripts(conn, out, use_cache=use_cache)
-    for rel_type in relationships:
-        check_relationship_type(rel_type)
-    params = {"view": view, "dataset": dataset, "relationships": sorted(relationships),
-              "min_score": min_score}  # fmt: skip
-    fingerprint = view_fingerprint(conn, params)
+    """Export the registered `view` into `out` (parquet files, `data.pt`, `meta.json`) and
+    return it: a `View` for a one-label view, else a `HeteroView`."""
+    bound = view_spec(view).bind(dataset=dataset, relationships=relationships, min_score=min_score)
+    return export(conn, bound, out, use_cache=use_cache)
+
+
+def export(
+    conn: Connection, bound: BoundView, out: Path, *, use_cache: bool = True
+) -> View | HeteroView:
+    """Nodes of the spec's labels (features by their rule, extra property columns) and its edges
+    with their weights, into parquet + PyG; cached by `view_fingerprint`."""
+    spec = bound.spec
+    dataset_label = dataset_spec(conn, bound.dataset)[0] if bound.dataset else None
+    fingerprint = view_fingerprint(conn, bound, dataset_label)
     if cache_hit(out, fingerprint, use_cache):
         return load_view(out, cached=True)
     started = time.perf_counter()
-    internal, genes = node_index(conn, "Gene")
-    x, feature_meta = gene_features(conn, dataset, genes) if dataset else (None, {})
     out.mkdir(parents=True, exist_ok=True)
-    edges = {}
-    for rel_type in relationships:
-        weight = f"r.{SCORE_PROPERTY.get(rel_type, 'score')}"
-        chunks = relationship_chunks(
-            conn, ("Gene", rel_type, "Gene"), internal, internal, weight, min_score
+    internal: dict[str, np.ndarray] = {}
+    nodes: dict[str, list[str]] = {}
+    x: dict[str, np.ndarray | None] = {}
+    tables: dict[str, pa.Table] = {}
+    notes: dict[str, str] = {}
+    names: dict[str, list[str]] = {}
+    for label in spec.labels:
+        internal[label], nodes[label] = node_index(conn, label)
+        x[label], notes[label], names[label] = features_of(
+            conn, spec.features.get(label), label, nodes[label], bound.dataset
         )
-        edges[rel_type] = write_edges(out / f"edges-{rel_type}.parquet", chunks)
-    write_nodes(out / "nodes.parquet", genes, x)
-    meta = {"fingerprint": fingerprint, **params, **{k: v for k, v in feature_meta.items() if k != "features"},
-            "feature_names": feature_meta.get("features", []), "nodes": len(genes),
-            "relationships": {t: len(e[0]) for t, e in edges.items()},
+        if label in spec.columns:
+            tables[label] = node_table(conn, label, internal[label], spec.columns[label])
+        write_nodes(out / f"nodes-{label}.parquet", nodes[label], x[label], tables.get(label))
+    licences: set[str] = set()
+    if bound.dataset:
+        licences.add(dataset_licence(conn, bound.dataset) or "unknown")
+    edges = {}
+    for edge in bound.edges:
+        if not spec.homogeneous and (not len(internal[edge.start]) or not len(internal[edge.end])):
+            continue
+        path = out / f"edges-{edge.start}-{edge.type}-{edge.end}.parquet"
+        chunks = relationship_chunks(conn, edge, internal[edge.start], internal[edge.end],
+                                     bound.min_score, licences)  # fmt: skip
+        found = write_edges(path, chunks)
+        if len(found[0]) or spec.homogeneous:  # a one-label view keeps every requested type
+            edges[edge.key] = found
+        else:
+            path.unlink()
+    meta = {"fingerprint": fingerprint, **bound.params(), "homogeneous": spec.homogeneous,
+            "nodes": {k: len(v) for k, v in nodes.items()}, "features": notes,
+            "feature_names": names, "licences": sorted(licences),
+            "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
-    result = View(genes, x, edges, meta)
-    torch.save(result.to_pyg(), out / "data.pt")
+    result = HeteroView(nodes, x, edges, meta, tables)
+    shaped: View | HeteroView = View.of(result) if spec.homogeneous else result
+    torch.save(shaped.to_pyg(), out / "data.pt")
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
-    return result
+    return shaped
 
 
 def write_nodes(
@@ -300,25 +362,9 @@ def read_nodes(path: Path) -> tuple[list[str], np.ndarray | None]:
     return nodes.column("id").to_pylist(), x
 
 
-# InfoAlign's context graph (methods/infoalign.md §1.2): the edge kinds and their walk weights.
-CONTEXT_LABELS = ("Molecule", "Gene", "ExpressionProfile", "MorphologyProfile")
-CONTEXT_EDGES: dict[tuple[str, str, str], str] = {
-    ("Molecule", "TARGETS", "Gene"): "1.0",  # E1
-    ("Molecule", "PERTURBS", "MorphologyProfile"): "1.0",  # E2
-    ("Molecule", "PERTURBS", "ExpressionProfile"): "1.0",  # E3
-    ("Gene", "PERTURBS", "ExpressionProfile"): "1.0",  # genetic perturbations (JUMP, Perturb-seq)
-    ("Gene", "PERTURBS", "MorphologyProfile"): "1.0",
-    ("Gene", "INTERACTS_WITH", "Gene"): "1.0",  # E4
-    ("Molecule", "SIMILAR_TO", "Molecule"): "r.similarity",  # E6
-    ("Gene", "SIMILAR_TO", "Gene"): "r.similarity",  # E7
-    ("MorphologyProfile", "SIMILAR_TO", "MorphologyProfile"): "r.similarity",  # E8
-    ("ExpressionProfile", "SIMILAR_TO", "ExpressionProfile"): "r.similarity",  # E9
-}
-
-
 @dataclass
 class HeteroView:
-    """A heterogeneous view: node ids, features and extra columns per label, edges per
+    """An exported view: node ids, features and extra columns per label, edges per
     (start, type, end) with their weights."""
 
     nodes: dict[str, list[str]]
@@ -363,41 +409,6 @@ class HeteroView:
         return edge_index.long(), edge_weight, node_type.long(), labels
 
 
-def export_context(
-    conn: Connection, out: Path, *, gene_dataset: str | None = None, use_cache: bool = True
-) -> HeteroView:
-    """InfoAlign's heterogeneous context graph: molecules (Morgan bits as features), genes
-    (features from `gene_dataset`), expression and morphology profiles (their `features` when
-    all have one length), and the CONTEXT_EDGES with their walk weights."""
-    params = {"view": "context", "dataset": gene_dataset}
-
-    def features(label: str, ids: list[str]) -> tuple[np.ndarray | None, str]:
-        return node_features(conn, label, ids, gene_dataset)
-
-    return export_hetero(conn, out, params, CONTEXT_LABELS, CONTEXT_EDGES, features, {}, use_cache)
-
-
-# The transcripts view (IsoCLR): transcripts with their sequence and structure, their genes, and
-# orthologs between genes.
-TRANSCRIPT_COLUMNS = ("gene_symbol", "length", "cds_start", "cds_end", "exon_ends", "sequence")
-TRANSCRIPT_EDGES: dict[tuple[str, str, str], str] = {
-    ("Transcript", "ISOFORM_OF", "Gene"): "1.0",
-    ("Gene", "ORTHOLOG_OF", "Gene"): "1.0",
-}
-
-
-def export_transcripts(conn: Connection, out: Path, *, use_cache: bool = True) -> HeteroView:
-    """Transcripts (sequence, length, CDS, exon ends as columns of nodes-Transcript.parquet and
-    `tables`), their ISOFORM_OF genes and the genes' ORTHOLOG_OF pairs."""
-
-    def no_features(label: str, ids: list[str]) -> tuple[np.ndarray | None, str]:
-        return None, "none (sequences are in the Transcript table)"
-
-    columns: dict[str, tuple[str, ...]] = {"Transcript": TRANSCRIPT_COLUMNS}
-    return export_hetero(conn, out, {"view": "transcripts"}, ("Transcript", "Gene"),
-                         TRANSCRIPT_EDGES, no_features, columns, use_cache)  # fmt: skip
-
-
 def node_table(
     conn: Connection, label: str, internal: np.ndarray, columns: tuple[str, ...]
 ) -> pa.Table:
@@ -419,88 +430,8 @@ def node_table(
     return pa.table({c: pa.array(v) for c, v in parts.items()})
 
 
-def export_hetero(
-    conn: Connection,
-    out: Path,
-    params: dict[str, Any],
-    labels: tuple[str, ...],
-    edge_spec: dict[tuple[str, str, str], str],
-    features: Callable[[str, list[str]], tuple[np.ndarray | None, str]],
-    columns: dict[str, tuple[str, ...]],
-    use_cache: bool,
-) -> HeteroView:
-    """Nodes of `labels` (features, extra property columns) and the edges of `edge_spec` with
-    their weights, into parquet + a HeteroData; cached by the graph's fingerprint."""
-    fingerprint = view_fingerprint(conn, params)
-    if cache_hit(out, fingerprint, use_cache):
-        return load_hetero(out, cached=True)
-    started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    internal: dict[str, np.ndarray] = {}
-    nodes: dict[str, list[str]] = {}
-    x: dict[str, np.ndarray | None] = {}
-    tables: dict[str, pa.Table] = {}
-    notes: dict[str, str] = {}
-    for label in labels:
-        internal[label], nodes[label] = node_index(conn, label)
-        x[label], notes[label] = features(label, nodes[label])
-        if label in columns:
-            tables[label] = node_table(conn, label, internal[label], columns[label])
-        write_nodes(out / f"nodes-{label}.parquet", nodes[label], x[label], tables.get(label))
-    edges = {}
-    for key, weight in edge_spec.items():
-        start, rel_type, end = key
-        if not len(internal[start]) or not len(internal[end]):
-            continue
-        path = out / f"edges-{start}-{rel_type}-{end}.parquet"
-        found = write_edges(
-            path, relationship_chunks(conn, key, internal[start], internal[end], weight)
-        )
-        if len(found[0]):
-            edges[key] = found
-        else:
-            path.unlink()
-    meta = {"fingerprint": fingerprint, **params, "nodes": {k: len(v) for k, v in nodes.items()},
-            "features": notes, "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
-            "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
-    result = HeteroView(nodes, x, edges, meta, tables)
-    torch.save(result.to_pyg(), out / "data.pt")
-    (out / "meta.json").write_text(json.dumps(meta, indent=1))
-    return result
-
-
-def node_features(
-    conn: Connection, label: str, ids: list[str], gene_dataset: str | None
-) -> tuple[np.ndarray | None, str]:
-    """A label's features in the context view, and a line saying what they are."""
-    if label == "Gene":
-        if gene_dataset is None:
-            return None, "none (no --dataset)"
-        return gene_features(conn, gene_dataset, ids)[0], f"from {gene_dataset}"
-    prop = "fingerprint" if label == "Molecule" else "features"
-    rows = conn.query(f"MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v ORDER BY id")
-    values = [r["v"] for r in rows]
-    if not values or any(v is None for v in values):
-        return None, f"none (not every {label} has `{prop}`)"
-    if label == "Molecule":
-        packed = np.array([np.frombuffer(bytes(v), dtype=np.uint8) for v in values])
-        return np.unpackbits(packed, axis=1), "Morgan fingerprint bits"
-    if len({len(v) for v in values}) > 1:
-        return None, "none (profiles of several datasets have different lengths)"
-    return np.asarray(values, dtype=np.float32), "profile features"
-
-
 def load_view(out: Path, cached: bool = False) -> View | HeteroView:
     """A view written by `export_view`, from its parquet files."""
-    meta = json.loads((out / "meta.json").read_text())
-    if meta["view"] in HETERO_VIEWS:
-        return load_hetero(out, cached)
-    ids, x = read_nodes(out / "nodes.parquet")
-    edges = {t: read_edges(out / f"edges-{t}.parquet") for t in meta["relationships"]}
-    return View(ids, None if x is None else x.astype(np.float32), edges, {**meta, "cached": cached})
-
-
-def load_hetero(out: Path, cached: bool = False) -> HeteroView:
     meta = json.loads((out / "meta.json").read_text())
     nodes, x, tables = {}, {}, {}
     for label in meta["nodes"]:
@@ -513,4 +444,5 @@ def load_hetero(out: Path, cached: bool = False) -> HeteroView:
     for name in meta["relationships"]:
         start, rel_type, end = name.split("|")
         edges[(start, rel_type, end)] = read_edges(out / f"edges-{start}-{rel_type}-{end}.parquet")
-    return HeteroView(nodes, x, edges, {**meta, "cached": cached}, tables)
+    result = HeteroView(nodes, x, edges, {**meta, "cached": cached}, tables)
+    return View.of(result) if meta["homogeneous"] else result

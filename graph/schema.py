@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kgctl.core.errors import KgctlError
 
 if TYPE_CHECKING:
     from kgctl.graph.connection import Connection
 
-SCHEMA_VERSION = 2  # 2: no relationship `ingest_run` indexes
+# 2: no relationship `ingest_run` indexes. 3: one provenance vocabulary (`run` for `ingest_run`
+# and the predictions' `run_id`, `licence`, `created_at`).
+SCHEMA_VERSION = 3
 VERSION_LABEL = "SchemaVersion"
 VERSION_ID = "kgctl"
 
@@ -52,7 +54,7 @@ STRING_CHANNELS: tuple[str, ...] = (
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-def _snake(name: str) -> str:
+def snake(name: str) -> str:
     """CamelCase labels and UPPER_SNAKE types alike become lower_snake index names."""
     if name.isupper():
         return name.lower()
@@ -66,7 +68,7 @@ class Constraint:
 
     @property
     def name(self) -> str:
-        return f"{_snake(self.label)}_{self.prop}_unique"
+        return f"{snake(self.label)}_{self.prop}_unique"
 
     def cypher(self) -> str:
         check_label(self.label, allow_meta=True)
@@ -85,7 +87,7 @@ class Index:
 
     @property
     def name(self) -> str:
-        return f"{_snake(self.token)}_{'_'.join(self.props)}"
+        return f"{snake(self.token)}_{'_'.join(self.props)}"
 
     def cypher(self) -> str:
         if self.entity == "node":
@@ -114,9 +116,9 @@ INDEXES: tuple[Index, ...] = (
     Index("node", "MorphologyProfile", ("dataset",)),
     Index("node", "IngestRun", ("sha256",)),  # a re-ingest of the same file is a no-op
     Index("node", "ModelRun", ("model",)),
-    # No index on relationships' `ingest_run`: maintaining one costs every load (≈10 % online, and
-    # minutes of population after a bulk import), and only deleting a run reads it.
-    Index("relationship", "PREDICTED_ASSOCIATION", ("run_id",)),  # `kgctl runs delete`
+    # No index on ingested relationships' `run`: maintaining one costs every load (≈10 % online,
+    # and minutes of population after a bulk import), and only deleting a run reads it.
+    Index("relationship", "PREDICTED_ASSOCIATION", ("run",)),  # write-back and `kgctl runs delete`
 )
 
 
@@ -141,10 +143,20 @@ def count_store(conn: Connection) -> dict[str, dict[str, int]]:
 
 
 # Indexes earlier schema versions created and this one drops.
-RETIRED_INDEXES: tuple[str, ...] = tuple(
-    Index("relationship", t, ("ingest_run",)).name
-    for t in RELATIONSHIP_TYPES
-    if t != "PREDICTED_ASSOCIATION"
+RETIRED_INDEXES: tuple[str, ...] = (
+    *(Index("relationship", t, ("ingest_run",)).name for t in RELATIONSHIP_TYPES
+      if t != "PREDICTED_ASSOCIATION"),
+    Index("relationship", "PREDICTED_ASSOCIATION", ("run_id",)).name,
+)  # fmt: skip
+
+# Property renames of schema version 3, applied in batches to graphs written by older versions.
+MIGRATIONS_V3: tuple[str, ...] = (
+    "MATCH (n) WHERE n.ingest_run IS NOT NULL "
+    "CALL (n) { SET n.run = n.ingest_run REMOVE n.ingest_run } IN TRANSACTIONS OF 10000 ROWS",
+    "MATCH ()-[r]->() WHERE r.ingest_run IS NOT NULL "
+    "CALL (r) { SET r.run = r.ingest_run REMOVE r.ingest_run } IN TRANSACTIONS OF 10000 ROWS",
+    "MATCH ()-[r:PREDICTED_ASSOCIATION]->() WHERE r.run_id IS NOT NULL "
+    "CALL (r) { SET r.run = r.run_id REMOVE r.run_id } IN TRANSACTIONS OF 10000 ROWS",
 )
 
 
@@ -175,7 +187,7 @@ def graph_schema_version(conn: Connection) -> int | None:
     return int(rows[0]["version"]) if rows else None
 
 
-def apply_schema(conn: Connection) -> dict[str, object]:
+def apply_schema(conn: Connection) -> dict[str, Any]:
     """Create what is missing, wait for indexes to come online, record the version. Idempotent."""
     found = graph_schema_version(conn)
     if found is not None and found > SCHEMA_VERSION:
@@ -183,6 +195,9 @@ def apply_schema(conn: Connection) -> dict[str, object]:
             f"the graph has schema version {found}, newer than this kgctl's {SCHEMA_VERSION}: "
             "upgrade kgctl before writing to it"
         )
+    if found is not None and found < 3:
+        for statement in MIGRATIONS_V3:
+            conn.run_autocommit(statement)
     before = _existing_names(conn)
     for name in RETIRED_INDEXES:
         if name in before:
@@ -211,7 +226,7 @@ def _existing_names(conn: Connection) -> set[str]:
     return names | {row["name"] for row in conn.query("SHOW INDEXES YIELD name RETURN name")}
 
 
-def describe_schema(conn: Connection) -> dict[str, object]:
+def describe_schema(conn: Connection) -> dict[str, Any]:
     """The constraints and indexes in the graph, and which of kgctl's are missing."""
     constraints = conn.query(
         "SHOW CONSTRAINTS YIELD name, type, entityType, labelsOrTypes, properties "

@@ -10,28 +10,18 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from neo4j import ManagedTransaction
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.provenance import PROVENANCE, Provenance
 from kgctl.graph.connection import Connection
 from kgctl.graph.records import Edge, EdgeBlock, Node
 from kgctl.graph.schema import check_label, check_relationship_type
 
 PROPERTY = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED = {"id", "source", "sources", "source_version", "ingest_run"}
-
-
-@dataclass(frozen=True)
-class Provenance:
-    source: str
-    source_version: str
-    ingest_run: str
-
-    def params(self) -> dict[str, str]:
-        return {"source": self.source, "version": self.source_version, "run": self.ingest_run}
+RESERVED = {"id", "sources", *PROVENANCE}
 
 
 def assignments(var: str, keys: Sequence[str], first: int, keep_existing: bool) -> str:
@@ -53,7 +43,7 @@ def node_statement(label: str, keys: Sequence[str]) -> str:
     sets = assignments("n", keys, 1, keep_existing=True)
     return (
         f"UNWIND $rows AS row MERGE (n:{label} {{id: row[0]}}) "
-        "ON CREATE SET n.source = $source, n.source_version = $version, n.ingest_run = $run "
+        f"ON CREATE SET {Provenance.assignments('n')} "
         + (f"SET {sets} " if sets else "")
         + "RETURN count(*) AS n"
     )
@@ -64,8 +54,8 @@ def sources_statement(label: str) -> str:
     MERGE above would make Cypher materialise the whole batch before writing)."""
     check_label(label)
     return (
-        f"UNWIND $ids AS id MATCH (n:{label} {{id: id}}) WHERE NOT $source IN coalesce(n.sources, []) "
-        "SET n.sources = coalesce(n.sources, []) + $source"
+        f"UNWIND $ids AS id MATCH (n:{label} {{id: id}}) WHERE NOT $prov.source IN coalesce(n.sources, []) "
+        "SET n.sources = coalesce(n.sources, []) + $prov.source"
     )
 
 
@@ -78,7 +68,7 @@ def edge_statement(rel_type: str, start_label: str, end_label: str, keys: Sequen
     return (
         f"UNWIND $rows AS row MATCH (a:{start_label} {{id: row[0]}}) "
         f"MATCH (b:{end_label} {{id: row[1]}}) MERGE (a)-[r:{rel_type}]->(b) "
-        "SET r.source = $source, r.source_version = $version, r.ingest_run = $run"
+        f"SET {Provenance.assignments('r')}"
         + (f", {sets} " if sets else " ")
         + "RETURN count(*) AS n"
     )
@@ -177,13 +167,13 @@ def write_batch(
     (`progress`: id, index, props), so a resumed run knows exactly which batches committed.
     Returns (nodes, relationships) written."""
     statements = batch.statements()
-    params = prov.params()
+    params = {"prov": prov.params()}
 
     def work(tx: ManagedTransaction) -> tuple[int, int]:
         nodes = rels = 0
         for kind, cypher, rows in statements:
             if kind == "sources":
-                tx.run(cypher, ids=[r[0] for r in rows], source=prov.source).consume()
+                tx.run(cypher, ids=[r[0] for r in rows], prov=prov.params()).consume()
                 continue
             written = int(tx.run(cypher, {"rows": rows, **params}).single(strict=True)["n"])
             if kind == "node":

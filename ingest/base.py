@@ -6,31 +6,15 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Record
 from kgctl.ingest.readers import ByteCounter
 
 GENE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-._@/:]*$")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One source-specific command-line option (`--name`), passed to the adapter as `name`."""
-
-    name: str
-    help: str
-    type: Any = str
-    default: Any = None
-    multiple: bool = False
-    is_flag: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.name.replace("-", "_")
 
 
 class Lookup:
@@ -71,6 +55,7 @@ class Adapter(ABC):
 
     name: ClassVar[str]  # the CLI name: `kgctl ingest <name>`
     source: ClassVar[str]  # provenance `source` on everything written
+    licence: ClassVar[str]  # the source's licence (SPDX id where there is one), likewise
     formats: ClassVar[str]  # one line for --help
     parser_version: ClassVar[int] = 1  # bump when parsing changes, so a re-ingest is not a no-op
     options: ClassVar[tuple[Option, ...]] = ()
@@ -94,6 +79,10 @@ class Adapter(ABC):
             if match:
                 return match.group(1)
         return "unknown"
+
+    def licence_of(self) -> str:
+        """`--licence` when given (files whose terms differ from the source's), else the source's."""
+        return str(self.opts.get("licence") or self.licence)
 
     @property
     def source_label(self) -> str:

@@ -19,18 +19,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.provenance import PROVENANCE, Provenance, now
 from kgctl.core.settings import Settings
 from kgctl.graph.connection import open_managed, start_managed
 from kgctl.graph.install import find_java
 from kgctl.graph.records import Edge, EdgeBlock, Node
 from kgctl.graph.schema import VERSION_LABEL, check_label, check_relationship_type
 from kgctl.graph.server import ADMIN_CLASS, ManagedServer, without_stack_frames
-from kgctl.graph.writer import PROPERTY, RESERVED, Provenance
+from kgctl.graph.writer import PROPERTY, RESERVED
 from kgctl.ingest.base import Lookup
 from kgctl.ingest.pipeline import (
     Counts,
     check_strict,
-    now,
     peak_rss_bytes,
     prepare,
     summary_of,
@@ -142,6 +142,7 @@ class ImportFiles:
     def __init__(self, directory: Path, prov: Provenance) -> None:
         self.directory = directory
         self.prov = prov
+        self.provenance = list(prov.params().values())  # in PROVENANCE order, as the headers
         self.groups: dict[tuple[Any, ...], CsvGroup] = {}
         self.by_shape: dict[tuple[Any, ...], CsvGroup] = {}  # (keys, value types) → group
         self.seen: dict[str, set[str]] = {}
@@ -163,7 +164,7 @@ class ImportFiles:
                 if not PROPERTY.match(prop) or prop in RESERVED:
                     raise ValueError(f"bad property name {prop!r}")
             columns = [f"{p}:{t}" for p, t in signature]
-            provenance = ["source", "source_version", "ingest_run"]
+            provenance = [*PROVENANCE[:-1], f"{PROVENANCE[-1]}:datetime"]
             if kind == "nodes":
                 header = [f"id:ID({name})", *columns, *provenance, "sources:string[]"]
             else:
@@ -186,10 +187,9 @@ class ImportFiles:
             return
         seen.add(node.id)
         group = self._group("nodes", node.label, None, node.props)
-        p = self.prov
         props = node.props
-        group.write([node.id, *[cell(props.get(k)) for k in group.keys], p.source,
-                     p.source_version, p.ingest_run, p.source])  # fmt: skip
+        group.write([node.id, *[cell(props.get(k)) for k in group.keys], *self.provenance,
+                     self.prov.source])  # fmt: skip
         self.nodes += 1
 
     def add_edge(self, edge: Edge) -> None:
@@ -201,10 +201,9 @@ class ImportFiles:
         group = self._group(
             "relationships", edge.type, (edge.start_label, edge.end_label), edge.props
         )
-        p = self.prov
         props = edge.props
         group.write([edge.start_id, edge.end_id, *[cell(props.get(k)) for k in group.keys],
-                     p.source, p.source_version, p.ingest_run])  # fmt: skip
+                     *self.provenance])  # fmt: skip
         self.relationships += 1
 
     def add_edge_block(self, block: EdgeBlock) -> None:
@@ -216,11 +215,16 @@ class ImportFiles:
         group = self._group(
             "relationships", block.type, (block.start_label, block.end_label), sample
         )
-        n, p = len(block), self.prov
+        n = len(block)
         columns = [block.start_ids, block.end_ids, *(pa.array(block.props[k]) for k in group.keys)]
-        columns += [pa.repeat(v, n) for v in (p.source, p.source_version, p.ingest_run)]
+        columns += [pa.repeat(v, n) for v in self.provenance]
         group.write_table(pa.table(columns, names=[str(i) for i in range(len(columns))]))
         self.relationships += n
+
+    def written(self) -> dict[str, list[str]]:
+        """The labels and relationship types the files hold (recorded on the IngestRun)."""
+        return {"labels": sorted({g.name for g in self.groups.values() if g.kind == "nodes"}),
+                "types": sorted({g.name for g in self.groups.values() if g.kind != "nodes"})}  # fmt: skip
 
     def arguments(self) -> list[str]:
         for group in self.groups.values():
@@ -268,7 +272,7 @@ def bulk_ingest(
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         counts = Counts()
-        out = ImportFiles(work, prepared.provenance)
+        out = ImportFiles(work, prepared.provenance(started_at))
         write_started = time.perf_counter()
         with rejects_path.open("w", encoding="utf-8") as rejects:
             rejects.write("file\tline\tfield\tmessage\traw\n")
@@ -297,7 +301,7 @@ def bulk_ingest(
             **prepared.run_props(mode="bulk", strict=strict, rejects_path=rejects_path),
             "status": "completed", "started_at": started_at, "finished_at": now(),
             "seconds": round(time.perf_counter() - started, 3), **counts.as_props(),
-            "nodes_written": out.nodes, "relationships_written": out.relationships,
+            "nodes_written": out.nodes, "relationships_written": out.relationships, **out.written(),
         }  # fmt: skip
         conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props",
                    {"id": prepared.run_id, "props": props}, write=True)  # fmt: skip

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Node, Record, Reject, RowDone
-from kgctl.ingest.base import Adapter, Option, gene_id, register
+from kgctl.ingest.base import Adapter, gene_id, register
 from kgctl.ingest.matrix import dataset_node, to_float
 from kgctl.ingest.readers import ByteCounter, open_text
 
@@ -40,6 +41,7 @@ def kind_of(path: Path) -> str | None:
 class DepMapAdapter(Adapter):
     name = "depmap"
     source = "DepMap"
+    licence = "CC-BY-4.0"  # DepMap portal data: CC BY 4.0
     formats = "CRISPRGeneEffect.csv, OmicsExpression…TPMLogp1….csv (rows ModelID, columns 'SYMBOL (ENTREZ)')"
     options = (
         Option(

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Node, Record, Reject, RowDone
-from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.matrix import MISSING, dataset_node, slug
 from kgctl.ingest.perturbseq import read_obs_var
 from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
@@ -66,6 +67,7 @@ def read_matrix(path: Path, counter: ByteCounter | None = None) -> tuple[pd.Data
 class ExpressionAdapter(Adapter):
     name = "expression"
     source = "expression"
+    licence = "unknown"  # any matrix: pass --licence
     formats = "genes × samples or samples × genes matrices: CSV/TSV, parquet, .h5ad"
     options = (
         Option("dataset", "Dataset name (default: the file name)."),

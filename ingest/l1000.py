@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
-from kgctl.ingest.base import Adapter, Option, clean_props, register
+from kgctl.ingest.base import Adapter, clean_props, register
 from kgctl.ingest.matrix import MISSING, dataset_node, to_float
 from kgctl.ingest.molecules import describe_smiles, molecule_node
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
@@ -129,6 +130,7 @@ def read_gctx(
 class L1000Adapter(Adapter):
     name = "l1000"
     source = "LINCS L1000"
+    licence = "CC-BY-4.0"  # LINCS data and derivatives: CC BY 4.0
     formats = "GCT/GCTX (Level 3-5) plus a compound table with pert_id and SMILES"
     options = (
         Option("dataset", "Dataset name (default: the GCT file name)."),

@@ -19,8 +19,9 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
-from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 
 RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # invalid SMILES become rejects with their own message
@@ -123,6 +124,9 @@ def table_kind(path: Path) -> str:
 class MoleculesAdapter(Adapter):
     name = "molecules"
     source = "molecules"
+    licence = (
+        "unknown"  # any SMILES table: pass --licence (the Repurposing Hub is research use only)
+    )
     formats = "CSV/TSV with a SMILES column (e.g. the Drug Repurposing Hub), .smi, .sdf"
     options = (
         Option(

@@ -14,8 +14,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
-from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.expression import file_format
 from kgctl.ingest.matrix import dataset_node
 from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
@@ -58,6 +59,7 @@ def columns_of(path: Path) -> list[str]:
 class MorphologyAdapter(Adapter):
     name = "morphology"
     source = "Cell Painting"
+    licence = "CC0-1.0"  # JUMP Cell Painting: CC0 1.0
     formats = "JUMP / Cell Painting profiles: parquet or CSV with Metadata_* and feature columns"
     options = (
         Option("dataset", "Dataset name (default: the file name)."),

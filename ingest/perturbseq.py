@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
-from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.matrix import dataset_node
 from kgctl.ingest.readers import ByteCounter, is_gzip
 
@@ -45,6 +46,7 @@ def dense_rows(x: Any, start: int, stop: int) -> np.ndarray:
 class PerturbSeqAdapter(Adapter):
     name = "perturbseq"
     source = "Perturb-seq"
+    licence = "CC-BY-4.0"  # Replogle et al. 2022 (figshare): CC BY 4.0
     formats = "Replogle-style pseudo-bulk .h5ad (perturbations × read-out genes)"
     options = (
         Option("dataset", "Dataset name (default: the file name without .h5ad)."),

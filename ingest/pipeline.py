@@ -25,11 +25,11 @@ import pandas as pd
 from kgctl import __version__
 from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
-from kgctl.core.provenance import now
+from kgctl.core.provenance import Provenance, now
 from kgctl.graph.connection import Connection
 from kgctl.graph.records import Edge, EdgeBlock, Node, Record, RowDone
 from kgctl.graph.schema import apply_schema, count_store
-from kgctl.graph.writer import Batch, Provenance, write_batch
+from kgctl.graph.writer import Batch, write_batch
 from kgctl.ingest.base import Adapter, Lookup, adapter_class
 from kgctl.ingest.readers import ByteCounter, FileFacts, check_file
 
@@ -80,9 +80,18 @@ class Counts:
     relationships_written: int = 0
     batches_done: int = 0
     first_rejects: list[str] = field(default_factory=list)
+    labels: set[str] = field(default_factory=set)  # what the run wrote: the views' caches
+    types: set[str] = field(default_factory=set)  # depend on it
 
     def as_props(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+    def note_written(self, batch: Batch) -> None:
+        self.labels.update(batch.nodes)
+        self.types.update(batch.relationship_types())
+
+    def written(self) -> dict[str, list[str]]:
+        return {"labels": sorted(self.labels), "types": sorted(self.types)}
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,11 @@ class Prepared:
     key: str
     options: dict[str, Any]
 
-    @property
-    def provenance(self) -> Provenance:
-        return Provenance(self.adapter.source_label, self.adapter.source_version(), self.run_id)
+    def provenance(self, created_at: str) -> Provenance:
+        a = self.adapter
+        return Provenance(
+            a.source_label, a.source_version(), self.run_id, a.licence_of(), created_at
+        )
 
     def run_props(self, *, mode: str, strict: bool, rejects_path: Path) -> dict[str, Any]:
         """What the IngestRun node records about the inputs, whichever path loads them."""
@@ -105,6 +116,7 @@ class Prepared:
             "source": self.adapter.source_label,
             "adapter": self.adapter.name,
             "source_version": self.adapter.source_version(),
+            "licence": self.adapter.licence_of(),
             "files": [str(f.path) for f in self.facts],
             "file_sha256": [f.sha256 for f in self.facts],
             "sha256": self.facts[0].sha256 if len(self.facts) == 1 else self.key,
@@ -288,7 +300,7 @@ def ingest(
     counts = Counts()
     counter = ByteCounter()
     total = sum(f.size for f in prepared.facts)
-    prov = prepared.provenance
+    prov = prepared.provenance(run_props["started_at"])
     retries = RETRIES.count
     present = count_store(conn)["relationships"] if writers > 1 else {}
     concurrent_batches = 0
@@ -309,6 +321,7 @@ def ingest(
             stream = prefetch(batches(adapter.records(counter), batch_size, counts, rejects))
             for index, batch in enumerate(stream):
                 counts.batches_done = index + 1
+                counts.note_written(batch)
                 if index in committed:
                     nodes, rels = batch.counts()
                     counts.nodes_written += nodes
@@ -389,7 +402,13 @@ def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: fl
                              "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
     verb = "MATCH"
     if status == "completed":
-        props = {**run_props, **counts.as_props(), **props, "batches_committed": None}
+        props = {
+            **run_props,
+            **counts.as_props(),
+            **counts.written(),
+            **props,
+            "batches_committed": None,
+        }
         verb = "MERGE"
     try:
         conn.query(f"{verb} (r:IngestRun {{id: $id}}) SET r += $props", {"id": run_id, "props": props},

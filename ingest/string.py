@@ -15,8 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Edge, EdgeBlock, Node, Record, Reject, RowDone
-from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, gene_id, register
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 
 INFO_HEADER = ("#string_protein_id", "preferred_name")
@@ -56,6 +57,7 @@ def file_kind(path: Path) -> str:
 class StringAdapter(Adapter):
     name = "string"
     source = "STRING"
+    licence = "CC-BY-4.0"  # STRING v12: CC BY 4.0
     formats = "STRING v12 protein.links[.detailed|.full].txt(.gz) plus protein.info.txt(.gz)"
     options = (
         Option("min-score", "Keep links with combined_score >= this (0-1000).", int, 0),

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import IO
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
-from kgctl.ingest.base import GENE_SYMBOL, Adapter, Option, clean_props, gene_id, register
+from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_text
 
 GTF_ATTR = re.compile(r'(\S+) "([^"]*)"')
@@ -83,6 +84,7 @@ class Structure:
 class TranscriptsAdapter(Adapter):
     name = "transcripts"
     source = "GENCODE"
+    licence = "LicenseRef-GENCODE-unrestricted"  # GENCODE/Ensembl: no restrictions on use
     formats = (
         "transcript FASTA (GENCODE/Ensembl headers) with its GTF; human-mouse ortholog tables "
         "(with a BioMart ensembl_gene_id/external_gene_name map)"

@@ -27,7 +27,7 @@ def effects(graph: Connection) -> Connection:
     # G = max(0, -effect): A [1,2,0], B [1,1,0], C [0,0,0], D [.5,0,1] → G·Gᵀ: A–B 3, A–D .5, B–D .5
     vectors = {"A": [-1, -2, 0.5], "B": [-1, -1, 0], "C": [1, 2, 3], "D": [-0.5, math.nan, -1]}
     graph.query("CREATE (:Dataset {id: $id, vector_label: 'Gene', vector_property: 'depmap_gene_effect',"
-                " features: ['ACH-1', 'ACH-2', 'ACH-3'], n_features: 3})", {"id": EFFECT}, write=True)  # fmt: skip
+                " features: ['ACH-1', 'ACH-2', 'ACH-3'], n_features: 3, licence: 'CC-BY-4.0'})", {"id": EFFECT}, write=True)  # fmt: skip
     graph.query("UNWIND keys($v) AS g CREATE (:Gene {id: g, depmap_gene_effect: $v[g]})",
                 {"v": vectors}, write=True)  # fmt: skip
     return graph
@@ -44,7 +44,8 @@ def test_reference_coessentiality_top_n(effects: Connection) -> None:
     assert edges(effects, "CO_ESSENTIAL", "score") == {("A", "B"): 3.0, ("A", "D"): 0.5}
     r = effects.query("MATCH ()-[r:CO_ESSENTIAL]->() RETURN properties(r) AS r LIMIT 1")[0]["r"]
     assert r["method"] == "reference" and r["selection"] == "top" and r["top"] == 2
-    assert r["source"] == "kgctl build" and r["ingest_run"] == result["run_id"]
+    assert r["source"] == "kgctl build" and r["run"] == result["run_id"] and r["created_at"]
+    assert r["licence"] == "CC-BY-4.0"  # the DepMap dataset's terms carry over to derived edges
     run = effects.query(
         "MATCH (r:IngestRun {id: $id}) RETURN properties(r) AS r", {"id": result["run_id"]}
     )[0]["r"]

@@ -15,7 +15,7 @@ import torch
 
 from kgctl import generators
 from kgctl.graph.connection import Connection
-from kgctl.graph.export import export_view, load_view
+from kgctl.graph.export import HeteroView, View, export_view, load_view
 from kgctl.graph.walks import CSRGraph, path_weights, random_walks
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer
@@ -23,6 +23,16 @@ from kgctl.testing import TestServer
 INFO = "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(6))
 HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
 LINKS = {(0, 1): 900, (0, 2): 400, (1, 2): 700, (3, 4): 150}  # G5 has no links
+
+
+def as_view(view: View | HeteroView) -> View:
+    assert isinstance(view, View)
+    return view
+
+
+def as_hetero(view: View | HeteroView) -> HeteroView:
+    assert isinstance(view, HeteroView)
+    return view
 
 
 @pytest.fixture
@@ -42,12 +52,10 @@ def small(graph: Connection, tmp_path: Path) -> Connection:
 
 def test_round_trip_counts_features_and_id_map(small: Connection, tmp_path: Path) -> None:
     out = tmp_path / "view"
-    view = export_view(small, "gene-association", out, dataset="eff@1")
+    view = as_view(export_view(small, "gene-association", out, dataset="eff@1"))
     assert view.node_ids == [f"G{i}" for i in range(6)]
-    assert view.meta["relationships"] == {"INTERACTS_WITH": 4} and view.meta["feature_names"] == [
-        "c1",
-        "c2",
-    ]
+    assert view.meta["relationships"] == {"Gene|INTERACTS_WITH|Gene": 4}
+    assert view.meta["feature_names"] == {"Gene": ["c1", "c2"]}
     assert view.x is not None and view.x.shape == (6, 2)
     assert view.x[0].tolist() == [0.5, -1.0] and view.x[4].tolist() == [-0.25, 1.5]
     assert all(math.isnan(v) for v in view.x[1])
@@ -61,8 +69,9 @@ def test_round_trip_counts_features_and_id_map(small: Connection, tmp_path: Path
     assert data.num_nodes == 6 and data.edge_index.shape == (2, 8) and data.x.shape == (6, 2)
     assert data.node_ids[int(data.edge_index[0, 0])] in {"G0", "G1", "G3"}
     assert sorted(data.edge_weight.tolist()) == sorted([float(s) for s in LINKS.values()] * 2)
-    again = load_view(out)
-    assert again.node_ids == view.node_ids and np.array_equal(again.x, view.x, equal_nan=True)
+    again = as_view(load_view(out))
+    assert again.x is not None and again.node_ids == view.node_ids
+    assert np.array_equal(again.x, view.x, equal_nan=True)
     assert all(
         np.array_equal(a, b)
         for a, b in zip(again.edges["INTERACTS_WITH"], view.edges["INTERACTS_WITH"], strict=True)
@@ -76,12 +85,47 @@ def test_cache_and_min_score(small: Connection, tmp_path: Path) -> None:
     assert export_view(small, "gene-association", out).meta["cached"]  # unchanged graph
     filtered = export_view(small, "gene-association", out, min_score=700)  # other options
     assert not filtered.meta.get("cached") and filtered.meta["relationships"] == {
-        "INTERACTS_WITH": 2
+        "Gene|INTERACTS_WITH|Gene": 2
     }
     small.query("MATCH (a:Gene {id: 'G5'}), (b:Gene {id: 'G0'}) "
                 "CREATE (b)-[:INTERACTS_WITH {combined_score: 800}]->(a)", write=True)  # fmt: skip
     changed = export_view(small, "gene-association", out, min_score=700)
-    assert not changed.meta.get("cached") and changed.meta["relationships"] == {"INTERACTS_WITH": 3}
+    assert not changed.meta.get("cached") and changed.meta["relationships"] == {
+        "Gene|INTERACTS_WITH|Gene": 3
+    }
+
+
+def test_cache_covers_only_what_the_view_reads(small: Connection, tmp_path: Path) -> None:
+    out = tmp_path / "view"
+    first = export_view(small, "gene-association", out, dataset="eff@1")
+    # A model's write-back (scored edges, embeddings, a ModelRun) and a source the view does not
+    # read leave the view's cache valid.
+    small.query("MATCH (a:Gene {id: 'G0'}), (b:Gene {id: 'G5'}) "
+                "CREATE (a)-[:PREDICTED_ASSOCIATION {score: 0.9, run: 'cal-x'}]->(b) "
+                "SET a.embedding_cal = [0.1, 0.2] CREATE (:ModelRun {id: 'cal-x'})", write=True)  # fmt: skip
+    ingest(small, "molecules", [write_molecules(tmp_path)], {}, rejects_dir=tmp_path)
+    assert export_view(small, "gene-association", out, dataset="eff@1").meta["cached"]
+    # The context view reads molecules: the same ingest is news to it.
+    context = export_view(small, "context", tmp_path / "ctx")
+    small.query("MATCH (m:Molecule) SET m.name = 'renamed'", write=True)
+    assert export_view(small, "context", tmp_path / "ctx").meta["cached"]
+    ingest(small, "molecules", [write_molecules(tmp_path, extra=True)], {}, rejects_dir=tmp_path)
+    assert not export_view(small, "context", tmp_path / "ctx").meta.get("cached")
+    assert context.meta["nodes"]["Molecule"] == 1
+    # A new ingest of what it reads (here the features' Dataset) invalidates it.
+    small.query("MATCH (d:Dataset {id: 'eff@1'}) SET d.licence = 'CC-BY-4.0'", write=True)
+    ingest(small, "string", [tmp_path / "info.txt", tmp_path / "links.txt"], {"min_score": 800},
+           rejects_dir=tmp_path)  # fmt: skip
+    again = export_view(small, "gene-association", out, dataset="eff@1")
+    assert not again.meta.get("cached") and again.meta["licences"] == ["CC-BY-4.0"]
+    assert first.meta["fingerprint"] != again.meta["fingerprint"]
+
+
+def write_molecules(folder: Path, extra: bool = False) -> Path:
+    rows = ["smiles\tpert_iname", "CCO\tethanol"] + (["c1ccccc1\tbenzene"] if extra else [])
+    path = folder / ("molecules-2.tsv" if extra else "molecules.tsv")
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 def test_cli_json(small: Connection, neo4j_server: TestServer, tmp_path: Path) -> None:
@@ -90,7 +134,8 @@ def test_cli_json(small: Connection, neo4j_server: TestServer, tmp_path: Path) -
     proc = subprocess.run(cmd, env=neo4j_server.env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["ok"] and out["nodes"] == 6 and out["n_features"] == 2 and not out["cached"]
+    assert out["ok"] and out["nodes"] == {"Gene": 6} and out["n_features"] == {"Gene": 2}
+    assert not out["cached"]
     assert "Warning" not in proc.stderr
 
 
@@ -101,9 +146,9 @@ def test_real_string_view(graph: Connection, shared_data: Path, tmp_path: Path) 
         d / "9606.protein.links.full.v12.0.subset.txt.gz",
     ]
     ingest(graph, "string", files, {}, rejects_dir=tmp_path)
-    view = export_view(graph, "gene-association", tmp_path / "view")
+    view = as_view(export_view(graph, "gene-association", tmp_path / "view"))
     assert len(view.node_ids) == 19_699 and view.meta["relationships"] == {
-        "INTERACTS_WITH": 170_298
+        "Gene|INTERACTS_WITH|Gene": 170_298
     }
     src, dst, score = view.edges["INTERACTS_WITH"]
     names = [(view.node_ids[i], view.node_ids[j]) for i, j in zip(src, dst, strict=True)]
@@ -126,7 +171,7 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
         {"f1": bytes([0b10000000, 1]), "f2": bytes([0, 255])},
         write=True,
     )
-    view = export_view(graph, "context", tmp_path / "ctx")
+    view = as_hetero(export_view(graph, "context", tmp_path / "ctx"))
     assert view.meta["nodes"] == {
         "Molecule": 2,
         "Gene": 3,
@@ -138,14 +183,10 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
         "Molecule|PERTURBS|ExpressionProfile": 1, "Gene|PERTURBS|ExpressionProfile": 1,
         "Gene|INTERACTS_WITH|Gene": 1, "Molecule|SIMILAR_TO|Molecule": 1,
         "ExpressionProfile|SIMILAR_TO|ExpressionProfile": 1}  # fmt: skip
-    assert (
-        view.x["Molecule"].shape == (2, 16)
-        and view.x["Molecule"][0, 0] == 1
-        and view.x["Molecule"][0, 15] == 1
-    )
-    assert (
-        view.x["ExpressionProfile"].tolist() == [[1.0, 2.0], [0.5, 0.0]] and view.x["Gene"] is None
-    )
+    bits, profiles = view.x["Molecule"], view.x["ExpressionProfile"]
+    assert bits is not None and profiles is not None and view.x["Gene"] is None
+    assert bits.shape == (2, 16) and bits[0, 0] == 1 and bits[0, 15] == 1
+    assert profiles.tolist() == [[1.0, 2.0], [0.5, 0.0]]
     src, dst, w = view.edges[("Molecule", "SIMILAR_TO", "Molecule")]
     assert (
         view.nodes["Molecule"][src[0]],
@@ -165,9 +206,10 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
     )  # from the molecules
     weights = path_weights(walks, weight)  # edge ids index the homogeneous edge list
     assert bool((weights[:, 1:] <= 1.0).all()) and float(weights[:, 1].min()) >= 0.85
-    again = export_view(graph, "context", tmp_path / "ctx")
+    again = as_hetero(export_view(graph, "context", tmp_path / "ctx"))
     assert again.meta["cached"] and again.meta["relationships"] == view.meta["relationships"]
-    assert again.x["ExpressionProfile"].tolist() == view.x["ExpressionProfile"].tolist()
+    cached_profiles = again.x["ExpressionProfile"]
+    assert cached_profiles is not None and np.array_equal(cached_profiles, profiles)
 
 
 def test_transcripts_view(graph: Connection, tmp_path: Path) -> None:
@@ -177,7 +219,7 @@ def test_transcripts_view(graph: Connection, tmp_path: Path) -> None:
     ingest(graph, "transcripts", [fasta, gtf], {}, rejects_dir=tmp_path)
     graph.query("MATCH (a:Gene {id: 'TP53'}), (b:Gene {id: 'EGFR'}) "
                 "CREATE (a)-[:ORTHOLOG_OF {type: 'test'}]->(b)", write=True)  # fmt: skip
-    view = export_view(graph, "transcripts", tmp_path / "tx")
+    view = as_hetero(export_view(graph, "transcripts", tmp_path / "tx"))
     assert view.meta["nodes"] == {"Transcript": 6, "Gene": 3}
     assert view.meta["relationships"] == {
         "Transcript|ISOFORM_OF|Gene": 6,
@@ -194,7 +236,7 @@ def test_transcripts_view(graph: Connection, tmp_path: Path) -> None:
     src, dst, _ = view.edges[("Transcript", "ISOFORM_OF", "Gene")]
     assert {(view.nodes["Transcript"][s], view.nodes["Gene"][d]) for s, d in zip(src, dst, strict=True)} == {
         (tid, r["gene"]) for tid, r in truth.items()}  # fmt: skip
-    again = load_view(tmp_path / "tx")
+    again = as_hetero(load_view(tmp_path / "tx"))
     assert (
         again.tables["Transcript"].equals(view.tables["Transcript"]) and again.nodes == view.nodes
     )

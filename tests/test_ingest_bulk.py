@@ -28,7 +28,8 @@ def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_pat
         row = conn.query(
             "MATCH (m:Molecule)-[r:TARGETS]->(g:Gene) RETURN properties(m) AS m, properties(r) AS r LIMIT 1"
         )[0]
-        assert row["r"]["source"] == "molecules" and row["r"]["ingest_run"] == result["run_id"]
+        assert row["r"]["source"] == "molecules" and row["r"]["run"] == result["run_id"]
+        assert row["r"]["licence"] == row["m"]["licence"] == "unknown" and row["m"]["created_at"]
         assert isinstance(row["m"]["fingerprint"], bytes) and len(row["m"]["fingerprint"]) == 256
         assert row["m"]["sources"] == ["molecules"]
         # later loads go online, on top of the bulk-loaded graph; re-ingesting the same table

@@ -58,6 +58,34 @@ def test_apply_drops_indexes_an_older_schema_had(graph: Connection) -> None:
     assert describe_schema(graph)["missing"] == []
 
 
+def test_version_2_graph_migrates_to_one_provenance_vocabulary(graph: Connection) -> None:
+    graph.query(
+        "MATCH (v:SchemaVersion {id: 'kgctl'}) SET v.version = 2 "
+        "CREATE (a:Gene {id: 'A', source: 'STRING', ingest_run: 'ingest-string-1'}), (b:Gene {id: 'B'}), "
+        "(a)-[:INTERACTS_WITH {combined_score: 900, ingest_run: 'ingest-string-1'}]->(b), "
+        "(a)-[:PREDICTED_ASSOCIATION {score: 0.9, run_id: 'cal-20260101-000000-abcdef'}]->(b)",
+        write=True,
+    )  # fmt: skip
+    graph.query("CREATE INDEX predicted_association_run_id IF NOT EXISTS "
+                "FOR ()-[x:PREDICTED_ASSOCIATION]-() ON (x.run_id)", write=True)  # fmt: skip
+    assert apply_schema(graph)["previous_version"] == 2
+    node = graph.query("MATCH (a:Gene {id: 'A'}) RETURN properties(a) AS p")[0]["p"]
+    rels = {
+        r["t"]: r["p"]
+        for r in graph.query("MATCH ()-[r]->() RETURN type(r) AS t, properties(r) AS p")
+    }
+    assert node["run"] == rels["INTERACTS_WITH"]["run"] == "ingest-string-1"
+    assert rels["PREDICTED_ASSOCIATION"]["run"] == "cal-20260101-000000-abcdef"
+    assert not {"ingest_run", "run_id"} & {
+        *node,
+        *rels["INTERACTS_WITH"],
+        *rels["PREDICTED_ASSOCIATION"],
+    }
+    names = {row["name"] for row in graph.query("SHOW INDEXES YIELD name")}
+    assert "predicted_association_run_id" not in names and "predicted_association_run" in names
+    assert describe_schema(graph)["version"] == SCHEMA_VERSION
+
+
 def test_uniqueness_is_enforced(graph: Connection) -> None:
     graph.query("CREATE (:Gene {id: 'TP53'})", write=True)
     with pytest.raises(ConstraintError):

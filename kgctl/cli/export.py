@@ -8,7 +8,8 @@ import click
 
 from kgctl.cli.output import Result, connect_with_spinner, json_command, spinner
 from kgctl.core.settings import load_settings
-from kgctl.graph.export import VIEWS, export_view
+from kgctl.graph.export import export_view
+from kgctl.graph.views import VIEWS
 
 
 def _render(r: Result) -> None:
@@ -24,7 +25,7 @@ def _render(r: Result) -> None:
 
 
 @click.command("export")
-@click.argument("view", type=click.Choice(VIEWS))
+@click.argument("view", type=click.Choice(list(VIEWS)))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for the parquet files (nodes and edges), data.pt and meta.json.")  # fmt: skip
 @click.option("--dataset", help="A Dataset id whose vectors become the gene features.")
@@ -49,5 +50,7 @@ def export(view: str, out_dir: Path, dataset: str | None, relationships: tuple[s
     with connect_with_spinner(settings) as conn, spinner(f"Exporting {view}"):
         result = export_view(conn, view, out_dir, dataset=dataset, relationships=relationships,
                              min_score=min_score, use_cache=not no_cache)  # fmt: skip
+    names = result.meta.get("feature_names", {})
     return {**{k: v for k, v in result.meta.items() if k != "feature_names"}, "out": str(out_dir),
-            "cached": bool(result.meta.get("cached")), "n_features": len(result.meta.get("feature_names", []))}  # fmt: skip
+            "cached": bool(result.meta.get("cached")),
+            "n_features": {label: len(v) for label, v in names.items() if v}}  # fmt: skip

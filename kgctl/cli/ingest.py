@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 import kgctl.ingest  # noqa: F401  (importing the package registers every adapter)
+from kgctl.cli.options import add_options
 from kgctl.cli.output import Result, connect_with_spinner, json_command, progress_bar
 from kgctl.core.settings import load_settings
 from kgctl.ingest.base import ADAPTERS, Adapter
@@ -46,9 +47,10 @@ def ingest_group() -> None:
 
 def _command(cls: type[Adapter]) -> click.Command:
     def run(files: tuple[Path, ...], strict: bool, force: bool, batch_size: int, writers: int,
-            bulk: bool, rejects_dir: Path | None, **options: Any) -> Result:  # fmt: skip
+            bulk: bool, rejects_dir: Path | None, licence: str | None, **options: Any) -> Result:  # fmt: skip
         settings = load_settings()
         rejects = rejects_dir or settings.paths.data_dir / "rejects"
+        options["licence"] = licence
         if bulk:
             from kgctl.ingest.bulk import bulk_ingest
 
@@ -59,16 +61,7 @@ def _command(cls: type[Adapter]) -> click.Command:
                           batch_size=batch_size, writers=writers, rejects_dir=rejects,
                           on_progress=on_progress)  # fmt: skip
 
-    command = json_command(_render)(run)
-    for opt in reversed(cls.options):
-        kwargs: dict[str, Any] = {"help": opt.help, "multiple": opt.multiple}
-        if opt.is_flag:
-            kwargs["is_flag"] = True
-        else:
-            kwargs["type"] = opt.type
-            if opt.default is not None:
-                kwargs |= {"default": opt.default, "show_default": True}
-        command = click.option(f"--{opt.name}", opt.key, **kwargs)(command)
+    command = add_options(json_command(_render)(run), cls.options)
     common = [
         click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path)),
         click.option("--strict", is_flag=True,
@@ -84,6 +77,8 @@ def _command(cls: type[Adapter]) -> click.Command:
                      help="First load into an empty database with neo4j-admin import (managed server)."),
         click.option("--rejects-dir", type=click.Path(path_type=Path),
                      help="Where rejected rows go (default: <data dir>/rejects)."),
+        click.option("--licence", help=f"Licence of these files, recorded on everything written "
+                     f"[default: {cls.licence}]."),
     ]  # fmt: skip
     for decorator in reversed(common):
         command = decorator(command)
