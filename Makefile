@@ -6,12 +6,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kgctl-installed
 
-.PHONY: demo test lint typecheck neo4j clean help
+.PHONY: demo test test-fast lint typecheck neo4j clean help
 
 help:
-	@echo "make demo   set up, start Neo4j with the schema, print how to explore it"
-	@echo "make test   set up, run the test suite against a real Neo4j"
-	@echo "make lint / make typecheck / make clean"
+	@echo "make demo       set up, start Neo4j with the schema, print how to explore it"
+	@echo "make test       set up, run the whole test suite against a real Neo4j"
+	@echo "make test-fast  the tests not marked slow (development)"
+	@echo "make lint       ruff, and the layering contracts (import-linter)"
+	@echo "make typecheck  mypy --strict in place over the package, tests and benchmarks"
+	@echo "make clean"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kgctl needs Python >= 3.11; set PYTHON=")'
@@ -29,15 +32,16 @@ demo: neo4j
 test: neo4j
 	$(BIN)/python -m pytest
 
+test-fast: neo4j
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
-# mypy cannot follow setuptools' package-dir mapping in an editable install: check a real install.
 typecheck: $(STAMP)
-	rm -rf build/typecheck
-	$(BIN)/python -m pip install --quiet --no-deps --target build/typecheck .
-	cd build/typecheck && MYPYPATH=. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p kgctl
+	$(BIN)/mypy kgctl tests benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

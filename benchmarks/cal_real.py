@@ -28,9 +28,8 @@ from machine import write_result  # noqa: E402
 
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
-from kgctl.models.cal import CALConfig, inputs_by_threshold, train_run  # noqa: E402
-from kgctl.models.cal.evaluate import evaluate, headline  # noqa: E402
-from kgctl.models.cal.predict import predict, write_back  # noqa: E402
+from kgctl.models import runs  # noqa: E402
+from kgctl.models.cal import CALConfig  # noqa: E402
 from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
 
 
@@ -66,20 +65,20 @@ def main() -> None:
             )[0]["id"]
             config = CALConfig(dataset=dataset, min_score=args.min_score, epochs=args.epochs)
             figures["config"] = config.to_dict()
-            run = train_run(conn, ts.settings.paths.data_dir, config)
+            data_dir = ts.settings.paths.data_dir
+            run = runs.train(conn, data_dir, "cal", config)
             figures["data"] = run.record["data"]
             figures["training"] = run.record["metrics"]["training"]
             started = time.perf_counter()
-            seeds = tuple(int(s) for s in args.seeds.split(","))
-            sweep = tuple(float(t) for t in args.thresholds.split(",") if t)
-            by_threshold = inputs_by_threshold(conn, ts.settings.paths.data_dir, config, sweep)
-            result = evaluate(run, seeds=seeds, thresholds=by_threshold)
+            result = runs.evaluate(
+                conn, data_dir, run.id, {"seeds": args.seeds, "thresholds": args.thresholds}
+            )
             figures["evaluation_seconds"] = round(time.perf_counter() - started, 1)
-            figures["headline"] = headline(result)
+            figures["headline"] = runs.load_run(data_dir, run.id).record["metrics"]["evaluation"]
             figures["evaluation"] = result
-            table, fx = predict(run, 10)
-            figures["prediction"] = run.record["prediction"]
-            figures["write_back"] = write_back(conn, run, table, fx)
+            predicted = runs.predict(conn, data_dir, run.id, {"top_k": 10}, write_back=True)
+            figures["prediction"] = predicted["prediction"]
+            figures["write_back"] = predicted["written"]
             if args.keep:
                 shutil.copytree(run.dir, args.keep / run.id, dirs_exist_ok=True)
     finally:

@@ -30,7 +30,8 @@ from kgctl.models.cal.config import CALConfig  # noqa: E402
 from kgctl.models.cal.data import unordered  # noqa: E402
 from kgctl.models.cal.model import CALModel, encode  # noqa: E402
 from kgctl.models.cal.predict import top_k  # noqa: E402
-from kgctl.models.cal.train import train  # noqa: E402
+from kgctl.models.cal.task import CALTask  # noqa: E402
+from kgctl.models.trainer import fit  # noqa: E402
 
 
 def synthetic(genes: int, dim: int, pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,9 +84,9 @@ def run(
         config = CALConfig(dataset="synthetic", pca_dim=x.shape[1], epochs=full, loss=loss,
                            negatives=1023, checkpoint_every=10_000)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            result = train(
-                x, pairs, config, Path(tmp), device=device, stop_after=epochs[loss], progress=False
-            )
+            result = fit(
+                CALTask(config, x, pairs), Path(tmp), device=device, stop_after=epochs[loss]
+            ).result
         per_epoch = [e["seconds"] for e in result["history"]]
         out[loss] = {
             "epochs_run": len(per_epoch), "epochs_configured": full,

@@ -37,7 +37,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     figures = {"server_start_seconds": server_seconds, "demo_seconds": result["seconds"],
                "timings": result["timings"], "evaluation": result["evaluation"],
-               "planted_truth": result["planted_truth"], "written_back": result["written_back"],
+               "planted_truth": result["planted_truth"], "written": result["written"],
                "gene": result["gene"], "novel_candidates": result["novel_candidates"]}  # fmt: skip
     write_result("demo", figures)
 

@@ -68,7 +68,7 @@ def main() -> None:
         summary = re.findall(r"=+ (.*(?:passed|failed).*) in [\d.]+s", output)
         figures["pytest_summary"] = summary[-1] if summary else None
         stages = ("venv_and_packages_seconds", "neo4j_install_seconds", "pytest_seconds")
-        figures["make_test_total_seconds"] = sum(float(figures[k]) for k in stages)  # type: ignore[arg-type]
+        figures["make_test_total_seconds"] = sum(float(str(figures[k])) for k in stages)
         figures = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
     suffix = "warm" if args.warm else "cold"
     write_result(f"fresh_clone_{suffix}", figures, args.out)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from kgctl import queries
 from kgctl.core.errors import KgctlError
@@ -18,10 +19,9 @@ from kgctl.core.progress import OnProgress, silent
 from kgctl.generators import planted_modules
 from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
-from kgctl.models.cal import CALConfig, train_run
-from kgctl.models.cal.evaluate import evaluate, headline
-from kgctl.models.cal.predict import novel, predict, write_back
-from kgctl.models.runs import delete_run, record_model_run
+from kgctl.models import runs
+from kgctl.models.cal import CALConfig
+from kgctl.models.cal.predict import novel
 
 # The reference hyper-parameters (lr, τ, weight decay, schedule), smaller for a 2-core laptop.
 DEMO_CONFIG = CALConfig(pca_dim=128, hidden_dim=256, epochs=60, batch_size=256, split="edge",
@@ -29,6 +29,7 @@ DEMO_CONFIG = CALConfig(pca_dim=128, hidden_dim=256, epochs=60, batch_size=256, 
 SEEDS = (42, 123, 456)
 TOP_K = 10
 VERSION = "kgctl-demo-generated"  # the source_version of everything the demo ingests
+LICENCE = "CC0-1.0"  # generated data, the project's own
 
 
 STEPS = ("generate", "ingest", "train", "evaluate", "predict and write back")
@@ -63,7 +64,11 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     loads = {}
     for source, paths in files.items():
         summary = ingest(
-            conn, source, paths, {"source_version": VERSION}, rejects_dir=work / "rejects"
+            conn,
+            source,
+            paths,
+            {"source_version": VERSION, "licence": LICENCE},
+            rejects_dir=work / "rejects",
         )
         loads[source] = {
             k: summary.get(k)
@@ -76,24 +81,21 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     previous = work / "last-run"
     if previous.exists():  # one demo run at a time in the graph
         with contextlib.suppress(KgctlError):
-            delete_run(conn, data_dir, previous.read_text().strip())
+            runs.delete(conn, data_dir, previous.read_text().strip())
     tic = time.perf_counter()
-    run = train_run(conn, data_dir, DEMO_CONFIG.replace(dataset=dataset))
+    run = runs.train(conn, data_dir, "cal", DEMO_CONFIG.replace(dataset=dataset))
     previous.write_text(run.id)
     step("train", tic)
     tic = time.perf_counter()
-    result = evaluate(run, seeds=seeds)
-    run.update(metrics={**run.record["metrics"], "evaluation": headline(result)})
+    result = runs.evaluate(conn, data_dir, run.id, {"seeds": ",".join(map(str, seeds))})
     step("evaluate", tic)
     tic = time.perf_counter()
-    table, fx = predict(run, TOP_K)
-    written = write_back(conn, run, table, fx)
-    record_model_run(conn, run)
+    predicted = runs.predict(conn, data_dir, run.id, {"top_k": TOP_K}, write_back=True)
     step("predict and write back", tic)
-    best = novel(table)
+    best = novel(pq.read_table(predicted["file"]))
     # Show the gene with the most confident novel partners that expression similarity misses.
     frame = best.to_pandas()
-    hidden = frame[frame["input_cosine"].abs() < 0.2].groupby("gene")["score"]
+    hidden = frame[frame["input_cosine"].abs() < 0.2].groupby("start")["score"]
     gene = str(
         hidden.agg(["count", "mean"]).sort_values(["count", "mean"], ascending=False).index[0]
     )
@@ -108,14 +110,15 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     for row in candidates:
         row["same_planted_module"] = same_module(gene, row["partner"])
     top = best.slice(0, 100).to_pylist()
-    same = [same_module(r["gene"], r["partner"]) for r in top]
+    same = [same_module(r["start"], r["end"]) for r in top]
     return {
-        "run_id": run.id, "dataset": dataset, "loads": loads, "written_back": written,
-        "evaluation": run.record["metrics"]["evaluation"], "plots": result["plots"],
+        "run_id": run.id, "dataset": dataset, "loads": loads, "written": predicted["written"],
+        "evaluation": runs.load_run(data_dir, run.id).record["metrics"]["evaluation"],
+        "plots": result["plots"],
         "gene": gene, "novel_candidates": candidates,
         "planted_truth": {"top_novel": len(top), "same_module": int(np.sum(same)),
                           "note": "novel = no INTERACTS_WITH at any score; truth = the generator's modules"},
-        "cypher": (f"MATCH (g:Gene {{id: '{gene}'}})-[p:PREDICTED_ASSOCIATION {{run_id: '{run.id}'}}]->(h) "
+        "cypher": (f"MATCH (g:Gene {{id: '{gene}'}})-[p:PREDICTED_ASSOCIATION {{run: '{run.id}'}}]->(h) "
                    "OPTIONAL MATCH (g)-[i:INTERACTS_WITH]-(h) RETURN g, p, h, i"),
         "timings": timings, "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip

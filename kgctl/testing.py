@@ -3,7 +3,10 @@ a clean graph per test, and skip-or-fail rules for what a test needs.
 
 Load it from a conftest with `pytest_plugins = ["kgctl.testing"]`. Tests that use the `neo4j_server`
 or `graph` fixtures are marked `neo4j` automatically, so `pytest -m "not neo4j"` runs without Java.
-Under CI (`CI=true`) a missing prerequisite fails the test instead of skipping it.
+Under CI (`CI=true`) a missing prerequisite fails the test instead of skipping it; tests marked
+`gpu` skip where PyTorch sees no CUDA device (CI has none). Every test helper lives here: the CLI
+in a subprocess, an ingest into a test folder, and one small example graph per registered view
+for the model contract test.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -119,8 +124,10 @@ def require_neo4j() -> None:
 
 
 def wipe(conn: Connection) -> None:
-    """Delete every node and relationship (the schema stays)."""
-    conn.run_autocommit("MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS")
+    """Delete every node and relationship (the schema stays): relationships first, so that no
+    transaction holds a hub's every relationship."""
+    conn.run_autocommit("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS")
+    conn.run_autocommit("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 20000 ROWS")
 
 
 @pytest.fixture(scope="session")
@@ -156,9 +163,57 @@ def graph(neo4j_server: TestServer) -> Iterator[Connection]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    cuda: bool | None = None
     for item in items:
         if NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.neo4j)
+        if item.get_closest_marker("gpu"):
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """`kgctl ARGS` in a subprocess, as a user runs it (the timeout leaves room for slow CI)."""
+    return subprocess.run([sys.executable, "-m", "kgctl.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+def cli_json(env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
+    """`kgctl ARGS --json`, which must succeed; its JSON result."""
+    proc = run_cli(env, *args, "--json", timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout))
+
+
+def ingest_files(conn: Connection, source: str, files: list[Path], folder: Path,
+                 options: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:  # fmt: skip
+    """An ingest whose rejects go under the test's folder."""
+    from kgctl.ingest.pipeline import ingest
+
+    return ingest(conn, source, files, options or {}, rejects_dir=folder / "rejects", **kw)
+
+
+def planted_gene_graph(conn: Connection, folder: Path) -> dict[str, Any]:
+    """The demo's planted-module data at a test's size (STRING links and a Perturb-seq .h5ad);
+    the config values a model of the gene-association view needs (its feature dataset)."""
+    from kgctl.generators import planted_modules
+
+    data = planted_modules(folder / "data", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
+    ingest_files(conn, "string", [data.string_info, data.string_links], folder)
+    ingest_files(conn, "perturbseq", [data.perturbseq], folder)
+    return {"dataset": str(conn.query("MATCH (d:Dataset) RETURN d.id AS id")[0]["id"])}
+
+
+# One small graph per registered view: the model contract test trains every model on its view's.
+VIEW_EXAMPLES: dict[str, Callable[[Connection, Path], dict[str, Any]]] = {
+    "gene-association": planted_gene_graph,
+}
 
 
 def shared_data_dir() -> Path:

@@ -1,10 +1,12 @@
-"""The run registry: one folder per training run (`<data_dir>/runs/<run id>/run.json`, inputs,
-checkpoints, plots) mirrored as a `ModelRun` node, and `kgctl runs delete`, which removes exactly
-what a run wrote to the graph."""
+"""The run lifecycle for every model: new, train, resume, evaluate, predict (and write back),
+delete. A run is a folder (`<data_dir>/runs/<run id>/`: `run.json`, inputs, checkpoints, history,
+evaluation, plots, predictions) mirrored as a `ModelRun` node; it records what it wrote to the
+graph, and `delete` removes exactly that."""
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import time
@@ -12,16 +14,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from kgctl import __version__
 from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress, silent
 from kgctl.core.provenance import code_version, now
 from kgctl.graph.connection import Connection
+from kgctl.graph.writeback import (
+    delete_embeddings,
+    delete_relationships,
+    write_embeddings,
+    write_relationships,
+)
+from kgctl.models.base import Model, Prediction
+from kgctl.models.config import ModelConfig
+from kgctl.models.registry import create, model_class
+from kgctl.models.trainer import fit, load_module, resolve_device
 
 RUN_FILE = "run.json"
-MODELS = ("cal", "infoalign", "isoclr")  # embedding_<model> property names come only from here
+INPUTS = "inputs.npz"
+PREDICTIONS = "predictions.parquet"
+RUN_ID = re.compile(r"^[a-z][a-z0-9_]*-\d{8}-\d{6}-[0-9a-f]{6}$")
+FORMAT = 2  # run folders of the model platform; 1 (no `format`): CAL's own, before it
 
 
 def runs_dir(data_dir: Path) -> Path:
     return data_dir / "runs"
+
+
+def views_dir(data_dir: Path) -> Path:
+    return data_dir / "views"
 
 
 @dataclass
@@ -34,6 +57,15 @@ class Run:
     @property
     def id(self) -> str:
         return str(self.record["id"])
+
+    @property
+    def model(self) -> str:
+        return str(self.record["model"])
+
+    @property
+    def views(self) -> Path:
+        """The views folder of the data dir the run lives in."""
+        return views_dir(self.dir.parent.parent)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -54,26 +86,31 @@ def new_run(data_dir: Path, model: str, config: dict[str, Any]) -> Run:
     run_id = f"{model}-{stamp}-{secrets.token_hex(3)}"
     folder = runs_dir(data_dir) / run_id
     folder.mkdir(parents=True)
-    run = Run(folder, {"id": run_id, "model": model, "status": "created", "created_at": now(),
-                       "code_version": code_version(), "config": config, "metrics": {}})  # fmt: skip
+    run = Run(folder, {"id": run_id, "model": model, "format": FORMAT, "status": "created",
+                       "created_at": now(), "code_version": code_version(), "config": config,
+                       "metrics": {}})  # fmt: skip
     run.save()
     return run
 
 
 def load_run(data_dir: Path, run_id: str) -> Run:
+    """The run with this id; an id that is not a run id (a path, `..`) is refused before any
+    file is touched."""
+    if not RUN_ID.match(run_id):
+        raise KgctlError(f"{run_id!r} is not a run id (like cal-20261130-181500-1a2b3c; "
+                         "`kgctl runs list` shows them)")  # fmt: skip
     folder = runs_dir(data_dir) / run_id
     if not (folder / RUN_FILE).exists():
         known = [r.id for r in list_runs(data_dir)][:10]
-        hint = f"; runs: {', '.join(known)}" if known else "; no runs yet (kgctl train cal)"
+        hint = f"; runs: {', '.join(known)}" if known else "; no runs yet (kgctl train <model>)"
         raise KgctlError(f"no run {run_id!r} in {runs_dir(data_dir)}{hint}")
     return Run(folder, json.loads((folder / RUN_FILE).read_text()))
 
 
 def list_runs(data_dir: Path) -> list[Run]:
     """Runs, newest first."""
-    found = [
-        Run(p.parent, json.loads(p.read_text())) for p in runs_dir(data_dir).glob(f"*/{RUN_FILE}")
-    ]
+    found = [Run(p.parent, json.loads(p.read_text())) for p in runs_dir(data_dir).glob(f"*/{RUN_FILE}")
+             if RUN_ID.match(p.parent.name)]  # fmt: skip
     return sorted(found, key=lambda r: (r.record["created_at"], r.id), reverse=True)
 
 
@@ -82,45 +119,174 @@ def record_model_run(conn: Connection, run: Run) -> None:
     r = run.record
     props = {
         "model": r["model"], "status": r["status"], "created_at": r["created_at"],
-        "code_version": r["code_version"], "device": r.get("device"),
+        "code_version": r["code_version"], "device": r.get("device"), "view": r.get("view"),
         "config": json.dumps(r["config"], sort_keys=True),
         "data": json.dumps(r.get("data", {}), sort_keys=True),
         "metrics": json.dumps(r.get("metrics", {}), sort_keys=True, default=str),
+        "written": json.dumps(r.get("written", {}), sort_keys=True),
         "data_fingerprint": r.get("data", {}).get("view_fingerprint"),
-        "embedding_sha256": r.get("data", {}).get("embedding_sha256"),
-        "written_back_at": r.get("written_back", {}).get("at"),
+        "task_sha256": r.get("data", {}).get("task_sha256"),
+        "written_back_at": r.get("written", {}).get("at"),
     }  # fmt: skip
     conn.query("MERGE (m:ModelRun {id: $id}) SET m += $props, m.updated_at = datetime()",
                {"id": run.id, "props": props}, write=True)  # fmt: skip
 
 
-def delete_predictions(conn: Connection, run_id: str) -> None:
-    """Every PREDICTED_ASSOCIATION edge the run wrote, in batches."""
-    conn.run_autocommit("MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() "
-                        "CALL (p) { DELETE p } IN TRANSACTIONS OF 10000 ROWS", {"id": run_id})  # fmt: skip
+def model_of(run: Run) -> Model:
+    """The registered model of a run, with the run's own config."""
+    if run.record.get("format") != FORMAT:
+        raise KgctlError(f"run {run.id} was recorded by kgctl {run.record.get('code_version')}, before "
+                         "the model platform: train it again (`kgctl runs delete` still removes "
+                         "what it wrote)")  # fmt: skip
+    cls = model_class(run.model)
+    return cls(cls.config_class(**run.config))
 
 
-def delete_run(
-    conn: Connection | None, data_dir: Path, run_id: str, keep_files: bool = False
-) -> dict[str, Any]:
-    """Remove the run's predicted edges, the embeddings it wrote (where still its own), its
-    ModelRun node and, unless `keep_files`, its folder."""
+def train(conn: Connection, data_dir: Path, name: str, config: ModelConfig, *, device: str = "auto",
+          nproc: int = 1, stop_after: int | None = None, on_progress: OnProgress = silent) -> Run:  # fmt: skip
+    """Export the model's view, build its inputs and task, train, and record the run (folder and
+    ModelRun). The folder keeps everything evaluation and prediction need."""
+    model = create(name, config)
+    inputs = model.build_inputs(conn, views_dir(data_dir))
+    run = new_run(data_dir, name, config.to_dict())
+    inputs.save(run.dir / INPUTS)
+    task = model.task(inputs)
+    run.update(status="training", view=model.view, device=resolve_device(device),
+               data={**model.describe(inputs, task), "task_sha256": task.fingerprint()})  # fmt: skip
+    record_model_run(conn, run)
+    return _fit(conn, run, model, task, device, nproc, stop_after, False, on_progress)
+
+
+def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto", nproc: int = 1,
+           stop_after: int | None = None, on_progress: OnProgress = silent) -> Run:  # fmt: skip
+    """Continue an interrupted run from its last checkpoint: the same inputs, split and config,
+    checked against the run's training-data checksum."""
     run = load_run(data_dir, run_id)
-    removed: dict[str, Any] = {"run_id": run_id}
+    if run.record["status"] == "trained":
+        raise KgctlError(f"run {run_id} has finished training; nothing to resume")
+    model = model_of(run)
+    task = model.task(model.load_inputs(run.dir / INPUTS))
+    if task.fingerprint() != run.record.get("data", {}).get("task_sha256"):
+        raise KgctlError(f"run {run_id}: the training data no longer match their checksum")
+    return _fit(conn, run, model, task, device, nproc, stop_after, True, on_progress)
+
+
+def _fit(conn: Connection, run: Run, model: Model, task: Any, device: str, nproc: int,
+         stop_after: int | None, resume: bool, on_progress: OnProgress) -> Run:  # fmt: skip
+    try:
+        fitted = fit(task, run.dir, device=device, nproc=nproc, resume=resume,
+                     stop_after=stop_after, on_progress=on_progress)  # fmt: skip
+    except BaseException:
+        run.update(status="interrupted")
+        record_model_run(conn, run)
+        raise
+    result = fitted.result
+    history = result.pop("history")
+    run.update(status="trained" if result["complete"] else "interrupted", device=result["device"],
+               metrics={**run.record.get("metrics", {}), "training": result},
+               history_file="history.json", epochs=len(history))  # fmt: skip
+    record_model_run(conn, run)
+    return run
+
+
+def trained_run(data_dir: Path, run_id: str) -> Run:
+    run = load_run(data_dir, run_id)
+    model_of(run)  # a run of an earlier kgctl or an unregistered model: a clear error
+    if run.record["status"] != "trained":
+        raise KgctlError(f"run {run_id} is {run.record['status']}; finish it with "
+                         f"`kgctl train {run.model} --resume {run_id}`")  # fmt: skip
+    return run
+
+
+def evaluate(conn: Connection, data_dir: Path, run_id: str, options: dict[str, Any], *,
+             device: str = "auto", on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+    """The model's evaluation of a trained run: `evaluation.json` in the folder, the headline on
+    the run record and its ModelRun."""
+    run = trained_run(data_dir, run_id)
+    model = model_of(run)
+    inputs = model.load_inputs(run.dir / INPUTS)
+    result = model.evaluate(run, inputs, conn, options, resolve_device(device), on_progress)
+    (run.dir / "evaluation.json").write_text(json.dumps(result, indent=1, default=str))
+    run.update(metrics={**run.record["metrics"], "evaluation": model.headline(result)})
+    record_model_run(conn, run)
+    return {"run_id": run_id, "model": run.model, **result,
+            "evaluation_file": str(run.dir / "evaluation.json")}  # fmt: skip
+
+
+def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[str, Any], *,
+            device: str = "auto", write_back: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Score with a trained run into `predictions.parquet`; with `write_back`, replace what the
+    run wrote to the graph (idempotent), as the model's `writes` declares."""
+    run = trained_run(data_dir, run_id)
+    model = model_of(run)
+    kind = resolve_device(device)
+    module = load_module(run.dir, model.build_module, kind)
+    prediction = model.predict(run, model.load_inputs(run.dir / INPUTS), module, options, kind)
+    if prediction.edges is not None:
+        pq.write_table(prediction.edges, run.dir / PREDICTIONS)
+    run.update(prediction=prediction.facts)
+    written = None
+    if write_back:
+        if conn is None:
+            raise KgctlError("write-back needs a connection to the graph")
+        written = write(conn, run, model, prediction)
+    return {"run_id": run_id, "model": run.model, "prediction": prediction.facts,
+            "file": str(run.dir / PREDICTIONS) if prediction.edges is not None else None,
+            "written": written, "highlights": prediction.highlights}  # fmt: skip
+
+
+def licence_of(run: Run) -> str:
+    """The licences of the data a run learned from (derived data keeps its inputs' terms)."""
+    licences = run.record.get("data", {}).get("licences") or ["unknown"]
+    return "; ".join(sorted(set(licences)))
+
+
+def write(conn: Connection, run: Run, model: Model, prediction: Prediction) -> dict[str, Any]:
+    """Write a prediction back as the model declares, and record on the run what was written."""
+    started = time.perf_counter()
+    writes = model.writes
+    at = now()
+    written: dict[str, Any] = {"at": at}
+    if writes.relationship and prediction.edges is not None:
+        assert writes.start_label and writes.end_label
+        provenance = {"source": f"kgctl {run.model}", "source_version": __version__, "run": run.id,
+                      "licence": licence_of(run), "created_at": at, "model": run.model}  # fmt: skip
+        count = write_relationships(conn, writes.relationship, writes.start_label,
+                                    writes.end_label, prediction.edges, provenance)  # fmt: skip
+        written["relationships"] = {"type": writes.relationship, "start_label": writes.start_label,
+                                    "end_label": writes.end_label, "count": count}  # fmt: skip
+    if writes.embedding_label and prediction.embeddings is not None:
+        assert prediction.embedding_ids is not None
+        written["embeddings"] = write_embeddings(conn, writes.embedding_label, run.model, run.id,
+                                                 prediction.embedding_ids, prediction.embeddings)  # fmt: skip
+    written["seconds"] = round(time.perf_counter() - started, 2)
+    run.update(written=written)
+    record_model_run(conn, run)
+    return written
+
+
+def what_it_wrote(run: Run) -> dict[str, Any]:
+    """The run's record of its write-back. Runs from before the model platform were CAL's and
+    recorded only `written_back`: its edges and gene embeddings."""
+    if "written_back" in run.record and "written" not in run.record:
+        return {"relationships": {"type": "PREDICTED_ASSOCIATION"}, "embeddings": {"label": "Gene"}}
+    return dict(run.record.get("written", {}))
+
+
+def delete(conn: Connection | None, data_dir: Path, run_id: str,
+           keep_files: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Remove what the run wrote (its relationships, the embeddings it still owns), its ModelRun
+    node and, unless `keep_files`, its folder."""
+    run = load_run(data_dir, run_id)
+    removed: dict[str, Any] = {"run_id": run_id, "model": run.model}
     if conn is not None:
-        delete_predictions(conn, run_id)
-        left = conn.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() RETURN count(p) AS n",
-                          {"id": run_id})[0]["n"]  # fmt: skip
-        if left:
-            raise KgctlError(f"{left} PREDICTED_ASSOCIATION edges of {run_id} survived the delete")
-        removed["relationships"] = run.record.get("written_back", {}).get("relationships", 0)
-        model = run.record["model"]
-        if model not in MODELS:
-            raise KgctlError(f"{run.dir / RUN_FILE}: unknown model {model!r}")
-        removed["embeddings"] = conn.query(
-            f"MATCH (g:Gene) WHERE g.embedding_{model}_run = $id "
-            f"REMOVE g.embedding_{model}, g.embedding_{model}_run RETURN count(g) AS n",
-            {"id": run_id}, write=True)[0]["n"]  # fmt: skip
+        written = what_it_wrote(run)
+        rels = written.get("relationships")
+        removed["relationships"] = delete_relationships(conn, rels["type"], run_id) if rels else 0
+        emb = written.get("embeddings")
+        removed["embeddings"] = (
+            delete_embeddings(conn, emb["label"], run.model, run_id) if emb else 0
+        )
         removed["model_run_nodes"] = conn.query(
             "MATCH (m:ModelRun {id: $id}) DETACH DELETE m RETURN count(*) AS n", {"id": run_id},
             write=True)[0]["n"]  # fmt: skip

@@ -4,9 +4,9 @@
 // param run: string = null - a run id; by default every run written back
 // param limit: int = 25
 MATCH (a:Gene)-[p:PREDICTED_ASSOCIATION]->(b:Gene)
-WHERE abs(p.input_cosine) < $bound AND ($run IS NULL OR p.run_id = $run)
+WHERE abs(p.input_cosine) < $bound AND ($run IS NULL OR p.run = $run)
   AND (NOT $novel OR NOT (a)-[:INTERACTS_WITH]-(b))
 RETURN a.id AS gene, b.id AS partner, round(p.score, 4) AS score,
-       round(p.input_cosine, 4) AS expression_cosine, p.split AS split, p.run_id AS run
+       round(p.input_cosine, 4) AS expression_cosine, p.split AS split, p.run AS run
 ORDER BY score DESC, gene, partner
 LIMIT $limit

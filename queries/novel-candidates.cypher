@@ -3,8 +3,8 @@
 // param run: string = null - a run id; by default every run written back
 // param limit: int = 20
 MATCH (g:Gene {id: $gene})-[p:PREDICTED_ASSOCIATION]->(partner:Gene)
-WHERE ($run IS NULL OR p.run_id = $run) AND NOT (g)-[:INTERACTS_WITH]-(partner)
+WHERE ($run IS NULL OR p.run = $run) AND NOT (g)-[:INTERACTS_WITH]-(partner)
 RETURN partner.id AS partner, round(p.score, 4) AS score, p.rank AS rank,
-       round(p.input_cosine, 4) AS expression_cosine, p.run_id AS run
+       round(p.input_cosine, 4) AS expression_cosine, p.run AS run
 ORDER BY score DESC, partner
 LIMIT $limit

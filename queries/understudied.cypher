@@ -4,10 +4,10 @@
 // param run: string = null - a run id; by default every run written back
 // param limit: int = 25
 MATCH (g:Gene)-[p:PREDICTED_ASSOCIATION]->(partner:Gene)
-WHERE p.score >= $min_score AND ($run IS NULL OR p.run_id = $run)
+WHERE p.score >= $min_score AND ($run IS NULL OR p.run = $run)
 WITH g, p, partner, COUNT { (g)-[:INTERACTS_WITH]-() } AS degree
 WHERE degree <= $max_degree
 RETURN g.id AS gene, degree, partner.id AS partner, round(p.score, 4) AS score,
-       NOT (g)-[:INTERACTS_WITH]-(partner) AS novel, p.run_id AS run
+       NOT (g)-[:INTERACTS_WITH]-(partner) AS novel, p.run AS run
 ORDER BY score DESC, gene, partner
 LIMIT $limit

@@ -3,6 +3,7 @@ blockwise top-k, training determinism and resume, metrics, baselines, config and
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +13,7 @@ from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degrees, walk_embedding
-from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
-from kgctl.models.cal.config import CALConfig, load_config
+from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import (
     Inputs,
     ambiguous_pairs,
@@ -25,10 +25,20 @@ from kgctl.models.cal.data import (
     reference_negatives,
     unordered,
 )
-from kgctl.models.cal.evaluate import threshold_sweep
+from kgctl.models.cal.evaluate import bilinear_scores, fit_bilinear, threshold_sweep
 from kgctl.models.cal.model import CALModel, in_batch_loss, is_known, random_negative_loss
 from kgctl.models.cal.predict import top_k
-from kgctl.models.cal.train import CHECKPOINT, train
+from kgctl.models.cal.task import CALTask
+from kgctl.models.trainer import fit
+
+
+def train(
+    emb: np.ndarray, pairs: np.ndarray, config: CALConfig, out: Path, **options: Any
+) -> dict[str, Any]:
+    return fit(CALTask(config, emb, pairs), out, device="cpu", **options).result
+
+
+pytestmark = pytest.mark.model("cal")
 
 
 def planted(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
@@ -182,45 +192,13 @@ def test_blockwise_top_k_equals_the_full_matrix(transform: str) -> None:
     assert got.pairs_scored == 53 * 52
 
 
-def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    inputs = planted()
-    split = make_split(inputs, CONFIG, "edge", 0)
-    emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
-    whole = train(emb, split.train, CONFIG, tmp_path / "whole", device="cpu", progress=False)
-    assert whole["complete"] and whole["epochs_done"] == 4 and np.isfinite(whole["final_loss"])
-    part = train(
-        emb, split.train, CONFIG, tmp_path / "part", device="cpu", progress=False, stop_after=2
-    )
-    assert not part["complete"] and (tmp_path / "part" / CHECKPOINT).exists()
-    assert not (tmp_path / "part" / "model.pt").exists()
-    resumed = train(
-        emb, split.train, CONFIG, tmp_path / "part", device="cpu", progress=False, resume=True
-    )
-    assert resumed["complete"] and resumed["resumed_from_epoch"] == 2
-    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "part" / "model.pt", weights_only=False)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [e["loss"] for e in resumed["history"]] == [e["loss"] for e in whole["history"]]
-
-
 def test_random_negatives_variant_trains(tmp_path: Path) -> None:
     inputs = planted()
     split = make_split(inputs, CONFIG, "edge", 0)
     emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
     config = CONFIG.replace(loss="random-negatives", negatives=16)
-    result = train(emb, split.train, config, tmp_path, device="cpu", progress=False)
+    result = train(emb, split.train, config, tmp_path)
     assert result["complete"] and np.isfinite(result["final_loss"])
-
-
-def test_two_process_training_on_cpu(tmp_path: Path) -> None:
-    inputs = planted()
-    split = make_split(inputs, CONFIG, "edge", 0)
-    emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
-    result = train(
-        emb, split.train, CONFIG.replace(epochs=2), tmp_path, device="cpu", nproc=2, progress=False
-    )
-    assert result["complete"] and result["backend"] == "gloo" and result["nproc"] == 2
-    assert result["history"][-1]["steps"] >= 1 and np.isfinite(result["final_loss"])
 
 
 def test_walk_embedding_separates_communities() -> None:
@@ -293,15 +271,15 @@ def test_metrics() -> None:
 def test_config_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     good = tmp_path / "cal.toml"
     good.write_text('[cal]\ndataset = "K562@1"\nepochs = 3\nlr = 1\n')
-    config = load_config(good, seed=7)
+    config = CALConfig.load(good, "cal", seed=7)
     assert (config.dataset, config.epochs, config.lr, config.seed) == ("K562@1", 3, 1.0, 7)
     bad = tmp_path / "bad.toml"
     bad.write_text("epoch = 3\n")
     with pytest.raises(KgctlError, match=r"bad.toml: unknown key 'epoch'"):
-        load_config(bad)
+        CALConfig.load(bad, "cal")
     bad.write_text('epochs = "many"\n')
     with pytest.raises(KgctlError, match=r"bad.toml: epochs must be int"):
-        load_config(bad)
+        CALConfig.load(bad, "cal")
     with pytest.raises(KgctlError, match="channel must be one of"):
         CALConfig(channel="telepathy")
 

@@ -3,32 +3,32 @@
 `kgctl runs delete` removing exactly what a run wrote."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kgctl.generators import planted_modules
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality
-from kgctl.ingest.pipeline import ingest
+from kgctl.models import runs
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import collect_inputs, embed, make_split
-from kgctl.models.cal.train import train
-from kgctl.testing import TestServer, graph_counts
+from kgctl.models.cal.task import CALTask
+from kgctl.models.trainer import fit
+from kgctl.testing import (
+    TestServer,
+    cli_json,
+    graph_counts,
+    ingest_files,
+    planted_gene_graph,
+    run_cli,
+)
 
-
-def kgctl(env: dict[str, str], *args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "kgctl.cli", *args, "--json"], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(json.loads(proc.stdout))
+pytestmark = pytest.mark.model("cal")
 
 
 def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
-    demo = kgctl(neo4j_server.env, "demo")
+    demo = cli_json(neo4j_server.env, "demo")
     assert demo["browser_url"] == neo4j_server.server.browser_url
     assert demo["password"] == neo4j_server.server.password()
     node, edge = demo["evaluation"]["node"], demo["evaluation"]["edge"]
@@ -50,22 +50,25 @@ def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
     run_id = demo["run_id"]
     genes = graph.query("MATCH (g:Gene) WHERE g.embedding_cal_run = $id RETURN count(g) AS n",
                         {"id": run_id})[0]["n"]  # fmt: skip
-    edges = graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run_id: $id}]->() RETURN count(p) AS n, "
-                        "min(p.rank) AS lo, max(p.rank) AS hi, collect(DISTINCT p.model) AS m",
+    edges = graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
+                        "min(p.rank) AS lo, max(p.rank) AS hi, collect(DISTINCT p.model) AS m, "
+                        "collect(DISTINCT p.licence) AS l, collect(DISTINCT p.source) AS s",
                         {"id": run_id})[0]  # fmt: skip
     assert genes == 2000 and edges["n"] == 2000 * 10
-    assert (edges["lo"], edges["hi"], edges["m"]) == (1, 10, ["cal"])
+    assert (edges["lo"], edges["hi"], edges["m"], edges["s"]) == (1, 10, ["cal"], ["kgctl cal"])
+    assert edges["l"] == ["CC0-1.0"]  # the licence the demo declares for its generated inputs
     model_run = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m", {"id": run_id})[0]["m"]
-    assert model_run["status"] == "trained"
+    assert model_run["status"] == "trained" and model_run["view"] == "gene-association"
     assert json.loads(model_run["metrics"])["evaluation"]["node"]
-    assert model_run["embedding_sha256"] and model_run["written_back_at"]
+    assert model_run["task_sha256"] and model_run["written_back_at"]
+    assert json.loads(model_run["written"])["relationships"]["count"] == 20_000
     gene = demo["gene"]
-    nearest = kgctl(
+    nearest = cli_json(
         neo4j_server.env, "query", "nearest", "--param", f"gene={gene}", "--param", "k=5"
     )
     assert len(nearest["rows"]) == 5 and gene not in [r["gene"] for r in nearest["rows"]]
     before = graph_counts(graph)
-    deleted = kgctl(neo4j_server.env, "runs", "delete", run_id)
+    deleted = cli_json(neo4j_server.env, "runs", "delete", run_id)
     removed = (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"])
     assert removed == (20_000, 2000, 1)
     after = graph_counts(graph)
@@ -78,13 +81,7 @@ def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
 @pytest.fixture
 def planted_graph(graph: Connection, tmp_path: Path) -> str:
     """The demo's data ingested; returns the Perturb-seq Dataset id."""
-    data = planted_modules(tmp_path / "data", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
-    for source, files in (
-        ("string", [data.string_info, data.string_links]),
-        ("perturbseq", [data.perturbseq]),
-    ):
-        ingest(graph, source, files, {}, rejects_dir=tmp_path)
-    return str(graph.query("MATCH (d:Dataset) RETURN d.id AS id")[0]["id"])
+    return str(planted_gene_graph(graph, tmp_path)["dataset"])
 
 
 def test_train_two_processes_resume_predict_and_delete(
@@ -94,17 +91,17 @@ def test_train_two_processes_resume_predict_and_delete(
     config = tmp_path / "cal.toml"
     config.write_text(f'[cal]\ndataset = "{planted_graph}"\npca_dim = 16\nhidden_dim = 64\n'
                       "epochs = 4\nbatch_size = 64\ncheckpoint_every = 1\nsplit = \"node\"\n")  # fmt: skip
-    two = kgctl(env, "train", "cal", "--config", str(config), "--nproc", "2", "--device", "cpu")
+    two = cli_json(env, "train", "cal", "--config", str(config), "--nproc", "2", "--device", "cpu")
     training = two["metrics"]["training"]
     assert two["status"] == "trained" and training["nproc"] == 2 and training["backend"] == "gloo"
     assert training["epochs_done"] == 4 and two["data"]["split"]["unseen_genes"] > 0
     # Stop after 2 epochs, resume: the same weights as one uninterrupted run.
-    whole = kgctl(env, "train", "cal", "--config", str(config), "--device", "cpu")
-    part = kgctl(
+    whole = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")
+    part = cli_json(
         env, "train", "cal", "--config", str(config), "--device", "cpu", "--stop-after", "2"
     )
     assert part["status"] == "interrupted"
-    resumed = kgctl(env, "train", "cal", "--resume", part["id"], "--device", "cpu")
+    resumed = cli_json(env, "train", "cal", "--resume", part["id"], "--device", "cpu")
     assert (
         resumed["status"] == "trained" and resumed["metrics"]["training"]["resumed_from_epoch"] == 2
     )
@@ -115,7 +112,7 @@ def test_train_two_processes_resume_predict_and_delete(
     status = graph.query("MATCH (m:ModelRun) RETURN m.id AS id, m.status AS s")
     assert {r["id"]: r["s"] for r in status}[part["id"]] == "trained"
 
-    evaluation = kgctl(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node",
+    evaluation = cli_json(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node",
                        "--thresholds", "400,700")  # fmt: skip
     sweep = evaluation["threshold_sweep"]
     assert sweep["positives"]["400"] > sweep["positives"]["700"] == whole["data"]["positive_pairs"]
@@ -134,38 +131,56 @@ def test_train_two_processes_resume_predict_and_delete(
     )
     assert evaluation["reference"]["cal"]["auc"] > 0.5 and len(evaluation["plots"]) == 3
 
-    first = kgctl(env, "predict", whole["id"], "--top-k", "5", "--write-back", "--device", "cpu")
-    again = kgctl(env, "predict", whole["id"], "--top-k", "5", "--write-back", "--device", "cpu")
-    kgctl(env, "predict", two["id"], "--top-k", "3", "--write-back", "--device", "cpu")
+    # An option of another model (here a third-party one's) is refused, never ignored.
+    plugin = {**env, "PYTHONPATH": str(Path(__file__).parent / "plugin")}
+    proc = run_cli(plugin, "predict", whole["id"], "--min-score", "0.5")
+    assert proc.returncode != 0
+    assert "--min-score does not apply: predict of a cal run takes --top-k" in proc.stderr
+    first = cli_json(env, "predict", whole["id"], "--top-k", "5", "--write-back", "--device", "cpu")
+    again = cli_json(env, "predict", whole["id"], "--top-k", "5", "--write-back", "--device", "cpu")
+    cli_json(env, "predict", two["id"], "--top-k", "3", "--write-back", "--device", "cpu")
     assert (
-        first["written_back"]["relationships"] == again["written_back"]["relationships"] == 220 * 5
+        first["written"]["relationships"]["count"]
+        == again["written"]["relationships"]["count"]
+        == 220 * 5
     )
     counts = {r["run"]: r["n"] for r in graph.query(
-        "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run_id AS run, count(p) AS n")}  # fmt: skip
+        "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")}  # fmt: skip
     assert counts == {whole["id"]: 220 * 5, two["id"]: 220 * 3}  # re-running replaced, not added
-    rows = kgctl(
+    rows = cli_json(
         env, "query", "cross-boundary", "--param", "bound=0.3", "--param", f"run={two['id']}"
     )["rows"]
     assert rows and all(abs(r["expression_cosine"]) < 0.3 and r["run"] == two["id"] for r in rows)
 
-    kgctl(env, "runs", "delete", whole["id"])
+    cli_json(env, "runs", "delete", whole["id"])
     counts = {r["run"]: r["n"] for r in graph.query(
-        "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run_id AS run, count(p) AS n")}  # fmt: skip
+        "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")}  # fmt: skip
     assert counts == {two["id"]: 220 * 3}
     owners = graph.query("MATCH (g:Gene) WHERE g.embedding_cal IS NOT NULL "
                          "RETURN collect(DISTINCT g.embedding_cal_run) AS runs")[0]["runs"]  # fmt: skip
     assert owners == [two["id"]]  # the later write-back owns the embeddings; untouched
-    listed = [r["id"] for r in kgctl(env, "runs", "list")["runs"]]
+    listed = [r["id"] for r in cli_json(env, "runs", "list")["runs"]]
     assert whole["id"] not in listed and two["id"] in listed
 
 
 def test_clear_errors(planted_graph: str, neo4j_server: TestServer) -> None:
-    proc = subprocess.run([sys.executable, "-m", "kgctl.cli", "evaluate", "cal-nope"], env=neo4j_server.env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert proc.returncode != 0 and "no run 'cal-nope'" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "kgctl.cli", "train", "cal", "--dataset", "nope@1"],
-                          env=neo4j_server.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = run_cli(neo4j_server.env, "evaluate", "cal-nope")
+    assert proc.returncode != 0 and "'cal-nope' is not a run id" in proc.stderr
+    missing = "cal-20260101-000000-abcdef"
+    proc = run_cli(neo4j_server.env, "evaluate", missing)
+    assert proc.returncode != 0 and f"no run {missing!r}" in proc.stderr
+    proc = run_cli(neo4j_server.env, "train", "cal", "--dataset", "nope@1")
     assert proc.returncode != 0 and "nope@1" in proc.stderr
+    # --resume continues a run with its own config: config options are refused, not ignored.
+    proc = run_cli(
+        neo4j_server.env, "train", "cal", "--resume", missing, "--epochs", "5", "--pca-dim", "8"
+    )
+    assert proc.returncode != 0
+    assert "--epochs, --pca-dim do not apply: --resume continues run" in proc.stderr
+    proc = run_cli(
+        neo4j_server.env, "train", "cal", "--dataset", planted_graph, "--transform", "sideways"
+    )
+    assert proc.returncode == 2 and "'sideways' is not one of 'both', 'half'" in proc.stderr
 
 
 def test_channel_filter_selects_exactly_the_channel_pairs(
@@ -188,8 +203,9 @@ def test_channel_filter_selects_exactly_the_channel_pairs(
 def test_co_essential_positives_on_real_depmap(
     graph: Connection, shared_data: Path, tmp_path: Path
 ) -> None:
-    ingest(graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], {},
-           rejects_dir=tmp_path)  # fmt: skip
+    ingest_files(
+        graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], tmp_path
+    )
     dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0][
         "id"
     ]
@@ -206,5 +222,33 @@ def test_co_essential_positives_on_real_depmap(
     assert inputs.meta["rule"] == "any score" and 800 < inputs.n <= 887
     split = make_split(inputs, config, "edge", 0)
     emb, info = embed(inputs.features, split.fit, config.pca_dim)
-    result = train(emb, split.train, config, tmp_path / "run", device="cpu", progress=False)
+    result = fit(CALTask(config, emb, split.train), tmp_path / "run", device="cpu").result
     assert result["complete"] and info["dim"] == 16
+
+
+def test_a_run_of_an_earlier_kgctl_is_deleted_and_refused_clearly(
+    graph: Connection, tmp_path: Path
+) -> None:
+    """A CAL run folder from before the model platform (no `format`, `written_back`), with its
+    edges and embeddings as schema version 3 migrated them."""
+    run_id = "cal-20261121-074544-abcdef"
+    folder = tmp_path / "runs" / run_id
+    folder.mkdir(parents=True)
+    record = {"id": run_id, "model": "cal", "status": "trained", "created_at": "2026-11-21T07:45:44+00:00",
+              "code_version": "0.1.0+a942536", "config": {"dataset": "d"}, "metrics": {},
+              "written_back": {"relationships": 1, "embeddings": 2}}  # fmt: skip
+    (folder / "run.json").write_text(json.dumps(record))
+    graph.query("CREATE (a:Gene {id: 'A', embedding_cal: [1.0, 0.0], embedding_cal_run: $id}), "
+                "(b:Gene {id: 'B', embedding_cal: [0.0, 1.0], embedding_cal_run: $id}), "
+                "(a)-[:PREDICTED_ASSOCIATION {score: 0.9, run: $id}]->(b), (:ModelRun {id: $id})",
+                {"id": run_id}, write=True)  # fmt: skip
+    with pytest.raises(KgctlError, match="before the model platform: train it again"):
+        runs.evaluate(graph, tmp_path, run_id, {})
+    removed = runs.delete(graph, tmp_path, run_id)
+    assert (removed["relationships"], removed["embeddings"], removed["model_run_nodes"]) == (
+        1,
+        2,
+        1,
+    )
+    assert graph_counts(graph) == {"Gene": 2, "SchemaVersion": 1} and not folder.exists()
+    assert not graph.query("MATCH (g:Gene) WHERE g.embedding_cal IS NOT NULL RETURN g")

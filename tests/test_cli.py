@@ -2,8 +2,6 @@
 
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -11,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
-from kgctl.testing import TestServer, clean_env, make_test_server
+from kgctl.testing import TestServer, clean_env, make_test_server, run_cli
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -41,14 +39,27 @@ def test_every_command_takes_json(path: tuple[str, ...]) -> None:
     assert "--json" in CliRunner().invoke(cli, [*path, "--help"]).output
 
 
-def kgctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The installed entry point, in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "kgctl.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+@pytest.mark.model("cal")
+def test_models_json_lists_each_model_with_its_view_and_writes() -> None:
+    result = CliRunner().invoke(cli, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    cal = {m["name"]: m for m in json.loads(result.output)["models"]}["cal"]
+    assert cal["view"] == "gene-association" and cal["config"] == "CALConfig"
+    assert cal["writes"] == {"relationship": "(Gene)-[:PREDICTED_ASSOCIATION]->(Gene)",
+                             "embedding": "Gene.embedding_cal", "vector_index": "gene_embedding_cal"}  # fmt: skip
+    help_text = CliRunner().invoke(cli, ["train", "cal", "--help"]).output
+    for field in (
+        "--pca-dim",
+        "--temperature",
+        "--transform [both|half]",
+        "--resume RUN",
+        "--nproc",
+    ):
+        assert field in help_text  # generated from CALConfig's fields and the platform's options
 
 
 def test_status_json_on_the_managed_server(neo4j_server: TestServer) -> None:
-    proc = kgctl(neo4j_server.env, "db", "status", "--json")
+    proc = run_cli(neo4j_server.env, "db", "status", "--json")
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout)
     assert status["ok"] is True and status["managed"] is True and status["running"] is True
@@ -64,13 +75,13 @@ def test_status_json_on_an_external_server(neo4j_server: TestServer) -> None:
     env = clean_env(
         NEO4J_URI=neo4j_server.server.bolt_uri, NEO4J_PASSWORD=neo4j_server.server.password()
     )
-    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    status = json.loads(run_cli(env, "db", "status", "--json").stdout)
     assert status["managed"] is False and status["running"] is True
     assert status["neo4j_version"].startswith("5.26.")
 
 
 def test_schema_json_shows_a_complete_schema(neo4j_server: TestServer) -> None:
-    proc = kgctl(neo4j_server.env, "db", "schema", "--json")
+    proc = run_cli(neo4j_server.env, "db", "schema", "--json")
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
     assert schema["missing"] == [] and schema["version"] == schema["expected_version"]
@@ -79,26 +90,26 @@ def test_schema_json_shows_a_complete_schema(neo4j_server: TestServer) -> None:
 
 
 def test_start_again_and_password(neo4j_server: TestServer) -> None:
-    start = json.loads(kgctl(neo4j_server.env, "db", "start", "--json").stdout)
+    start = json.loads(run_cli(neo4j_server.env, "db", "start", "--json").stdout)
     assert start["already_running"] is True
-    assert "already running" in kgctl(neo4j_server.env, "db", "start").stdout
-    password = kgctl(neo4j_server.env, "db", "password").stdout.strip()
+    assert "already running" in run_cli(neo4j_server.env, "db", "start").stdout
+    password = run_cli(neo4j_server.env, "db", "password").stdout.strip()
     assert password == neo4j_server.server.password()
 
 
 def test_wrong_password_is_a_clear_error_without_traceback(neo4j_server: TestServer) -> None:
     env = clean_env(NEO4J_URI=neo4j_server.server.bolt_uri, NEO4J_PASSWORD="not-the-password")
-    proc = kgctl(env, "db", "schema", "--json")
+    proc = run_cli(env, "db", "schema", "--json")
     assert proc.returncode == 1
     assert "rejected the credentials of user 'neo4j'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads(proc.stdout)["ok"] is False
-    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    status = json.loads(run_cli(env, "db", "status", "--json").stdout)
     assert status["running"] is False and "rejected the credentials" in status["error"]
 
 
 def test_managed_only_commands_refuse_an_external_uri() -> None:
-    proc = kgctl(clean_env(NEO4J_URI="bolt://127.0.0.1:1"), "db", "start")
+    proc = run_cli(clean_env(NEO4J_URI="bolt://127.0.0.1:1"), "db", "start")
     assert proc.returncode == 1
     assert "kgctl can start only its own managed server" in proc.stderr
 
@@ -106,14 +117,14 @@ def test_managed_only_commands_refuse_an_external_uri() -> None:
 def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "kgctl.toml"
     config.write_text("[server]\nbolt_prot = 1\n")
-    proc = kgctl(clean_env(KGCTL_CONFIG=str(config)), "db", "status")
+    proc = run_cli(clean_env(KGCTL_CONFIG=str(config)), "db", "status")
     assert proc.returncode == 1
     assert f"{config}: unknown key server.bolt_prot" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_install_again_is_a_noop(neo4j_server: TestServer) -> None:
-    proc = kgctl(neo4j_server.env, "db", "install", "--json")
+    proc = run_cli(neo4j_server.env, "db", "install", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["already_installed"] is True and result["neo4j"].startswith("5.26.")
@@ -126,7 +137,7 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
         sock.listen()
         port = sock.getsockname()[1]
         test_server = make_test_server(tmp_path, bolt_port=port)
-        proc = kgctl(test_server.env, "db", "start")
+        proc = run_cli(test_server.env, "db", "start")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"error: port {port} (bolt) on 127.0.0.1 is already in use by another process: "
@@ -136,12 +147,12 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_start_status_stop_through_the_cli(spare_server: TestServer) -> None:
     env = spare_server.env
-    started = json.loads(kgctl(env, "db", "start", "--json").stdout)
+    started = json.loads(run_cli(env, "db", "start", "--json").stdout)
     assert started["already_running"] is False and started["schema"]["created"]
-    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    status = json.loads(run_cli(env, "db", "status", "--json").stdout)
     assert status["running"] is True and status["pid"] == started["pid"]
-    stopped = json.loads(kgctl(env, "db", "stop", "--json").stdout)
+    stopped = json.loads(run_cli(env, "db", "stop", "--json").stdout)
     assert stopped["was_running"] is True and stopped["pid"] == started["pid"]
-    status = json.loads(kgctl(env, "db", "status", "--json").stdout)
+    status = json.loads(run_cli(env, "db", "status", "--json").stdout)
     assert status["running"] is False and status["pid"] is None
-    assert "not running" in kgctl(env, "db", "status").stdout
+    assert "not running" in run_cli(env, "db", "status").stdout

@@ -7,6 +7,7 @@ import gzip
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ import pytest
 import kgctl.ingest.pipeline as pipeline
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
-from kgctl.ingest.pipeline import ingest
-from kgctl.testing import TestServer, graph_counts
+from kgctl.graph.writer import write_batch
+from kgctl.testing import TestServer, graph_counts, ingest_files
 
 INFO = "#string_protein_id\tpreferred_name\tprotein_size\tannotation\n" + "".join(
     f"9606.ENSP0000000000{i}\tGENE{i}\t\t\n" for i in range(5)
@@ -41,18 +42,12 @@ def info(tmp_path: Path) -> Path:
     return write(tmp_path / "9606.protein.info.v12.0.txt", INFO)
 
 
-def run(conn: Connection, source: str, files: list[Path], tmp_path: Path, **kw: object) -> dict:
-    return ingest(
-        conn, source, files, kw.pop("options", {}), rejects_dir=tmp_path / "rejects", **kw
-    )  # type: ignore[arg-type]
-
-
 def test_malformed_and_unknown_rows_are_quarantined(
     graph: Connection, tmp_path: Path, info: Path
 ) -> None:
     links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "high") + "9606.ENSP00000000001 only\n"
                   + link(0, 9) + link(1, 0) + link(3, 3) + link(2, 3, "1200"))  # fmt: skip
-    result = run(graph, "string", [info, links], tmp_path)
+    result = ingest_files(graph, "string", [info, links], tmp_path)
     assert result["rows_rejected"] == 5 and result["relationships_written"] == 1
     assert graph_counts(graph)["INTERACTS_WITH"] == 1
     rejects = Path(result["rejects_file"]).read_text().splitlines()
@@ -73,7 +68,7 @@ def test_strict_rejects_the_whole_run(graph: Connection, tmp_path: Path, info: P
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=r"--strict: 1 of 7 rows are invalid, so nothing was written; "
                        r"first: links.txt:3: field 'combined_score': not an integer score"):  # fmt: skip
-        run(graph, "string", [info, links], tmp_path, strict=True)
+        ingest_files(graph, "string", [info, links], tmp_path, strict=True)
     assert graph_counts(graph) == before
 
 
@@ -81,7 +76,7 @@ def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
     table = write(
         tmp_path / "mols.csv", "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nbroken,C1CC(\nempty,\n"
     )
-    result = run(graph, "molecules", [table], tmp_path)
+    result = ingest_files(graph, "molecules", [table], tmp_path)
     assert result["rows_rejected"] == 2 and graph_counts(graph)["Molecule"] == 1
     assert result["first_rejects"] == [
         "mols.csv:3: field 'smiles': invalid SMILES 'C1CC('",
@@ -89,7 +84,7 @@ def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
     ]
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match="mols.csv:3: field 'smiles': invalid SMILES"):
-        run(graph, "molecules", [table], tmp_path, strict=True, force=True)
+        ingest_files(graph, "molecules", [table], tmp_path, strict=True, force=True)
     assert graph_counts(graph) == before
 
 
@@ -109,11 +104,11 @@ def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
     ],
 )
 def test_file_level_errors_change_nothing(
-    graph: Connection, tmp_path: Path, make, message: str
-) -> None:  # type: ignore[no-untyped-def]
+    graph: Connection, tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=message):
-        run(graph, "string", [make(tmp_path)], tmp_path)
+        ingest_files(graph, "string", [make(tmp_path)], tmp_path)
     assert graph_counts(graph) == before
 
 
@@ -127,7 +122,7 @@ def test_truncated_gzip_is_refused_before_any_write(
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=r"truncated.txt.gz: truncated gzip file \(ends after [\d,]+ "
                        r"decompressed bytes, about line [\d,]+\)"):  # fmt: skip
-        run(graph, "string", [info, truncated], tmp_path)
+        ingest_files(graph, "string", [info, truncated], tmp_path)
     assert graph_counts(graph) == before
 
 
@@ -138,12 +133,12 @@ def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> N
     compounds = shared_data / "l1000" / "compounds.tsv.gz"
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=r"bad.gct:3: the header names 2 samples; line 2 says 3"):
-        run(graph, "l1000", [gct, compounds], tmp_path)
+        ingest_files(graph, "l1000", [gct, compounds], tmp_path)
     short = write(
         tmp_path / "short.gct", "#1.3\n3\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n"
     )
     with pytest.raises(KgctlError, match=r"short.gct:5: the file ends after 1 of 3 data rows"):
-        run(graph, "l1000", [short, compounds], tmp_path)
+        ingest_files(graph, "l1000", [short, compounds], tmp_path)
     assert graph_counts(graph) == before
 
 
@@ -165,8 +160,8 @@ def test_interrupted_run_resumes(
     # One pair already in the graph: its type is present, so relationship batches may go
     # concurrently (a first load of a type is written one batch at a time).
     seed = write(tmp_path / "seed.txt", HEADER + "9606.P0 9606.P1 0 0 0 0 0 0 0 500\n")
-    run(graph, "string", [info, seed], tmp_path)
-    real = pipeline.write_batch
+    ingest_files(graph, "string", [info, seed], tmp_path)
+    real = write_batch
     calls = {"n": 0}
 
     def flaky(*args: object, **kwargs: object) -> tuple[int, int]:
@@ -177,7 +172,7 @@ def test_interrupted_run_resumes(
 
     monkeypatch.setattr(pipeline, "write_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
-        run(graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers)
+        ingest_files(graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers)
     state = graph.query(
         "MATCH (r:IngestRun {status: 'interrupted'}) "
         "RETURN r.status AS s, r.batches_done AS b, r.batches_committed AS c"
@@ -188,7 +183,9 @@ def test_interrupted_run_resumes(
     written = graph_counts(graph)["INTERACTS_WITH"]
     assert written < 4950
     monkeypatch.setattr(pipeline, "write_batch", real)
-    result = run(graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers)
+    result = ingest_files(
+        graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers
+    )
     assert result["batches_resumed"] == state["b"] and result["status"] == "completed"
     assert (result["batches_concurrent"] > 0) == (writers == 2)
     assert result["relationships_written"] == 4950
@@ -217,5 +214,5 @@ def test_unparseable_table_is_one_error(graph: Connection, tmp_path: Path) -> No
     bad.write_bytes(b"gene,s1,s2\nTP53,1.0,2.0\nEGFR,\xff\xfe,3.0\n")
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=r"cannot parse matrix.csv: UnicodeDecodeError"):
-        run(graph, "expression", [bad], tmp_path)
+        ingest_files(graph, "expression", [bad], tmp_path)
     assert graph_counts(graph) == before

@@ -9,21 +9,15 @@ import pytest
 
 from kgctl import generators
 from kgctl.graph.connection import Connection
-from kgctl.ingest.pipeline import ingest
 from kgctl.ingest.transcripts import Structure, parse_header
-from kgctl.testing import graph_counts
+from kgctl.testing import graph_counts, ingest_files
 
 
-def run(
-    conn: Connection, source: str, files: list[Path], tmp_path: Path, **options: object
-) -> dict:
-    return ingest(conn, source, files, options, rejects_dir=tmp_path / "rejects")
-
-
+@pytest.mark.adapter("perturbseq")
 def test_perturbseq(graph: Connection, tmp_path: Path) -> None:
     h5ad = generators.perturbseq_h5ad(tmp_path / "K562_essential_normalized_bulk_01.h5ad",
                                       n_perturbations=30, n_readout=50, n_controls=4)  # fmt: skip
-    result = run(graph, "perturbseq", [h5ad], tmp_path)
+    result = ingest_files(graph, "perturbseq", [h5ad], tmp_path)
     counts = graph_counts(graph)
     assert result["rows_read"] == 34
     assert counts["ExpressionProfile"] == 34 and counts["Gene"] == 30 and counts["PERTURBS"] == 30
@@ -35,14 +29,15 @@ def test_perturbseq(graph: Connection, tmp_path: Path) -> None:
                       "p.features AS f, g.ensembl_gene_id AS e")[0]  # fmt: skip
     assert (row["t"], row["c"], row["e"]) == ("CRISPRi", "K562", "ENSG00000100000")
     assert len(row["f"]) == 50 and row["f"][0] < -2  # the target's own knockdown
-    assert run(graph, "perturbseq", [h5ad], tmp_path)["skipped"]
+    assert ingest_files(graph, "perturbseq", [h5ad], tmp_path)["skipped"]
     assert graph_counts(graph) == counts
 
 
+@pytest.mark.adapter("morphology")
 @pytest.mark.parametrize("suffix", [".parquet", ".csv.gz"])
 def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix: str) -> None:
     jump = shared_data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"
-    run(graph, "molecules", [jump], tmp_path, source_name="JUMP-Target")
+    ingest_files(graph, "molecules", [jump], tmp_path, {"source_name": "JUMP-Target"})
     keys = [
         r["id"] for r in graph.query("MATCH (m:Molecule) RETURN m.id AS id ORDER BY id LIMIT 5")
     ]
@@ -54,7 +49,7 @@ def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix
         n_dmso=3,
     )
     before = graph_counts(graph)
-    result = run(graph, "morphology", [profiles], tmp_path)
+    result = ingest_files(graph, "morphology", [profiles], tmp_path)
     after = graph_counts(graph)
     assert result["rows_read"] == 5 * 2 + 2 * 2 + 3 and result["rows_rejected"] == 0
     assert after["MorphologyProfile"] == 17
@@ -63,14 +58,15 @@ def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix
     wells = graph.query("MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile) RETURN r.type AS t, "
                         "p.plate AS plate, size(p.features) AS n LIMIT 1")[0]  # fmt: skip
     assert wells == {"t": "compound", "plate": "BR00117010", "n": 24}
-    assert run(graph, "morphology", [profiles], tmp_path)["skipped"]
+    assert ingest_files(graph, "morphology", [profiles], tmp_path)["skipped"]
 
 
+@pytest.mark.adapter("transcripts")
 def test_transcripts(graph: Connection, tmp_path: Path) -> None:
     fasta, gtf = generators.transcripts(tmp_path / "gencode.v44.pc_transcripts.fa",
                                         tmp_path / "gencode.v44.annotation.gtf",
                                         genes=["TP53", "BRCA1", "EGFR", "MYC"], isoforms=3)  # fmt: skip
-    result = run(graph, "transcripts", [fasta, gtf], tmp_path, source_version="44")
+    result = ingest_files(graph, "transcripts", [fasta, gtf], tmp_path, {"source_version": "44"})
     counts = graph_counts(graph)
     assert counts["Transcript"] == 12 and counts["ISOFORM_OF"] == 12 and counts["Gene"] == 4
     assert result["rows_rejected"] == 0
@@ -79,9 +75,12 @@ def test_transcripts(graph: Connection, tmp_path: Path) -> None:
     assert len(rows) == 3 and all(
         r["n"] == r["s"] == r["e"][-1] and r["src"] == "GENCODE" for r in rows
     )
-    assert run(graph, "transcripts", [fasta, gtf], tmp_path, source_version="44")["skipped"]
+    assert ingest_files(graph, "transcripts", [fasta, gtf], tmp_path, {"source_version": "44"})[
+        "skipped"
+    ]
 
 
+@pytest.mark.adapter("transcripts")
 def test_gtf_cds_matches_gencode_header(tmp_path: Path) -> None:
     """The CDS computed from GTF exons equals the span in the GENCODE header."""
     fasta, gtf = generators.transcripts(tmp_path / "t.fa", tmp_path / "t.gtf", genes=["A1", "B2"])
@@ -99,28 +98,28 @@ def test_gtf_cds_matches_gencode_header(tmp_path: Path) -> None:
             assert (start, end) == cds
 
 
+@pytest.mark.adapter("expression")
 def test_expression_both_orientations(graph: Connection, tmp_path: Path) -> None:
     frame = pd.DataFrame([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], index=pd.Index(["TP53", "EGFR"], name="gene"),
                          columns=["s1", "s2", "s3"])  # fmt: skip
     frame.to_csv(tmp_path / "genes_by_samples.tsv", sep="\t")
     frame.T.rename_axis("sample").to_parquet(tmp_path / "samples_by_genes.parquet")
-    run(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path, dataset="a")
-    run(graph, "expression", [tmp_path / "samples_by_genes.parquet"], tmp_path, dataset="b")
+    ingest_files(
+        graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path, {"dataset": "a"}
+    )
+    ingest_files(
+        graph, "expression", [tmp_path / "samples_by_genes.parquet"], tmp_path, {"dataset": "b"}
+    )
     a = graph.query("MATCH (p:ExpressionProfile {id: 'a:s2'}) RETURN p.features AS f")[0]["f"]
     b = graph.query("MATCH (p:ExpressionProfile {id: 'b:s2'}) RETURN p.features AS f")[0]["f"]
     assert a == b == [2.0, 5.0]
-    run(
-        graph,
-        "expression",
-        [tmp_path / "genes_by_samples.tsv"],
-        tmp_path,
-        dataset="c",
-        mode="genes",
-    )
+    ingest_files(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path,
+                 {"dataset": "c", "mode": "genes"})  # fmt: skip
     gene = graph.query("MATCH (g:Gene {id: 'EGFR'}) RETURN g.expression_c AS v")[0]["v"]
     assert gene == [4.0, 5.0, 6.0]
 
 
+@pytest.mark.adapter("molecules")
 def test_molecules_smi_and_sdf(graph: Connection, tmp_path: Path) -> None:
     from rdkit import Chem
 
@@ -136,7 +135,7 @@ def test_molecules_smi_and_sdf(graph: Connection, tmp_path: Path) -> None:
         writer.write(mol)
     writer.close()
     sdf.write_text(sdf.read_text() + "garbage\n  no atoms here\nM  END\n$$$$\n")
-    result = run(graph, "molecules", [smi, sdf], tmp_path)
+    result = ingest_files(graph, "molecules", [smi, sdf], tmp_path)
     assert result["rows_read"] == 8 and result["rows_rejected"] == 2
     assert graph_counts(graph)["Molecule"] == 3  # the same three structures from both files
     assert result["first_rejects"][0] == "set.smi:4: field 'smiles': invalid SMILES 'not_a_smiles'"

@@ -9,22 +9,17 @@ import pandas as pd
 import pytest
 
 from kgctl.graph.connection import Connection
-from kgctl.ingest.pipeline import ingest
-from kgctl.testing import graph_counts
+from kgctl.testing import graph_counts, ingest_files
 
 
-def run(conn: Connection, source: str, files: list[Path], tmp_path: Path, **kw: object) -> dict:
-    options = kw.pop("options", {})
-    return ingest(conn, source, files, options, rejects_dir=tmp_path / "rejects", **kw)  # type: ignore[arg-type]
-
-
+@pytest.mark.adapter("string")
 def test_string_full_and_info(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     d = shared_data / "string"
     files = [
         d / "9606.protein.info.v12.0.subset.txt.gz",
         d / "9606.protein.links.full.v12.0.subset.txt.gz",
     ]
-    result = run(graph, "string", files, tmp_path)
+    result = ingest_files(graph, "string", files, tmp_path)
     # README: 19,699 protein.info rows; 170,298 interactions, each written in both directions.
     assert result["status"] == "completed"
     assert result["rows_read"] == 19_699 + 340_596
@@ -43,7 +38,8 @@ def test_string_full_and_info(graph: Connection, shared_data: Path, tmp_path: Pa
     assert (r["combined_score"], r["coexpression"], r["coexpression_transferred"], r["database"],
             r["experiments_transferred"], r["homology"]) == (905, 42, 67, 900, 71, 0)  # fmt: skip
     assert r["source"] == "STRING" and r["source_version"] == "12.0"
-    assert r["ingest_run"] == result["run_id"]
+    assert r["run"] == result["run_id"] and r["licence"] == "CC-BY-4.0"
+    assert r["created_at"].isoformat().startswith(result["started_at"][:10])  # a Neo4j datetime
     run_node = graph.query("MATCH (r:IngestRun) RETURN properties(r) AS r")[0]["r"]
     assert (
         run_node["file_sha256"][1]
@@ -51,13 +47,14 @@ def test_string_full_and_info(graph: Connection, shared_data: Path, tmp_path: Pa
     )
     assert run_node["rows_loaded"] == 19_699 + 170_298
 
-    again = run(graph, "string", files, tmp_path)
+    again = ingest_files(graph, "string", files, tmp_path)
     assert again["skipped"] and graph_counts(graph) == counts
-    forced = run(graph, "string", files, tmp_path, force=True)
+    forced = ingest_files(graph, "string", files, tmp_path, force=True)
     assert not forced["skipped"] and forced["relationships_written"] == 170_298
     assert graph_counts(graph) == counts
 
 
+@pytest.mark.adapter("string")
 def test_string_detailed_filters(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     d = shared_data / "string"
     links = d / "9606.protein.links.detailed.v12.0.subset.txt.gz"
@@ -65,7 +62,7 @@ def test_string_detailed_filters(graph: Connection, shared_data: Path, tmp_path:
     frame = pd.read_csv(links, sep=" ")
     strong = frame[(frame.combined_score >= 700) & (frame.experimental >= 400)]
     expected = len({tuple(sorted(p)) for p in zip(strong.protein1, strong.protein2, strict=True)})
-    result = run(graph, "string", files, tmp_path,
+    result = ingest_files(graph, "string", files, tmp_path,
                  options={"min_score": 700, "channel": ("experimental>=400",)})  # fmt: skip
     assert result["relationships_written"] == expected
     assert graph_counts(graph)["INTERACTS_WITH"] == expected
@@ -74,11 +71,12 @@ def test_string_detailed_filters(graph: Connection, shared_data: Path, tmp_path:
     assert low["s"] >= 700 and low["e"] >= 400
 
 
+@pytest.mark.adapter("depmap")
 def test_depmap_effect_and_expression(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     d = shared_data / "depmap"
     effect = d / "CRISPRGeneEffect.subset.csv.gz"
     expression = d / "OmicsExpressionProteinCodingGenesTPMLogp1.subset.csv.gz"
-    run(graph, "depmap", [effect, expression], tmp_path)
+    ingest_files(graph, "depmap", [effect, expression], tmp_path)
     counts = graph_counts(graph)
     # README: 58 lines × 887 genes; 55 lines × 106 genes, all 55 lines and 105 genes shared.
     assert counts["CellLine"] == 58
@@ -92,13 +90,16 @@ def test_depmap_effect_and_expression(graph: Connection, shared_data: Path, tmp_
     column = next(c for c in frame.columns if c.startswith("SNRPF "))
     assert gene["e"] == column.split("(")[1].rstrip(")")
     assert gene["v"] == pytest.approx(frame.loc[order, column].tolist(), rel=1e-6, nan_ok=True)
-    again = run(graph, "depmap", [effect, expression], tmp_path)
+    again = ingest_files(graph, "depmap", [effect, expression], tmp_path)
     assert again["skipped"] and graph_counts(graph) == counts
 
 
+@pytest.mark.adapter("molecules")
 def test_molecules_repurposing_hub(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     table = shared_data / "molecules" / "repurposing_info.tsv.gz"
-    result = run(graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"})
+    result = ingest_files(
+        graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"}
+    )
     assert result["rows_read"] == 13_553 and result["rows_rejected"] == 0
     counts = graph_counts(graph)
     frame = pd.read_csv(table, sep="\t", dtype=str)
@@ -109,16 +110,19 @@ def test_molecules_repurposing_hub(graph: Connection, shared_data: Path, tmp_pat
     assert counts["TARGETS"] == 12_067  # distinct (RDKit InChIKey, target) pairs
     mol = graph.query("MATCH (m:Molecule {name: 'imatinib'}) RETURN m LIMIT 1")[0]["m"]
     assert len(mol["fingerprint"]) == 2048 // 8 and mol["id"].count("-") == 2
-    again = run(graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"})
+    again = ingest_files(
+        graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"}
+    )
     assert again["skipped"] and graph_counts(graph) == counts
 
 
 @pytest.mark.parametrize(
     "matrix", ["test_l1000.gct.gz", "test_l1000_level3.gctx", "test_l1000_level4.gct.gz"]
 )
+@pytest.mark.adapter("l1000")
 def test_l1000(graph: Connection, shared_data: Path, tmp_path: Path, matrix: str) -> None:
     d = shared_data / "l1000"
-    result = run(graph, "l1000", [d / matrix, d / "compounds.tsv.gz"], tmp_path)
+    result = ingest_files(graph, "l1000", [d / matrix, d / "compounds.tsv.gz"], tmp_path)
     # 377 signatures: 48 name one of the 8 BRD compounds without a structure (rejected as unknown).
     assert result["rows_rejected"] == 48
     counts = graph_counts(graph)
@@ -131,11 +135,13 @@ def test_l1000(graph: Connection, shared_data: Path, tmp_path: Path, matrix: str
     assert Path(result["rejects_file"]).read_text().count("BRD-K20696416") > 0
 
 
+@pytest.mark.adapter("expression")
+@pytest.mark.adapter("transcripts")
 def test_expression_matrix_and_orthologs(
     graph: Connection, shared_data: Path, tmp_path: Path
 ) -> None:
     matrix = shared_data / "depmap" / "OmicsExpressionProteinCodingGenesTPMLogp1.subset.csv.gz"
-    run(graph, "expression", [matrix], tmp_path, options={"dataset": "ccle-sample"})
+    ingest_files(graph, "expression", [matrix], tmp_path, options={"dataset": "ccle-sample"})
     assert graph_counts(graph)["ExpressionProfile"] == 55
     vector = graph.query(
         "MATCH (p:ExpressionProfile {id: 'ccle-sample:ACH-002029'}) RETURN p.features AS f"
@@ -144,7 +150,7 @@ def test_expression_matrix_and_orthologs(
 
     rna = shared_data / "rna"
     genemap, orthologs = rna / "all_HLs_human_PC1.txt.gz", rna / "1to1_orthologs_expression.txt.gz"
-    result = run(graph, "transcripts", [genemap, orthologs], tmp_path)
+    result = ingest_files(graph, "transcripts", [genemap, orthologs], tmp_path)
     hl = pd.read_csv(genemap, sep="\t", dtype=str).dropna(subset=["external_gene_name"])
     known = set(hl.ensembl_gene_id)
     pairs = pd.read_csv(orthologs, sep="\t", header=None, dtype=str)

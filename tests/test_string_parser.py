@@ -8,9 +8,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kgctl.graph.records import Edge, EdgeBlock, Reject, RowDone
+from kgctl.graph.schema import STRING_CHANNELS
 from kgctl.ingest.readers import open_binary
-from kgctl.ingest.string import LinkParser
+from kgctl.ingest.string import LINK_LAYOUTS, LinkParser
 
 HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score"
 
@@ -67,6 +70,7 @@ def parse(path: Path, names: dict[str, str], block_bytes: int | None) -> dict[st
     return {"edges": edges, "rows": rows, "rejects": rejects, "blocks": blocks}
 
 
+@pytest.mark.adapter("string")
 def test_blocks_equal_lines_on_clean_input(tmp_path: Path) -> None:
     path, names = links_file(tmp_path / "links.txt", bad=False)
     reference = parse(path, names, None)
@@ -80,6 +84,7 @@ def test_blocks_equal_lines_on_clean_input(tmp_path: Path) -> None:
     assert reference["rows"]["duplicate"] >= 3000
 
 
+@pytest.mark.adapter("string")
 def test_blocks_with_bad_rows_fall_back_and_name_the_line(tmp_path: Path) -> None:
     path, names = links_file(tmp_path / "links.txt", bad=True)
     reference = parse(path, names, None)
@@ -90,3 +95,9 @@ def test_blocks_with_bad_rows_fall_back_and_name_the_line(tmp_path: Path) -> Non
     assert {k: v for k, v in got.items() if k != "blocks"} == {
         k: v for k, v in reference.items() if k != "blocks"
     }
+
+
+@pytest.mark.adapter("string")
+def test_every_layout_channel_is_in_the_schema() -> None:
+    channels = {c for layout in LINK_LAYOUTS.values() for c in layout[2:-1]}
+    assert channels == set(STRING_CHANNELS)  # CAL's channel filter and the schema agree

@@ -6,10 +6,11 @@ import click
 
 from kgctl import __version__
 from kgctl.cli.build import build_group
+from kgctl.cli.dispatched import evaluate_command, predict_command
 from kgctl.cli.download import download
 from kgctl.cli.export import export
 from kgctl.cli.ingest import register_ingest_commands
-from kgctl.cli.models_old import COMMANDS as MODEL_COMMANDS
+from kgctl.cli.models import models
 from kgctl.cli.output import (
     Result,
     connect_with_spinner,
@@ -18,12 +19,16 @@ from kgctl.cli.output import (
     progress_bar,
     spinner,
 )
+from kgctl.cli.query import query
+from kgctl.cli.runs import runs_group
+from kgctl.cli.train import register_train_commands
 from kgctl.core.errors import KgctlError
 from kgctl.core.settings import Settings, load_settings
 from kgctl.graph.connection import connect, server_facts, start_managed
 from kgctl.graph.install import distribution, install
 from kgctl.graph.schema import apply_schema, describe_schema
 from kgctl.graph.server import ManagedServer
+from kgctl.models.registry import available
 
 
 def _managed_server(settings: Settings, verb: str) -> ManagedServer:
@@ -294,8 +299,13 @@ cli.add_command(register_ingest_commands())
 cli.add_command(download)
 cli.add_command(build_group)
 cli.add_command(export)
-for _command in MODEL_COMMANDS:
-    cli.add_command(_command)
+_models = available()
+cli.add_command(register_train_commands(_models))
+cli.add_command(evaluate_command(_models))
+cli.add_command(predict_command(_models))
+cli.add_command(runs_group)
+cli.add_command(query)
+cli.add_command(models)
 
 
 def main() -> None:

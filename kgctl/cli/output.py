@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 stderr = Console(stderr=True, highlight=False)
 Result = dict[str, Any]
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
 def json_command(
@@ -108,6 +109,16 @@ def connect_with_spinner(settings: Settings) -> Connection:
 
     with spinner("Connecting to Neo4j") as update:
         return connect(settings, on_wait=update)
+
+
+@contextmanager
+def connected() -> Iterator[tuple[Settings, Connection]]:
+    """The settings and a connection to the graph, for a command's body."""
+    from kgctl.core.settings import load_settings
+
+    settings = load_settings()
+    with connect_with_spinner(settings) as conn:
+        yield settings, conn
 
 
 def human_bytes(n: int) -> str:

@@ -1,81 +1,117 @@
 """CAL, contrastive association learning (methods/cal.md): a map from a gene's expression
-embedding into a space where interacting genes are close. `train_run` is `kgctl train cal`."""
+embedding into a space where interacting genes are close. Registered as `cal`: `kgctl train cal`
+and every other part of the model platform come from this declaration."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
-import numpy as np
+from torch import nn
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
+from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
-from kgctl.models.cal.config import CALConfig, load_config
+from kgctl.models.base import Model, Prediction, Writes
+from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import Inputs, collect_inputs, embed, make_split
-from kgctl.models.cal.train import resolve_device, train
-from kgctl.models.runs import Run, load_run, new_run, record_model_run
+from kgctl.models.cal.model import CALModel
+from kgctl.models.cal.task import CALTask
+from kgctl.models.registry import register
+from kgctl.models.runs import Run
 
-__all__ = ["CALConfig", "load_config", "train_run", "resume_run", "inputs_by_threshold"]
-
-
-def _view_dir(data_dir: Path, config: CALConfig) -> Path:
-    return data_dir / "views" / f"gene-association-{config.relationship}"
+__all__ = ["CAL", "CALConfig", "inputs_by_threshold"]
 
 
-def inputs_by_threshold(conn: Connection, data_dir: Path, config: CALConfig,
+def _comma_list(text: str, option: str, cast: type, what: str) -> tuple[Any, ...]:
+    try:
+        return tuple(cast(v.strip()) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise KgctlError(f"--{option}: {text!r} is not a comma-separated list of {what}") from None
+
+
+@register
+class CAL(Model):
+    name = "cal"
+    description = "Contrastive association learning: gene pairs (STRING) close in a map of expression embeddings."
+    config_class = CALConfig
+    view = "gene-association"
+    writes = Writes("PREDICTED_ASSOCIATION", "Gene", "Gene", embedding_label="Gene")
+    evaluate_options: ClassVar[tuple[Option, ...]] = (
+        Option("seeds", "Comma-separated seeds (model and split).", str, "42,123,456"),
+        Option("splits", "Held-out splits to evaluate.", str, "edge,node"),
+        Option("thresholds", "Also train one model per positives score threshold (e.g. "
+               "400,700,900) and score them all on one held-out set of the strictest's pairs.", str, ""),
+    )  # fmt: skip
+    predict_options: ClassVar[tuple[Option, ...]] = (
+        Option("top-k", "Partners kept per gene.", int, 10),
+    )
+    test_config = {"pca_dim": 8, "hidden_dim": 32, "layers": 1, "epochs": 3, "batch_size": 32,
+                   "checkpoint_every": 1}  # fmt: skip
+    config: CALConfig
+
+    def build_inputs(self, conn: Connection, views: Path) -> Inputs:
+        return collect_inputs(
+            conn, self.config, views / f"gene-association-{self.config.relationship}"
+        )
+
+    def load_inputs(self, path: Path) -> Inputs:
+        return Inputs.load(path)
+
+    def task(self, inputs: Inputs) -> CALTask:
+        split = make_split(inputs, self.config, self.config.split, self.config.seed)
+        emb, info = embed(inputs.features, split.fit, self.config.pca_dim)
+        return CALTask(self.config, emb, split.train, split=split, embedding=info)
+
+    def describe(self, inputs: Inputs, task: CALTask) -> dict[str, Any]:
+        info, split = task.embedding, task.split
+        assert split is not None
+        return {**inputs.meta, "split": split.counts(), "embedding_dim": info["dim"],
+                "explained_variance": round(info["explained_variance"], 4),
+                "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]}  # fmt: skip
+
+    def build_module(self, **module_args: Any) -> nn.Module:
+        return CALModel(**module_args)
+
+    def evaluate(self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
+                 device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+        from kgctl.models.cal.evaluate import evaluate
+
+        seeds = _comma_list(options.get("seeds", "42,123,456"), "seeds", int, "integers")
+        splits = _comma_list(options.get("splits", "edge,node"), "splits", str, "names")
+        thresholds = _comma_list(options.get("thresholds", ""), "thresholds", float, "numbers")
+        if not seeds or not splits or set(splits) - {"edge", "node"}:
+            raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
+        sweep = (
+            inputs_by_threshold(conn, run.views, self.config, thresholds) if thresholds else None
+        )
+        return evaluate(run, inputs, splits=splits, seeds=seeds, device=device,
+                        on_progress=on_progress, thresholds=sweep)  # fmt: skip
+
+    @classmethod
+    def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
+        from kgctl.models.cal.evaluate import headline
+
+        return headline(result)
+
+    @classmethod
+    def report(cls, result: dict[str, Any]) -> list[str]:
+        from kgctl.models.cal.evaluate import report
+
+        return report(result)
+
+    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any],
+                device: str) -> Prediction:  # fmt: skip
+        from kgctl.models.cal.predict import predict
+
+        assert isinstance(module, CALModel)
+        return predict(self.config, inputs, module, int(options.get("top_k", 10)), device)
+
+
+def inputs_by_threshold(conn: Connection, views: Path, config: CALConfig,
                         thresholds: tuple[float, ...]) -> dict[float, Inputs]:  # fmt: skip
     """The run's inputs again with positives at each score threshold (for a threshold sweep)."""
     if config.channel is not None:
         raise KgctlError("a threshold sweep needs positives chosen by score, not a channel filter")
-    return {
-        t: collect_inputs(conn, config.replace(min_score=t), _view_dir(data_dir, config))
-        for t in thresholds
-    }
-
-
-def train_run(conn: Connection, data_dir: Path, config: CALConfig, *, device: str = "auto",
-              nproc: int = 1, progress: bool = True, stop_after: int | None = None) -> Run:  # fmt: skip
-    """Export the view, build the inputs and split, train, and record the run (folder and
-    ModelRun node). The run's folder keeps everything evaluation and prediction need."""
-    run = new_run(data_dir, "cal", config.to_dict())
-    inputs = collect_inputs(conn, config, _view_dir(data_dir, config))
-    inputs.save(run.dir / "inputs.npz")
-    split = make_split(inputs, config, config.split, config.seed)
-    emb, info = embed(inputs.features, split.fit, config.pca_dim)
-    run.update(status="training", device=resolve_device(device),
-               data={**inputs.meta, "split": split.counts(), "embedding_dim": info["dim"],
-                     "explained_variance": round(info["explained_variance"], 4),
-                     "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]})  # fmt: skip
-    record_model_run(conn, run)
-    return _fit(
-        conn, run, emb, split.train, config, device, nproc, progress, stop_after, resume=False
-    )
-
-
-def resume_run(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto", nproc: int = 1,
-               progress: bool = True) -> Run:  # fmt: skip
-    """Continue an interrupted run from its last checkpoint (same split, same embedding)."""
-    run = load_run(data_dir, run_id)
-    config = CALConfig(**run.config)
-    inputs = Inputs.load(run.dir / "inputs.npz")
-    split = make_split(inputs, config, config.split, config.seed)
-    emb, info = embed(inputs.features, split.fit, config.pca_dim)
-    if info["sha256"] != run.record["data"]["embedding_sha256"]:
-        raise KgctlError(f"run {run_id}: the embedding no longer matches its checksum")
-    return _fit(conn, run, emb, split.train, config, device, nproc, progress, None, resume=True)
-
-
-def _fit(conn: Connection, run: Run, emb: np.ndarray, pairs: np.ndarray, config: CALConfig, device: str, nproc: int,
-         progress: bool, stop_after: int | None, resume: bool) -> Run:  # fmt: skip
-    try:
-        result = train(emb, pairs, config, run.dir, device=device, nproc=nproc, resume=resume,
-                       stop_after=stop_after, progress=progress)  # fmt: skip
-    except BaseException:
-        run.update(status="interrupted")
-        record_model_run(conn, run)
-        raise
-    history = result.pop("history")
-    run.update(status="trained" if result["complete"] else "interrupted", device=result["device"],
-               metrics={**run.record.get("metrics", {}), "training": result},
-               history_file="history.json", epochs=len(history))  # fmt: skip
-    record_model_run(conn, run)
-    return run
+    return {t: CAL(config.replace(min_score=t)).build_inputs(conn, views) for t in thresholds}

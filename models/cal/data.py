@@ -16,6 +16,7 @@ import numpy as np
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view, node_index, relationship_chunks
+from kgctl.graph.views import EdgeSpec
 from kgctl.models.cal.config import CALConfig
 
 
@@ -75,8 +76,8 @@ def collect_inputs(conn: Connection, config: CALConfig, view_dir: Path) -> Input
     channel_pairs = None
     if config.channel is not None:
         internal, _ = node_index(conn, "Gene")
-        batches = list(relationship_chunks(conn, ("Gene", config.relationship, "Gene"), internal,
-                                           internal, f"r.{config.channel}", config.min_channel))  # fmt: skip
+        edge = EdgeSpec("Gene", config.relationship, "Gene", f"r.{config.channel}")
+        batches = list(relationship_chunks(conn, edge, internal, internal, config.min_channel))
         channel_pairs = np.concatenate(
             [np.column_stack([b.column(0).to_numpy(), b.column(1).to_numpy()]) for b in batches]
             or [np.zeros((0, 2), dtype=np.int64)]
@@ -118,7 +119,8 @@ def build_inputs(view: View, config: CALConfig, channel_pairs: np.ndarray | None
     if len(positives) < 20:
         raise KgctlError(f"only {len(positives)} {config.relationship} pairs among genes with "
                          f"features pass {rule}; CAL needs more")  # fmt: skip
-    meta = {"view_fingerprint": view.meta.get("fingerprint"), "dataset": config.dataset,
+    meta = {"view_fingerprint": view.meta.get("fingerprint"), "licences": view.meta.get("licences", []),
+            "dataset": config.dataset,
             "relationship": config.relationship, "rule": rule, "genes_in_view": len(view.node_ids),
             "genes": n, "features": int(x.shape[1]), "known_pairs": len(known),
             "positive_pairs": len(positives), "genes_in_positives": int(len(np.unique(positives)))}  # fmt: skip

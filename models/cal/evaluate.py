@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress, silent
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degree_product, degrees, walk_embedding
-from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import (
     Inputs,
@@ -30,9 +30,10 @@ from kgctl.models.cal.data import (
     reference_negatives,
     validation_negatives,
 )
-from kgctl.models.cal.model import encode, pair_scores
-from kgctl.models.cal.train import load_model, train
+from kgctl.models.cal.model import CALModel, encode, pair_scores
+from kgctl.models.cal.task import Bilinear, BilinearTask, CALTask
 from kgctl.models.runs import Run
+from kgctl.models.trainer import HISTORY, MODEL, fit, load_module
 
 SEEDS = (42, 123, 456)
 NEGATIVE_RATIO = 5
@@ -44,11 +45,10 @@ class Scorer:
     training pairs), input cosine, and degree product, bilinear form and walk-embedding cosine
     (all three fit on the training pairs only)."""
 
-    def __init__(self, inputs: Inputs, split: Split, emb: np.ndarray, model_dir: Path,
+    def __init__(self, inputs: Inputs, split: Split, emb: np.ndarray, model: CALModel,
                  config: CALConfig) -> None:  # fmt: skip
         self.emb = emb
         self.transform = config.transform
-        model = load_model(model_dir)
         self.fx = encode(model, torch.from_numpy(emb))
         self.degree = degrees(inputs.n, split.train)
         self.bilinear = fit_bilinear(emb, split.train, config.replace(seed=split.seed))
@@ -67,27 +67,53 @@ class Scorer:
         return cosine_scores(self.walk, pairs)
 
 
-def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, progress: bool,
-                device: str) -> tuple[np.ndarray, Path, dict[str, Any] | None]:  # fmt: skip
+def fit_bilinear(emb: np.ndarray, pairs: np.ndarray, config: CALConfig) -> np.ndarray:
+    """The bilinear baseline's symmetric W after training on `pairs` with CAL's loss and
+    schedule (methods/cal.md §8.5), on the shared trainer, in memory."""
+    module = fit(BilinearTask(config, emb, pairs), None, device="cpu").module
+    assert isinstance(module, Bilinear)
+    return module.weight().detach().numpy()
+
+
+def bilinear_scores(emb: np.ndarray, w: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """ẽ_Aᵀ W ẽ_B for each pair, on the unit-normalised embedding."""
+    unit = torch.nn.functional.normalize(torch.from_numpy(emb).float(), dim=1, eps=1e-8).numpy()
+    return np.asarray(np.einsum("ij,jk,ik->i", unit[pairs[:, 0]], w, unit[pairs[:, 1]]))
+
+
+def trained(folder: Path, config: CALConfig, emb: np.ndarray, pairs: np.ndarray, device: str,
+            on_progress: OnProgress) -> tuple[CALModel, dict[str, Any]]:  # fmt: skip
+    """A CAL model trained on `pairs` in `folder` (trained now unless it is already there), and
+    its last epoch."""
+    if not (folder / MODEL).exists():
+        fit(CALTask(config, emb, pairs), folder, device=device, on_progress=on_progress)
+    last = json.loads((folder / HISTORY).read_text())["epochs"][-1]
+    module = load_module(folder, CALModel)
+    assert isinstance(module, CALModel)
+    return module, last
+
+
+def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str,
+                on_progress: OnProgress) -> tuple[np.ndarray, CALModel, dict[str, Any] | None]:  # fmt: skip
     """The embedding and a trained model for (split, seed): the run's own model when it was
     trained on exactly that split, else one trained now under `evaluation/`."""
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
-    if config.split == split.kind and config.seed == split.seed and (run.dir / "model.pt").exists():
-        return emb, run.dir, None
+    if config.split == split.kind and config.seed == split.seed:
+        model = load_module(run.dir, CALModel)
+        assert isinstance(model, CALModel)
+        return emb, model, None
     folder = run.dir / "evaluation" / f"{split.kind}-seed{split.seed}"
     seeded = config.replace(seed=split.seed, split=split.kind)
-    if (folder / "model.pt").exists():
-        return emb, folder, json.loads((folder / "history.json").read_text())["epochs"][-1]
-    result = train(emb, split.train, seeded, folder, device=device, progress=progress)
-    return emb, folder, result["history"][-1]
+    model, last = trained(folder, seeded, emb, split.train, device, on_progress)
+    return emb, model, last
 
 
-def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, progress: bool,
-           device: str) -> dict[str, Any]:  # fmt: skip
+def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, device: str,
+           on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
     """Held-out figures of every method for one split and seed."""
     split = make_split(inputs, config, kind, seed)
-    emb, model_dir, last_epoch = split_model(run, inputs, config, split, progress, device)
-    score = Scorer(inputs, split, emb, model_dir, config)
+    emb, model, last_epoch = split_model(run, inputs, config, split, device, on_progress)
+    score = Scorer(inputs, split, emb, model, config)
     rng = np.random.default_rng(seed)
     negative_sets = {
         "random": negatives(inputs, split, NEGATIVE_RATIO, rng),
@@ -135,7 +161,9 @@ def reference(run: Run, inputs: Inputs, config: CALConfig) -> dict[str, Any]:
     a reproduction check, not a held-out result."""
     split = make_split(inputs, config, config.split, config.seed)
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
-    fx = encode(load_model(run.dir), torch.from_numpy(emb))
+    model = load_module(run.dir, CALModel)
+    assert isinstance(model, CALModel)
+    fx = encode(model, torch.from_numpy(emb))
     neg = reference_negatives(inputs, inputs.positives)
     out: dict[str, Any] = {"protocol": "reference (transductive: training pairs; negatives exclude only positives)",
                            "positives": len(split.train), "negatives": len(neg)}  # fmt: skip
@@ -169,18 +197,17 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def evaluate(run: Run, *, splits: tuple[str, ...] = ("edge", "node"), seeds: tuple[int, ...] = SEEDS,
-             device: str = "auto", progress: bool = True,
+def evaluate(run: Run, inputs: Inputs, *, splits: tuple[str, ...] = ("edge", "node"),
+             seeds: tuple[int, ...] = SEEDS, device: str = "auto", on_progress: OnProgress = silent,
              thresholds: dict[float, Inputs] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Both protocols, and a threshold sweep when given inputs per threshold; writes
-    `evaluation.json` and the plots into the run folder."""
+    """Both protocols, and a threshold sweep when given inputs per threshold; the plots go into
+    the run folder."""
     config = CALConfig(**run.config)
-    inputs = Inputs.load(run.dir / "inputs.npz")
     result: dict[str, Any] = {"seeds": list(seeds), "negative_ratio": NEGATIVE_RATIO,
                               "reference": reference(run, inputs, config), "held_out": {}}  # fmt: skip
     plots: list[str] = []
     for kind in splits:
-        per_seed = [honest(run, inputs, config, kind, seed, progress, device) for seed in seeds]
+        per_seed = [honest(run, inputs, config, kind, seed, device, on_progress) for seed in seeds]
         plots += plot(run.dir / "plots", kind, per_seed[0].pop("plot_data"))
         for r in per_seed[1:]:
             r.pop("plot_data")
@@ -188,15 +215,14 @@ def evaluate(run: Run, *, splits: tuple[str, ...] = ("edge", "node"), seeds: tup
                                     "per_seed": dict(zip(map(str, seeds), per_seed, strict=True))}  # fmt: skip
     if thresholds:
         result["threshold_sweep"] = threshold_sweep(thresholds, config, run.dir / "evaluation",
-                                                    seeds=seeds, device=device, progress=progress)  # fmt: skip
+                                                    seeds=seeds, device=device, on_progress=on_progress)  # fmt: skip
     result["plots"] = plots
-    (run.dir / "evaluation.json").write_text(json.dumps(result, indent=1, default=str))
     return result
 
 
 def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder: Path, *,
                     seeds: tuple[int, ...] = SEEDS, test_fraction: float = 0.2,
-                    device: str = "auto", progress: bool = False) -> dict[str, Any]:  # fmt: skip
+                    device: str = "auto", on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
     """One model per positives threshold, every one scored on the same held-out pairs
     (methods/cal.md §8.6): per seed, `test_fraction` of the strictest threshold's pairs, removed
     from every threshold's training pairs, against one negative set that no known pair joins."""
@@ -226,8 +252,8 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
             split = Split("edge", seed, train_pairs, test[:0], test, unseen)
             seeded = config.replace(seed=seed, min_score=t, split="edge")
             out = folder / f"threshold-{t:g}-seed{seed}"
-            train(emb, train_pairs, seeded, out, device=device, progress=progress)
-            score = Scorer(inputs, split, emb, out, seeded)
+            model, _ = trained(out, seeded, emb, train_pairs, device, on_progress)
+            score = Scorer(inputs, split, emb, model, seeded)
             figures = {}
             for method in METHODS:
                 pos, negs = score(method, test), score(method, neg)
@@ -315,3 +341,57 @@ def _save(fig: Any, path: Path) -> str:
 
     plt.close(fig)
     return str(path)
+
+
+def _fmt(stat: dict[str, Any] | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    return f"{stat['mean']:.3f}" + (f" ± {stat['sd']:.3f}" if stat.get("sd") is not None else "")
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The evaluation as text: the reference protocol, each held-out split's table of methods,
+    the ambiguous band and the threshold sweep."""
+    ref = r["reference"]
+    lines = [f"Run {r['run_id']}: seeds {', '.join(map(str, r['seeds']))}",
+             f"Reference protocol (transductive, {ref['positives']:,} training pairs, not held out):"]  # fmt: skip
+    for m in ("cal", "cosine"):
+        cb = ref[m]["cb_auc"]["auc"]
+        lines.append(
+            f"  {m:<8} AUC {ref[m]['auc']:.3f}   CB AUC {cb if cb is None else round(cb, 3)}"
+        )
+    for kind, block in r["held_out"].items():
+        first = next(iter(block["per_seed"].values()))
+        counts = first["split"]
+        lines.append(
+            f"Held-out {kind} split ({counts['test']:,} test pairs, {counts['unseen_genes']} unseen genes):"
+        )
+        lines.append(
+            f"  {'method':<16}{'AUC':>16}{'AUPRC':>16}{'CB AUC':>16}{'AUC deg-matched':>18}{'ρ(degree)':>16}"
+        )
+        for m, s in block["summary"].items():
+            lines.append(f"  {m:<16}{_fmt(s['random']['auc']):>16}{_fmt(s['random']['auprc']):>16}"
+                         f"{_fmt(s['random']['cb_auc']):>16}{_fmt(s['degree_matched']['auc']):>18}"
+                         f"{_fmt(s['spearman_mean_degree']):>16}")  # fmt: skip
+        band = [
+            f"{m} {_fmt(s['ambiguous_auc'])}"
+            for m, s in block["summary"].items()
+            if "ambiguous_auc" in s
+        ]
+        if band:
+            lines.append(f"  known pairs below the threshold ({first['ambiguous_pairs']:,}, never negatives) "
+                         "against negatives, AUC: " + ", ".join(band))  # fmt: skip
+    sweep = r.get("threshold_sweep")
+    if sweep:
+        first = next(iter(sweep["per_seed"].values()))
+        lines.append(f"Threshold sweep ({sweep['protocol']}; {first['test']:,} test pairs), AUC:")
+        methods = list(next(iter(sweep["summary"].values())))
+        lines.append(f"  {'threshold':<12}{'positives':>10}" + "".join(f"{m:>18}" for m in methods))
+        for t, row in sweep["summary"].items():
+            lines.append(f"  {t:<12}{sweep['positives'][t]:>10,}"
+                         + "".join(f"{_fmt(row[m]['auc']):>18}" for m in methods))  # fmt: skip
+    if r["plots"]:
+        lines.append(
+            f"Plots: {', '.join(Path(p).name for p in r['plots'])} in {Path(r['plots'][0]).parent}"
+        )
+    return lines

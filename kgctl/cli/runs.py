@@ -1,0 +1,65 @@
+"""`kgctl runs list|show|delete`: the runs of every model."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from kgctl.cli.output import Result, connected, json_command
+from kgctl.core.settings import load_settings
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """List, show and delete model runs."""
+
+
+def _render_list(r: Result) -> None:
+    if not r["runs"]:
+        click.echo("No runs yet (kgctl train <model>; kgctl models lists them).")
+    for run in r["runs"]:
+        written = " written back" if run.get("written") else ""
+        click.echo(f"{run['id']}  {run['model']}  {run['status']}{written}  {run['created_at']}")
+
+
+@runs_group.command("list")
+@json_command(_render_list)
+def runs_list() -> Result:
+    """List runs, newest first."""
+    from kgctl.models.runs import list_runs
+
+    runs = list_runs(load_settings().paths.data_dir)
+    return {"runs": [{k: r.record.get(k) for k in ("id", "model", "status", "created_at", "written")}
+                     for r in runs]}  # fmt: skip
+
+
+@runs_group.command("show")
+@click.argument("run_id", metavar="RUN")
+@json_command(lambda r: click.echo(json.dumps(r, indent=1, default=str)))
+def runs_show(run_id: str) -> Result:
+    """Show a run's record: config, data, metrics, what it wrote."""
+    from kgctl.models.runs import load_run
+
+    run = load_run(load_settings().paths.data_dir, run_id)
+    return {**run.record, "dir": str(run.dir)}
+
+
+def _render_delete(r: Result) -> None:
+    click.echo(f"Deleted run {r['run_id']} ({r['model']}): {r.get('relationships', 0):,} relationships, "
+               f"{r.get('embeddings', 0):,} embeddings, {r.get('model_run_nodes', 0)} ModelRun node"
+               + (f"; removed {r['files']}" if r["files"] else ""))  # fmt: skip
+
+
+@runs_group.command("delete")
+@click.argument("run_id", metavar="RUN")
+@click.option("--keep-files", is_flag=True,
+              help="Keep the run folder; remove only what it wrote to the graph.")  # fmt: skip
+@json_command(_render_delete)
+def runs_delete(run_id: str, keep_files: bool) -> Result:
+    """Remove exactly what a run wrote: its relationships, its embeddings, its ModelRun."""
+    from kgctl.models.runs import delete, load_run
+
+    load_run(load_settings().paths.data_dir, run_id)  # a clear error before connecting
+    with connected() as (settings, conn):
+        return delete(conn, settings.paths.data_dir, run_id, keep_files)

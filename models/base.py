@@ -1,0 +1,171 @@
+"""The model contract (in the style of PyKEEN): a registered `Model` declares its name, config,
+the view it reads, how it builds inputs from the view and a training `Task` from the inputs, how
+it evaluates and predicts, and what it writes back. The shared trainer, run lifecycle, write-back,
+delete and CLI work from these declarations alone."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+
+import numpy as np
+
+from kgctl.core.errors import KgctlError
+from kgctl.core.options import Option
+from kgctl.core.progress import OnProgress
+from kgctl.graph.connection import Connection
+from kgctl.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import torch
+    from torch import Tensor, nn
+
+    from kgctl.models.runs import Run
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What a model writes back: `relationship` edges from `start_label` to `end_label` nodes
+    (scored, ranked, with provenance), and `embedding_<model>` vectors on `embedding_label`
+    nodes under a vector index per (label, model). Labels and types come from the schema."""
+
+    relationship: str | None = None
+    start_label: str | None = None
+    end_label: str | None = None
+    embedding_label: str | None = None
+
+    def describe(self, model: str) -> dict[str, Any]:
+        return {
+            "relationship": f"({self.start_label})-[:{self.relationship}]->({self.end_label})"
+            if self.relationship
+            else None,
+            "embedding": f"{self.embedding_label}.embedding_{model}"
+            if self.embedding_label
+            else None,
+        }
+
+
+class Inputs(Protocol):
+    """A model's inputs, built from its view and kept in the run folder, so that training
+    workers, evaluation and prediction need no Neo4j."""
+
+    meta: dict[str, Any]
+
+    def save(self, path: Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: Path) -> Self: ...
+
+
+class Task(ABC):
+    """One training problem for the shared trainer: the data, the module, batches and the loss.
+    It is pickled to every DistributedDataParallel process, so it holds arrays, not tensors,
+    until `to(device)`."""
+
+    def __init__(self, name: str, config: ModelConfig, module_args: dict[str, Any]) -> None:
+        self.name = name
+        self.config = config
+        self.module_args = module_args
+
+    @abstractmethod
+    def build_module(self) -> nn.Module:
+        """The module, freshly initialised (the trainer seeds torch first)."""
+
+    @abstractmethod
+    def to(self, device: torch.device) -> None:
+        """Move the data to the training device."""
+
+    @abstractmethod
+    def batches(self, epoch: int, rank: int, world: int) -> Iterator[Any]:
+        """This process's batches of one epoch, deterministic for (seed, epoch, rank); every
+        process must yield the same number of batches."""
+
+    @abstractmethod
+    def loss(self, module: nn.Module, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss of one batch and named scalar figures to average over the epoch."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """sha256 of the training data: a resumed run must see the same."""
+
+    def start_epoch(self, module: nn.Module, epoch: int, rank: int) -> None:
+        """Per-epoch state (e.g. a pool of negatives), computed under the trainer's autocast."""
+        return None
+
+    def epoch_facts(self, module: nn.Module) -> dict[str, float]:
+        """Figures of the module to record after each epoch (e.g. a learned gate)."""
+        return {}
+
+
+@dataclass
+class Prediction:
+    """What `predict` returns. `edges`: columns `start`, `end` (node ids), `score`, `rank` and
+    any other property columns; `embeddings`: one vector per node of `embedding_ids`."""
+
+    edges: pa.Table | None = None
+    embedding_ids: list[str] | None = None
+    embeddings: np.ndarray | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    highlights: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Model(ABC):
+    """A registered model. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]  # `kgctl train <name>`, `embedding_<name>`
+    description: ClassVar[str]  # one line for `kgctl models`
+    config_class: ClassVar[type[ModelConfig]]
+    view: ClassVar[str]  # the registered view it reads (graph/views.py)
+    writes: ClassVar[Writes]
+    evaluate_options: ClassVar[tuple[Option, ...]] = ()
+    predict_options: ClassVar[tuple[Option, ...]] = ()
+    test_config: ClassVar[dict[str, Any]] = {}  # a few-second config for the contract test
+
+    def __init__(self, config: ModelConfig) -> None:
+        if not isinstance(config, self.config_class):
+            raise KgctlError(f"{self.name} needs a {self.config_class.__name__}")
+        self.config = config
+
+    @abstractmethod
+    def build_inputs(self, conn: Connection, views: Path) -> Inputs:
+        """Export the view (cached under `views`) and apply the config's rules."""
+
+    @abstractmethod
+    def load_inputs(self, path: Path) -> Inputs: ...
+
+    @abstractmethod
+    def task(self, inputs: Any) -> Task:
+        """The training problem the run's config makes of the inputs (split, embedding)."""
+
+    @abstractmethod
+    def describe(self, inputs: Any, task: Any) -> dict[str, Any]:
+        """The run's `data` record: the view's fingerprint, counts and checksums."""
+
+    @abstractmethod
+    def build_module(self, **module_args: Any) -> nn.Module:
+        """The module from the arguments its task recorded (to load a trained one)."""
+
+    @abstractmethod
+    def evaluate(self, run: Run, inputs: Any, conn: Connection, options: dict[str, Any],
+                 device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+        """Held-out figures beside baselines; written to `evaluation.json` by the caller."""
+
+    @classmethod
+    def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
+        """The figures recorded on the ModelRun (default: the whole result)."""
+        return result
+
+    @classmethod
+    def report(cls, result: dict[str, Any]) -> list[str]:
+        """The evaluation as lines of text for a person (default: the headline as JSON)."""
+        return json.dumps(cls.headline(result), indent=1, default=str).splitlines()
+
+    @abstractmethod
+    def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any],
+                device: str) -> Prediction:  # fmt: skip
+        """Scores and embeddings of a trained module, as the `writes` declaration says."""
