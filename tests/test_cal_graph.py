@@ -27,6 +27,7 @@ from kgctl.testing import (
 pytestmark = pytest.mark.model("cal")
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
     demo = cli_json(neo4j_server.env, "demo")
     assert demo["browser_url"] == neo4j_server.server.browser_url
@@ -84,6 +85,7 @@ def planted_graph(graph: Connection, tmp_path: Path) -> str:
     return str(planted_gene_graph(graph, tmp_path)["dataset"])
 
 
+@pytest.mark.slow
 def test_train_two_processes_resume_predict_and_delete(
     planted_graph: str, graph: Connection, neo4j_server: TestServer, tmp_path: Path
 ) -> None:
@@ -163,6 +165,7 @@ def test_train_two_processes_resume_predict_and_delete(
     assert whole["id"] not in listed and two["id"] in listed
 
 
+@pytest.mark.slow
 def test_clear_errors(planted_graph: str, neo4j_server: TestServer) -> None:
     proc = run_cli(neo4j_server.env, "evaluate", "cal-nope")
     assert proc.returncode != 0 and "'cal-nope' is not a run id" in proc.stderr

@@ -89,6 +89,7 @@ def test_schema_json_shows_a_complete_schema(neo4j_server: TestServer) -> None:
     assert "gene_id_unique" in {c["name"] for c in schema["constraints"]}
 
 
+@pytest.mark.slow
 def test_start_again_and_password(neo4j_server: TestServer) -> None:
     start = json.loads(run_cli(neo4j_server.env, "db", "start", "--json").stdout)
     assert start["already_running"] is True
@@ -145,6 +146,7 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert test_server.server.pid() is None
 
 
+@pytest.mark.slow
 def test_start_status_stop_through_the_cli(spare_server: TestServer) -> None:
     env = spare_server.env
     started = json.loads(run_cli(env, "db", "start", "--json").stdout)

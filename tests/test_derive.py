@@ -92,6 +92,7 @@ def test_unknown_dataset_names_the_known_ones(effects: Connection) -> None:
         build_coessentiality(effects, dataset="nope")
 
 
+@pytest.mark.slow
 def test_cli_json(effects: Connection, neo4j_server: TestServer) -> None:
     cmd = [sys.executable, "-m", "kgctl.cli", "build", "coessentiality", "--dataset", EFFECT,
            "--method", "reference", "--top", "1", "--json"]  # fmt: skip

@@ -139,6 +139,7 @@ def test_cli_json(small: Connection, neo4j_server: TestServer, tmp_path: Path) -
     assert "Warning" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_real_string_view(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     d = shared_data / "string"
     files = [

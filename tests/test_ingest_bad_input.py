@@ -192,6 +192,7 @@ def test_interrupted_run_resumes(
     assert graph_counts(graph)["INTERACTS_WITH"] == 4950 and graph_counts(graph)["IngestRun"] == 2
 
 
+@pytest.mark.slow
 def test_cli_reports_one_line_without_traceback(
     neo4j_server: TestServer, tmp_path: Path, info: Path
 ) -> None:

@@ -15,6 +15,7 @@ from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer, graph_counts
 
 
+@pytest.mark.slow
 def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_path: Path) -> None:
     mols = shared_data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"
     h5ad = generators.perturbseq_h5ad(tmp_path / "K562_bulk.h5ad", n_perturbations=12, n_readout=20)

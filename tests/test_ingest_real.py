@@ -12,6 +12,7 @@ from kgctl.graph.connection import Connection
 from kgctl.testing import graph_counts, ingest_files
 
 
+@pytest.mark.slow
 @pytest.mark.adapter("string")
 def test_string_full_and_info(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     d = shared_data / "string"

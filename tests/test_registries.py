@@ -50,6 +50,7 @@ def test_every_registered_adapter_has_tests() -> None:
     assert not missing, f"adapters without tests marked pytest.mark.adapter(...): {missing}"
 
 
+@pytest.mark.slow
 @pytest.mark.model("cal")
 def test_a_third_party_model_registers_through_its_entry_point() -> None:
     env = {**os.environ, "PYTHONPATH": str(PLUGIN)}

@@ -81,6 +81,7 @@ def test_port_already_in_use(neo4j_server: TestServer, tmp_path: Path) -> None:
     assert clash.server.pid() is None and not clash.server.pid_file.exists()
 
 
+@pytest.mark.slow
 def test_stop_and_start_keep_the_data(spare_server: TestServer) -> None:
     srv = spare_server.server
     first = srv.start()
@@ -97,6 +98,7 @@ def test_stop_and_start_keep_the_data(spare_server: TestServer) -> None:
         assert conn.query("MATCH (g:Gene {id: 'TP53'}) RETURN count(g) AS n")[0]["n"] == 1
 
 
+@pytest.mark.slow
 def test_startup_crash_reports_exit_code_and_log_tail(spare_server: TestServer) -> None:
     srv = spare_server.server
     srv.start()  # initialise the store (and password) with a good configuration
@@ -113,6 +115,7 @@ def test_startup_crash_reports_exit_code_and_log_tail(spare_server: TestServer) 
     assert srv.start()["already_running"] is False  # the good configuration still starts
 
 
+@pytest.mark.slow
 def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(
     spare_server: TestServer,
 ) -> None:
