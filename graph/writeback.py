@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 
 from kgctl.core.errors import KgctlError
+from kgctl.core.provenance import PROVENANCE, Provenance
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import check_label, check_relationship_type, ensure_vector_index, snake
 
 WRITE_BATCH = 10_000
 PROPERTY = re.compile(r"^[a-z][a-z0-9_]*$")
 EDGE_COLUMNS = ("start", "end", "score", "rank")
-PROVENANCE = ("source", "source_version", "run", "licence", "created_at", "model")
 
 
 def embedding_property(model: str) -> str:
@@ -33,30 +33,30 @@ def vector_index_name(label: str, model: str) -> str:
 
 
 def write_relationships(conn: Connection, rel_type: str, start_label: str, end_label: str,
-                        table: pa.Table, provenance: dict[str, Any]) -> int:  # fmt: skip
-    """Replace the run's `rel_type` edges (idempotent) with one per row of `table`: columns
-    start, end (node ids), score, rank and any other property columns; `provenance` (source,
-    source_version, run, licence, created_at, model) goes on every edge."""
+                        table: pa.Table, prov: Provenance, model: str) -> int:  # fmt: skip
+    """Replace the run's (`prov.run`) `rel_type` edges, idempotently, with one per row of
+    `table`: columns start, end (node ids), score, rank and any other property columns; the
+    provenance and the model's name go on every edge."""
     check_relationship_type(rel_type)
     check_label(start_label)
     check_label(end_label)
     missing = [c for c in EDGE_COLUMNS if c not in table.column_names]
     extra = [c for c in table.column_names if c not in EDGE_COLUMNS]
-    bad = [c for c in extra if not PROPERTY.match(c) or c in PROVENANCE]
-    if missing or bad or set(provenance) != set(PROVENANCE):
+    bad = [c for c in extra if not PROPERTY.match(c) or c in (*PROVENANCE, "model")]
+    if missing or bad:
         raise KgctlError(f"prediction table: missing {missing}, bad property names {bad}")
-    delete_relationships(conn, rel_type, provenance["run"])
+    delete_relationships(conn, rel_type, prov.run)
     sets = ", ".join(f"{c}: r.{c}" for c in ("score", "rank", *extra))
     cypher = (
         f"UNWIND $rows AS r MATCH (a:{start_label} {{id: r.start}}) MATCH (b:{end_label} {{id: r.end}}) "
         f"CREATE (a)-[p:{rel_type} {{{sets}}}]->(b) "
-        "SET p += $prov, p.created_at = datetime($prov.created_at) RETURN count(p) AS n"
+        f"SET p.model = $model, {Provenance.assignments('p')} RETURN count(p) AS n"
     )
     rows = table.to_pylist()
     written = 0
     for lo in range(0, len(rows), WRITE_BATCH):
-        written += conn.query(cypher, {"rows": rows[lo : lo + WRITE_BATCH], "prov": provenance},
-                              write=True)[0]["n"]  # fmt: skip
+        batch = {"rows": rows[lo : lo + WRITE_BATCH], "prov": prov.params(), "model": model}
+        written += conn.query(cypher, batch, write=True)[0]["n"]
     if written != len(rows):
         raise KgctlError(
             f"{len(rows) - written} predicted {rel_type} edges name nodes not in the graph"

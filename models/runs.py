@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from kgctl import __version__
 from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
-from kgctl.core.provenance import code_version, now
+from kgctl.core.provenance import Provenance, code_version, now
 from kgctl.graph.connection import Connection
 from kgctl.graph.writeback import (
     delete_embeddings,
@@ -27,7 +27,7 @@ from kgctl.graph.writeback import (
     write_embeddings,
     write_relationships,
 )
-from kgctl.models.base import Model, Prediction
+from kgctl.models.base import Model, Prediction, Task
 from kgctl.models.config import ModelConfig
 from kgctl.models.registry import create, model_class
 from kgctl.models.trainer import fit, load_module, resolve_device
@@ -154,7 +154,7 @@ def train(conn: Connection, data_dir: Path, name: str, config: ModelConfig, *, d
     run.update(status="training", view=model.view, device=resolve_device(device),
                data={**model.describe(inputs, task), "task_sha256": task.fingerprint()})  # fmt: skip
     record_model_run(conn, run)
-    return _fit(conn, run, model, task, device, nproc, stop_after, False, on_progress)
+    return _fit(conn, run, task, device, nproc, stop_after, False, on_progress)
 
 
 def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto", nproc: int = 1,
@@ -168,10 +168,10 @@ def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto
     task = model.task(model.load_inputs(run.dir / INPUTS))
     if task.fingerprint() != run.record.get("data", {}).get("task_sha256"):
         raise KgctlError(f"run {run_id}: the training data no longer match their checksum")
-    return _fit(conn, run, model, task, device, nproc, stop_after, True, on_progress)
+    return _fit(conn, run, task, device, nproc, stop_after, True, on_progress)
 
 
-def _fit(conn: Connection, run: Run, model: Model, task: Any, device: str, nproc: int,
+def _fit(conn: Connection, run: Run, task: Task, device: str, nproc: int,
          stop_after: int | None, resume: bool, on_progress: OnProgress) -> Run:  # fmt: skip
     try:
         fitted = fit(task, run.dir, device=device, nproc=nproc, resume=resume,
@@ -249,10 +249,9 @@ def write(conn: Connection, run: Run, model: Model, prediction: Prediction) -> d
     written: dict[str, Any] = {"at": at}
     if writes.relationship and prediction.edges is not None:
         assert writes.start_label and writes.end_label
-        provenance = {"source": f"kgctl {run.model}", "source_version": __version__, "run": run.id,
-                      "licence": licence_of(run), "created_at": at, "model": run.model}  # fmt: skip
+        prov = Provenance(f"kgctl {run.model}", __version__, run.id, licence_of(run), at)
         count = write_relationships(conn, writes.relationship, writes.start_label,
-                                    writes.end_label, prediction.edges, provenance)  # fmt: skip
+                                    writes.end_label, prediction.edges, prov, run.model)  # fmt: skip
         written["relationships"] = {"type": writes.relationship, "start_label": writes.start_label,
                                     "end_label": writes.end_label, "count": count}  # fmt: skip
     if writes.embedding_label and prediction.embeddings is not None:

@@ -88,9 +88,14 @@ def trained(folder: Path, config: CALConfig, emb: np.ndarray, pairs: np.ndarray,
     if not (folder / MODEL).exists():
         fit(CALTask(config, emb, pairs), folder, device=device, on_progress=on_progress)
     last = json.loads((folder / HISTORY).read_text())["epochs"][-1]
-    module = load_module(folder, CALModel)
-    assert isinstance(module, CALModel)
-    return module, last
+    return cal_model(folder), last
+
+
+def cal_model(folder: Path) -> CALModel:
+    """The trained CAL model in `folder`."""
+    model = load_module(folder, CALModel)
+    assert isinstance(model, CALModel)
+    return model
 
 
 def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str,
@@ -99,9 +104,7 @@ def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, devic
     trained on exactly that split, else one trained now under `evaluation/`."""
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
     if config.split == split.kind and config.seed == split.seed:
-        model = load_module(run.dir, CALModel)
-        assert isinstance(model, CALModel)
-        return emb, model, None
+        return emb, cal_model(run.dir), None
     folder = run.dir / "evaluation" / f"{split.kind}-seed{split.seed}"
     seeded = config.replace(seed=split.seed, split=split.kind)
     model, last = trained(folder, seeded, emb, split.train, device, on_progress)
@@ -161,9 +164,7 @@ def reference(run: Run, inputs: Inputs, config: CALConfig) -> dict[str, Any]:
     a reproduction check, not a held-out result."""
     split = make_split(inputs, config, config.split, config.seed)
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
-    model = load_module(run.dir, CALModel)
-    assert isinstance(model, CALModel)
-    fx = encode(model, torch.from_numpy(emb))
+    fx = encode(cal_model(run.dir), torch.from_numpy(emb))
     neg = reference_negatives(inputs, inputs.positives)
     out: dict[str, Any] = {"protocol": "reference (transductive: training pairs; negatives exclude only positives)",
                            "positives": len(split.train), "negatives": len(neg)}  # fmt: skip
