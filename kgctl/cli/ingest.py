@@ -38,10 +38,10 @@ def _render(r: Result) -> None:
 def ingest_group() -> None:
     """Load a source's files into the graph.
 
-    Every node and relationship gets `source`, `source_version` and `ingest_run`; an IngestRun
-    node records the files' sha256 and the counts. Ingesting the same files again is a no-op, and
-    an interrupted run resumes where it stopped. Bad rows go to a rejects file (or, with
-    --strict, reject the whole run before anything is written).
+    Every node and relationship gets `source`, `source_version`, `run`, `licence` and
+    `created_at`; an IngestRun node records the files' sha256 and the counts. Ingesting the same
+    files again is a no-op, and an interrupted run resumes where it stopped. Bad rows go to a
+    rejects file (or, with --strict, reject the whole run before anything is written).
     """
 
 
