@@ -82,9 +82,11 @@ def _render_predict(r: Result) -> None:
         if emb:
             click.echo(f"  wrote {emb['count']:,} {emb['label']}.{emb['property']} vectors "
                        f"(vector index {emb['vector_index']})")  # fmt: skip
+    if r["highlights"]:  # the rows the model puts first (CAL: its best novel pairs)
+        click.echo("  " + "\t".join(r["highlights"][0]))
     for row in r["highlights"]:
         click.echo(
-            "  " + "  ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values())
+            "  " + "\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values())
         )
 
 
