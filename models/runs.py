@@ -189,21 +189,22 @@ def _fit(conn: Connection, run: Run, task: Task, device: str, nproc: int,
     return run
 
 
-def trained_run(data_dir: Path, run_id: str) -> Run:
+def trained_run(data_dir: Path, run_id: str) -> tuple[Run, Model]:
+    """A trained run and its model; a run of an earlier kgctl, of an unregistered model or not
+    trained to the end is a clear error."""
     run = load_run(data_dir, run_id)
-    model_of(run)  # a run of an earlier kgctl or an unregistered model: a clear error
+    model = model_of(run)
     if run.record["status"] != "trained":
         raise KgctlError(f"run {run_id} is {run.record['status']}; finish it with "
                          f"`kgctl train {run.model} --resume {run_id}`")  # fmt: skip
-    return run
+    return run, model
 
 
 def evaluate(conn: Connection, data_dir: Path, run_id: str, options: dict[str, Any], *,
              device: str = "auto", on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
     """The model's evaluation of a trained run: `evaluation.json` in the folder, the headline on
     the run record and its ModelRun."""
-    run = trained_run(data_dir, run_id)
-    model = model_of(run)
+    run, model = trained_run(data_dir, run_id)
     inputs = model.load_inputs(run.dir / INPUTS)
     result = model.evaluate(run, inputs, conn, options, resolve_device(device), on_progress)
     (run.dir / "evaluation.json").write_text(json.dumps(result, indent=1, default=str))
@@ -217,8 +218,7 @@ def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[
             device: str = "auto", write_back: bool = False) -> dict[str, Any]:  # fmt: skip
     """Score with a trained run into `predictions.parquet`; with `write_back`, replace what the
     run wrote to the graph (idempotent), as the model's `writes` declares."""
-    run = trained_run(data_dir, run_id)
-    model = model_of(run)
+    run, model = trained_run(data_dir, run_id)
     kind = resolve_device(device)
     module = load_module(run.dir, model.build_module, kind)
     prediction = model.predict(run, model.load_inputs(run.dir / INPUTS), module, options, kind)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import resource
 import socket
 import time
@@ -122,10 +121,7 @@ def _free_port() -> int:
 
 def _relay(messages: Any, on_progress: OnProgress) -> None:
     while not messages.empty():
-        try:
-            on_progress(*messages.get())
-        except queue.Empty:  # pragma: no cover - SimpleQueue.get blocks instead
-            return
+        on_progress(*messages.get())
 
 
 def _spawned(rank: int, world: int, port: int, task: Task, out: Path, kind: str, resume: bool,

@@ -17,9 +17,9 @@ from kgctl.models.base import Model
 def _own(run_id: str, given: dict[str, Any], which: str) -> dict[str, Any]:
     """The given options of the trained run's model; any other given option is refused."""
     from kgctl.models import runs
-    from kgctl.models.registry import model_class
 
-    cls = model_class(runs.trained_run(load_settings().paths.data_dir, run_id).model)
+    _, model = runs.trained_run(load_settings().paths.data_dir, run_id)
+    cls = type(model)
     declared = cls.evaluate_options if which == "evaluate" else cls.predict_options
     own = {o.key for o in declared}
     names = ", ".join(f"--{o.name}" for o in declared) or "none of its own"

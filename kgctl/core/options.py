@@ -4,6 +4,7 @@ config fields both become `Option`s, which the CLI turns into click options in o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> 
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
+@functools.cache
 def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
     """{field: (plain type, optional)} of a config dataclass whose fields are str, int, float,
     bool or `X | None`."""
