@@ -29,7 +29,7 @@ from machine import write_result  # noqa: E402
 from kgctl.models.cal.config import CALConfig  # noqa: E402
 from kgctl.models.cal.data import unordered  # noqa: E402
 from kgctl.models.cal.model import CALModel, encode  # noqa: E402
-from kgctl.models.cal.predict import top_k  # noqa: E402
+from kgctl.models.cal.predict import cal_rows, top_k  # noqa: E402
 from kgctl.models.cal.task import CALTask  # noqa: E402
 from kgctl.models.trainer import fit  # noqa: E402
 
@@ -71,7 +71,7 @@ def run(
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    top = top_k(fx, xt, 10, "both")
+    top = top_k(cal_rows(fx, xt, "both"), len(fx), 10, "none")
     if device == "cuda":
         torch.cuda.synchronize()
     out["full_pair_scoring"] = {
@@ -81,7 +81,7 @@ def run(
         "peak_cuda_gb": round(torch.cuda.max_memory_allocated() / 1e9, 3) if device == "cuda" else None,
     }  # fmt: skip
     for loss in ("in-batch", "random-negatives"):
-        config = CALConfig(dataset="synthetic", pca_dim=x.shape[1], epochs=full, loss=loss,
+        config = CALConfig(dataset="synthetic", pca_dim=x.shape[1], epochs=full, loss=loss, transform="both",
                            negatives=1023, checkpoint_every=10_000)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             result = fit(

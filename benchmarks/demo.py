@@ -1,5 +1,6 @@
-"""`kgctl demo` on a fresh server in a temporary folder: the seconds of each step and the
-held-out figures it prints, as JSON.
+"""`kgctl demo` on a fresh server in a temporary folder: the seconds of each step, the
+held-out figures it prints and what it chose on validation, as JSON; then the study behind CAL's
+defaults on the demo's data (transform × masking, validation AUC only).
 
     python benchmarks/demo.py
 
@@ -16,10 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from cal_real import defaults_study  # noqa: E402
 from machine import write_result  # noqa: E402
 
-from kgctl.demo import run_demo  # noqa: E402
+from kgctl.demo import DEMO_CONFIG, SEEDS, run_demo  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
+from kgctl.models import runs  # noqa: E402
+from kgctl.models.cal.data import Inputs  # noqa: E402
 from kgctl.testing import make_test_server  # noqa: E402
 
 
@@ -32,12 +36,17 @@ def main() -> None:
         server_seconds = round(time.perf_counter() - started, 1)
         with ts.connect() as conn:
             result = run_demo(conn, ts.settings.paths.data_dir)
+        data_dir = ts.settings.paths.data_dir
+        inputs = Inputs.load(runs.load_run(data_dir, result["evaluated_run_id"]).dir / runs.INPUTS)
+        study = defaults_study(inputs, DEMO_CONFIG.replace(dataset=result["dataset"]), work / "study",
+                               ",".join(map(str, SEEDS)))  # fmt: skip
     finally:
         ts.server.stop(force=True, timeout=60)
         shutil.rmtree(work, ignore_errors=True)
     figures = {"server_start_seconds": server_seconds, "demo_seconds": result["seconds"],
                "timings": result["timings"], "evaluation": result["evaluation"],
                "planted_truth": result["planted_truth"], "written": result["written"],
+               "selection": result["selection"], "defaults_study": study,
                "gene": result["gene"], "novel_candidates": result["novel_candidates"]}  # fmt: skip
     write_result("demo", figures)
 

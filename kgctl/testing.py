@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import numpy as np
 import pytest
 
 from kgctl.core.errors import KgctlError
@@ -31,6 +32,9 @@ from kgctl.graph.connection import Connection, open_managed, start_managed
 from kgctl.graph.install import distribution
 from kgctl.graph.schema import apply_schema
 from kgctl.graph.server import ManagedServer
+
+if TYPE_CHECKING:
+    from kgctl.models.cal.data import Inputs
 
 NEO4J_FIXTURES = {"neo4j_server", "spare_server", "graph"}
 
@@ -124,10 +128,12 @@ def require_neo4j() -> None:
 
 
 def wipe(conn: Connection) -> None:
-    """Delete every node and relationship (the schema stays): relationships first, so that no
-    transaction holds a hub's every relationship."""
+    """Delete every node and relationship (the schema stays) and the vector indexes write-back
+    created: relationships first, so that no transaction holds a hub's every relationship."""
     conn.run_autocommit("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS")
     conn.run_autocommit("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+    for row in conn.query("SHOW VECTOR INDEXES YIELD name RETURN name"):
+        conn.query(f"DROP INDEX `{row['name']}` IF EXISTS", write=True)
 
 
 @pytest.fixture(scope="session")
@@ -208,6 +214,23 @@ def planted_gene_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     ingest_files(conn, "string", [data.string_info, data.string_links], folder)
     ingest_files(conn, "perturbseq", [data.perturbseq], folder)
     return {"dataset": str(conn.query("MATCH (d:Dataset) RETURN d.id AS id")[0]["id"])}
+
+
+def planted_inputs(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
+    """Gene-association inputs without Neo4j: genes in modules (features around module centres); every module's pairs are positives, plus random 'ambiguous' known pairs."""
+    from kgctl.models.cal.data import Inputs, unordered
+
+    rng = np.random.default_rng(seed)
+    module = rng.integers(0, modules, n)
+    a, b = np.triu_indices(n, 1)
+    same = module[a] == module[b]
+    positives = np.column_stack([a[same], b[same]])
+    extra = unordered(rng.integers(0, n, size=(n, 2)), n)
+    known = unordered(np.concatenate([positives, extra]), n)
+    centres = rng.normal(size=(modules, 16))
+    features = (centres[module] + rng.normal(size=(n, 16))).astype(np.float32)
+    genes = np.asarray([f"G{i}" for i in range(n)])
+    return Inputs(genes, features, known, unordered(positives, n), {})
 
 
 # One small graph per registered view: the model contract test trains every model on its view's.

@@ -101,6 +101,21 @@ class Task(ABC):
         """Figures of the module to record after each epoch (e.g. a learned gate)."""
         return {}
 
+    selection_metric = "validation"  # what `validate` returns, higher is better
+
+    def has_validation(self) -> bool:
+        """Whether `validate` returns figures (settings can be chosen only then)."""
+        return False
+
+    def validate(self, module: nn.Module) -> float | None:
+        """The figure of the module (in eval mode) on validation data after an epoch; None when
+        the task has none. The trainer keeps the best epoch's weights and stops early by it."""
+        return None
+
+    def warnings(self, epochs: list[dict[str, Any]]) -> list[str]:
+        """Plain-language warnings about a finished training history (e.g. memorisation)."""
+        return []
+
 
 @dataclass
 class Prediction:
@@ -141,6 +156,11 @@ class Model(ABC):
     @abstractmethod
     def task(self, inputs: Any) -> Task:
         """The training problem the run's config makes of the inputs (split, embedding)."""
+
+    def left_out(self) -> str | None:
+        """What training left out of the data (e.g. a split's held-out pairs), said in a phrase;
+        None when it learned from all of it. Write-back asks for --allow-split otherwise."""
+        return None
 
     @abstractmethod
     def describe(self, inputs: Any, task: Any) -> dict[str, Any]:

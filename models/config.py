@@ -28,6 +28,16 @@ class ModelConfig:
         "cosine", "Learning rate per epoch: cosine to 0, or constant.", SCHEDULES
     )
     checkpoint_every: int = setting(10, "Epochs between checkpoints (and one at the end).")
+    patience: int = setting(
+        0,
+        "With validation data: stop after this many epochs without a better validation "
+        "figure (0: never early); the best epoch's weights are kept either way.",
+    )
+    search: str = setting(
+        "",
+        "Settings to choose among on validation, e.g. 'transform=half,both;temperature="
+        "0.05,0.1': one model per combination, the best kept, every one recorded.",
+    )
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -41,6 +51,7 @@ class ModelConfig:
         """(condition, message) pairs that must all hold."""
         return [
             (self.epochs >= 1 and self.checkpoint_every >= 1, "epochs and checkpoint_every >= 1"),
+            (self.patience >= 0, "patience >= 0"),
             (self.batch_size >= 1, "batch_size >= 1"),
             (self.lr > 0 and self.weight_decay >= 0, "lr > 0 and weight_decay >= 0"),
         ]

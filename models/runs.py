@@ -27,10 +27,11 @@ from kgctl.graph.writeback import (
     write_embeddings,
     write_relationships,
 )
-from kgctl.models.base import Model, Prediction, Task
+from kgctl.models.base import Inputs, Model, Prediction, Task
 from kgctl.models.config import ModelConfig
 from kgctl.models.registry import create, model_class
-from kgctl.models.trainer import fit, load_module, resolve_device
+from kgctl.models.selection import final_settings, fit_selected
+from kgctl.models.trainer import load_module, resolve_device
 
 RUN_FILE = "run.json"
 INPUTS = "inputs.npz"
@@ -154,7 +155,7 @@ def train(conn: Connection, data_dir: Path, name: str, config: ModelConfig, *, d
     run.update(status="training", view=model.view, device=resolve_device(device),
                data={**model.describe(inputs, task), "task_sha256": task.fingerprint()})  # fmt: skip
     record_model_run(conn, run)
-    return _fit(conn, run, task, device, nproc, stop_after, False, on_progress)
+    return _fit(conn, run, model, inputs, device, nproc, stop_after, False, on_progress)
 
 
 def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto", nproc: int = 1,
@@ -165,26 +166,32 @@ def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto
     if run.record["status"] == "trained":
         raise KgctlError(f"run {run_id} has finished training; nothing to resume")
     model = model_of(run)
-    task = model.task(model.load_inputs(run.dir / INPUTS))
-    if task.fingerprint() != run.record.get("data", {}).get("task_sha256"):
+    inputs = model.load_inputs(run.dir / INPUTS)
+    if model.task(inputs).fingerprint() != run.record.get("data", {}).get("task_sha256"):
         raise KgctlError(f"run {run_id}: the training data no longer match their checksum")
-    return _fit(conn, run, task, device, nproc, stop_after, True, on_progress)
+    return _fit(conn, run, model, inputs, device, nproc, stop_after, True, on_progress)
 
 
-def _fit(conn: Connection, run: Run, task: Task, device: str, nproc: int,
+def _fit(conn: Connection, run: Run, model: Model, inputs: Inputs, device: str, nproc: int,
          stop_after: int | None, resume: bool, on_progress: OnProgress) -> Run:  # fmt: skip
+    def make_task(config: ModelConfig) -> Task:
+        return create(run.model, config).task(inputs)
+
     try:
-        fitted = fit(task, run.dir, device=device, nproc=nproc, resume=resume,
-                     stop_after=stop_after, on_progress=on_progress)  # fmt: skip
+        selected = fit_selected(model.config, make_task, run.dir, device=device, nproc=nproc,
+                                resume=resume, stop_after=stop_after, on_progress=on_progress)  # fmt: skip
     except BaseException:
         run.update(status="interrupted")
         record_model_run(conn, run)
         raise
-    result = fitted.result
-    history = result.pop("history")
-    run.update(status="trained" if result["complete"] else "interrupted", device=result["device"],
+    result = selected.result
+    result.pop("history", None)
+    done = result["complete"]
+    run.update(status="trained" if done else "interrupted", device=result["device"],
+               config=selected.config.to_dict() if done else run.config,
+               selection=selected.record() if done else None,
                metrics={**run.record.get("metrics", {}), "training": result},
-               history_file="history.json", epochs=len(history))  # fmt: skip
+               history_file="history.json", epochs=result["epochs_done"])  # fmt: skip
     record_model_run(conn, run)
     return run
 
@@ -202,23 +209,38 @@ def trained_run(data_dir: Path, run_id: str) -> tuple[Run, Model]:
 
 def evaluate(conn: Connection, data_dir: Path, run_id: str, options: dict[str, Any], *,
              device: str = "auto", on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
-    """The model's evaluation of a trained run: `evaluation.json` in the folder, the headline on
-    the run record and its ModelRun."""
+    """The model's evaluation of a trained run: `<kind>.json` in the folder (`evaluation`
+    unless the result names another kind, e.g. `evidence`), its headline on the run record and
+    its ModelRun."""
     run, model = trained_run(data_dir, run_id)
     inputs = model.load_inputs(run.dir / INPUTS)
     result = model.evaluate(run, inputs, conn, options, resolve_device(device), on_progress)
-    (run.dir / "evaluation.json").write_text(json.dumps(result, indent=1, default=str))
-    run.update(metrics={**run.record["metrics"], "evaluation": model.headline(result)})
+    kind = str(result.pop("kind", "evaluation"))
+    path = run.dir / f"{kind}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    headline = model.headline(result) if kind == "evaluation" else result
+    run.update(metrics={**run.record["metrics"], kind: headline})
     record_model_run(conn, run)
-    return {"run_id": run_id, "model": run.model, **result,
-            "evaluation_file": str(run.dir / "evaluation.json")}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "model": run.model,
+        "kind": kind,
+        **result,
+        "evaluation_file": str(path),
+    }
 
 
 def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[str, Any], *,
-            device: str = "auto", write_back: bool = False) -> dict[str, Any]:  # fmt: skip
+            device: str = "auto", write_back: bool = False, allow_split: bool = False) -> dict[str, Any]:  # fmt: skip
     """Score with a trained run into `predictions.parquet`; with `write_back`, replace what the
-    run wrote to the graph (idempotent), as the model's `writes` declares."""
+    run wrote to the graph (idempotent), as the model's `writes` declares. A run that left part
+    of its data out (a split) is written back only with `allow_split`."""
     run, model = trained_run(data_dir, run_id)
+    left_out = model.left_out()
+    if write_back and left_out and not allow_split:
+        raise KgctlError(f"run {run_id}: {left_out}, so its predictions miss what it never saw. Train "
+                         f"the final model with `kgctl train {run.model} --from-run {run_id} --split none`, "
+                         "or pass --allow-split to write this run back anyway")  # fmt: skip
     kind = resolve_device(device)
     module = load_module(run.dir, model.build_module, kind)
     prediction = model.predict(run, model.load_inputs(run.dir / INPUTS), module, options, kind)
@@ -233,6 +255,15 @@ def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[
     return {"run_id": run_id, "model": run.model, "prediction": prediction.facts,
             "file": str(run.dir / PREDICTIONS) if prediction.edges is not None else None,
             "written": written, "highlights": prediction.highlights}  # fmt: skip
+
+
+def settings_from(data_dir: Path, run_id: str, name: str) -> ModelConfig:
+    """The settings a trained run chose on validation, for a final model: its config with the
+    selected combination and best epoch, without search or early stopping."""
+    run, model = trained_run(data_dir, run_id)
+    if run.model != name:
+        raise KgctlError(f"--from-run {run_id} is a {run.model} run, not {name}")
+    return type(model.config)(**final_settings(model.config, run.record.get("selection")))
 
 
 def licence_of(run: Run) -> str:

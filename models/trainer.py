@@ -1,7 +1,9 @@
 """The one training loop every model uses: a seeded module, AdamW and the config's schedule, a
 fresh seed every epoch, checkpoints that resume to exactly the weights of an uninterrupted run,
 DistributedDataParallel over `nproc` processes (gloo on CPU, NCCL on GPUs), bf16 autocast on
-CUDA, a history, and progress through a callback (from every process, by a queue)."""
+CUDA, a history, and progress through a callback (from every process, by a queue). A task with
+validation data is scored after every epoch: the weights of its best epoch are the ones kept,
+and `patience` ends a run that has stopped improving."""
 
 from __future__ import annotations
 
@@ -101,13 +103,15 @@ def fit(task: Task, out: Path | None, *, device: str = "auto", nproc: int = 1, r
         "backend": ("nccl" if kind == "cuda" else "gloo") if nproc > 1 else None,
         "precision": "bf16 autocast" if kind == "cuda" else "float32",
         "epochs_done": len(epochs),
-        "complete": len(epochs) == task.config.epochs,
+        "complete": len(epochs) == task.config.epochs or bool((history["selection"] or {}).get("stopped_early")),
         "resumed_from_epoch": history["resumed_from"],
         "final_loss": last["loss"],
         "final": {k: v for k, v in last.items() if k not in ("epoch", "loss", "lr", "steps", "seconds", "resumed")},
         "seconds": round(time.perf_counter() - started, 2),
         "seconds_per_epoch": round(per_epoch, 4) if per_epoch is not None else None,
         "peak_memory_gb": history["peak_memory_gb"],
+        "selection": history["selection"],
+        "warnings": task.warnings(epochs),
         "history": epochs,
     }  # fmt: skip
     return Fitted(result, module)
@@ -163,17 +167,19 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
     schedule = schedule_for(optimizer, config.schedule, config.epochs)
     epochs: list[dict[str, Any]] = []
     start = 0
+    best: dict[str, Any] | None = None  # the best validated epoch: number, figure and weights
     if resume and out is not None and (out / CHECKPOINT).exists():
         state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         epochs = [{**e, "resumed": True} for e in state["epochs"]]
-        start = state["epoch"]
+        start, best = state["epoch"], state.get("best")
     task.to(device)
     end = min(config.epochs, stop_after) if stop_after is not None else config.epochs
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     report(start, config.epochs, f"{task.name} epoch {start}/{config.epochs}")
+    stopped = False
     for epoch in range(start, end):
         tic = time.perf_counter()
         torch.manual_seed(epoch_seed(config.seed, epoch) * 64 + rank)  # dropout etc., resumable
@@ -203,6 +209,14 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
         }
         entry |= {k: round(float(totals[i + 1]) / count, 6) for i, k in enumerate(names)}
         entry |= {k: round(v, 6) for k, v in task.epoch_facts(module).items()}
+        figure = task.validate(module.eval())
+        stop = False
+        if figure is not None:
+            entry[task.selection_metric] = round(figure, 6)
+            if best is None or figure > best["figure"]:
+                best = {"epoch": epoch + 1, "figure": figure,
+                        "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}  # fmt: skip
+            stop = config.patience > 0 and epoch + 1 - best["epoch"] >= config.patience
         entry |= {"lr": schedule.get_last_lr()[0], "steps": int(count) // world if len(totals) else 0,
                   "seconds": round(time.perf_counter() - tic, 4)}  # fmt: skip
         epochs.append(entry)
@@ -214,22 +228,32 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
         if (
             out is not None
             and rank == 0
-            and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end)
+            and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end or stop)
         ):
             atomic_save({"model": module.state_dict(), "optimizer": optimizer.state_dict(),
-                         "schedule": schedule.state_dict(), "epoch": epoch + 1, "epochs": epochs},
-                        out / CHECKPOINT)  # fmt: skip
+                         "schedule": schedule.state_dict(), "epoch": epoch + 1, "epochs": epochs,
+                         "best": best}, out / CHECKPOINT)  # fmt: skip
+        if stop:
+            end, stopped = epoch + 1, True
+            break
     peak = (torch.cuda.max_memory_allocated(device) / 1e9 if cuda
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # fmt: skip
+    selection = None
+    if best is not None:
+        module.load_state_dict(best["state"])
+        selection = {"metric": task.selection_metric, "epoch": best["epoch"],
+                     "value": round(best["figure"], 6), "stopped_early": stopped,
+                     "patience": config.patience}  # fmt: skip
     history = {
         "epochs": epochs,
         "resumed_from": start if resume else None,
         "peak_memory_gb": round(peak, 3),
+        "selection": selection,
     }
     if out is not None and rank == 0:
-        if end == config.epochs:
+        if end == config.epochs or stopped:
             atomic_save({"model": task.name, "module_args": task.module_args,
-                         "state_dict": module.state_dict()}, out / MODEL)  # fmt: skip
+                         "state_dict": module.state_dict(), "selection": selection}, out / MODEL)  # fmt: skip
         (out / HISTORY).write_text(json.dumps(history, indent=1))
     if world > 1:
         dist.barrier()

@@ -23,13 +23,13 @@ from kgctl.models.cal.data import (
     negatives,
     pair_keys,
     reference_negatives,
-    unordered,
 )
 from kgctl.models.cal.evaluate import bilinear_scores, fit_bilinear, threshold_sweep
 from kgctl.models.cal.model import CALModel, in_batch_loss, is_known, random_negative_loss
-from kgctl.models.cal.predict import top_k
+from kgctl.models.cal.predict import cal_rows, top_k
 from kgctl.models.cal.task import CALTask
 from kgctl.models.trainer import fit
+from kgctl.testing import planted_inputs as planted
 
 
 def train(
@@ -39,21 +39,6 @@ def train(
 
 
 pytestmark = pytest.mark.model("cal")
-
-
-def planted(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
-    """Genes in modules; every module's pairs are positives, plus random 'ambiguous' known pairs."""
-    rng = np.random.default_rng(seed)
-    module = rng.integers(0, modules, n)
-    a, b = np.triu_indices(n, 1)
-    same = module[a] == module[b]
-    positives = np.column_stack([a[same], b[same]])
-    extra = unordered(rng.integers(0, n, size=(n, 2)), n)
-    known = unordered(np.concatenate([positives, extra]), n)
-    centres = rng.normal(size=(modules, 16))
-    features = (centres[module] + rng.normal(size=(n, 16))).astype(np.float32)
-    genes = np.asarray([f"G{i}" for i in range(n)])
-    return Inputs(genes, features, known, unordered(positives, n), {})
 
 
 CONFIG = CALConfig(dataset="d", pca_dim=8, hidden_dim=32, layers=2, epochs=4, batch_size=32,
@@ -183,7 +168,7 @@ def test_blockwise_top_k_equals_the_full_matrix(transform: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(53, 6, generator=g), dim=1)
     fx = torch.nn.functional.normalize(torch.randn(53, 6, generator=g), dim=1)
-    got = top_k(fx, x, 5, transform, block=7)
+    got = top_k(cal_rows(fx, x, transform), len(fx), 5, "none", block=7)
     full = fx @ fx.T if transform == "both" else 0.5 * (fx @ x.T + x @ fx.T)
     full.fill_diagonal_(float("-inf"))
     values, index = torch.topk(full, 5, dim=1)
@@ -196,7 +181,7 @@ def test_random_negatives_variant_trains(tmp_path: Path) -> None:
     inputs = planted()
     split = make_split(inputs, CONFIG, "edge", 0)
     emb, _ = embed(inputs.features, split.fit, CONFIG.pca_dim)
-    config = CONFIG.replace(loss="random-negatives", negatives=16)
+    config = CONFIG.replace(loss="random-negatives", transform="both", negatives=16)
     result = train(emb, split.train, config, tmp_path)
     assert result["complete"] and np.isfinite(result["final_loss"])
 

@@ -13,7 +13,7 @@ from kgctl.graph.derive import build_coessentiality
 from kgctl.models import runs
 from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import collect_inputs, embed, make_split
-from kgctl.models.cal.task import CALTask
+from kgctl.models.cal.task import CALTask, cal_task
 from kgctl.models.trainer import fit
 from kgctl.testing import (
     TestServer,
@@ -92,7 +92,7 @@ def test_train_two_processes_resume_predict_and_delete(
     env = neo4j_server.env
     config = tmp_path / "cal.toml"
     config.write_text(f'[cal]\ndataset = "{planted_graph}"\npca_dim = 16\nhidden_dim = 64\n'
-                      "epochs = 4\nbatch_size = 64\ncheckpoint_every = 1\nsplit = \"node\"\n")  # fmt: skip
+                      "epochs = 4\nbatch_size = 64\ncheckpoint_every = 1\nsplit = \"node\"\nsearch = \"\"\n")  # fmt: skip
     two = cli_json(env, "train", "cal", "--config", str(config), "--nproc", "2", "--device", "cpu")
     training = two["metrics"]["training"]
     assert two["status"] == "trained" and training["nproc"] == 2 and training["backend"] == "gloo"
@@ -126,7 +126,16 @@ def test_train_two_processes_resume_predict_and_delete(
     )
     assert set(json.loads(recorded[0]["m"])["evaluation"]["threshold_sweep"]) == {"400", "700"}
     summary = evaluation["held_out"]["node"]["summary"]
-    assert set(summary) == {"cal", "cosine", "degree_product", "bilinear", "walk_embedding"}
+    assert set(summary) == {
+        "cal",
+        "graphsage",
+        "cosine",
+        "degree_product",
+        "bilinear",
+        "walk_embedding",
+    }
+    chosen = evaluation["held_out"]["node"]["per_seed"]["1"]["selection"]
+    assert chosen["cal"]["epoch"] >= 1 and chosen["graphsage"]["metric"] == "validation_auc"
     assert (
         summary["cal"]["random"]["auc"]["n"] == 2
         and summary["cal"]["random"]["auc"]["sd"] is not None
@@ -138,9 +147,13 @@ def test_train_two_processes_resume_predict_and_delete(
     proc = run_cli(plugin, "predict", whole["id"], "--min-score", "0.5")
     assert proc.returncode != 0
     assert "--min-score does not apply: predict of a cal run takes --top-k" in proc.stderr
-    first = cli_json(env, "predict", whole["id"], "--top-k", "5", "--write-back", "--device", "cpu")
-    again = cli_json(env, "predict", whole["id"], "--top-k", "5", "--write-back", "--device", "cpu")
-    cli_json(env, "predict", two["id"], "--top-k", "3", "--write-back", "--device", "cpu")
+    proc = run_cli(env, "predict", whole["id"], "--write-back")
+    assert proc.returncode != 0 and "trained on the node split" in proc.stderr
+    assert f"kgctl train cal --from-run {whole['id']} --split none" in proc.stderr
+    split_ok = ("--write-back", "--allow-split", "--device", "cpu")
+    first = cli_json(env, "predict", whole["id"], "--top-k", "5", *split_ok)
+    again = cli_json(env, "predict", whole["id"], "--top-k", "5", *split_ok)
+    cli_json(env, "predict", two["id"], "--top-k", "3", *split_ok)
     assert (
         first["written"]["relationships"]["count"]
         == again["written"]["relationships"]["count"]
@@ -214,7 +227,7 @@ def test_co_essential_positives_on_real_depmap(
     ]
     build_coessentiality(graph, dataset=dataset, method="pearson", threshold=0.5)
     config = CALConfig(dataset=dataset, relationship="CO_ESSENTIAL", pca_dim=16, hidden_dim=64,
-                       epochs=2, batch_size=128, loss="random-negatives", negatives=64)  # fmt: skip
+                       epochs=2, batch_size=128, loss="random-negatives", transform="both", negatives=64)  # fmt: skip
     inputs = collect_inputs(graph, config, tmp_path / "view")
     kept = set(inputs.genes.tolist())
     edges = graph.query(
@@ -255,3 +268,85 @@ def test_a_run_of_an_earlier_kgctl_is_deleted_and_refused_clearly(
     )
     assert graph_counts(graph) == {"Gene": 2, "SchemaVersion": 1} and not folder.exists()
     assert not graph.query("MATCH (g:Gene) WHERE g.embedding_cal IS NOT NULL RETURN g")
+
+
+@pytest.mark.slow
+def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
+    planted_graph: str, graph: Connection, neo4j_server: TestServer, tmp_path: Path
+) -> None:
+    env = neo4j_server.env
+    small = ("--dataset", planted_graph, "--pca-dim", "16", "--hidden-dim", "64", "--epochs", "30",
+             "--batch-size", "64", "--device", "cpu")  # fmt: skip
+    chosen = cli_json(
+        env, "train", "cal", *small, "--split", "node", "--search", "transform=half,both"
+    )
+    selection = chosen["selection"]
+    assert len(selection["candidates"]) == 2 and 1 <= selection["epoch"] <= 30
+    best = max(selection["candidates"], key=lambda c: c["validation"])
+    assert selection["settings"] == best["settings"] == {"transform": chosen["config"]["transform"]}
+    history = json.loads((Path(chosen["dir"]) / "history.json").read_text())["epochs"]
+    assert max(e["validation_auc"] for e in history) == pytest.approx(selection["value"], abs=1e-6)
+    # --split none has no validation pairs: a search there is refused, --from-run is the way.
+    proc = run_cli(env, "train", "cal", *small, "--split", "none")
+    assert proc.returncode != 0 and "--from-run RUN" in proc.stderr
+    final = cli_json(
+        env, "train", "cal", "--from-run", chosen["id"], "--split", "none", "--device", "cpu"
+    )
+    assert final["config"]["transform"] == chosen["config"]["transform"]
+    assert (
+        final["metrics"]["training"]["epochs_done"] == selection["epoch"]
+        and final["config"]["search"] == ""
+    )
+    assert final["data"]["split"]["train"] == final["data"]["positive_pairs"]
+    written = cli_json(
+        env, "predict", final["id"], "--write-back", "--top-k", "5", "--device", "cpu"
+    )
+    rows = graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
+                       "count(p.raw_score) AS raw, min(p.rank) AS lo", {"id": final["id"]})[0]  # fmt: skip
+    assert rows["n"] == rows["raw"] == written["written"]["relationships"]["count"] == 220 * 5
+    assert (
+        written["prediction"]["hubness"] == "zscore"
+        and written["prediction"]["most_listed"]["max_lists"] >= 1
+    )
+    # The evidence check: the generator's own module truth as a gene-set file, against cosine
+    # and random unknown pairs.
+    from kgctl.generators import planted_modules
+
+    truth = planted_modules(tmp_path / "truth", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
+    gmt = tmp_path / "modules.gmt"
+    gmt.write_text("".join(f"M{m}\tplanted\t" + "\t".join(g for g, k in zip(truth.genes, truth.module.tolist(), strict=True) if k == m) + "\n"
+                           for m in range(12)))  # fmt: skip
+    check = cli_json(env, "evaluate", final["id"], "--evidence", str(gmt), "--evidence-top", "200")
+    shares = check["all"]
+    assert set(shares) == {"cal", "cosine", "random"} and shares["cal"] > shares["random"]
+    assert check["enrichment_over_random"]["cal"] > 1
+    assert (Path(final["dir"]) / "evidence.json").exists()
+    recorded = cli_json(env, "runs", "show", final["id"])
+    assert recorded["metrics"]["evidence"]["all"] == shares
+
+
+def test_default_cal_no_longer_memorises_the_real_data(
+    graph: Connection, shared_data: Path, tmp_path: Path
+) -> None:
+    """STRING ≥ 700 × DepMap gene effect (shared data): the default (half transform, known
+    partners masked, validation-selected epoch) never reaches in-batch accuracy 1 while its
+    validation AUC rises; both sides through f without a validation stop memorises, and warns."""
+    string = shared_data / "string"
+    ingest_files(graph, "string", [string / "9606.protein.info.v12.0.subset.txt.gz",
+                                   string / "9606.protein.links.full.v12.0.subset.txt.gz"], tmp_path)  # fmt: skip
+    ingest_files(
+        graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], tmp_path
+    )
+    dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0][
+        "id"
+    ]
+    config = CALConfig(dataset=dataset, split="node", epochs=40, patience=0, search="")
+    inputs = collect_inputs(graph, config, tmp_path / "view")
+    assert inputs.n == 829 and len(inputs.positives) == 1511
+    default = fit(cal_task(inputs, config), None, device="cpu").result
+    history = default["history"]
+    assert max(e["accuracy"] for e in history) < 0.9 and not default["warnings"]
+    assert default["selection"]["value"] > history[0]["validation_auc"] + 0.02
+    memorising = config.replace(transform="both", epochs=100)
+    both = fit(cal_task(inputs, memorising), None, device="cpu").result
+    assert both["history"][-1]["accuracy"] >= 0.99 and "memorising" in both["warnings"][0]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.writeback import embedding_property, vector_index_name
 from kgctl.models import runs
@@ -67,9 +68,16 @@ def test_model_contract(name: str, graph: Connection, tmp_path: Path) -> None:
     recorded = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m", {"id": whole.id})
     assert json.loads(recorded[0]["m"])["evaluation"]
 
-    first = runs.predict(graph, data_dir, whole.id, {}, device="cpu", write_back=True)
-    again = runs.predict(graph, data_dir, whole.id, {}, device="cpu", write_back=True)
-    runs.predict(graph, data_dir, part.id, {}, device="cpu", write_back=True)
+    if cls(config).left_out():  # trained without its held-out data: written back only when asked
+        with pytest.raises(KgctlError, match="--allow-split"):
+            runs.predict(graph, data_dir, whole.id, {}, device="cpu", write_back=True)
+    first = runs.predict(
+        graph, data_dir, whole.id, {}, device="cpu", write_back=True, allow_split=True
+    )
+    again = runs.predict(
+        graph, data_dir, whole.id, {}, device="cpu", write_back=True, allow_split=True
+    )
+    runs.predict(graph, data_dir, part.id, {}, device="cpu", write_back=True, allow_split=True)
     writes = cls.writes
     if writes.relationship:
         count = first["written"]["relationships"]["count"]

@@ -243,7 +243,8 @@ def _render_demo(r: Result) -> None:
     _render_start(r)
     ev = r["evaluation"]
     click.echo(
-        f"Demo data ingested, CAL run {r['run_id']} trained, evaluated and written back in {r['seconds']:.0f} s."
+        f"Demo data ingested; CAL run {r['evaluated_run_id']} chose its settings on validation and was "
+        f"evaluated; the final model {r['run_id']} (all pairs) was written back. {r['seconds']:.0f} s in all."
     )
     for kind in ("node", "edge"):
         if kind in ev:

@@ -91,7 +91,7 @@ def _render_predict(r: Result) -> None:
 
 
 def predict_command(models: dict[str, type[Model]]) -> click.Command:
-    def run(run_id: str, device: str, write_back: bool, **given: Any) -> Result:
+    def run(run_id: str, device: str, write_back: bool, allow_split: bool, **given: Any) -> Result:
         from kgctl.models import runs
 
         own = _own(run_id, given, "predict")
@@ -99,12 +99,15 @@ def predict_command(models: dict[str, type[Model]]) -> click.Command:
             return runs.predict(None, load_settings().paths.data_dir, run_id, own, device=device)
         with connected() as (settings, conn):
             return runs.predict(conn, settings.paths.data_dir, run_id, own, device=device,
-                                write_back=True)  # fmt: skip
+                                write_back=True, allow_split=allow_split)  # fmt: skip
 
     write_back = click.option("--write-back", is_flag=True,
                               help="Write what the run's model declares (scored edges, embeddings "
                               "with a vector index) to Neo4j, replacing the run's earlier write-back.")  # fmt: skip
+    allow_split = click.option("--allow-split", is_flag=True,
+                               help="Write back a run trained on a split (without its held-out "
+                               "pairs); by default only a final model on all pairs is written.")  # fmt: skip
     return _dispatched("predict", (
         "Score with a trained run and keep the predictions in the run folder.\n\n--write-back "
         "replaces the run's edges and embeddings in the graph (re-running is idempotent); "
-        "`kgctl runs delete RUN` removes them."), models, run, _render_predict, write_back)  # fmt: skip
+        "`kgctl runs delete RUN` removes them."), models, run, _render_predict, write_back, allow_split)  # fmt: skip

@@ -25,8 +25,20 @@ def _render(r: Result) -> None:
     facts = [f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in r["data"].items()
              if isinstance(v, int | str) and not k.endswith(("sha256", "fingerprint"))]  # fmt: skip
     click.echo(f"  data: {'; '.join(facts)}")
+    chosen = r.get("selection") or {}
+    if chosen.get("epoch"):
+        settings = ", ".join(f"{k}={v}" for k, v in chosen["settings"].items())
+        tried = len(chosen["candidates"] or [None])
+        click.echo(f"  selected on validation: epoch {chosen['epoch']} ({chosen['metric']} "
+                   f"{chosen['value']:.4f})" + (f", {settings} of {tried} candidates" if settings else ""))  # fmt: skip
+    for warning in t.get("warnings", []):
+        click.secho(f"  warning: {warning}", fg="yellow", err=True)
     if r["status"] == "trained":
         click.echo(f"  next: kgctl evaluate {r['id']}   kgctl predict {r['id']} --write-back")
+        if r["config"].get("split", "none") != "none":
+            click.echo(
+                f"  final model on all pairs: kgctl train {r['model']} --from-run {r['id']} --split none"
+            )
     else:
         click.echo(f"  continue: kgctl train {r['model']} --resume {r['id']}")
 
@@ -35,16 +47,21 @@ def train_command(cls: type[Model]) -> click.Command:
     fields = config_options(cls.config_class)
 
     def run(config_file: Path | None, device: str, nproc: int, resume_id: str | None,
-            stop_after: int | None, **overrides: Any) -> Result:  # fmt: skip
+            from_run: str | None, stop_after: int | None, **overrides: Any) -> Result:  # fmt: skip
         from kgctl.models import runs
 
         with connected() as (settings, conn), progress_bar() as on_progress:
             data_dir = settings.paths.data_dir
             if resume_id:
-                refuse(["config_file", *(f.key for f in fields)],
+                refuse(["config_file", "from_run", *(f.key for f in fields)],
                        f"--resume continues run {resume_id} with its own config")  # fmt: skip
                 run = runs.resume(conn, data_dir, resume_id, device=device, nproc=nproc,
                                   stop_after=stop_after, on_progress=on_progress)  # fmt: skip
+            elif from_run:
+                refuse(["config_file"], f"--from-run takes its settings from run {from_run}")
+                config = runs.settings_from(data_dir, from_run, cls.name).replace(**overrides)
+                run = runs.train(conn, data_dir, cls.name, config, device=device, nproc=nproc,
+                                 stop_after=stop_after, on_progress=on_progress)  # fmt: skip
             else:
                 config = cls.config_class.load(config_file, cls.name, **overrides)
                 run = runs.train(conn, data_dir, cls.name, config, device=device, nproc=nproc,
@@ -61,6 +78,9 @@ def train_command(cls: type[Model]) -> click.Command:
                      help="DistributedDataParallel processes (gloo on CPU, NCCL on GPUs)."),
         click.option("--resume", "resume_id", metavar="RUN",
                      help="Continue an interrupted run from its checkpoint, with its own config."),
+        click.option("--from-run", metavar="RUN",
+                     help="Start from what RUN chose on validation (its settings and best epoch, "
+                     "no search): with --split none, the final model on all pairs."),
         click.option("--stop-after", type=click.IntRange(1),
                      help="Stop after this many epochs in all (resume later)."),
     ]  # fmt: skip

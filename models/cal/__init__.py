@@ -4,9 +4,12 @@ and every other part of the model platform come from this declaration."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+import torch
 from torch import nn
 
 from kgctl.core.errors import KgctlError
@@ -14,14 +17,22 @@ from kgctl.core.options import Option
 from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
-from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.data import Inputs, collect_inputs, embed, make_split
-from kgctl.models.cal.model import CALModel
-from kgctl.models.cal.task import CALTask
+from kgctl.models.cal.config import AssociationConfig, CALConfig
+from kgctl.models.cal.data import Inputs, Split, collect_inputs, embed, make_split
+from kgctl.models.cal.model import CALModel, encode
+from kgctl.models.cal.predict import Rows
+from kgctl.models.cal.task import CALTask, cal_task
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
 
-__all__ = ["CAL", "CALConfig", "inputs_by_threshold"]
+__all__ = [
+    "CAL",
+    "CALConfig",
+    "association_evaluate",
+    "describe_data",
+    "inputs_by_threshold",
+    "split_left_out",
+]
 
 
 def _comma_list(text: str, option: str, cast: type, what: str) -> tuple[Any, ...]:
@@ -43,11 +54,14 @@ class CAL(Model):
         Option("splits", "Held-out splits to evaluate.", str, "edge,node"),
         Option("thresholds", "Also train one model per positives score threshold (e.g. "
                "400,700,900) and score them all on one held-out set of the strictest's pairs.", str, ""),
+        Option("evidence", "Instead: score the run's novel predictions against these comma-separated "
+               "files, pair lists (two gene columns, .tsv/.csv) or gene sets (.gmt).", str, ""),
+        Option("evidence-top", "--evidence: how many top novel pairs per method.", int, 500),
     )  # fmt: skip
     predict_options: ClassVar[tuple[Option, ...]] = (
         Option("top-k", "Partners kept per gene.", int, 10),
     )
-    test_config = {"pca_dim": 8, "hidden_dim": 32, "layers": 1, "epochs": 3, "batch_size": 32,
+    test_config = {"pca_dim": 8, "hidden_dim": 32, "layers": 1, "epochs": 3, "batch_size": 32, "search": "",
                    "checkpoint_every": 1}  # fmt: skip
     config: CALConfig
 
@@ -60,34 +74,31 @@ class CAL(Model):
         return Inputs.load(path)
 
     def task(self, inputs: Inputs) -> CALTask:
-        split = make_split(inputs, self.config, self.config.split, self.config.seed)
-        emb, info = embed(inputs.features, split.fit, self.config.pca_dim)
-        return CALTask(self.config, emb, split.train, split=split, embedding=info)
+        return cal_task(inputs, self.config)
 
     def describe(self, inputs: Inputs, task: CALTask) -> dict[str, Any]:
-        info, split = task.embedding, task.split
-        assert split is not None
-        return {**inputs.meta, "split": split.counts(), "embedding_dim": info["dim"],
-                "explained_variance": round(info["explained_variance"], 4),
-                "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]}  # fmt: skip
+        assert task.split is not None
+        return describe_data(inputs, task.split, task.embedding)
+
+    def left_out(self) -> str | None:
+        return split_left_out(self.config)
 
     def build_module(self, **module_args: Any) -> nn.Module:
         return CALModel(**module_args)
 
     def evaluate(self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
                  device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
-        from kgctl.models.cal.evaluate import evaluate
+        return association_evaluate(run, inputs, conn, options, self.config,
+                                    lambda: self.pair_rows(run, inputs), device, on_progress)  # fmt: skip
 
-        seeds = _comma_list(options.get("seeds", "42,123,456"), "seeds", int, "integers")
-        splits = _comma_list(options.get("splits", "edge,node"), "splits", str, "names")
-        thresholds = _comma_list(options.get("thresholds", ""), "thresholds", float, "numbers")
-        if not seeds or not splits or set(splits) - {"edge", "node"}:
-            raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
-        sweep = (
-            inputs_by_threshold(conn, run.views, self.config, thresholds) if thresholds else None
-        )
-        return evaluate(run, inputs, splits=splits, seeds=seeds, device=device,
-                        on_progress=on_progress, thresholds=sweep)  # fmt: skip
+    def pair_rows(self, run: Run, inputs: Inputs) -> Rows:
+        """The trained run's all-pairs scores, by rows."""
+        from kgctl.models.cal.evaluate import cal_model
+        from kgctl.models.cal.predict import cal_rows
+
+        split = make_split(inputs, self.config, self.config.split, self.config.seed)
+        x = torch.from_numpy(embed(inputs.features, split.fit, self.config.pca_dim)[0])
+        return cal_rows(encode(cal_model(run.dir), x), x, self.config.transform)
 
     @classmethod
     def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +118,44 @@ class CAL(Model):
 
         assert isinstance(module, CALModel)
         return predict(self.config, inputs, module, int(options.get("top_k", 10)), device)
+
+
+def association_evaluate(run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
+                         config: CALConfig, model_rows: Callable[[], Rows], device: str,
+                         on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+    """`kgctl evaluate` for a gene-association run: the held-out protocol of every method
+    (CAL at `config`), or with --evidence, the evidence check of the run's novel predictions."""
+    from kgctl.models.cal.evaluate import evaluate
+    from kgctl.models.cal.evidence import evidence_check
+
+    files = _comma_list(options.get("evidence", ""), "evidence", Path, "files")
+    if files:
+        every = np.ones(inputs.n, dtype=bool)
+        unit = torch.from_numpy(embed(inputs.features, every, config.pca_dim)[0])  # unit rows
+        methods = {run.model: model_rows(), "cosine": lambda lo, hi: unit[lo:hi] @ unit.T}
+        top = int(options.get("evidence_top", 500))
+        return {"kind": "evidence", **evidence_check(inputs, methods, list(files), top)}
+    seeds = _comma_list(options.get("seeds", "42,123,456"), "seeds", int, "integers")
+    splits = _comma_list(options.get("splits", "edge,node"), "splits", str, "names")
+    thresholds = _comma_list(options.get("thresholds", ""), "thresholds", float, "numbers")
+    if not seeds or not splits or set(splits) - {"edge", "node"}:
+        raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
+    sweep = inputs_by_threshold(conn, run.views, config, thresholds) if thresholds else None
+    return evaluate(run, inputs, config, splits=splits, seeds=seeds, device=device,
+                    on_progress=on_progress, thresholds=sweep)  # fmt: skip
+
+
+def split_left_out(config: AssociationConfig) -> str | None:
+    if config.split == "none":
+        return None
+    return f"it was trained on the {config.split} split, without its validation and test pairs"
+
+
+def describe_data(inputs: Inputs, split: Split, info: dict[str, Any]) -> dict[str, Any]:
+    """A gene-association run's `data` record: the view, the split and the embedding."""
+    return {**inputs.meta, "split": split.counts(), "embedding_dim": info["dim"],
+            "explained_variance": round(info["explained_variance"], 4),
+            "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]}  # fmt: skip
 
 
 def inputs_by_threshold(conn: Connection, views: Path, config: CALConfig,

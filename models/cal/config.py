@@ -1,8 +1,11 @@
-"""CAL's configuration: the reference hyper-parameters (methods/cal.md §4) as defaults."""
+"""The gene-association models' configuration: what every one reads (features, positives,
+split) and CAL's own settings, the reference hyper-parameters (methods/cal.md §4) as defaults
+except where validation chose otherwise (README, "What to expect")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kgctl.core.options import setting
 from kgctl.graph.schema import STRING_CHANNELS
@@ -11,12 +14,15 @@ from kgctl.models.config import ModelConfig
 SPLITS = ("edge", "node", "none")
 LOSSES = ("in-batch", "random-negatives")
 TRANSFORMS = ("both", "half")
+HUBNESS = ("zscore", "csls", "none")
 RELATIONSHIPS = ("INTERACTS_WITH", "CO_ESSENTIAL")
 DEFAULT_MIN_SCORE = {"INTERACTS_WITH": 700.0}
 
 
 @dataclass
-class CALConfig(ModelConfig):
+class AssociationConfig(ModelConfig):
+    """What every gene-association model reads: the features, the positives and the split."""
+
     dataset: str = setting(
         "", "Dataset id of the gene features (required; `MATCH (d:Dataset) RETURN d.id`)."
     )
@@ -30,28 +36,23 @@ class CALConfig(ModelConfig):
     min_channel: float = setting(700.0, "... at least this on the channel.")
     max_missing: float = setting(0.2, "Genes with a larger share of missing features are left out.")
     pca_dim: int = setting(50, "PCA dimension of the input embedding.")
-    hidden_dim: int = setting(1024, "Width of the MLP g.")
-    layers: int = setting(3, "Hidden blocks of g.")
-    transform: str = setting(
-        "both", "Both genes through f, or the reference's half transform.", TRANSFORMS
-    )
-    loss: str = setting(
-        "in-batch", "In-batch InfoNCE, or K random negatives from a pool of f(X).", LOSSES
-    )
-    negatives: int = setting(511, "random-negatives: K per anchor.")
-    temperature: float = setting(0.05, "InfoNCE temperature τ.")
     split: str = setting("edge", "Train on an edge split, a node split or all positives.", SPLITS)
     test_fraction: float = setting(0.2, "Edge split: the share of test pairs.")
     validation_fraction: float = setting(0.1, "The share of validation pairs.")
     unseen_fraction: float = setting(0.3, "Node split: the share of genes held out.")
+    patience: int = setting(
+        20, "Stop after this many epochs without a better validation AUC (0: never early); "
+        "the best epoch's weights are kept either way.",
+    )  # fmt: skip
+    hubness: str = setting(
+        "zscore", "Per-gene rankings corrected for hub genes: each partner's scores standardised "
+        "over all genes (zscore), CSLS, or raw scores (none).", HUBNESS,
+    )  # fmt: skip
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
             (self.channel is None or self.relationship == "INTERACTS_WITH", "channel filters apply to INTERACTS_WITH only"),
-            (self.loss == "in-batch" or self.transform == "both", "random negatives need transform = both"),
-            (self.pca_dim >= 2 and self.hidden_dim >= 1 and self.layers >= 1, "pca_dim >= 2, hidden_dim and layers >= 1"),
-            (self.batch_size >= 8, "batch_size >= 8"),
-            (self.temperature > 0, "temperature must be positive"),
+            (self.pca_dim >= 2, "pca_dim >= 2"),
             (0 < self.test_fraction < 1 and 0 <= self.validation_fraction < 1 - self.test_fraction, "fractions out of range"),
             (0 < self.unseen_fraction < 1, "unseen_fraction must be in (0, 1)"),
         ]  # fmt: skip
@@ -63,3 +64,37 @@ class CALConfig(ModelConfig):
         if self.min_score is not None:
             return self.min_score
         return DEFAULT_MIN_SCORE.get(self.relationship)
+
+    def shared(self) -> dict[str, Any]:
+        """The data settings every association model reads (not the trainer's), to build another
+        model on the same data."""
+        own = set(AssociationConfig.__dataclass_fields__) - set(ModelConfig.__dataclass_fields__)
+        return {name: getattr(self, name) for name in sorted(own)}
+
+
+@dataclass
+class CALConfig(AssociationConfig):
+    hidden_dim: int = setting(1024, "Width of the MLP g.")
+    layers: int = setting(3, "Hidden blocks of g.")
+    transform: str = setting(
+        "half", "The reference's half transform (one gene through f, scored both ways), or "
+        "both genes through f (memorises its training pairs on the real data).", TRANSFORMS,
+    )  # fmt: skip
+    mask: bool = setting(True, "In-batch loss: mask known partners and repeated genes.")
+    loss: str = setting(
+        "in-batch", "In-batch InfoNCE, or K random negatives from a pool of f(X).", LOSSES
+    )
+    negatives: int = setting(511, "random-negatives: K per anchor.")
+    temperature: float = setting(0.05, "InfoNCE temperature τ.")
+    search: str = setting(
+        "temperature=0.05,0.1", "Settings to choose among on validation (e.g. "
+        "'transform=half,both;mask=true,false'): one model each, the best kept, all recorded.",
+    )  # fmt: skip
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return super().checks() + [
+            (self.loss == "in-batch" or self.transform == "both", "random negatives need transform = both"),
+            (self.hidden_dim >= 1 and self.layers >= 1, "hidden_dim and layers >= 1"),
+            (self.batch_size >= 8, "batch_size >= 8"),
+            (self.temperature > 0, "temperature must be positive"),
+        ]  # fmt: skip

@@ -17,7 +17,25 @@ from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view, node_index, relationship_chunks
 from kgctl.graph.views import EdgeSpec
-from kgctl.models.cal.config import CALConfig
+from kgctl.models.cal.config import AssociationConfig
+
+NEGATIVE_RATIO = 5  # negatives per held-out positive
+
+
+def task_data(
+    inputs: Inputs, config: AssociationConfig
+) -> tuple[Split, np.ndarray, dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """The config's split, the PCA embedding fit on its training genes, and the validation
+    pairs with their negatives (seeded by the split's seed; empty without validation)."""
+    split = make_split(inputs, config, config.split, config.seed)
+    emb, info = embed(inputs.features, split.fit, config.pca_dim)
+    rng = np.random.default_rng([config.seed, 1])
+    return (
+        split,
+        emb,
+        info,
+        (split.validation, validation_negatives(inputs, split, NEGATIVE_RATIO, rng)),
+    )
 
 
 def pair_keys(pairs: np.ndarray, n: int) -> np.ndarray:
@@ -65,7 +83,7 @@ class Inputs:
             )
 
 
-def collect_inputs(conn: Connection, config: CALConfig, view_dir: Path) -> Inputs:
+def collect_inputs(conn: Connection, config: AssociationConfig, view_dir: Path) -> Inputs:
     """Export the view (cached by graph fingerprint) and apply the config's rules."""
     if not config.dataset:
         raise KgctlError("CAL needs a feature dataset: set `dataset` in the config or pass --dataset "
@@ -85,7 +103,9 @@ def collect_inputs(conn: Connection, config: CALConfig, view_dir: Path) -> Input
     return build_inputs(view, config, channel_pairs)
 
 
-def build_inputs(view: View, config: CALConfig, channel_pairs: np.ndarray | None = None) -> Inputs:
+def build_inputs(
+    view: View, config: AssociationConfig, channel_pairs: np.ndarray | None = None
+) -> Inputs:
     """Keep genes with at most `max_missing` missing features (the rest filled with the column
     mean); known pairs at any score; positives by score threshold or channel filter."""
     if view.x is None:
@@ -148,7 +168,7 @@ class Split:
                 "test": len(self.test), "unseen_genes": int(self.unseen.sum())}  # fmt: skip
 
 
-def make_split(inputs: Inputs, config: CALConfig, kind: str, seed: int) -> Split:
+def make_split(inputs: Inputs, config: AssociationConfig, kind: str, seed: int) -> Split:
     """Seeded split of the positives. Edge: pairs shuffled into test / validation / train.
     Node: `unseen_fraction` of the genes in positives held out; training pairs have both genes
     seen, test pairs at least one unseen; validation is a share of the seen-seen pairs."""

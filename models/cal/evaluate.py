@@ -6,7 +6,6 @@ on the same pairs; mean ± SD over seeds; plots in the run folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,9 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
 from kgctl.models import metrics
 from kgctl.models.baselines import cosine_scores, degree_product, degrees, walk_embedding
-from kgctl.models.cal.config import CALConfig
+from kgctl.models.cal.config import HUBNESS, CALConfig
 from kgctl.models.cal.data import (
+    NEGATIVE_RATIO,
     Inputs,
     Split,
     ambiguous_pairs,
@@ -31,25 +31,29 @@ from kgctl.models.cal.data import (
     validation_negatives,
 )
 from kgctl.models.cal.model import CALModel, encode, pair_scores
-from kgctl.models.cal.task import Bilinear, BilinearTask, CALTask
+from kgctl.models.cal.predict import cal_rows, partner_hits
+from kgctl.models.cal.task import Bilinear, BilinearTask, CALTask, cal_task
+from kgctl.models.config import ModelConfig
 from kgctl.models.runs import Run
-from kgctl.models.trainer import HISTORY, MODEL, fit, load_module
+from kgctl.models.selection import final_settings, fit_or_load
+from kgctl.models.trainer import MODEL, fit, load_module
 
 SEEDS = (42, 123, 456)
-NEGATIVE_RATIO = 5
-METHODS = ("cal", "cosine", "degree_product", "bilinear", "walk_embedding")
+METHODS = ("cal", "graphsage", "cosine", "degree_product", "bilinear", "walk_embedding")
+SWEPT = tuple(m for m in METHODS if m != "graphsage")  # the threshold sweep trains CAL only
 
 
 class Scorer:
-    """Every method's score for any pair under one split: CAL (a model trained on the split's
-    training pairs), input cosine, and degree product, bilinear form and walk-embedding cosine
-    (all three fit on the training pairs only)."""
+    """Every method's score for any pair under one split: CAL and GraphSAGE (models chosen on the
+    split's validation pairs), input cosine, and degree product, bilinear form and walk-embedding
+    cosine (all three fit on the training pairs only)."""
 
     def __init__(self, inputs: Inputs, split: Split, emb: np.ndarray, model: CALModel,
-                 config: CALConfig) -> None:  # fmt: skip
+                 config: CALConfig, graphsage: np.ndarray | None = None) -> None:  # fmt: skip
         self.emb = emb
         self.transform = config.transform
         self.fx = encode(model, torch.from_numpy(emb))
+        self.graphsage = graphsage
         self.degree = degrees(inputs.n, split.train)
         self.bilinear = fit_bilinear(emb, split.train, config.replace(seed=split.seed))
         self.walk = walk_embedding(inputs.n, split.train, seed=split.seed)
@@ -58,6 +62,11 @@ class Scorer:
         if method == "cal":
             x = torch.from_numpy(self.emb)
             return pair_scores(self.fx, x, torch.from_numpy(pairs), self.transform).numpy()
+        if method == "graphsage":
+            assert self.graphsage is not None, "GraphSAGE was not trained for this split"
+            return np.asarray(
+                np.einsum("ij,ij->i", self.graphsage[pairs[:, 0]], self.graphsage[pairs[:, 1]])
+            )
         if method == "cosine":
             return cosine_scores(self.emb, pairs)
         if method == "degree_product":
@@ -82,13 +91,11 @@ def bilinear_scores(emb: np.ndarray, w: np.ndarray, pairs: np.ndarray) -> np.nda
 
 
 def trained(folder: Path, config: CALConfig, emb: np.ndarray, pairs: np.ndarray, device: str,
-            on_progress: OnProgress) -> tuple[CALModel, dict[str, Any]]:  # fmt: skip
-    """A CAL model trained on `pairs` in `folder` (trained now unless it is already there), and
-    its last epoch."""
+            on_progress: OnProgress) -> CALModel:  # fmt: skip
+    """A CAL model trained on `pairs` (no validation) in `folder`, unless it is already there."""
     if not (folder / MODEL).exists():
         fit(CALTask(config, emb, pairs), folder, device=device, on_progress=on_progress)
-    last = json.loads((folder / HISTORY).read_text())["epochs"][-1]
-    return cal_model(folder), last
+    return cal_model(folder)
 
 
 def cal_model(folder: Path) -> CALModel:
@@ -99,24 +106,69 @@ def cal_model(folder: Path) -> CALModel:
 
 
 def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str,
-                on_progress: OnProgress) -> tuple[np.ndarray, CALModel, dict[str, Any] | None]:  # fmt: skip
-    """The embedding and a trained model for (split, seed): the run's own model when it was
-    trained on exactly that split, else one trained now under `evaluation/`."""
+                on_progress: OnProgress) -> tuple[np.ndarray, CALModel, CALConfig, dict[str, Any]]:  # fmt: skip
+    """The embedding, a trained model, its chosen config and its selection record for (split,
+    seed): the run's own model when it was trained on exactly that split, else one chosen on the
+    split's validation pairs and trained now under `evaluation/`."""
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
-    if config.split == split.kind and config.seed == split.seed:
-        return emb, cal_model(run.dir), None
+    if run.model == "cal" and config.split == split.kind and config.seed == split.seed:
+        return emb, cal_model(run.dir), config, run.record.get("selection") or {}
     folder = run.dir / "evaluation" / f"{split.kind}-seed{split.seed}"
     seeded = config.replace(seed=split.seed, split=split.kind)
-    model, last = trained(folder, seeded, emb, split.train, device, on_progress)
-    return emb, model, last
+
+    def make_task(c: ModelConfig) -> CALTask:
+        assert isinstance(c, CALConfig)
+        return cal_task(inputs, c)
+
+    chosen, selection = fit_or_load(
+        seeded, make_task, folder, device=device, on_progress=on_progress
+    )
+    assert isinstance(chosen, CALConfig)
+    return emb, cal_model(folder), chosen, selection
+
+
+def graphsage_vectors(run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str,
+                      on_progress: OnProgress) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+    """GraphSAGE's node embeddings over the split's training graph and its selection record: the
+    run's own model when it is a GraphSAGE run on exactly that split, else one trained now."""
+    from kgctl.models.graphsage import GraphSAGEModel
+    from kgctl.models.graphsage.task import (
+        GraphSAGE,
+        GraphSAGEConfig,
+        GraphSAGETask,
+        graphsage_task,
+    )
+
+    mine = {**run.config, "seed": split.seed, "split": split.kind}
+    own = (
+        run.model == "graphsage"
+        and run.config["split"] == split.kind
+        and run.config["seed"] == split.seed
+    )
+    folder = run.dir if own else run.dir / "evaluation" / f"graphsage-{split.kind}-seed{split.seed}"
+    gconfig = GraphSAGEConfig(**mine) if run.model == "graphsage" \
+        else GraphSAGEConfig(**{**config.shared(), "seed": split.seed, "split": split.kind})  # fmt: skip
+    selection = run.record.get("selection") or {}
+    if not own:
+
+        def make_task(c: ModelConfig) -> GraphSAGETask:
+            assert isinstance(c, GraphSAGEConfig)
+            return graphsage_task(inputs, c)
+
+        _, selection = fit_or_load(
+            gconfig, make_task, folder, device=device, on_progress=on_progress
+        )
+    vectors = GraphSAGEModel(gconfig).node_vectors(load_module(folder, GraphSAGE), inputs, "cpu")
+    return vectors.numpy(), selection
 
 
 def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, device: str,
            on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
     """Held-out figures of every method for one split and seed."""
     split = make_split(inputs, config, kind, seed)
-    emb, model, last_epoch = split_model(run, inputs, config, split, device, on_progress)
-    score = Scorer(inputs, split, emb, model, config)
+    emb, model, chosen, selection = split_model(run, inputs, config, split, device, on_progress)
+    sage, sage_selection = graphsage_vectors(run, inputs, config, split, device, on_progress)
+    score = Scorer(inputs, split, emb, model, chosen, sage)
     rng = np.random.default_rng(seed)
     negative_sets = {
         "random": negatives(inputs, split, NEGATIVE_RATIO, rng),
@@ -128,12 +180,16 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, de
     neg_cos = {name: cosine_scores(emb, neg) for name, neg in negative_sets.items()}
     mean_degree = (score.degree[split.test[:, 0]] + score.degree[split.test[:, 1]]) / 2
     result: dict[str, Any] = {"split": split.counts(), "negatives": {k: len(v) for k, v in negative_sets.items()},
-                              "training_end": last_epoch, "methods": {}}  # fmt: skip
+                              "selection": {"cal": selection, "graphsage": sage_selection},
+                              "methods": {}}  # fmt: skip
     val_neg = (
         validation_negatives(inputs, split, NEGATIVE_RATIO, rng) if len(split.validation) else None
     )
     ambiguous = ambiguous_pairs(inputs, split)
     result["ambiguous_pairs"] = len(ambiguous)
+    rows = cal_rows(score.fx, torch.from_numpy(emb), chosen.transform)
+    result["hubness"] = {h: partner_hits(rows, inputs.n, split.validation, split.train, h)
+                         for h in HUBNESS}  # fmt: skip
     for method in METHODS:
         pos = score(method, split.test)
         neg_scores = {name: score(method, neg) for name, neg in negative_sets.items()}
@@ -198,14 +254,14 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def evaluate(run: Run, inputs: Inputs, *, splits: tuple[str, ...] = ("edge", "node"),
+def evaluate(run: Run, inputs: Inputs, config: CALConfig, *, splits: tuple[str, ...] = ("edge", "node"),
              seeds: tuple[int, ...] = SEEDS, device: str = "auto", on_progress: OnProgress = silent,
              thresholds: dict[float, Inputs] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Both protocols, and a threshold sweep when given inputs per threshold; the plots go into
-    the run folder."""
-    config = CALConfig(**run.config)
+    """Both protocols (the reference one for a CAL run only), and a threshold sweep when given
+    inputs per threshold; the plots go into the run folder. `config`: CAL's settings."""
     result: dict[str, Any] = {"seeds": list(seeds), "negative_ratio": NEGATIVE_RATIO,
-                              "reference": reference(run, inputs, config), "held_out": {}}  # fmt: skip
+                              "reference": reference(run, inputs, config) if run.model == "cal" else None,
+                              "held_out": {}}  # fmt: skip
     plots: list[str] = []
     for kind in splits:
         per_seed = [honest(run, inputs, config, kind, seed, device, on_progress) for seed in seeds]
@@ -215,7 +271,10 @@ def evaluate(run: Run, inputs: Inputs, *, splits: tuple[str, ...] = ("edge", "no
         result["held_out"][kind] = {"summary": summarise(per_seed),
                                     "per_seed": dict(zip(map(str, seeds), per_seed, strict=True))}  # fmt: skip
     if thresholds:
-        result["threshold_sweep"] = threshold_sweep(thresholds, config, run.dir / "evaluation",
+        final = CALConfig(
+            **final_settings(config, run.record.get("selection") if run.model == "cal" else None)
+        )
+        result["threshold_sweep"] = threshold_sweep(thresholds, final, run.dir / "evaluation",
                                                     seeds=seeds, device=device, on_progress=on_progress)  # fmt: skip
     result["plots"] = plots
     return result
@@ -253,10 +312,10 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
             split = Split("edge", seed, train_pairs, test[:0], test, unseen)
             seeded = config.replace(seed=seed, min_score=t, split="edge")
             out = folder / f"threshold-{t:g}-seed{seed}"
-            model, _ = trained(out, seeded, emb, train_pairs, device, on_progress)
+            model = trained(out, seeded, emb, train_pairs, device, on_progress)
             score = Scorer(inputs, split, emb, model, seeded)
             figures = {}
-            for method in METHODS:
+            for method in SWEPT:
                 pos, negs = score(method, test), score(method, neg)
                 figures[method] = {"auc": metrics.auc(pos, negs), "auprc": metrics.auprc(pos, negs)}
             rows[f"{t:g}"] = {"train_pairs": len(train_pairs), "methods": figures}
@@ -264,7 +323,7 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
     summary = {
         f"{t:g}": {m: {k: metrics.mean_sd([r["thresholds"][f"{t:g}"]["methods"][m][k]
                                            for r in per_seed.values()]) for k in ("auc", "auprc")}
-                   for m in METHODS}
+                   for m in SWEPT}
         for t in thresholds
     }  # fmt: skip
     return {"protocol": f"fixed held-out set: {test_fraction:g} of the pairs passing "
@@ -284,10 +343,11 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
                          "cb_auc": block["summary"][m]["random"]["cb_auc"]}
                      for m in METHODS}  # fmt: skip
     for t, row in result.get("threshold_sweep", {}).get("summary", {}).items():
-        out.setdefault("threshold_sweep", {})[t] = {m: {"auc": row[m]["auc"]} for m in METHODS}
+        out.setdefault("threshold_sweep", {})[t] = {m: {"auc": row[m]["auc"]} for m in SWEPT}
     ref = result["reference"]
-    out["reference_transductive"] = {m: {"auc": ref[m]["auc"], "cb_auc": ref[m]["cb_auc"]["auc"]}
-                                     for m in ("cal", "cosine")}  # fmt: skip
+    if ref:
+        out["reference_transductive"] = {m: {"auc": ref[m]["auc"], "cb_auc": ref[m]["cb_auc"]["auc"]}
+                                         for m in ("cal", "cosine")}  # fmt: skip
     return out
 
 
@@ -344,6 +404,11 @@ def _save(fig: Any, path: Path) -> str:
     return str(path)
 
 
+def _picked(seed: str, selection: dict[str, Any]) -> str:
+    settings = ",".join(f"{k}={v}" for k, v in (selection.get("settings") or {}).items())
+    return f"seed {seed} epoch {selection.get('epoch')}" + (f" {settings}" if settings else "")
+
+
 def _fmt(stat: dict[str, Any] | None) -> str:
     if not stat or stat.get("mean") is None:
         return "–"
@@ -352,15 +417,22 @@ def _fmt(stat: dict[str, Any] | None) -> str:
 
 def report(r: dict[str, Any]) -> list[str]:
     """The evaluation as text: the reference protocol, each held-out split's table of methods,
-    the ambiguous band and the threshold sweep."""
+    the ambiguous band and the threshold sweep (or the evidence check)."""
+    if r.get("kind") == "evidence":
+        from kgctl.models.cal.evidence import evidence_report
+
+        return evidence_report(r)
     ref = r["reference"]
-    lines = [f"Run {r['run_id']}: seeds {', '.join(map(str, r['seeds']))}",
-             f"Reference protocol (transductive, {ref['positives']:,} training pairs, not held out):"]  # fmt: skip
-    for m in ("cal", "cosine"):
-        cb = ref[m]["cb_auc"]["auc"]
+    lines = [f"Run {r['run_id']}: seeds {', '.join(map(str, r['seeds']))}"]
+    if ref:
         lines.append(
-            f"  {m:<8} AUC {ref[m]['auc']:.3f}   CB AUC {cb if cb is None else round(cb, 3)}"
+            f"Reference protocol (transductive, {ref['positives']:,} training pairs, not held out):"
         )
+        for m in ("cal", "cosine"):
+            cb = ref[m]["cb_auc"]["auc"]
+            lines.append(
+                f"  {m:<8} AUC {ref[m]['auc']:.3f}   CB AUC {cb if cb is None else round(cb, 3)}"
+            )
     for kind, block in r["held_out"].items():
         first = next(iter(block["per_seed"].values()))
         counts = first["split"]
@@ -382,6 +454,20 @@ def report(r: dict[str, Any]) -> list[str]:
         if band:
             lines.append(f"  known pairs below the threshold ({first['ambiguous_pairs']:,}, never negatives) "
                          "against negatives, AUC: " + ", ".join(band))  # fmt: skip
+        for method in ("cal", "graphsage"):
+            picks = [
+                _picked(seed, r_["selection"].get(method) or {})
+                for seed, r_ in block["per_seed"].items()
+            ]
+            lines.append(f"  {method} chosen on validation: " + "; ".join(picks))
+        hits = {
+            h: metrics.mean_sd([r_["hubness"][h] for r_ in block["per_seed"].values()])
+            for h in HUBNESS
+        }
+        lines.append(
+            "  CAL per-gene validation hits@10: "
+            + ", ".join(f"{h} {_fmt(v)}" for h, v in hits.items())
+        )
     sweep = r.get("threshold_sweep")
     if sweep:
         first = next(iter(sweep["per_seed"].values()))

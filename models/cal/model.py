@@ -47,15 +47,17 @@ def known_pair_keys(pairs: Tensor, n: int) -> Tensor:
     return torch.sort(both[:, 0] * n + both[:, 1]).values
 
 
-def in_batch_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor, n: int,
-                  temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """½[CE(S) + CE(Sᵀ)] over S = za·zbᵀ/τ, target on the diagonal. Off-diagonal entries that
-    pair an anchor with a known partner (a hub repeated in the batch, another positive of the
-    same gene) or with itself are masked, not used as negatives. Returns (loss, top-1 accuracy)."""
+def in_batch_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor | None,
+                  n: int, temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """½[CE(S) + CE(Sᵀ)] over S = za·zbᵀ/τ, target on the diagonal. With `known_keys`,
+    off-diagonal entries that pair an anchor with a known partner (a hub repeated in the batch,
+    another positive of the same gene) or with itself are masked, not used as negatives; None is
+    the reference's unmasked loss. Returns (loss, top-1 accuracy)."""
     logits = (za.float() @ zb.float().T) / temperature
-    false = is_known(a[:, None], b[None, :], known_keys, n) | (a[:, None] == b[None, :])
-    false.fill_diagonal_(False)
-    logits = logits.masked_fill(false, float("-inf"))
+    if known_keys is not None:
+        false = is_known(a[:, None], b[None, :], known_keys, n) | (a[:, None] == b[None, :])
+        false.fill_diagonal_(False)
+        logits = logits.masked_fill(false, float("-inf"))
     target = torch.arange(len(a), device=logits.device)
     loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
     accuracy = (logits.argmax(dim=1) == target).float().mean()
@@ -81,7 +83,7 @@ def random_negative_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, pool: Ten
 
 
 @torch.no_grad()
-def encode(model: CALModel, x: Tensor, batch: int = 8192) -> Tensor:
+def encode(model: nn.Module, x: Tensor, batch: int = 8192) -> Tensor:
     """f(X) in batches, float32, in evaluation mode."""
     was = model.training
     model.eval()

@@ -1,10 +1,12 @@
-"""`kgctl predict RUN` for CAL: score every gene pair in row blocks (never the full N×N matrix),
-keep each gene's top K partners with how the graph already relates them, and f(X) as the
-genes' embeddings."""
+"""`kgctl predict RUN` for the gene-association models: score every gene pair in row blocks
+(never the full N×N matrix), rank each gene's partners (corrected for hub genes by CSLS unless
+`hubness = none`), keep its top K with how the graph already relates them, and the genes'
+embeddings."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,12 +16,15 @@ import torch
 from torch import Tensor
 
 from kgctl.models.base import Prediction
-from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.data import Inputs, embed, make_split, pair_keys
+from kgctl.models.cal.config import AssociationConfig, CALConfig
+from kgctl.models.cal.data import Inputs, Split, embed, make_split, pair_keys
 from kgctl.models.cal.model import CALModel, encode
 
 BLOCK = 2048
 SHOWN = 10
+HUB_K = 10  # CSLS: a gene's hubness is the mean of its HUB_K best scores
+
+Rows = Callable[[int, int], Tensor]  # rows lo..hi of the all-pairs score matrix
 
 
 @dataclass
@@ -27,40 +32,91 @@ class TopK:
     """Each gene's top K partners: `partner[i, r]` is gene i's rank-(r+1) partner."""
 
     partner: np.ndarray  # int64 [N, K]
-    score: np.ndarray  # float32 [N, K]
+    score: np.ndarray  # float32 [N, K]: the ranking score (CSLS-corrected or raw)
+    raw: np.ndarray  # float32 [N, K]: the model's own score
     seconds: float
     pairs_scored: int
 
 
-def top_k(fx: Tensor, x: Tensor, k: int, transform: str, block: int = BLOCK) -> TopK:
-    """Blockwise all-pairs scores (rows `block` at a time, self excluded), top `k` per row.
-    Peak extra memory is a few `block` × N float32 matrices."""
-    n = len(fx)
-    k = min(k, n - 1)
-    started = time.perf_counter()
-    partners, scores = [], []
+def cal_rows(fx: Tensor, x: Tensor, transform: str) -> Rows:
+    """CAL's all-pairs scores by rows: f(A)·f(B), or ½[f(A)·e_B + f(B)·e_A] (half)."""
+    if transform == "both":
+        return lambda lo, hi: fx[lo:hi] @ fx.T
+    return lambda lo, hi: 0.5 * (fx[lo:hi] @ x.T + x[lo:hi] @ fx.T)
+
+
+def blocks(rows: Rows, n: int, block: int) -> Iterator[tuple[int, int, Tensor]]:
     for lo in range(0, n, block):
         hi = min(lo + block, n)
-        s = fx[lo:hi] @ fx.T if transform == "both" else 0.5 * (fx[lo:hi] @ x.T + x[lo:hi] @ fx.T)
+        s = rows(lo, hi).float()
         s[torch.arange(hi - lo), torch.arange(lo, hi)] = float("-inf")
-        values, index = torch.topk(s, k, dim=1)
+        yield lo, hi, s
+
+
+Correct = Callable[[Tensor, int, int], Tensor]  # (rows lo..hi of scores, lo, hi) -> ranking scores
+
+
+def corrector(rows: Rows, n: int, hubness: str, block: int = BLOCK) -> Correct:
+    """How per-gene lists are ranked. `zscore`: each candidate partner's scores standardised over
+    all genes, (s(A, B) − μ_B)/σ_B, so a gene close to everyone no longer heads every list; `csls`:
+    2·s(A, B) − r_A − r_B with r a gene's mean over its HUB_K best scores; `none`: raw scores.
+    One extra pass over the score blocks."""
+    if hubness == "none":
+        return lambda s, lo, hi: s
+    if hubness == "csls":
+        k = min(HUB_K, n - 1)
+        r = torch.cat(
+            [torch.topk(s, k, dim=1).values.mean(1) for _, _, s in blocks(rows, n, block)]
+        )
+        return lambda s, lo, hi: 2 * s - r[lo:hi, None] - r[None, :]
+    total = torch.zeros(n, dtype=torch.float64)
+    squares = torch.zeros(n, dtype=torch.float64)
+    for _, _, s in blocks(rows, n, block):
+        finite = s.masked_fill(torch.isinf(s), 0).double()
+        total += finite.sum(0).cpu()
+        squares += (finite**2).sum(0).cpu()
+    mean = total / (n - 1)
+    sd = (squares / (n - 1) - mean**2).clamp(min=1e-12).sqrt()
+    mu, sigma = mean.float(), sd.float()
+    return lambda s, lo, hi: (s - mu.to(s.device)[None, :]) / sigma.to(s.device)[None, :]
+
+
+def top_k(rows: Rows, n: int, k: int, hubness: str, block: int = BLOCK) -> TopK:
+    """Blockwise all-pairs scores (rows `block` at a time, self excluded), top `k` per row by
+    the ranking score of `corrector` (raw scores kept beside it). Peak extra memory is a few
+    `block` × N float32 matrices."""
+    k = min(k, n - 1)
+    started = time.perf_counter()
+    correct = corrector(rows, n, hubness, block)
+    partners, scores, raws = [], [], []
+    for lo, hi, s in blocks(rows, n, block):
+        values, index = torch.topk(correct(s, lo, hi), k, dim=1)
         partners.append(index.cpu())
-        scores.append(values.float().cpu())
-    return TopK(torch.cat(partners).numpy(), torch.cat(scores).numpy(),
+        scores.append(values.cpu())
+        raws.append(torch.gather(s, 1, index).cpu())
+    return TopK(torch.cat(partners).numpy(), torch.cat(scores).numpy(), torch.cat(raws).numpy(),
                 time.perf_counter() - started, n * (n - 1))  # fmt: skip
 
 
 def predict(
     config: CALConfig, inputs: Inputs, model: CALModel, k: int, device: str = "cpu"
 ) -> Prediction:
-    """The top-k table (start, end, score, rank, input_cosine, split, known) and f(X) for every
-    gene. `split` says how the graph relates the pair: a train, validation or test positive,
-    `ambiguous` (known below the positives' rule) or `novel`."""
+    """CAL's top-k table and f(X) as the genes' embeddings."""
     split = make_split(inputs, config, config.split, config.seed)
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
     x = torch.from_numpy(emb).to(device)
     fx = encode(model.to(device), x)
-    top = top_k(fx, x, k, config.transform)
+    return prediction(
+        config, inputs, split, emb, cal_rows(fx, x, config.transform), k, fx.cpu().numpy()
+    )
+
+
+def prediction(config: AssociationConfig, inputs: Inputs, split: Split, emb: np.ndarray,
+               rows: Rows, k: int, vectors: np.ndarray) -> Prediction:  # fmt: skip
+    """The top-k table (start, end, score, raw_score, rank, input_cosine, split, known) and the
+    genes' vectors. `split` says how the graph relates the pair: a train, validation or test
+    positive, `ambiguous` (known below the positives' rule) or `novel`."""
+    top = top_k(rows, inputs.n, k, config.hubness)
     n, kk = top.partner.shape
     gene = np.repeat(np.arange(n), kk)
     partner = top.partner.ravel()
@@ -72,16 +128,52 @@ def predict(
         label[np.isin(keys, pair_keys(members, inputs.n))] = name
     table = pa.table({
         "start": pa.array(inputs.genes[gene]), "end": pa.array(inputs.genes[partner]),
-        "score": pa.array(top.score.ravel()), "rank": pa.array(np.tile(np.arange(1, kk + 1), n)),
+        "score": pa.array(top.score.ravel()), "raw_score": pa.array(top.raw.ravel()),
+        "rank": pa.array(np.tile(np.arange(1, kk + 1), n)),
         "input_cosine": pa.array(np.einsum("ij,ij->i", emb[gene], emb[partner])),
         "split": pa.array(label.astype(str)), "known": pa.array(label != "novel"),
     })  # fmt: skip
-    facts = {"top_k": kk, "pairs_scored": top.pairs_scored, "scoring_seconds": round(top.seconds, 3),
-             "rows": table.num_rows}  # fmt: skip
+    facts = {"top_k": kk, "hubness": config.hubness, "pairs_scored": top.pairs_scored,
+             "scoring_seconds": round(top.seconds, 3), "rows": table.num_rows,
+             "most_listed": most_listed(top.partner)}  # fmt: skip
     best = novel(table).slice(0, SHOWN).to_pylist()
-    return Prediction(table, inputs.genes.tolist(), fx.cpu().numpy(), facts, best)
+    return Prediction(table, inputs.genes.tolist(), vectors, facts, best)
+
+
+def most_listed(partner: np.ndarray, top: int = 5) -> dict[str, float]:
+    """Hub concentration: in how many genes' top-`top` lists the most listed gene appears, and
+    the share of all list places the 10 most listed genes take."""
+    counts = np.bincount(partner[:, :top].ravel(), minlength=len(partner))
+    ordered = np.sort(counts)[::-1]
+    return {
+        "max_lists": int(ordered[0]),
+        "top10_share": round(float(ordered[:10].sum() / counts.sum()), 4),
+    }
 
 
 def novel(table: pa.Table) -> pa.Table:
     """Predictions of pairs the graph does not relate at any score, best first."""
     return table.filter(pc.equal(table.column("split"), "novel")).sort_by([("score", "descending")])
+
+
+def partner_hits(rows: Rows, n: int, pairs: np.ndarray, train: np.ndarray, hubness: str,
+                 k: int = 10, block: int = BLOCK) -> float | None:  # fmt: skip
+    """Per-gene ranking quality: the share of held-out pairs (both orientations) whose partner is
+    in the gene's top `k`, training partners excluded, ranked by raw scores or CSLS. What
+    `hubness` is chosen by (on validation pairs)."""
+    if len(pairs) == 0:
+        return None
+    correct = corrector(rows, n, hubness, block)
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    train_both = np.concatenate([train, train[:, ::-1]])
+    hits = 0
+    for lo, hi, s in blocks(rows, n, block):
+        ranked = correct(s, lo, hi)
+        inside = train_both[(train_both[:, 0] >= lo) & (train_both[:, 0] < hi)]
+        ranked[torch.from_numpy(inside[:, 0] - lo), torch.from_numpy(inside[:, 1])] = float("-inf")
+        mine = both[(both[:, 0] >= lo) & (both[:, 0] < hi)]
+        rows_ = torch.from_numpy(mine[:, 0] - lo)
+        target = ranked[rows_, torch.from_numpy(mine[:, 1])]
+        above = (ranked[rows_] > target[:, None]).sum(1)
+        hits += int((above < k).sum())
+    return hits / len(both)

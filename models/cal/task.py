@@ -6,7 +6,8 @@ loss, so that only the model family differs."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,35 +15,102 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kgctl.models import metrics
 from kgctl.models.base import Task
-from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.data import Split
-from kgctl.models.cal.model import CALModel, in_batch_loss, known_pair_keys, random_negative_loss
+from kgctl.models.cal.config import AssociationConfig, CALConfig
+from kgctl.models.cal.data import Inputs, Split, task_data
+from kgctl.models.cal.model import (
+    CALModel,
+    encode,
+    in_batch_loss,
+    known_pair_keys,
+    pair_scores,
+    random_negative_loss,
+)
 from kgctl.models.trainer import epoch_seed, shard
 
 MIN_BATCH = 8  # a trailing batch with fewer pairs per process is skipped, as in the reference
+MEMORISING_ACCURACY = 0.99  # in-batch top-1 accuracy at which a contrastive model has memorised
+MEMORISING_LOSS = 0.25  # ... or a final loss below this share of chance (ln of the batch)
 
 
-class CALTask(Task):
-    """Positive `pairs` (indices into `emb`) for f(x) = normalize(α·x + (1−α)·g(x))."""
+class PairTask(Task):
+    """A gene-pair task of any association model: the embedding, the training pairs (indices into
+    it), the split and embedding facts the run records, and validation pairs with their negatives
+    (never test pairs), whose AUC the trainer selects by."""
+
+    selection_metric = "validation_auc"
+
+    def __init__(self, name: str, config: AssociationConfig, module_args: dict[str, Any],
+                 emb: np.ndarray, pairs: np.ndarray, split: Split | None,
+                 embedding: dict[str, Any] | None,
+                 validation: tuple[np.ndarray, np.ndarray] | None) -> None:  # fmt: skip
+        super().__init__(name, config, module_args)
+        self.emb, self.pairs = emb, pairs
+        self.split, self.embedding, self.validation = split, embedding or {}, validation
+
+    def fingerprint(self) -> str:
+        checked = [self.emb, self.pairs.astype(np.int64), *(self.validation or ())]
+        return hashlib.sha256(
+            b"".join(np.ascontiguousarray(a).tobytes() for a in checked)
+        ).hexdigest()
+
+    def has_validation(self) -> bool:
+        return self.validation is not None and len(self.validation[0]) > 0
+
+    @abstractmethod
+    def score_pairs(self, module: nn.Module, pair_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The module's score of every pair of each set, in evaluation mode."""
+
+    def validate(self, module: nn.Module) -> float | None:
+        """AUC of the validation pairs against their negatives."""
+        if not self.has_validation():
+            return None
+        assert self.validation is not None
+        pos, neg = self.score_pairs(module, self.validation)
+        return metrics.auc(pos, neg)
+
+
+class CALTask(PairTask):
+    """Positive `pairs` for f(x) = normalize(α·x + (1−α)·g(x))."""
 
     config: CALConfig
     flip_half = True  # the half transform sees both orientations of a pair across epochs
 
     def __init__(self, config: CALConfig, emb: np.ndarray, pairs: np.ndarray, *, name: str = "cal",
-                 split: Split | None = None, embedding: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 split: Split | None = None, embedding: dict[str, Any] | None = None,
+                 validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:  # fmt: skip
         super().__init__(name, config, {"dim": int(emb.shape[1]), "hidden": config.hidden_dim,
-                                        "layers": config.layers})  # fmt: skip
-        self.emb, self.pairs = emb, pairs
-        self.split, self.embedding = split, embedding or {}  # what the run records of the data
+                                        "layers": config.layers}, emb, pairs, split, embedding,
+                         validation)  # fmt: skip
 
     def build_module(self) -> nn.Module:
         return CALModel(**self.module_args)
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(
-            self.emb.tobytes() + self.pairs.astype(np.int64).tobytes()
-        ).hexdigest()
+    def score_pairs(self, module: nn.Module, pair_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
+        x = self.x.float()
+        fx = encode(module, x)
+        return [pair_scores(fx, x, torch.from_numpy(p).to(self.device), self.config.transform).cpu().numpy()
+                for p in pair_sets]  # fmt: skip
+
+    def warnings(self, epochs: list[dict[str, Any]]) -> list[str]:
+        """Memorisation: in-batch accuracy near 1 or a loss far below chance (ln of the batch)."""
+        if not epochs or epochs[-1].get("loss") is None:
+            return []
+        last = epochs[-1]
+        chance = float(np.log(max(2, min(self.config.batch_size, len(self.pairs)))))
+        found = []
+        if last.get("accuracy", 0.0) >= MEMORISING_ACCURACY:
+            found.append(f"in-batch accuracy reached {last['accuracy']:.3f}")
+        if last["loss"] < MEMORISING_LOSS * chance:
+            found.append(
+                f"the loss fell to {last['loss']:.3f}, far below chance (ln batch = {chance:.2f})"
+            )
+        if not found:
+            return []
+        return [f"{self.name} may be memorising its training pairs: {' and '.join(found)}. Held-out "
+                "figures (`kgctl evaluate`) tell; fewer epochs, transform = half or a validation "
+                "split with patience help."]  # fmt: skip
 
     def inputs(self) -> Tensor:
         return torch.from_numpy(self.emb)
@@ -83,7 +151,8 @@ class CALTask(Task):
         else:
             za, zb = module(x[a]), x[b]
         if self.pool is None:
-            loss, accuracy = in_batch_loss(za, zb, a, b, self.known, self.n, config.temperature)
+            known = self.known if config.mask else None
+            loss, accuracy = in_batch_loss(za, zb, a, b, known, self.n, config.temperature)
         else:
             neg = torch.randint(0, self.n, (len(a), config.negatives), device=self.device,
                                 generator=self.draws)  # fmt: skip
@@ -92,6 +161,12 @@ class CALTask(Task):
 
     def epoch_facts(self, module: nn.Module) -> dict[str, float]:
         return {"alpha": module.alpha} if isinstance(module, CALModel) else {}
+
+
+def cal_task(inputs: Inputs, config: CALConfig) -> CALTask:
+    """CAL's task for a config: its split, embedding and validation data."""
+    split, emb, info, validation = task_data(inputs, config)
+    return CALTask(config, emb, split.train, split=split, embedding=info, validation=validation)
 
 
 class Bilinear(nn.Module):
