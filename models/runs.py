@@ -122,6 +122,7 @@ def record_model_run(conn: Connection, run: Run) -> None:
         "model": r["model"], "status": r["status"], "created_at": r["created_at"],
         "code_version": r["code_version"], "device": r.get("device"), "view": r.get("view"),
         "config": json.dumps(r["config"], sort_keys=True),
+        "selection": json.dumps(r.get("selection"), sort_keys=True),
         "data": json.dumps(r.get("data", {}), sort_keys=True),
         "metrics": json.dumps(r.get("metrics", {}), sort_keys=True, default=str),
         "written": json.dumps(r.get("written", {}), sort_keys=True),

@@ -60,7 +60,13 @@ def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
     assert edges["l"] == ["CC0-1.0"]  # the licence the demo declares for its generated inputs
     model_run = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m", {"id": run_id})[0]["m"]
     assert model_run["status"] == "trained" and model_run["view"] == "gene-association"
-    assert json.loads(model_run["metrics"])["evaluation"]["node"]
+    # The written run is the final model on every pair, trained as long as the evaluated run
+    # chose on validation; the evaluated run holds the held-out figures.
+    assert json.loads(model_run["config"])["split"] == "none"
+    assert json.loads(model_run["metrics"])["training"]["epochs_done"] == demo["selection"]["epoch"]
+    evaluated = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m",
+                            {"id": demo["evaluated_run_id"]})[0]["m"]  # fmt: skip
+    assert json.loads(evaluated)["evaluation"]["node"]
     assert model_run["task_sha256"] and model_run["written_back_at"]
     assert json.loads(model_run["written"])["relationships"]["count"] == 20_000
     gene = demo["gene"]
@@ -72,6 +78,12 @@ def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
     deleted = cli_json(neo4j_server.env, "runs", "delete", run_id)
     removed = (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"])
     assert removed == (20_000, 2000, 1)
+    deleted = cli_json(neo4j_server.env, "runs", "delete", demo["evaluated_run_id"])
+    assert (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"]) == (
+        0,
+        0,
+        1,
+    )
     after = graph_counts(graph)
     assert after.get("PREDICTED_ASSOCIATION", 0) == 0 and after.get("ModelRun", 0) == 0
     assert after == {
