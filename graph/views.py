@@ -155,5 +155,5 @@ register_view(ViewSpec(
     "Transcripts with sequence and structure, their genes, and orthologs (IsoCLR).",
     labels=("Transcript", "Gene"),
     edges=(EdgeSpec("Transcript", "ISOFORM_OF", "Gene"), EdgeSpec("Gene", "ORTHOLOG_OF", "Gene")),
-    columns={"Transcript": ("gene_symbol", "length", "cds_start", "cds_end", "exon_ends", "sequence")},
+    columns={"Transcript": ("gene_id", "gene_symbol", "length", "cds_start", "cds_end", "exon_ends", "sequence")},
 ))  # fmt: skip

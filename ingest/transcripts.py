@@ -214,8 +214,15 @@ class TranscriptsAdapter(Adapter):
             return
         if cds is not None:
             cds_start, cds_end = cds
-        gene = gene_id(symbol)
-        yield Node("Gene", gene, {"ensembl_gene_id": base_id(gid), "species": species_of(gid)})
+        # Human genes are named by symbol; other species' genes by their Ensembl id, as the
+        # ortholog tables name them (a mouse symbol upper-cased would merge with the human gene).
+        species = species_of(gid)
+        human = species in (None, "9606")
+        gene = gene_id(symbol) if human else base_id(gid)
+        if human:
+            ensembl_to_gene[base_id(gid)] = gene  # known to an ortholog table of the same run
+        yield Node("Gene", gene, clean_props({"ensembl_gene_id": base_id(gid), "species": species,
+                                              "symbol": None if human else symbol}))  # fmt: skip
         yield Node("Transcript", base_id(tid), clean_props({
             "version": tid.split(".")[1] if "." in tid else None, "gene_id": base_id(gid),
             "gene_symbol": gene, "length": len(sequence), "cds_start": cds_start, "cds_end": cds_end,

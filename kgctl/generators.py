@@ -149,62 +149,214 @@ def cell_painting_profiles(
     return path
 
 
+@dataclass
+class TranscriptModel:
+    """One spliced transcript: its ids, exons in genome coordinates (+ strand, in order), the
+    spliced sequence and the CDS in transcript coordinates (1-based, inclusive)."""
+
+    tid: str
+    gid: str
+    symbol: str
+    name: str
+    chrom: str
+    exons: list[tuple[int, int]]
+    sequence: str
+    cds: tuple[int, int]
+
+
+def write_gencode(fasta: Path, gtf: Path, models: Sequence[TranscriptModel], release: str = "44",
+                  genome: str = "GRCh38") -> tuple[Path, Path]:  # fmt: skip
+    """GENCODE `pc_transcripts.fa` (header `>ENST…|ENSG…|OTTHUMG…|OTTHUMT…|NAME-201|NAME|len|
+    UTR5:a-b|CDS:c-d|UTR3:e-f|`) and the matching GTF (gene, transcript, exon, CDS lines); gzip
+    when the name ends in .gz."""
+    fa_lines: list[str] = []
+    gtf_lines = [f"##description: evidence-based annotation of the genome ({genome}), version {release}",
+                 "##provider: GENCODE", "##format: gtf"]  # fmt: skip
+    seen_genes: set[str] = set()
+    for serial, m in enumerate(models):
+        length, (c0, c1) = len(m.sequence), m.cds
+        gene_attr = f'gene_id "{m.gid}.1"; gene_type "protein_coding"; gene_name "{m.symbol}";'
+        if m.gid not in seen_genes:
+            seen_genes.add(m.gid)
+            span = [(e[0], e[1]) for x in models if x.gid == m.gid for e in x.exons]
+            gtf_lines.append(f"{m.chrom}\tHAVANA\tgene\t{min(a for a, _ in span)}\t"
+                             f"{max(b for _, b in span)}\t.\t+\t.\t{gene_attr} level 2;")  # fmt: skip
+        fa_lines.append(f">{m.tid}.1|{m.gid}.1|OTTHUMG{serial:011d}.1|OTTHUMT{serial:011d}.1|{m.name}|"
+                        f"{m.symbol}|{length}|UTR5:1-{c0 - 1}|CDS:{c0}-{c1}|UTR3:{c1 + 1}-{length}|")  # fmt: skip
+        fa_lines += [m.sequence[i : i + 60] for i in range(0, length, 60)]
+        tx_attr = (f'{gene_attr[:-1]}; transcript_id "{m.tid}.1"; transcript_type "protein_coding"; '
+                   f'transcript_name "{m.name}";')  # fmt: skip
+        gtf_lines.append(
+            f"{m.chrom}\tHAVANA\ttranscript\t{m.exons[0][0]}\t{m.exons[-1][1]}\t.\t+\t.\t{tx_attr} level 2;"
+        )
+        tpos = 0
+        for number, (lo_g, hi_g) in enumerate(m.exons, 1):
+            exon_len = hi_g - lo_g + 1
+            gtf_lines.append(
+                f"{m.chrom}\tHAVANA\texon\t{lo_g}\t{hi_g}\t.\t+\t.\t{tx_attr} exon_number {number};"
+            )
+            lo, hi = max(tpos + 1, c0), min(tpos + exon_len, c1)
+            if lo <= hi:
+                gtf_lines.append(f"{m.chrom}\tHAVANA\tCDS\t{lo_g + lo - tpos - 1}\t{lo_g + hi - tpos - 1}"
+                                 f"\t.\t+\t0\t{tx_attr} exon_number {number};")  # fmt: skip
+            tpos += exon_len
+    for path, lines in ((fasta, fa_lines), (gtf, gtf_lines)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".gz":
+            with gzip_text(path) as handle:
+                handle.write("\n".join(lines) + "\n")
+        else:
+            path.write_text("\n".join(lines) + "\n")
+    return fasta, gtf
+
+
 def transcripts(
     fasta: Path, gtf: Path, *, genes: Sequence[str], isoforms: int = 2, seed: int = 0
 ) -> tuple[Path, Path]:
-    """GENCODE `pc_transcripts.fa` (header `>ENST…|ENSG…|OTTHUMG…|OTTHUMT…|NAME-201|NAME|len|
-    UTR5:a-b|CDS:c-d|UTR3:e-f|`) and the matching GTF (gene, transcript, exon, CDS lines)."""
+    """A small GENCODE FASTA + GTF: `isoforms` random transcripts per gene."""
     rng = np.random.default_rng(seed)
-    fa_lines: list[str] = []
-    gtf_lines = ["##description: evidence-based annotation of the human genome (GRCh38), version 44",
-                 "##provider: GENCODE", "##format: gtf"]  # fmt: skip
-    gene_ids = ensembl_ids(len(genes))
-    serial = 0
-    for g, (symbol, gid) in enumerate(zip(genes, gene_ids, strict=True)):
-        chrom, strand = f"chr{g % 22 + 1}", "+"
+    models: list[TranscriptModel] = []
+    for g, (symbol, gid) in enumerate(zip(genes, ensembl_ids(len(genes)), strict=True)):
         base = 1_000_000 + g * 100_000
-        gene_attr = f'gene_id "{gid}.1"; gene_type "protein_coding"; gene_name "{symbol}";'
-        gtf_lines.append(
-            f"{chrom}\tHAVANA\tgene\t{base}\t{base + 50_000}\t.\t{strand}\t.\t{gene_attr} level 2;"
-        )
         for k in range(isoforms):
-            serial += 1
-            tid = f"ENST{500_000 + serial:011d}"
-            n_exons = int(rng.integers(2, 6))
-            lengths = [int(x) for x in rng.integers(80, 400, size=n_exons)]
+            lengths = [int(x) for x in rng.integers(80, 400, size=int(rng.integers(2, 6)))]
             length = sum(lengths)
             utr5 = int(rng.integers(20, 60))
             cds_len = ((length - utr5 - 20) // 3) * 3
-            cds = (utr5 + 1, utr5 + cds_len)
             seq = "".join(rng.choice(list("ACGT"), size=length))
             seq = seq[:utr5] + "ATG" + seq[utr5 + 3 :]
-            header = (f">{tid}.1|{gid}.1|OTTHUMG{g:011d}.1|OTTHUMT{serial:011d}.1|{symbol}-{201 + k}|"
-                      f"{symbol}|{length}|UTR5:1-{utr5}|CDS:{cds[0]}-{cds[1]}|UTR3:{cds[1] + 1}-{length}|")  # fmt: skip
-            fa_lines.append(header)
-            fa_lines += [seq[i : i + 60] for i in range(0, length, 60)]
-            tx_attr = (f'{gene_attr[:-1]}; transcript_id "{tid}.1"; transcript_type "protein_coding"; '
-                       f'transcript_name "{symbol}-{201 + k}";')  # fmt: skip
-            start = base + k * 1000
-            gtf_lines.append(
-                f"{chrom}\tHAVANA\ttranscript\t{start}\t{start + 40_000}\t.\t{strand}\t.\t{tx_attr} level 2;"
+            exons, pos = [], base + k * 1000
+            for exon_len in lengths:
+                exons.append((pos, pos + exon_len - 1))
+                pos += exon_len - 1 + 2000
+            models.append(TranscriptModel(f"ENST{500_000 + len(models) + 1:011d}", gid, symbol,
+                                          f"{symbol}-{201 + k}", f"chr{g % 22 + 1}", exons, seq,
+                                          (utr5 + 1, utr5 + cds_len)))  # fmt: skip
+    return write_gencode(fasta, gtf, models)
+
+
+# Codons split into an "optimal" and a "non-optimal" half: a gene's share of optimal codons is one
+# planted determinant of its half-life (codon optimality stabilises mRNA).
+SENSE = [
+    a + b + c
+    for a in "ACGT"
+    for b in "ACGT"
+    for c in "ACGT"
+    if a + b + c not in ("TAA", "TAG", "TGA")
+]
+OPTIMAL = [c for c in SENSE if c[2] in "GC"]
+NONOPTIMAL = [c for c in SENSE if c[2] in "AT"]
+
+
+@dataclass
+class Transcriptome:
+    """The files of `transcriptome` and the planted half-life of each human gene."""
+
+    human_fasta: Path
+    human_gtf: Path
+    mouse_fasta: Path
+    mouse_gtf: Path
+    orthologs: Path
+    half_life: Path
+    genes: list[str]
+
+
+def _random_seq(rng: np.random.Generator, n: int, at: float = 0.5) -> str:
+    p = [at / 2, (1 - at) / 2, (1 - at) / 2, at / 2]  # A, C, G, T
+    return "".join(rng.choice(list("ACGT"), size=n, p=p))
+
+
+def transcriptome(out: Path, *, genes: int = 300, ortholog_share: float = 0.5,
+                  seed: int = 0) -> Transcriptome:  # fmt: skip
+    """A GENCODE-style human and mouse transcriptome with splice isoforms (exon skipping within
+    the CDS, in frame), 1:1 orthologs (mouse copies with 8 % substitutions) in Saluki's ortholog
+    table layout, and a half-life per human gene (`all_HLs_human_PC1.txt` layout) planted in the
+    sequence: more optimal codons lengthen it, AU-rich elements (ATTTA) in the 3'UTR and a
+    longer 3'UTR shorten it."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    symbols = gene_symbols(genes)
+    human_ids, mouse_ids = ensembl_ids(genes), ensembl_ids(genes, "ENSMUSG")
+    human: list[TranscriptModel] = []
+    mouse: list[TranscriptModel] = []
+    traits: list[tuple[float, int, int]] = []
+    ortholog_rows: list[str] = []
+    for g, symbol in enumerate(symbols):
+        optimality, are_rate = float(rng.uniform(0.1, 0.9)), float(rng.uniform(0, 5))
+        utr5 = _random_seq(rng, int(rng.integers(40, 120)))
+        codons = ["ATG"] + [str(rng.choice(OPTIMAL if rng.random() < optimality else NONOPTIMAL))
+                            for _ in range(int(rng.integers(100, 300)))] + ["TAA"]  # fmt: skip
+        utr3 = list(
+            _random_seq(rng, int(rng.integers(150, 600)), at=float(rng.uniform(0.45, 0.65)))
+        )
+        ares = int(rng.poisson(are_rate))
+        for at in rng.choice(max(len(utr3) - 5, 1), size=ares, replace=False):
+            utr3[at : at + 5] = list("ATTTA")
+        utr3_seq = "".join(utr3)
+        traits.append((optimality, utr3_seq.count("ATTTA"), len(utr3_seq)))
+        cuts = np.sort(
+            rng.choice(np.arange(10, len(codons) - 10), size=int(rng.integers(2, 7)), replace=False)
+        )
+        chunks = [
+            "".join(codons[a:b]) for a, b in zip([0, *cuts], [*cuts, len(codons)], strict=True)
+        ]
+        exon_seqs = [utr5 + chunks[0], *chunks[1:-1], chunks[-1] + utr3_seq]
+        kept_sets = [list(range(len(exon_seqs)))]
+        inner = list(range(1, len(exon_seqs) - 1))
+        for _ in range(int(rng.integers(0, 4))):
+            drop = set(
+                rng.choice(
+                    inner, size=int(rng.integers(1, max(2, len(inner)))), replace=False
+                ).tolist()
             )
-            pos, tpos = start, 0
-            for e, exon_len in enumerate(lengths, 1):
-                end = pos + exon_len - 1
-                gtf_lines.append(
-                    f"{chrom}\tHAVANA\texon\t{pos}\t{end}\t.\t{strand}\t.\t{tx_attr} exon_number {e};"
+            kept = [e for e in range(len(exon_seqs)) if e not in drop]
+            if kept not in kept_sets:
+                kept_sets.append(kept)
+        starts, pos = [], 1_000_000 + g * 200_000
+        for s in exon_seqs:
+            starts.append(pos)
+            pos += len(s) + int(rng.integers(500, 3000))
+        chrom = f"chr{g % 22 + 1}"
+        cds_len = 3 * len(codons)
+        for k, kept in enumerate(kept_sets):
+            seq = "".join(exon_seqs[e] for e in kept)
+            exons = [(starts[e], starts[e] + len(exon_seqs[e]) - 1) for e in kept]
+            skipped = sum(len(exon_seqs[e]) for e in range(len(exon_seqs)) if e not in kept)
+            cds = (len(utr5) + 1, len(utr5) + cds_len - skipped)
+            tid = f"ENST{500_000 + len(human) + 1:011d}"
+            human.append(
+                TranscriptModel(
+                    tid, human_ids[g], symbol, f"{symbol}-{201 + k}", chrom, exons, seq, cds
                 )
-                lo, hi = max(tpos + 1, cds[0]), min(tpos + exon_len, cds[1])
-                if lo <= hi:
-                    gtf_lines.append(
-                        f"{chrom}\tHAVANA\tCDS\t{pos + lo - tpos - 1}\t{pos + hi - tpos - 1}\t.\t{strand}\t0\t{tx_attr} exon_number {e};"
-                    )
-                tpos += exon_len
-                pos = end + 2000
-    fasta.parent.mkdir(parents=True, exist_ok=True)
-    fasta.write_text("\n".join(fa_lines) + "\n")
-    gtf.write_text("\n".join(gtf_lines) + "\n")
-    return fasta, gtf
+            )
+            if g < ortholog_share * genes:
+                mutated = np.array(list(seq))
+                hits = rng.random(len(seq)) < 0.08
+                mutated[hits] = rng.choice(list("ACGT"), size=int(hits.sum()))
+                mouse_symbol = symbol.capitalize()
+                mouse.append(TranscriptModel(f"ENSMUST{500_000 + len(mouse) + 1:011d}", mouse_ids[g],
+                                             mouse_symbol, f"{mouse_symbol}-{201 + k}", chrom, exons,
+                                             "".join(mutated), cds))  # fmt: skip
+        if g < ortholog_share * genes:
+            ortholog_rows.append(f"{human_ids[g]}\t{mouse_ids[g]}\tortholog_one2one\t"
+                                 f"{rng.uniform(0, 10):.3f}\t{rng.uniform(0, 10):.3f}")  # fmt: skip
+    opt, are, utr_len = (np.array(v, dtype=float) for v in zip(*traits, strict=True))
+
+    def z(v: np.ndarray) -> np.ndarray:
+        return np.asarray((v - v.mean()) / (v.std() or 1.0))
+
+    life = 2.0 * z(opt) - 1.0 * z(are) - 0.6 * z(np.log(utr_len)) + rng.normal(0, 0.5, genes)
+    paths = write_gencode(
+        out / "gencode.v44.pc_transcripts.fa.gz", out / "gencode.v44.annotation.gtf.gz", human
+    )
+    mouse_paths = write_gencode(out / "gencode.vM33.pc_transcripts.fa.gz",
+                                out / "gencode.vM33.annotation.gtf.gz", mouse, "M33", "GRCm39")  # fmt: skip
+    orthologs = out / "1to1_orthologs_expression.txt"
+    orthologs.write_text("\n".join(ortholog_rows) + "\n")
+    half = out / "all_HLs_human_PC1.txt"
+    pd.DataFrame({"ensembl_gene_id": human_ids, "external_gene_name": symbols,
+                  "human_PC1": np.round(life, 4)}).to_csv(half, sep="\t", index=False)  # fmt: skip
+    return Transcriptome(*paths, *mouse_paths, orthologs, half, symbols)
 
 
 def string_files(
@@ -400,7 +552,7 @@ def planted_modules(
 
 
 def main() -> None:
-    """`python -m kgctl.generators perturbseq|string|demo OUT [options]`."""
+    """`python -m kgctl.generators perturbseq|string|transcriptome|demo OUT [options]`."""
     import click
 
     @click.group()
@@ -424,6 +576,22 @@ def main() -> None:
     @click.option("--seed", default=0)
     def string(out: Path, proteins: int, lines: int, seed: int) -> None:
         for path in string_files(out, n_proteins=proteins, n_lines=lines, seed=seed):
+            click.echo(path)
+
+    @cli.command(name="transcriptome")
+    @click.argument("out", type=click.Path(path_type=Path))
+    @click.option("--genes", default=300)
+    @click.option("--seed", default=0)
+    def transcriptome_command(out: Path, genes: int, seed: int) -> None:
+        made = transcriptome(out, genes=genes, seed=seed)
+        for path in (
+            made.human_fasta,
+            made.human_gtf,
+            made.mouse_fasta,
+            made.mouse_gtf,
+            made.orthologs,
+            made.half_life,
+        ):
             click.echo(path)
 
     @cli.command()

@@ -233,9 +233,21 @@ def planted_inputs(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
     return Inputs(genes, features, known, unordered(positives, n), {})
 
 
+def transcriptome_graph(conn: Connection, folder: Path, genes: int = 40) -> dict[str, Any]:
+    """A generated human and mouse transcriptome with isoforms and 1:1 orthologs, ingested in
+    one run (the transcripts view); no config values needed."""
+    from kgctl.generators import transcriptome
+
+    made = transcriptome(folder / "transcriptome", genes=genes, seed=2)
+    ingest_files(conn, "transcripts", [made.human_fasta, made.human_gtf, made.mouse_fasta,
+                                       made.mouse_gtf, made.orthologs], folder)  # fmt: skip
+    return {}
+
+
 # One small graph per registered view: the model contract test trains every model on its view's.
 VIEW_EXAMPLES: dict[str, Callable[[Connection, Path], dict[str, Any]]] = {
     "gene-association": planted_gene_graph,
+    "transcripts": transcriptome_graph,
 }
 
 
