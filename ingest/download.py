@@ -20,6 +20,9 @@ CHUNK = 1 << 20
 TIMEOUT = 60
 STRING_BASE = "https://stringdb-downloads.org/download"
 FIGSHARE_API = "https://api.figshare.com/v2/articles/{article}/files?page_size=1000"
+GENCODE_BASE = "https://ftp.ebi.ac.uk/pub/databases/gencode"
+SALUKI_BASE = ("https://raw.githubusercontent.com/vagarwal87/saluki_paper/"
+               "3aa4e56a19bbbf87ac9f5f0a251098cf749ad6bc/Fig2_S3")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,37 @@ RELEASES: dict[str, Release] = {
             for name in ("repurposing_drugs_20200324.txt", "repurposing_samples_20200324.txt")
         ),
     ),
+    "gencode": Release(
+        "GENCODE human v44 and mouse vM33 protein-coding transcripts (FASTA + GTF), Saluki's "
+        "human-mouse 1:1 orthologs; --file all_HLs_human_PC1.txt adds its half-life labels",
+        (
+            "gencode.v44.pc_transcripts.fa.gz",
+            "gencode.v44.annotation.gtf.gz",
+            "gencode.vM33.pc_transcripts.fa.gz",
+            "gencode.vM33.annotation.gtf.gz",
+            "1to1_orthologs_expression.txt",
+        ),
+        urls=(
+            *(
+                (
+                    f"gencode.v44.{kind}",
+                    f"{GENCODE_BASE}/Gencode_human/release_44/gencode.v44.{kind}",
+                )
+                for kind in ("pc_transcripts.fa.gz", "annotation.gtf.gz")
+            ),
+            *(
+                (
+                    f"gencode.vM33.{kind}",
+                    f"{GENCODE_BASE}/Gencode_mouse/release_M33/gencode.vM33.{kind}",
+                )
+                for kind in ("pc_transcripts.fa.gz", "annotation.gtf.gz")
+            ),
+            *(
+                (name, f"{SALUKI_BASE}/{name}")
+                for name in ("1to1_orthologs_expression.txt", "all_HLs_human_PC1.txt")
+            ),
+        ),
+    ),  # fmt: skip
 }
 
 

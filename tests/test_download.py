@@ -9,13 +9,17 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
 from kgctl.core.errors import KgctlError
-from kgctl.ingest.download import fetch, resolve
+from kgctl.generators import transcriptome
+from kgctl.graph.connection import Connection
+from kgctl.ingest.download import RELEASES, fetch, resolve
+from kgctl.testing import ingest_files
 
 STRING_PATH = "/download/protein.info.v12.0/9606.protein.info.v12.0.txt.gz"
 
@@ -126,3 +130,29 @@ def test_cli_json_and_unknown_file(publisher: Publisher, tmp_path: Path) -> None
     bad = runner.invoke(cli, ["download", "perturbseq", "--file", "nope.h5ad", "--out", str(tmp_path),
                               "--mirror", mirror(publisher)])  # fmt: skip
     assert bad.exit_code == 1 and "no file named 'nope.h5ad'" in bad.stderr
+
+
+@pytest.mark.neo4j
+def test_gencode_release_downloads_and_ingests(
+    publisher: Publisher, tmp_path: Path, graph: Connection
+) -> None:
+    """The gencode release's official names and paths, fetched and read by the transcripts
+    adapter: human and mouse isoforms, and the ortholog table joining them in one run."""
+    made = transcriptome(tmp_path / "made", genes=6, seed=1)
+    for path in (
+        made.human_fasta,
+        made.human_gtf,
+        made.mouse_fasta,
+        made.mouse_gtf,
+        made.orthologs,
+    ):
+        url = dict(RELEASES["gencode"].urls)[path.name]
+        publisher.files[urlsplit(url).path] = path.read_bytes()
+    fetched = [fetch(r, tmp_path / "dl") for r in resolve("gencode", (), mirror(publisher))]
+    assert [f["status"] for f in fetched] == ["downloaded"] * 5
+    files = sorted((tmp_path / "dl").iterdir())
+    result = ingest_files(graph, "transcripts", files, tmp_path)
+    assert result["rows_rejected"] == 0
+    counts = graph.query("MATCH (m:Gene {species: '10090'})<-[:ORTHOLOG_OF]-(h:Gene {species: '9606'}) "
+                         "WHERE EXISTS { (:Transcript)-[:ISOFORM_OF]->(m) } RETURN count(*) AS n")[0]  # fmt: skip
+    assert counts["n"] == 3  # half of the genes have a mouse ortholog, with its transcripts

@@ -61,7 +61,8 @@ class IsoCLR(Model):
                "siegel_3utr_mpra.txt); half-life: the labels (all_HLs_human_PC1.txt layout).", str, ""),
         Option("target", "utr3-stability: the cell line's column.", str, "jurkat",
                choices=("jurkat", "beas2b")),
-        Option("seeds", "Comma-separated seeds of the grouped splits.", str, "0,1,2,3,4"),
+        Option("probe-seeds", "Comma-separated seeds of the grouped splits (and the scratch encoder).",
+               str, "0,1,2,3,4"),
         Option("fractions", "Shares of the training labels of the low-data curve.", str,
                "0.005,0.01,0.1,1"),
         Option("scratch-steps", "Optimiser steps (about) of the from-scratch encoder per "
@@ -112,14 +113,14 @@ class IsoCLR(Model):
         data = self.probe_set(task, inputs, options)
         curves = low_data_curves(
             data, module, args,
-            seeds=_numbers(options.get("seeds", "0,1,2,3,4"), "seeds", int),
+            seeds=_numbers(options.get("probe_seeds", "0,1,2,3,4"), "probe-seeds", int),
             fractions=_numbers(options.get("fractions", "0.005,0.01,0.1,1"), "fractions", float),
             scratch_steps=int(options.get("scratch_steps", 1500)), device=device,
             on_progress=on_progress,
         )  # fmt: skip
         return {"task": task, "data": data.name, "pretrained_on": inputs.meta.get("corpus", "graph"),
                 "encoder_mode": "eval (frozen; no dropout, BatchNorm statistics frozen)",
-                "probe": "RidgeCV on standardised mean-pooled embeddings", **curves}  # fmt: skip
+                "probe": "ridge on standardised mean-pooled embeddings, penalty by grouped 3-fold CV", **curves}  # fmt: skip
 
     def probe_set(self, task: str, inputs: Inputs, options: dict[str, Any]) -> ProbeSet:
         """The labelled sequences of a task, as inputs with their groups."""

@@ -14,7 +14,6 @@ ENCODER_STAGES: dict[str, tuple[tuple[int, int, int], ...]] = {
     "small": ((64, 2, 1), (128, 2, 2), (128, 2, 4), (256, 2, 8)),
     "medium": ((64, 3, 1), (128, 4, 2), (256, 6, 4), (512, 3, 8)),
 }
-DOWNSAMPLE = 32
 
 
 class SameConv(nn.Conv1d):
@@ -67,15 +66,25 @@ class Encoder(nn.Module):
         self.pooling = pooling
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """x: [B, L, tracks] (channels last, zero-padded); lengths: [B] → [B, width]."""
-        h: Tensor = self.body(self.stem(x.transpose(1, 2).float()))
-        if self.pooling == "plain":
+        """x: [B, L, tracks] (channels last, zero-padded); lengths: [B] → [B, width]. With
+        masked pooling the padding is zeroed after every layer too, so a sequence gets the same
+        representation however much padding its batch adds."""
+        masked = self.pooling == "masked"
+        valid = lengths.clamp(min=1)
+        h: Tensor = self.stem(x.transpose(1, 2).float())
+        for layer in self.body:
+            if isinstance(layer, nn.MaxPool1d):
+                valid = torch.div(valid + 1, 2, rounding_mode="floor")
+            h = layer(_zero_beyond(h, valid) if masked else h)
+        if not masked:
             return h.mean(-1)
-        valid = torch.div(lengths + DOWNSAMPLE - 1, DOWNSAMPLE, rounding_mode="floor").clamp(
-            1, h.shape[-1]
-        )
-        mask = torch.arange(h.shape[-1], device=h.device)[None, :] < valid[:, None]
-        return (h * mask[:, None, :]).sum(-1) / valid[:, None].to(h.dtype)
+        h = _zero_beyond(h, valid)
+        return h.sum(-1) / valid[:, None].to(h.dtype)
+
+
+def _zero_beyond(h: Tensor, valid: Tensor) -> Tensor:
+    inside = torch.arange(h.shape[-1], device=h.device)[None, :] < valid[:, None]
+    return h * inside[:, None, :].to(h.dtype)
 
 
 class IsoCLRNet(nn.Module):
