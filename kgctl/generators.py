@@ -267,7 +267,7 @@ def _random_seq(rng: np.random.Generator, n: int, at: float = 0.5) -> str:
 
 
 def transcriptome(out: Path, *, genes: int = 300, ortholog_share: float = 0.5,
-                  seed: int = 0) -> Transcriptome:  # fmt: skip
+                  cds_codons: tuple[int, int] = (100, 300), seed: int = 0) -> Transcriptome:  # fmt: skip
     """A GENCODE-style human and mouse transcriptome with splice isoforms (exon skipping within
     the CDS, in frame), 1:1 orthologs (mouse copies with 8 % substitutions) in Saluki's ortholog
     table layout, and a half-life per human gene (`all_HLs_human_PC1.txt` layout) planted in the
@@ -285,7 +285,7 @@ def transcriptome(out: Path, *, genes: int = 300, ortholog_share: float = 0.5,
         optimality, are_rate = float(rng.uniform(0.1, 0.9)), float(rng.uniform(0, 5))
         utr5 = _random_seq(rng, int(rng.integers(40, 120)))
         codons = ["ATG"] + [str(rng.choice(OPTIMAL if rng.random() < optimality else NONOPTIMAL))
-                            for _ in range(int(rng.integers(100, 300)))] + ["TAA"]  # fmt: skip
+                            for _ in range(int(rng.integers(*cds_codons)))] + ["TAA"]  # fmt: skip
         utr3 = list(
             _random_seq(rng, int(rng.integers(150, 600)), at=float(rng.uniform(0.45, 0.65)))
         )

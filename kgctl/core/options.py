@@ -31,6 +31,15 @@ class Option:
         return self.name.replace("-", "_")
 
 
+def comma_list(text: str, option: str, cast: type, what: str) -> tuple[Any, ...]:
+    """The values of a comma-separated option (`--seeds 1,2,3`), each cast; a bad one is an
+    error naming the option."""
+    try:
+        return tuple(cast(v.strip()) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise KgctlError(f"--{option}: {text!r} is not a comma-separated list of {what}") from None
+
+
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     """A config dataclass field with its help text (and allowed values), for the CLI and docs."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from kgctl.core.errors import KgctlError
-from kgctl.core.options import Option
+from kgctl.core.options import Option, comma_list
 from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
@@ -33,13 +33,6 @@ __all__ = [
     "inputs_by_threshold",
     "split_left_out",
 ]
-
-
-def _comma_list(text: str, option: str, cast: type, what: str) -> tuple[Any, ...]:
-    try:
-        return tuple(cast(v.strip()) for v in str(text).split(",") if v.strip())
-    except ValueError:
-        raise KgctlError(f"--{option}: {text!r} is not a comma-separated list of {what}") from None
 
 
 @register
@@ -128,16 +121,16 @@ def association_evaluate(run: Run, inputs: Inputs, conn: Connection, options: di
     from kgctl.models.cal.evaluate import evaluate
     from kgctl.models.cal.evidence import evidence_check
 
-    files = _comma_list(options.get("evidence", ""), "evidence", Path, "files")
+    files = comma_list(options.get("evidence", ""), "evidence", Path, "files")
     if files:
         every = np.ones(inputs.n, dtype=bool)
         unit = torch.from_numpy(embed(inputs.features, every, config.pca_dim)[0])  # unit rows
         methods = {run.model: model_rows(), "cosine": lambda lo, hi: unit[lo:hi] @ unit.T}
         top = int(options.get("evidence_top", 500))
         return {"kind": "evidence", **evidence_check(inputs, methods, list(files), top)}
-    seeds = _comma_list(options.get("seeds", "42,123,456"), "seeds", int, "integers")
-    splits = _comma_list(options.get("splits", "edge,node"), "splits", str, "names")
-    thresholds = _comma_list(options.get("thresholds", ""), "thresholds", float, "numbers")
+    seeds = comma_list(options.get("seeds", "42,123,456"), "seeds", int, "integers")
+    splits = comma_list(options.get("splits", "edge,node"), "splits", str, "names")
+    thresholds = comma_list(options.get("thresholds", ""), "thresholds", float, "numbers")
     if not seeds or not splits or set(splits) - {"edge", "node"}:
         raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
     sweep = inputs_by_threshold(conn, run.views, config, thresholds) if thresholds else None

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from kgctl.core.errors import KgctlError
-from kgctl.core.options import Option
+from kgctl.core.options import Option, comma_list
 from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
@@ -35,10 +35,7 @@ TASKS = ("isoforms", "mrl", "utr3-stability", "half-life")
 
 
 def _numbers(text: str, option: str, cast: type) -> tuple[Any, ...]:
-    try:
-        values = tuple(cast(v) for v in str(text).split(",") if v.strip())
-    except ValueError:
-        raise KgctlError(f"--{option}: {text!r} is not a comma-separated list") from None
+    values = comma_list(text, option, cast, "numbers")
     if not values:
         raise KgctlError(f"--{option} needs at least one value")
     return values

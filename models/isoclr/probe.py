@@ -24,6 +24,7 @@ from kgctl.models.isoclr.task import padded
 ALPHAS = np.logspace(-3, 5, 17)
 MIN_TRAIN = 10
 ONE_HOT_MAX = 2048  # one-hot baseline: the first this many nucleotides
+NUCLEOTIDE_BUDGET = 1 << 20  # per embedding batch, padding included
 
 
 @dataclass
@@ -46,8 +47,7 @@ def embed(module: nn.Module, inputs: Inputs, rows: np.ndarray | None = None, *, 
     module.eval()
     out: np.ndarray | None = None
     order = np.argsort(inputs.lengths[rows], kind="stable")
-    for lo in range(0, len(order), batch):
-        part = order[lo : lo + batch]
+    for part in length_batches(inputs.lengths[rows][order], batch, order):
         x, lengths = padded(inputs, rows[part], tracks)
         h = module(x.to(device), lengths.to(device)).float().cpu().numpy()
         if out is None:
@@ -55,6 +55,24 @@ def embed(module: nn.Module, inputs: Inputs, rows: np.ndarray | None = None, *, 
         out[part] = h
     module.train(was)
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def length_batches(sorted_lengths: np.ndarray, batch: int, order: np.ndarray,
+                   budget: int = NUCLEOTIDE_BUDGET) -> list[np.ndarray]:  # fmt: skip
+    """Cut `order` (sorted by length) into batches of at most `batch` sequences and, padded to
+    their longest, at most `budget` nucleotides (long transcripts go a few at a time)."""
+    out, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while (
+            end < len(order)
+            and end - start < batch
+            and (end + 1 - start) * sorted_lengths[end] <= budget
+        ):
+            end += 1
+        out.append(order[start:end])
+        start = end
+    return out
 
 
 def group_split(groups: np.ndarray, seed: int, test: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +188,11 @@ def low_data_curves(data: ProbeSet, module: nn.Module, module_args: dict[str, An
     """Pearson r on held-out groups per method, label share and seed, and mean ± SD."""
     keep = np.flatnonzero(np.isfinite(data.labels))
     sequences = [data.inputs.sequence(int(i)) for i in range(data.inputs.n)]
+    torch.manual_seed(0)
+    untrained = IsoCLRNet(**module_args).to(device)  # what pretraining adds to the architecture
     features: dict[str, np.ndarray] = {
         "isoclr": embed(module, data.inputs, device=device, tracks=module_args["tracks"]),
+        "untrained": embed(untrained, data.inputs, device=device, tracks=module_args["tracks"]),
         "onehot": one_hot_flat(sequences, min(ONE_HOT_MAX, max(map(len, sequences)))),
         "kmer3": kmer_counts(sequences, 3),
         "kmer5": kmer_counts(sequences, 5),
