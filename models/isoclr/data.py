@@ -81,6 +81,14 @@ def pack(ids: list[str], genes: list[str], gene_of: np.ndarray, orthologs: np.nd
                   orthologs.reshape(-1, 2).astype(np.int64), tracks, offsets, meta)  # fmt: skip
 
 
+def _pairs(view: HeteroView, key: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) node indices of one relationship of the view (none: empty)."""
+    if key not in view.edges:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    src, dst, _ = view.edges[key]
+    return src.astype(np.int64), dst.astype(np.int64)
+
+
 def from_view(view: HeteroView) -> Inputs:
     """Transcripts with their structure, the gene each is an isoform of, and orthologs between
     genes. A gene node named by an Ensembl id (an ortholog's end) is the same gene as the
@@ -91,17 +99,16 @@ def from_view(view: HeteroView) -> Inputs:
                          "and GTF first (`kgctl ingest transcripts`), or set --corpus")  # fmt: skip
     table = view.tables["Transcript"].to_pydict()
     gene_nodes = view.nodes["Gene"]
-    src, dst, _ = view.edges.get(("Transcript", "ISOFORM_OF", "Gene"), (np.zeros(0, np.int64),) * 3)
+    src, dst = _pairs(view, ("Transcript", "ISOFORM_OF", "Gene"))
     gene_of = np.full(len(ids), -1, dtype=np.int64)
     gene_of[src] = dst
     keep = np.flatnonzero(gene_of >= 0)
     by_id = {g: i for i, g in enumerate(gene_nodes)}
-    pairs = [tuple(p) for p in np.stack(view.edges.get(("Gene", "ORTHOLOG_OF", "Gene"),
-                                                       (np.zeros(0, np.int64),) * 3)[:2], 1).tolist()]  # fmt: skip
+    pairs = list(zip(*_pairs(view, ("Gene", "ORTHOLOG_OF", "Gene")), strict=True))
     for t in keep:  # the Ensembl-named node of a transcript's gene, if the graph has one
         alias = by_id.get(str(table["gene_id"][t] or ""))
         if alias is not None and alias != gene_of[t]:
-            pairs.append((int(gene_of[t]), alias))
+            pairs.append((gene_of[t], alias))
     arrays = [six_tracks(table["sequence"][t], table["cds_start"][t], table["cds_end"][t],
                          table["exon_ends"][t]) for t in keep]  # fmt: skip
     meta = {"source": "graph", **{k: view.meta[k] for k in ("fingerprint", "nodes", "relationships", "licences")},
