@@ -20,9 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neo4j import GraphDatabase
-from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
-
 from kgctl.core.errors import KgctlError
 from kgctl.core.settings import ServerSettings, Settings
 from kgctl.graph.install import Distribution, distribution, find_java, install
@@ -309,6 +306,10 @@ class ManagedServer:
                 )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
+        # the driver is imported here, so that `kgctl db status` of a stopped server needs none
+        from neo4j import GraphDatabase
+        from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
+
         deadline = time.monotonic() + self.config.server.start_timeout
         auth = ("neo4j", self.password())
         while time.monotonic() < deadline:

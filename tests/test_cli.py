@@ -13,8 +13,12 @@ from kgctl.testing import TestServer, clean_env, make_test_server, run_cli
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path, the lazily loaded ones included."""
     found = [prefix]
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             found += all_commands(command, (*prefix, name))
         else:

@@ -50,7 +50,12 @@ def _render_evaluate(r: Result) -> None:
         click.echo(line)
 
 
-def evaluate_command(models: dict[str, type[Model]]) -> click.Command:
+def evaluate_command() -> click.Command:
+    """`kgctl evaluate RUN`, with the options of every registered model."""
+    from kgctl.models.registry import available
+
+    models = available()
+
     def run(run_id: str, device: str, **given: Any) -> Result:
         from kgctl.models import runs
 
@@ -90,7 +95,12 @@ def _render_predict(r: Result) -> None:
         )
 
 
-def predict_command(models: dict[str, type[Model]]) -> click.Command:
+def predict_command() -> click.Command:
+    """`kgctl predict RUN`, with the options of every registered model."""
+    from kgctl.models.registry import available
+
+    models = available()
+
     def run(run_id: str, device: str, write_back: bool, allow_split: bool, **given: Any) -> Result:
         from kgctl.models import runs
 

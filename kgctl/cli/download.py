@@ -28,7 +28,7 @@ def _render(r: Result) -> None:
 )
 @json_command(_render)
 def download(release: str, out_dir: Path, files: tuple[str, ...], mirror: str | None) -> Result:
-    """Download a public release (STRING, DepMap, Perturb-seq, Repurposing Hub).
+    """Download a public release (STRING, DepMap, Perturb-seq, Repurposing Hub, GENCODE).
 
     Files keep their official names; an interrupted transfer resumes where it stopped, and
     publisher checksums (figshare md5) are verified. Needs internet (or --mirror).

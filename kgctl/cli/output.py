@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
-from neo4j.exceptions import DriverError, Neo4jError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -56,8 +55,10 @@ def json_command(
             except KgctlError as exc:
                 report_error(exc, as_json)
                 sys.exit(exc.exit_code)
-            except (Neo4jError, DriverError) as exc:  # e.g. the server went away mid-command
-                report_error(KgctlError(f"Neo4j: {exc}"), as_json)
+            except Exception as exc:
+                if not from_neo4j(exc):
+                    raise
+                report_error(KgctlError(f"Neo4j: {exc}"), as_json)  # e.g. the server went away
                 sys.exit(1)
             if as_json:
                 click.echo(json.dumps({"ok": True, **result}, indent=2, default=str))
@@ -67,6 +68,15 @@ def json_command(
         return wrapper
 
     return decorate
+
+
+def from_neo4j(exc: BaseException) -> bool:
+    """A driver or server error (checked without importing the driver where none was used)."""
+    if "neo4j" not in sys.modules:
+        return False
+    from neo4j.exceptions import DriverError, Neo4jError
+
+    return isinstance(exc, DriverError | Neo4jError)
 
 
 def report_error(exc: KgctlError, as_json: bool = False) -> None:

@@ -98,7 +98,10 @@ def train_group() -> None:
     """Train a registered model on a view exported from the graph (`kgctl models` lists them)."""
 
 
-def register_train_commands(models: dict[str, type[Model]]) -> click.Group:
-    for cls in models.values():
+def train_commands() -> click.Group:
+    """`kgctl train <model>` for every registered model."""
+    from kgctl.models.registry import available
+
+    for cls in available().values():
         train_group.add_command(train_command(cls))
     return train_group
