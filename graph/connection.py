@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from neo4j import Driver, GraphDatabase, RoutingControl
+from neo4j import READ_ACCESS, Driver, GraphDatabase, RoutingControl
 from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
 
 from kgctl import __version__
@@ -33,6 +33,15 @@ class Connection:
             cypher, dict(params or {}), database_=self.database, routing_=routing
         )
         return [record.data() for record in records]
+
+    def read(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """In a READ transaction, so the server refuses any write (named queries run so)."""
+        with self.driver.session(
+            database=self.database, default_access_mode=READ_ACCESS
+        ) as session:
+            return session.execute_read(
+                lambda tx: [record.data() for record in tx.run(cypher, dict(params or {}))]
+            )
 
     def run_autocommit(self, cypher: str, params: Mapping[str, Any] | None = None) -> None:
         """For statements that manage their own transactions (`CALL { … } IN TRANSACTIONS`)."""

@@ -112,8 +112,8 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     hidden = frame[frame["input_cosine"].abs() < 0.2].groupby("start")["raw_score"]
     stats = hidden.agg(["count", "mean"])
     gene = str(stats[stats["count"] >= 3].sort_values("mean", ascending=False).index[0])
-    _, candidates = queries.run(
-        conn, "novel-candidates", {"gene": gene, "run": run.id, "limit": "10"}
+    _, candidates = queries.rows(
+        conn, "novel-candidates", {"gene": gene, "run": run.id, "limit": 10}
     )
     module = dict(zip(data.genes, data.module.tolist(), strict=True))
 

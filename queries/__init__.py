@@ -2,17 +2,24 @@
 
 A query file starts with `//` lines: the first says what it does, then one line per parameter,
 `// param NAME: TYPE [= DEFAULT] [- help]` with TYPE string, int, float or bool. Values from the
-command line are converted and passed as parameters, never pasted into the Cypher."""
+command line are converted and passed as parameters, never pasted into the Cypher; every query
+runs in a READ transaction, so a query file cannot write. From Python,
+`kgctl.queries.run(name, **params)` returns the rows as a pandas DataFrame."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from neo4j.exceptions import Neo4jError
 
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARAM = re.compile(
     r"^//\s*param\s+(\w+)\s*:\s*(string|int|float|bool)\s*(?:=\s*(\S+))?\s*(?:-\s*(.*))?$"
@@ -28,7 +35,16 @@ class Param:
     default: Any
     help: str
 
-    def convert(self, text: str) -> Any:
+    def convert(self, value: Any) -> Any:
+        """A command-line string parsed, or a Python value checked, as the declared type."""
+        if not isinstance(value, str):
+            ok = {"string": False, "int": isinstance(value, int) and not isinstance(value, bool),
+                  "float": isinstance(value, int | float) and not isinstance(value, bool),
+                  "bool": isinstance(value, bool)}[self.type]  # fmt: skip
+            if not ok:
+                raise KgctlError(f"--param {self.name}: {value!r} is not {self.type}")
+            return float(value) if self.type == "float" else value
+        text = value
         if self.type == "bool":
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise KgctlError(f"--param {self.name}: {text!r} is not a bool (true/false)")
@@ -46,7 +62,7 @@ class Query:
     params: tuple[Param, ...]
     cypher: str
 
-    def bind(self, given: dict[str, str]) -> dict[str, Any]:
+    def bind(self, given: dict[str, Any]) -> dict[str, Any]:
         names = {p.name: p for p in self.params}
         unknown = sorted(set(given) - set(names))
         if unknown:
@@ -97,6 +113,36 @@ def get(name: str) -> Query:
     return queries[name]
 
 
-def run(conn: Connection, name: str, given: dict[str, str]) -> tuple[Query, list[dict[str, Any]]]:
+def rows(conn: Connection, name: str, given: dict[str, Any],
+         limit: int | None = None) -> tuple[Query, list[dict[str, Any]]]:  # fmt: skip
+    """A named query's rows, its parameters checked first, in a READ transaction; `limit` sets
+    the query's own `limit` parameter when it has one and cuts the rows in any case."""
     query = get(name)
-    return query, conn.query(query.cypher, query.bind(given))
+    params = query.bind(given)
+    if limit is not None:
+        if limit < 1:
+            raise KgctlError("--limit must be at least 1")
+        if "limit" in params:
+            params["limit"] = limit
+    try:
+        found = conn.read(query.cypher, params)
+    except Neo4jError as exc:
+        what = "tried to write; named queries are read-only" if "AccessMode" in str(exc.code) else (
+            f"{exc.code}: {str(exc.message or exc).splitlines()[0]}")  # fmt: skip
+        raise KgctlError(f"query {name}: {what}") from None
+    return query, found[:limit] if limit is not None else found
+
+
+def run(name: str, conn: Connection | None = None, *, limit: int | None = None,
+        **params: Any) -> pd.DataFrame:  # fmt: skip
+    """A named query's rows as a DataFrame; without `conn`, on the configured (or managed)
+    server. Parameters are typed by the query's header: `run("nearest", gene="TP53", k=5)`."""
+    import pandas as pd
+
+    if conn is None:
+        from kgctl.graph.connection import connect
+
+        with connect() as opened:
+            return run(name, opened, limit=limit, **params)
+    _, found = rows(conn, name, params, limit)
+    return pd.DataFrame(found)

@@ -242,10 +242,16 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(
                         "sum(CASE WHEN s.same_gene AND NOT s.homologous THEN 1 ELSE 0 END) AS bad",
                         {"id": run.id})[0]  # fmt: skip
     assert flags["same"] > 0 and flags["bad"] == 0
-    _, rows = queries.run(graph, "isoforms-diverging", {"limit": "5"})
+    _, rows = queries.rows(graph, "isoforms-diverging", {"limit": "5"})
     assert rows and [r["similarity"] for r in rows] == sorted(r["similarity"] for r in rows)
-    _, one = queries.run(graph, "isoforms-diverging", {"gene": rows[0]["gene"]})
+    one = queries.run("isoforms-diverging", graph, gene=rows[0]["gene"]).to_dict("records")
     assert {r["gene"] for r in one} == {rows[0]["gene"]}
+    summary = queries.run("run-summary", graph, model="isoclr").iloc[0]
+    assert summary["run"] == run.id and summary["relationship_types"] == ["SIMILAR_TO"]
+    assert (
+        summary["edges"] == flags["n"]
+        and summary["embeddings"] == written["prediction"]["transcripts"]
+    )
     runs.delete(graph, data_dir, run.id)
     assert not graph.query("MATCH ()-[s:SIMILAR_TO]->() RETURN s LIMIT 1")
 

@@ -50,6 +50,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--param", "params", multiple=True, metavar="K=V", help="A query parameter (repeatable)."
 )
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
 @click.option(
     "--format",
     "fmt",
@@ -58,10 +59,11 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
 )
 @json_command(lambda r: render_rows(r["rows"], r["format"]) if "rows" in r else _render_queries(r))
-def query(name: str | None, params: tuple[str, ...], fmt: str) -> Result:
+def query(name: str | None, params: tuple[str, ...], limit: int | None, fmt: str) -> Result:
     """Run a named query from queries/ (without NAME: list them with their parameters).
 
-    Parameters are typed from the query's header and passed to Neo4j as parameters.
+    Parameters are typed from the query's header and passed to Neo4j as parameters; the query
+    runs in a READ transaction, so it cannot write.
     """
     from kgctl import queries
 
@@ -74,7 +76,7 @@ def query(name: str | None, params: tuple[str, ...], fmt: str) -> Result:
     given = _parse_params(params)
     queries.get(name).bind(given)  # a clear error before connecting
     with connected() as (_, conn):
-        _, rows = queries.run(conn, name, given)
+        _, rows = queries.rows(conn, name, given, limit)
     return {"query": name, "format": fmt, "rows": rows}
 
 
