@@ -273,7 +273,8 @@ def test_query_headers_and_parameters() -> None:
     found = queries.available()
     assert {"novel-candidates", "cross-boundary", "understudied", "nearest"} <= set(found)
     q = found["novel-candidates"]
-    assert q.bind({"gene": "KIF3", "limit": "5"}) == {"gene": "KIF3", "run": None, "limit": 5}
+    assert q.bind({"gene": "KIF3", "limit": "5"}) == {
+        "gene": "KIF3", "model": "cal", "run": None, "limit": 5}  # fmt: skip
     with pytest.raises(KgctlError, match="gene=… is required"):
         q.bind({})
     with pytest.raises(KgctlError, match="unknown parameter genes"):

@@ -4,6 +4,9 @@ queries answer on a small graph."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 import pytest
 from neo4j.exceptions import Neo4jError
@@ -11,6 +14,7 @@ from neo4j.exceptions import Neo4jError
 from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
+from kgctl.graph.writeback import write_embeddings
 
 pytestmark = pytest.mark.neo4j
 
@@ -58,3 +62,62 @@ def test_graph_stats_and_the_dataframe_api(graph: Connection) -> None:
     with pytest.raises(KgctlError, match="1.5 is not int"):
         queries.run("nearest", graph, gene="QA", k=1.5)
     assert queries.run("run-summary", graph).empty  # no model run yet
+
+
+def predictions_graph(conn: Connection) -> None:
+    """Genes with a known interaction, two CAL runs written back (cal-2 the newer), a molecule,
+    gene and transcript embeddings with their vector indexes."""
+    conn.query("""
+        CREATE (a:Gene {id: 'QA'}), (b:Gene {id: 'QB'}), (c:Gene {id: 'QC'}), (d:Gene {id: 'QD'}),
+               (a)-[:INTERACTS_WITH {combined_score: 900, source: 'STRING', run: 'ingest-1'}]->(b),
+               (:ModelRun {id: 'cal-1', model: 'cal', written_back_at: '2026-01-01T00:00:00Z'}),
+               (:ModelRun {id: 'cal-2', model: 'cal', written_back_at: '2026-02-01T00:00:00Z'}),
+               (a)-[:PREDICTED_ASSOCIATION {run: 'cal-2', model: 'cal', source: 'kgctl cal', score: 0.9,
+                    rank: 1, input_cosine: 0.05, split: 'none'}]->(c),
+               (a)-[:PREDICTED_ASSOCIATION {run: 'cal-2', model: 'cal', source: 'kgctl cal', score: 0.8,
+                    rank: 2, input_cosine: 0.1, split: 'none'}]->(b),
+               (a)-[:PREDICTED_ASSOCIATION {run: 'cal-1', model: 'cal', source: 'kgctl cal', score: 0.95,
+                    rank: 1, input_cosine: 0.0, split: 'none'}]->(d),
+               (:Molecule {id: 'M1', name: 'drug one'})-[:TARGETS]->(c),
+               (:Transcript {id: 'T1', length: 90, exon_ends: [30, 90]})-[:ISOFORM_OF]->(a),
+               (:Transcript {id: 'T2', length: 60, exon_ends: [60]})-[:ISOFORM_OF]->(a)
+    """, write=True)  # fmt: skip
+    genes = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    write_embeddings(conn, "Gene", "cal", "cal-2", ["QA", "QB", "QC", "QD"], genes)
+    write_embeddings(conn, "Transcript", "isoclr", "iso-1", ["T1", "T2"], genes[:2] + 0.5)
+    conn.run_autocommit("CALL db.awaitIndexes(300)")
+
+
+def test_every_shipped_query_answers_on_a_graph_with_predictions(graph: Connection) -> None:
+    predictions_graph(graph)
+
+    def ask(name: str, **params: Any) -> list[dict[str, Any]]:
+        answered[name] = True
+        return list(queries.run(name, graph, **params).to_dict("records"))
+
+    answered: dict[str, bool] = {}
+    assert [r["partner"] for r in ask("novel-candidates", gene="QA")] == [
+        "QC"
+    ]  # newest run; QB known
+    assert [r["partner"] for r in ask("novel-candidates", gene="QA", run="cal-1")] == ["QD"]
+    assert {r["run"] for r in ask("cross-boundary", bound=0.2)} == {"cal-2"}
+    assert {r["partner"] for r in ask("understudied")} == {"QB", "QC"}
+    nearest = ask("nearest", gene="QA", k=2)
+    assert [r["gene"] for r in nearest] == ["QB", "QC"] and nearest[0]["known_interaction"] is True
+    around = ask("gene-neighbourhood", gene="QA")
+    assert {(r["kind"], r["partner"], r["run"]) for r in around} == {
+        ("known", "QB", None), ("predicted", "QC", "cal-2"), ("predicted", "QB", "cal-2"),
+        ("predicted", "QD", "cal-1")}  # fmt: skip
+    behind = ask("evidence", a="QA", b="QB")
+    assert {(r["type"], r["source"]) for r in behind} == {("INTERACTS_WITH", "STRING"),
+                                                          ("PREDICTED_ASSOCIATION", "kgctl cal")}  # fmt: skip
+    drugs = ask("targets-of-partners", gene="QA")
+    assert [(r["molecule"], r["via_partner"]) for r in drugs] == [("M1", "QC")]
+    assert any(r["name"] == "Gene" and r["count"] == 4 for r in ask("graph-stats"))
+    summary = ask("run-summary", model="cal")
+    assert (
+        summary[0]["run"] == "cal-2" and summary[0]["edges"] == 2 and summary[0]["embeddings"] == 4
+    )
+    diverging = ask("isoforms-diverging")
+    assert [(r["gene"], r["isoform_a"], r["isoform_b"]) for r in diverging] == [("QA", "T1", "T2")]
+    assert set(answered) == set(queries.available())  # a new query file needs a case here
