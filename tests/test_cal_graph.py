@@ -2,6 +2,7 @@
 `kgctl train cal` with two processes, stop and resume, evaluation, write-back and queries, and
 `kgctl runs delete` removing exactly what a run wrote."""
 
+import html
 import json
 from pathlib import Path
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.model("cal")
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
+def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer, tmp_path: Path) -> None:
     demo = cli_json(neo4j_server.env, "demo")
     assert demo["browser_url"] == neo4j_server.server.browser_url
     assert demo["password"] == neo4j_server.server.password()
@@ -67,6 +68,17 @@ def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer) -> None:
     evaluated = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m",
                             {"id": demo["evaluated_run_id"]})[0]["m"]  # fmt: skip
     assert json.loads(evaluated)["evaluation"]["node"]
+    report = cli_json(neo4j_server.env, "runs", "show", demo["evaluated_run_id"], "--report",
+                      str(tmp_path / "report"))  # fmt: skip
+    page = Path(report["report"]).read_text()
+    assert len(report["pngs"]) == 7 and all(Path(p).stat().st_size > 1000 for p in report["pngs"])
+    assert page.count("data:image/png;base64,") == len(report["pngs"])
+    shown = page.split('<script type="application/json" id="metrics">')[1].split("</script>")[0]
+    assert json.loads(html.unescape(shown)) == json.loads(
+        evaluated
+    )  # the page's metrics are the run's
+    cal_node = json.loads(evaluated)["evaluation"]["node"]["cal"]["auc"]
+    assert f"{cal_node['mean']} ± {cal_node['sd']}" in html.unescape(page)
     assert model_run["task_sha256"] and model_run["written_back_at"]
     assert json.loads(model_run["written"])["relationships"]["count"] == 20_000
     gene = demo["gene"]

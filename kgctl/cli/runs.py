@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -34,14 +35,29 @@ def runs_list() -> Result:
                      for r in runs]}  # fmt: skip
 
 
+def _render_show(r: Result) -> None:
+    if "report" in r:
+        click.echo(
+            f"Report: {r['report']} ({len(r['pngs'])} plots; sections {', '.join(r['sections'])})"
+        )
+    else:
+        click.echo(json.dumps(r, indent=1, default=str))
+
+
 @runs_group.command("show")
 @click.argument("run_id", metavar="RUN")
-@json_command(lambda r: click.echo(json.dumps(r, indent=1, default=str)))
-def runs_show(run_id: str) -> Result:
-    """Show a run's record: config, data, metrics, what it wrote."""
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write a self-contained HTML report (curves, plots, metrics) into this folder.")  # fmt: skip
+@json_command(_render_show)
+def runs_show(run_id: str, report_dir: Path | None) -> Result:
+    """Show a run's record: config, data, metrics, what it wrote (or write its report)."""
     from kgctl.models.runs import load_run
 
     run = load_run(load_settings().paths.data_dir, run_id)
+    if report_dir is not None:
+        from kgctl.models.report import write_report
+
+        return {"run_id": run.id, **write_report(run, report_dir)}
     return {**run.record, "dir": str(run.dir)}
 
 
