@@ -45,8 +45,7 @@ def progress(done: float, total: float | None, text: str) -> None:
 
 
 def train(conn: Connection, data_dir: Path, config: IsoCLRConfig, device: str = "cpu") -> runs.Run:
-    run = runs.train(conn, data_dir, "isoclr", config, device=device, on_progress=progress)
-    return run
+    return runs.train(conn, data_dir, "isoclr", config, device=device, on_progress=progress)
 
 
 def throughput(run: runs.Run) -> dict[str, Any]:
@@ -114,8 +113,7 @@ def main() -> None:
                                            {"task": "mrl", "file": str(utr5), **probe},
                                            device="cpu", on_progress=progress)  # fmt: skip
             made = transcriptome(work / "transcriptome", genes=args.genes, seed=0)
-            ingest(conn, "transcripts", [made.human_fasta, made.human_gtf, made.mouse_fasta,
-                                         made.mouse_gtf, made.orthologs], {}, rejects_dir=work)  # fmt: skip
+            ingest(conn, "transcripts", made.transcript_files, {}, rejects_dir=work)
             config = IsoCLRConfig(
                 encoder=args.encoder, epochs=args.epochs_synthetic, batch_size=128
             )

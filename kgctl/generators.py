@@ -260,6 +260,11 @@ class Transcriptome:
     half_life: Path
     genes: list[str]
 
+    @property
+    def transcript_files(self) -> list[Path]:
+        """What `kgctl ingest transcripts` reads in one run (the half-life labels are not)."""
+        return [self.human_fasta, self.human_gtf, self.mouse_fasta, self.mouse_gtf, self.orthologs]
+
 
 def _random_seq(rng: np.random.Generator, n: int, at: float = 0.5) -> str:
     p = [at / 2, (1 - at) / 2, (1 - at) / 2, at / 2]  # A, C, G, T
@@ -584,14 +589,7 @@ def main() -> None:
     @click.option("--seed", default=0)
     def transcriptome_command(out: Path, genes: int, seed: int) -> None:
         made = transcriptome(out, genes=genes, seed=seed)
-        for path in (
-            made.human_fasta,
-            made.human_gtf,
-            made.mouse_fasta,
-            made.mouse_gtf,
-            made.orthologs,
-            made.half_life,
-        ):
+        for path in (*made.transcript_files, made.half_life):
             click.echo(path)
 
     @cli.command()

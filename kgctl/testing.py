@@ -239,8 +239,7 @@ def transcriptome_graph(conn: Connection, folder: Path, genes: int = 40) -> dict
     from kgctl.generators import transcriptome
 
     made = transcriptome(folder / "transcriptome", genes=genes, seed=2)
-    ingest_files(conn, "transcripts", [made.human_fasta, made.human_gtf, made.mouse_fasta,
-                                       made.mouse_gtf, made.orthologs], folder)  # fmt: skip
+    ingest_files(conn, "transcripts", made.transcript_files, folder)
     return {}
 
 

@@ -139,13 +139,7 @@ def test_gencode_release_downloads_and_ingests(
     """The gencode release's official names and paths, fetched and read by the transcripts
     adapter: human and mouse isoforms, and the ortholog table joining them in one run."""
     made = transcriptome(tmp_path / "made", genes=6, seed=1)
-    for path in (
-        made.human_fasta,
-        made.human_gtf,
-        made.mouse_fasta,
-        made.mouse_gtf,
-        made.orthologs,
-    ):
+    for path in made.transcript_files:
         url = dict(RELEASES["gencode"].urls)[path.name]
         publisher.files[urlsplit(url).path] = path.read_bytes()
     fetched = [fetch(r, tmp_path / "dl") for r in resolve("gencode", (), mirror(publisher))]

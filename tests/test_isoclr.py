@@ -211,8 +211,7 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(
     graph: Connection, tmp_path: Path
 ) -> None:
     made = transcriptome(tmp_path / "tx", genes=160, cds_codons=(40, 120), seed=0)
-    result = ingest_files(graph, "transcripts", [made.human_fasta, made.human_gtf, made.mouse_fasta,
-                                                 made.mouse_gtf, made.orthologs], tmp_path)  # fmt: skip
+    result = ingest_files(graph, "transcripts", made.transcript_files, tmp_path)
     assert result["rows_rejected"] == 0
     mouse = graph.query("MATCH (t:Transcript)-[:ISOFORM_OF]->(m:Gene)<-[:ORTHOLOG_OF]-(h:Gene) "
                         "RETURN count(DISTINCT m) AS m, collect(DISTINCT m.species)[0] AS s, "

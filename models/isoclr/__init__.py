@@ -24,7 +24,7 @@ from kgctl.models.isoclr.datasets import half_life, utr3_mpra, utr5_mrl
 from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
 from kgctl.models.isoclr.model import IsoCLRNet
 from kgctl.models.isoclr.probe import ProbeSet, embed, isoform_retrieval, low_data_curves
-from kgctl.models.isoclr.task import IsoCLRTask
+from kgctl.models.isoclr.task import IsoCLRTask, module_args
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
 from kgctl.models.trainer import load_module
@@ -97,7 +97,7 @@ class IsoCLR(Model):
         config = self.config
         task = str(options.get("task") or "isoforms")
         module = load_module(run.dir, IsoCLRNet, device)
-        args = IsoCLRTask(config, inputs).module_args
+        args = module_args(config)
         if task == "isoforms":
             torch.manual_seed(config.seed)
             untrained = IsoCLRNet(**args).to(device)
@@ -121,9 +121,10 @@ class IsoCLR(Model):
 
     def probe_set(self, task: str, inputs: Inputs, options: dict[str, Any]) -> ProbeSet:
         """The labelled sequences of a task, as inputs with their groups."""
-        file = Path(str(options.get("file") or ""))
-        if not str(options.get("file") or ""):
+        given = str(options.get("file") or "")
+        if not given:
             raise KgctlError(f"--task {task} needs --file (see `kgctl evaluate --help`)")
+        file = Path(given)
         if task == "half-life":
             return self.half_life_set(inputs, half_life(file), file)
         data = utr5_mrl(file) if task == "mrl" else utr3_mpra(file)
@@ -198,27 +199,23 @@ class IsoCLR(Model):
         )
         homology = inputs.homology()[inputs.gene_of]
         k = min(k, inputs.n - 1)
-        starts, ends, scores, ranks = [], [], [], []
-        for lo in range(0, inputs.n, 2048):
+        ends, scores = [], []
+        for lo in range(0, inputs.n, 2048):  # blocks of rows, self excluded
             sim = unit[lo : lo + 2048] @ unit.T
             sim[torch.arange(len(sim)), torch.arange(lo, lo + len(sim))] = -2.0
-            top = sim.topk(k, dim=1) if k > 0 else None
-            if top is None:
-                break
-            starts.append(np.repeat(np.arange(lo, lo + len(sim)), k))
-            ends.append(top.indices.reshape(-1).numpy())
-            scores.append(top.values.reshape(-1).numpy())
-            ranks.append(np.tile(np.arange(1, k + 1), len(sim)))
-        a = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-        b = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+            top = sim.topk(k, dim=1)
+            ends.append(top.indices.numpy())
+            scores.append(top.values.numpy())
+        a = np.repeat(np.arange(inputs.n), k)
+        b = np.concatenate(ends).reshape(-1)
+        same_gene = inputs.gene_of[a] == inputs.gene_of[b]
         edges = pa.table({
             "start": inputs.ids[a].tolist(), "end": inputs.ids[b].tolist(),
-            "score": np.round(np.concatenate(scores) if scores else np.zeros(0), 6),
-            "rank": np.concatenate(ranks).astype(np.int64) if ranks else np.zeros(0, np.int64),
-            "same_gene": inputs.gene_of[a] == inputs.gene_of[b],
-            "homologous": homology[a] == homology[b],
+            "score": np.round(np.concatenate(scores).reshape(-1), 6),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), inputs.n),
+            "same_gene": same_gene, "homologous": homology[a] == homology[b],
         })  # fmt: skip
-        same = float(np.mean(inputs.gene_of[a] == inputs.gene_of[b])) if len(a) else 0.0
+        same = float(same_gene.mean()) if len(a) else 0.0
         facts = {"transcripts": inputs.n, "edges": len(a), "top_k": k,
                  "share_same_gene": round(same, 4), "embedding_dim": int(vectors.shape[1])}  # fmt: skip
         return Prediction(
