@@ -18,28 +18,26 @@ from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
 from kgctl.models.cal.config import AssociationConfig, CALConfig
-from kgctl.models.cal.data import Inputs, Split, collect_inputs, embed, make_split
+from kgctl.models.cal.data import Inputs, collect_inputs, embed, make_split
 from kgctl.models.cal.model import CALModel, encode
 from kgctl.models.cal.predict import Rows
-from kgctl.models.cal.task import CALTask, cal_task
+from kgctl.models.cal.task import CALTask, PairTask, cal_task
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
 
 __all__ = [
     "CAL",
+    "AssociationModel",
     "CALConfig",
     "association_evaluate",
-    "describe_data",
     "inputs_by_threshold",
-    "split_left_out",
 ]
 
 
-@register
-class CAL(Model):
-    name = "cal"
-    description = "Contrastive association learning: gene pairs (STRING) close in a map of expression embeddings."
-    config_class = CALConfig
+class AssociationModel(Model):
+    """What every model of the gene-association view shares (CAL, GraphSAGE): its inputs, run
+    record, split, evaluation options and table, and the scored gene pairs it writes back."""
+
     view = "gene-association"
     writes = Writes("PREDICTED_ASSOCIATION", "Gene", "Gene", embedding_label="Gene")
     evaluate_options: ClassVar[tuple[Option, ...]] = (
@@ -54,9 +52,7 @@ class CAL(Model):
     predict_options: ClassVar[tuple[Option, ...]] = (
         Option("top-k", "Partners kept per gene.", int, 10),
     )
-    test_config = {"pca_dim": 8, "hidden_dim": 32, "layers": 1, "epochs": 3, "batch_size": 32, "search": "",
-                   "checkpoint_every": 1}  # fmt: skip
-    config: CALConfig
+    config: AssociationConfig
 
     def build_inputs(self, conn: Connection, views: Path) -> Inputs:
         return collect_inputs(
@@ -66,15 +62,43 @@ class CAL(Model):
     def load_inputs(self, path: Path) -> Inputs:
         return Inputs.load(path)
 
-    def task(self, inputs: Inputs) -> CALTask:
-        return cal_task(inputs, self.config)
-
-    def describe(self, inputs: Inputs, task: CALTask) -> dict[str, Any]:
-        assert task.split is not None
-        return describe_data(inputs, task.split, task.embedding)
+    def describe(self, inputs: Inputs, task: PairTask) -> dict[str, Any]:
+        """The run's `data` record: the view, the split and the embedding."""
+        assert task.split is not None and task.embedding is not None
+        info = task.embedding
+        return {**inputs.meta, "split": task.split.counts(), "embedding_dim": info["dim"],
+                "explained_variance": round(info["explained_variance"], 4),
+                "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]}  # fmt: skip
 
     def left_out(self) -> str | None:
-        return split_left_out(self.config)
+        if self.config.split == "none":
+            return None
+        return f"it was trained on the {self.config.split} split, without its validation and test pairs"
+
+    @classmethod
+    def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
+        from kgctl.models.cal.evaluate import headline
+
+        return headline(result)
+
+    @classmethod
+    def report(cls, result: dict[str, Any]) -> list[str]:
+        from kgctl.models.cal.evaluate import report
+
+        return report(result)
+
+
+@register
+class CAL(AssociationModel):
+    name = "cal"
+    description = "Contrastive association learning: gene pairs (STRING) close in a map of expression embeddings."
+    config_class = CALConfig
+    test_config = {"pca_dim": 8, "hidden_dim": 32, "layers": 1, "epochs": 3, "batch_size": 32, "search": "",
+                   "checkpoint_every": 1}  # fmt: skip
+    config: CALConfig
+
+    def task(self, inputs: Inputs) -> CALTask:
+        return cal_task(inputs, self.config)
 
     def build_module(self, **module_args: Any) -> nn.Module:
         return CALModel(**module_args)
@@ -92,18 +116,6 @@ class CAL(Model):
         split = make_split(inputs, self.config, self.config.split, self.config.seed)
         x = torch.from_numpy(embed(inputs.features, split.fit, self.config.pca_dim)[0])
         return cal_rows(encode(cal_model(run.dir), x), x, self.config.transform)
-
-    @classmethod
-    def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
-        from kgctl.models.cal.evaluate import headline
-
-        return headline(result)
-
-    @classmethod
-    def report(cls, result: dict[str, Any]) -> list[str]:
-        from kgctl.models.cal.evaluate import report
-
-        return report(result)
 
     def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any],
                 device: str) -> Prediction:  # fmt: skip
@@ -136,19 +148,6 @@ def association_evaluate(run: Run, inputs: Inputs, conn: Connection, options: di
     sweep = inputs_by_threshold(conn, run.views, config, thresholds) if thresholds else None
     return evaluate(run, inputs, config, splits=splits, seeds=seeds, device=device,
                     on_progress=on_progress, thresholds=sweep)  # fmt: skip
-
-
-def split_left_out(config: AssociationConfig) -> str | None:
-    if config.split == "none":
-        return None
-    return f"it was trained on the {config.split} split, without its validation and test pairs"
-
-
-def describe_data(inputs: Inputs, split: Split, info: dict[str, Any]) -> dict[str, Any]:
-    """A gene-association run's `data` record: the view, the split and the embedding."""
-    return {**inputs.meta, "split": split.counts(), "embedding_dim": info["dim"],
-            "explained_variance": round(info["explained_variance"], 4),
-            "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]}  # fmt: skip
 
 
 def inputs_by_threshold(conn: Connection, views: Path, config: CALConfig,

@@ -4,18 +4,16 @@ the gene features together, inductive for genes with no known partner. Registere
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from kgctl.core.options import Option
 from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
-from kgctl.models.base import Model, Prediction, Writes
-from kgctl.models.cal import CAL, CALConfig, association_evaluate, describe_data, split_left_out
-from kgctl.models.cal.data import Inputs, collect_inputs, embed, make_split
+from kgctl.models.base import Prediction
+from kgctl.models.cal import AssociationModel, CALConfig, association_evaluate
+from kgctl.models.cal.data import Inputs, embed, make_split
 from kgctl.models.cal.predict import Rows
 from kgctl.models.graphsage.task import (
     GraphSAGE,
@@ -32,34 +30,15 @@ __all__ = ["GraphSAGEModel", "GraphSAGEConfig"]
 
 
 @register
-class GraphSAGEModel(Model):
+class GraphSAGEModel(AssociationModel):
     name = "graphsage"
     description = "GraphSAGE link prediction: gene features passed over the known-pair graph (PyG)."
     config_class = GraphSAGEConfig
-    view = "gene-association"
-    writes = Writes("PREDICTED_ASSOCIATION", "Gene", "Gene", embedding_label="Gene")
-    evaluate_options: ClassVar[tuple[Option, ...]] = CAL.evaluate_options
-    predict_options: ClassVar[tuple[Option, ...]] = CAL.predict_options
     test_config = {"pca_dim": 8, "hidden_dim": 16, "epochs": 3, "checkpoint_every": 1}
     config: GraphSAGEConfig
 
-    def build_inputs(self, conn: Connection, views: Path) -> Inputs:
-        return collect_inputs(
-            conn, self.config, views / f"gene-association-{self.config.relationship}"
-        )
-
-    def load_inputs(self, path: Path) -> Inputs:
-        return Inputs.load(path)
-
     def task(self, inputs: Inputs) -> GraphSAGETask:
         return graphsage_task(inputs, self.config)
-
-    def describe(self, inputs: Inputs, task: GraphSAGETask) -> dict[str, Any]:
-        assert task.split is not None
-        return describe_data(inputs, task.split, task.embedding)
-
-    def left_out(self) -> str | None:
-        return split_left_out(self.config)
 
     def build_module(self, **module_args: Any) -> nn.Module:
         return GraphSAGE(**module_args)
@@ -86,14 +65,6 @@ class GraphSAGEModel(Model):
         task = GraphSAGETask(config, emb, split.train)
         task.to(torch.device(device))
         return embed_nodes(module.to(device), task.x, task.graph)
-
-    @classmethod
-    def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
-        return CAL.headline(result)
-
-    @classmethod
-    def report(cls, result: dict[str, Any]) -> list[str]:
-        return CAL.report(result)
 
     def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any],
                 device: str) -> Prediction:  # fmt: skip
