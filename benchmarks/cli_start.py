@@ -1,4 +1,4 @@
-"""How fast the command line answers: `kgctl --help`, `kgctl query --help` and `kgctl db status`
+"""How fast the command line answers: `kgctl --help`, `kgctl query --help`, `kgctl db status` and `kgctl browser --help`
 beside a bare interpreter start, interleaved in one run (the ratio is what counts on a noisy
 machine). Commands load lazily, so these import neither torch nor PyG nor RDKit.
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "kgctl --help": [KGCTL, "--help"],
     "kgctl query --help": [KGCTL, "query", "--help"],
     "kgctl db status": [KGCTL, "db", "status"],
+    "kgctl browser --help": [KGCTL, "browser", "--help"],
     "kgctl train cal --help": [KGCTL, "train", "cal", "--help"],  # loads torch: for contrast
 }
 

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
@@ -149,6 +148,8 @@ def install(
     maven = find_maven(mvn)
     started = time.perf_counter()
     dist.root.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here, not at the top: `kgctl db status` reads pins but never installs
+
     with tempfile.TemporaryDirectory(prefix=".partial-", dir=dist.root.parent) as scratch:
         work = Path(scratch)
         shutil.copy(POM, work / "pom.xml")

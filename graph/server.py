@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import secrets
 import signal
 import socket
 import string
@@ -167,6 +166,9 @@ class ManagedServer:
             "db.tx_log.rotation.retention_policy": "2 days 2G",
             "dbms.usage_report.enabled": "false",
             "client.allow_telemetry": "false",  # Neo4j Browser's usage reporting and its banner
+            # Where Browser may fetch guides and stylesheets from, `kgctl browser --serve`'s
+            # loopback server among them (Neo4j 5.26 still names the setting a whitelist).
+            "browser.remote_content_hostname_whitelist": "guides.neo4j.com,localhost,127.0.0.1",
             "dbms.security.procedures.unrestricted": "apoc.*",
             # Bolt's Netty event loops idle through a 5 s quiet period each at shutdown, after every
             # database has already stopped and checkpointed: stop took 10.4 s, now under 1 s.
@@ -434,6 +436,8 @@ def without_stack_frames(text: str, keep: int) -> str:
 def generate_password(length: int = 32) -> str:
     """Letters and digits only: a leading '-' would be read as an option by neo4j-admin, and
     users paste this into Neo4j Browser."""
+    import secrets  # here: only the first start needs it
+
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(length))
 

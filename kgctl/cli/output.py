@@ -10,28 +10,27 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from kgctl.core.settings import Settings
     from kgctl.graph.connection import Connection
 
-stderr = Console(stderr=True, highlight=False)
 Result = dict[str, Any]
+
+
+@functools.cache
+def stderr() -> Console:
+    """The rich console on stderr, imported when first needed: `--help` never loads rich."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
@@ -80,9 +79,11 @@ def from_neo4j(exc: BaseException) -> bool:
 
 
 def report_error(exc: KgctlError, as_json: bool = False) -> None:
-    stderr.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    stderr().print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
     if exc.detail:
-        stderr.print(exc.detail, markup=False, soft_wrap=True, style="dim")
+        stderr().print(exc.detail, markup=False, soft_wrap=True, style="dim")
     if as_json:
         click.echo(json.dumps(exc.to_dict(), indent=2, default=str))
 
@@ -91,13 +92,27 @@ def report_error(exc: KgctlError, as_json: bool = False) -> None:
 def progress_bar(unit: str = "steps") -> Iterator[OnProgress]:
     """A progress bar on stderr, when it is a terminal, driven by a library progress callback;
     `unit` "bytes" shows sizes and speed, anything else counts steps."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns: list[ProgressColumn] = [TextColumn("{task.description}"), BarColumn()]
     if unit == "bytes":
         columns += [DownloadColumn(), TransferSpeedColumn()]
     else:
         columns.append(MofNCompleteColumn())
     columns.append(TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+    console = stderr()
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as bar:
         task = bar.add_task("", total=None)
 
         def update(done: float, total: float | None, text: str) -> None:
@@ -109,7 +124,7 @@ def progress_bar(unit: str = "steps") -> Iterator[OnProgress]:
 @contextmanager
 def spinner(message: str) -> Iterator[Callable[[str], None]]:
     """A progress spinner on stderr for work of unknown length; yields a function to change its text."""
-    with stderr.status(message) as status:
+    with stderr().status(message) as status:
         yield lambda text: status.update(text)
 
 

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import click
-from rich.table import Table
 
 from kgctl.cli.output import Result, connected, json_command
 from kgctl.core.errors import KgctlError
@@ -25,13 +24,14 @@ def render_rows(rows: list[dict[str, Any]], fmt: str) -> None:
             writer.writerows(rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(show_edge=False)
         for column in rows[0] if rows else ["(no rows)"]:
             table.add_column(column)
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row.values()))
-        from rich.console import Console
-
         Console().print(table)
 
 
