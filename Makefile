@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kgctl-installed
 
-.PHONY: demo test test-fast lint typecheck neo4j clean help
+.PHONY: demo test test-fast lint typecheck neo4j chromium clean help
 
 help:
 	@echo "make demo       set up, start Neo4j with the schema, print how to explore it"
 	@echo "make test       set up, run the whole test suite against a real Neo4j"
 	@echo "make test-fast  the tests not marked slow (development)"
+	@echo "make chromium   Debian's chromium and chromium-driver for the Browser test (apt-get)"
 	@echo "make lint       ruff, and the layering contracts (import-linter)"
 	@echo "make typecheck  mypy --strict in place over the package, tests and benchmarks"
 	@echo "make clean"
@@ -26,10 +27,22 @@ $(STAMP): pyproject.toml
 neo4j: $(STAMP)
 	$(BIN)/kgctl db install
 
+# Debian's Chromium and ChromeDriver for the Neo4j Browser test. Where apt-get cannot run as root
+# the test says so and is skipped (under CI=true it fails).
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	  || echo "make: apt-get could not install chromium; the Browser test will say so"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	  || echo "make: apt-get could not install chromium; the Browser test will say so"; \
+	else echo "make: chromium is missing and apt-get needs root; the Browser test will say so"; fi
+
 demo: neo4j
 	$(BIN)/kgctl demo
 
-test: neo4j
+test: neo4j chromium
 	$(BIN)/python -m pytest
 
 test-fast: neo4j

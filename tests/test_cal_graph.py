@@ -1,8 +1,7 @@
-"""CAL against a real Neo4j: the demo end to end (CAL beats cosine on the held-out node split),
-`kgctl train cal` with two processes, stop and resume, evaluation, write-back and queries, and
-`kgctl runs delete` removing exactly what a run wrote."""
+"""CAL against a real Neo4j: `kgctl train cal` with two processes, stop and resume, evaluation,
+write-back and queries, and `kgctl runs delete` removing exactly what a run wrote (the demo end
+to end is in test_demo.py)."""
 
-import html
 import json
 from pathlib import Path
 
@@ -26,81 +25,6 @@ from kgctl.testing import (
 )
 
 pytestmark = pytest.mark.model("cal")
-
-
-@pytest.mark.slow
-def test_demo_end_to_end(graph: Connection, neo4j_server: TestServer, tmp_path: Path) -> None:
-    demo = cli_json(neo4j_server.env, "demo")
-    assert demo["browser_url"] == neo4j_server.server.browser_url
-    assert demo["password"] == neo4j_server.server.password()
-    node, edge = demo["evaluation"]["node"], demo["evaluation"]["edge"]
-    # The planted modules are hidden from expression cosine; CAL must recover them on genes it
-    # never saw (seeds 42, 123, 456). Observed: 0.94 against 0.69.
-    assert node["cal"]["auc"]["n"] == 3
-    assert node["cal"]["auc"]["mean"] > node["cosine"]["auc"]["mean"] + 0.15
-    assert (
-        node["cal"]["auc_degree_matched"]["mean"]
-        > node["cosine"]["auc_degree_matched"]["mean"] + 0.15
-    )
-    assert edge["cal"]["auc"]["mean"] > edge["cosine"]["auc"]["mean"] + 0.15
-    assert node["degree_product"]["auc"]["mean"] == pytest.approx(0.5, abs=0.05)  # unseen: degree 0
-    assert all(Path(p).exists() for p in demo["plots"]) and len(demo["plots"]) == 6
-    assert demo["novel_candidates"] and demo["planted_truth"]["same_module"] >= 80
-    partners = [r["partner"] for r in demo["novel_candidates"]]
-    assert not graph.query("MATCH (g:Gene {id: $g})-[:INTERACTS_WITH]-(h:Gene) WHERE h.id IN $p "
-                           "RETURN h.id", {"g": demo["gene"], "p": partners})  # fmt: skip
-    run_id = demo["run_id"]
-    genes = graph.query("MATCH (g:Gene) WHERE g.embedding_cal_run = $id RETURN count(g) AS n",
-                        {"id": run_id})[0]["n"]  # fmt: skip
-    edges = graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
-                        "min(p.rank) AS lo, max(p.rank) AS hi, collect(DISTINCT p.model) AS m, "
-                        "collect(DISTINCT p.licence) AS l, collect(DISTINCT p.source) AS s",
-                        {"id": run_id})[0]  # fmt: skip
-    assert genes == 2000 and edges["n"] == 2000 * 10
-    assert (edges["lo"], edges["hi"], edges["m"], edges["s"]) == (1, 10, ["cal"], ["kgctl cal"])
-    assert edges["l"] == ["CC0-1.0"]  # the licence the demo declares for its generated inputs
-    model_run = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m", {"id": run_id})[0]["m"]
-    assert model_run["status"] == "trained" and model_run["view"] == "gene-association"
-    # The written run is the final model on every pair, trained as long as the evaluated run
-    # chose on validation; the evaluated run holds the held-out figures.
-    assert json.loads(model_run["config"])["split"] == "none"
-    assert json.loads(model_run["metrics"])["training"]["epochs_done"] == demo["selection"]["epoch"]
-    evaluated = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m",
-                            {"id": demo["evaluated_run_id"]})[0]["m"]  # fmt: skip
-    assert json.loads(evaluated)["evaluation"]["node"]
-    report = cli_json(neo4j_server.env, "runs", "show", demo["evaluated_run_id"], "--report",
-                      str(tmp_path / "report"))  # fmt: skip
-    page = Path(report["report"]).read_text()
-    assert len(report["pngs"]) == 7 and all(Path(p).stat().st_size > 1000 for p in report["pngs"])
-    assert page.count("data:image/png;base64,") == len(report["pngs"])
-    shown = page.split('<script type="application/json" id="metrics">')[1].split("</script>")[0]
-    assert json.loads(html.unescape(shown)) == json.loads(
-        evaluated
-    )  # the page's metrics are the run's
-    cal_node = json.loads(evaluated)["evaluation"]["node"]["cal"]["auc"]
-    assert f"{cal_node['mean']} ± {cal_node['sd']}" in html.unescape(page)
-    assert model_run["task_sha256"] and model_run["written_back_at"]
-    assert json.loads(model_run["written"])["relationships"]["count"] == 20_000
-    gene = demo["gene"]
-    nearest = cli_json(
-        neo4j_server.env, "query", "nearest", "--param", f"gene={gene}", "--param", "k=5"
-    )
-    assert len(nearest["rows"]) == 5 and gene not in [r["gene"] for r in nearest["rows"]]
-    before = graph_counts(graph)
-    deleted = cli_json(neo4j_server.env, "runs", "delete", run_id)
-    removed = (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"])
-    assert removed == (20_000, 2000, 1)
-    deleted = cli_json(neo4j_server.env, "runs", "delete", demo["evaluated_run_id"])
-    assert (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"]) == (
-        0,
-        0,
-        1,
-    )
-    after = graph_counts(graph)
-    assert after.get("PREDICTED_ASSOCIATION", 0) == 0 and after.get("ModelRun", 0) == 0
-    assert after == {
-        k: v for k, v in before.items() if k not in ("PREDICTED_ASSOCIATION", "ModelRun")
-    }
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""The command line answers at once: `import kgctl.cli`, `kgctl --help`, `kgctl query --help`
-and `kgctl db status --help` import none of torch, PyTorch Geometric, RDKit or anndata
-(asserted by module list in a fresh interpreter, never by time); commands load when used."""
+"""The command line answers at once: `import kgctl.cli`, `kgctl --help`, `kgctl query --help`,
+`kgctl db status --help` and `kgctl browser --help` import none of torch, PyTorch Geometric,
+RDKit or anndata (asserted by module list in a fresh interpreter, never by time); commands load
+when used."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def heavy_after(*args: str) -> list[str]:
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [(), ("--help",), ("query", "--help"), ("db", "status", "--help")])
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--help",), ("query", "--help"), ("db", "status", "--help"), ("browser", "--help")],
+)
 def test_light_commands_import_no_heavy_module(args: tuple[str, ...]) -> None:
     assert heavy_after(*args) == []
 

@@ -121,3 +121,40 @@ def test_every_shipped_query_answers_on_a_graph_with_predictions(graph: Connecti
     diverging = ask("isoforms-diverging")
     assert [(r["gene"], r["isoform_a"], r["isoform_b"]) for r in diverging] == [("QA", "T1", "T2")]
     assert set(answered) == set(queries.available())  # a new query file needs a case here
+
+
+def test_the_browser_guide_and_stylesheet_served_on_loopback(graph: Connection) -> None:
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    from kgctl.graph.schema import NODE_LABELS
+    from kgctl.queries.browser import GuideServer, browser_link, example
+
+    predictions_graph(graph)
+    ex = example(graph)  # the most predictions in the newest written-back run, its top partner
+    assert (ex.gene, ex.partner, ex.model, ex.run) == ("QA", "QC", "cal", "cal-2")
+    with GuideServer(ex) as served:
+        assert served.base_url.startswith("http://127.0.0.1:")
+        with urlopen(served.guide_url) as response:
+            assert (
+                response.headers["Access-Control-Allow-Origin"] == "*"
+            )  # Browser fetches cross-origin
+            page = response.read().decode()
+        with urlopen(served.style_url) as response:
+            style = response.read().decode()
+        with pytest.raises(HTTPError, match="404"):
+            urlopen(served.base_url + "/etc/passwd")
+    assert page.count("<slide") == 2 + len(queries.available())  # welcome, the graph, one per query
+    for query in queries.available().values():
+        assert f"<h3>{query.name}</h3>" in page
+    # Parameters as `:param k => v` lines (integers stay integers); the example's gene and pair.
+    assert ":param gene =&gt; &quot;QA&quot;;\n:param limit =&gt; 50;" in page  # gene-neighbourhood
+    assert ":param a =&gt; &quot;QA&quot;;\n:param b =&gt; &quot;QC&quot;;" in page  # evidence
+    assert "]-&gt;(partner:Gene)" in page and "]->(partner" not in page  # Cypher HTML-escaped
+    assert f":style {served.style_url}" in page
+    assert all(f"node.{label} {{" in style for label in NODE_LABELS)
+    assert "relationship.PREDICTED_ASSOCIATION {\n  color: #E0245E;\n  shaft-width: 4px;" in style
+    link = browser_link("http://127.0.0.1:7474/browser/", "bolt://127.0.0.1:7687", "neo4j", "neo4j",
+                        ":play http://127.0.0.1:1/g.html")  # fmt: skip
+    assert link == ("http://127.0.0.1:7474/browser/?dbms=bolt://neo4j@127.0.0.1:7687&db=neo4j"
+                    "&preselectAuthMethod=NATIVE&cmd=edit&arg=:play+http://127.0.0.1:1/g.html")  # fmt: skip

@@ -31,6 +31,8 @@ LAZY: dict[str, tuple[str, str]] = {
     "runs": ("kgctl.cli.runs:runs_group", "List, show and delete model runs."),
     "query": ("kgctl.cli.query:query",
               "Run a named query from queries/ (without NAME: list them with their parameters)."),
+    "browser": ("kgctl.cli.browser:browser",
+                "Print the Neo4j Browser URL with the connection details, and serve kgctl's guide."),
     "models": ("kgctl.cli.models:models",
                "List the registered models: the view each reads and what it writes back."),
 }  # fmt: skip
