@@ -8,11 +8,13 @@ import json
 import signal
 import threading
 import webbrowser
+from pathlib import Path
 from types import FrameType
 
 import click
 
 from kgctl.cli.output import Result, connected, json_command
+from kgctl.core.errors import KgctlError
 
 
 def _render(r: Result) -> None:
@@ -28,6 +30,8 @@ def _render(r: Result) -> None:
     if r["example"]["gene"]:
         click.echo(f"  example gene: {r['example']['gene']}" + (
             f" (most predictions of run {r['example']['run']})" if r["example"]["run"] else ""))  # fmt: skip
+    if "style_file" in r:
+        click.echo(f"Wrote the stylesheet to {r['style_file']}")
     if "guide_url" in r:
         click.echo(f"Serving kgctl's guide and stylesheet on loopback until Ctrl-C; in Browser run:\n"
                    f"  :play {r['guide_url']}\n  :style {r['style_url']}")  # fmt: skip
@@ -45,8 +49,10 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
               help="Serve the kgctl guide and GraSS stylesheet on loopback until Ctrl-C.")  # fmt: skip
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="The guide server's port (0: a free one).")  # fmt: skip
+@click.option("--save-style", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the stylesheet to this .grass file, to drag onto Browser.")  # fmt: skip
 @json_command(_render)
-def browser(open_: bool, serve: bool, port: int) -> Result:
+def browser(open_: bool, serve: bool, port: int, save_style: Path | None) -> Result:
     """Print the Neo4j Browser URL with the connection details, and serve kgctl's guide.
 
     The URL fills in Browser's connection form (the password is `kgctl db password`). With
@@ -57,7 +63,7 @@ def browser(open_: bool, serve: bool, port: int) -> Result:
     the last the summary.
     """
     from kgctl.graph.server import ManagedServer
-    from kgctl.queries.browser import GuideServer, browser_link, example
+    from kgctl.queries.browser import GuideServer, browser_link, example, grass
 
     with connected() as (settings, conn):
         found = example(conn)
@@ -66,6 +72,12 @@ def browser(open_: bool, serve: bool, port: int) -> Result:
         user, database = settings.neo4j.user, settings.neo4j.database
         result: Result = {"bolt_uri": bolt_uri, "user": user, "database": database,
                           "example": found.__dict__, "browser_url": None}  # fmt: skip
+        if save_style is not None:
+            try:
+                save_style.write_text(grass())
+            except OSError as exc:
+                raise KgctlError(f"--save-style {save_style}: {exc.strerror}") from None
+            result["style_file"] = str(save_style)
         if not serve:
             if managed:
                 result["browser_url"] = browser_link(managed.browser_url, bolt_uri, user, database)
