@@ -63,6 +63,10 @@ class Connection:
         self.close()
 
 
+class CredentialsRejected(KgctlError):
+    """The server answered and refused the user or password (not: the server is down)."""
+
+
 def open_connection(uri: str, user: str, password: str | None, database: str) -> Connection:
     """Open and verify a connection; failures become one clear line."""
     auth = (user, password) if password is not None else None
@@ -79,7 +83,7 @@ def open_connection(uri: str, user: str, password: str | None, database: str) ->
         driver.verify_connectivity()
     except AuthError as exc:
         driver.close()
-        raise KgctlError(
+        raise CredentialsRejected(
             f"Neo4j at {uri} rejected the credentials of user {user!r} "
             "(check NEO4J_USER / NEO4J_PASSWORD or [neo4j] in kgctl.toml)"
         ) from exc
@@ -120,6 +124,12 @@ def connect(
     if not cfg.managed:
         assert cfg.uri is not None
         return open_connection(cfg.uri, cfg.user, cfg.password, cfg.database)
+    if cfg.password is not None:
+        raise KgctlError(
+            "NEO4J_PASSWORD (or [neo4j] password) is set but NEO4J_URI is not: the managed server "
+            "uses its generated password (`kgctl db password`); unset the password, or set "
+            "NEO4J_URI to the server it belongs to"
+        )
     server = ManagedServer.from_settings(settings)
     if server.pid() is None:
         if not start:

@@ -25,6 +25,7 @@ from kgctl.graph.install import Distribution, distribution, find_java, install
 
 MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_CLASS = "org.neo4j.cli.AdminTool"
+PRIVATE_UMASK = 0o077  # files the server and neo4j-admin create: readable by the owner only
 
 # Exit codes of NeoBootstrapper, for the one-line reason when startup fails.
 EXIT_REASONS = {
@@ -183,6 +184,7 @@ class ManagedServer:
     def write_config(self) -> Path:
         for sub in ("conf", "data", "logs", "run", "import"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)  # the store, auth.ini and the logs: the owner's only
         lines = [
             "# Written by kgctl at every start: change kgctl.toml ([server], [server.settings])."
         ]
@@ -222,10 +224,15 @@ class ManagedServer:
         os.chmod(pw_file, 0o600)
         if initialised:
             return
+        if not re.fullmatch(r"[A-Za-z0-9]+", self.password()):
+            raise KgctlError(f"the password in {pw_file} must be letters and digits only (one "
+                             "token); delete the file to have kgctl generate one")  # fmt: skip
         env = {**os.environ, "NEO4J_HOME": str(self.home), "NEO4J_CONF": str(self.conf_dir)}
+        # `@FILE` is picocli's argument file: the password never appears on a command line (ps).
         cmd = [java, "-cp", f"{self.config.distribution.lib}/*", ADMIN_CLASS,
-               "dbms", "set-initial-password", self.password()]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+               "dbms", "set-initial-password", f"@{pw_file}"]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                              umask=PRIVATE_UMASK)  # fmt: skip
         if proc.returncode != 0:
             raise KgctlError(
                 "neo4j-admin could not set the initial password",
@@ -280,10 +287,11 @@ class ManagedServer:
         cmd = [java, f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, "-cp", dist.classpath(), MAIN_CLASS,
                f"--home-dir={self.home}", f"--config-dir={self.conf_dir}", "--console-mode"]  # fmt: skip
         started = time.perf_counter()
-        with open(self.log_file, "ab") as log:
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.home, start_new_session=True,
+                cwd=self.home, start_new_session=True, umask=PRIVATE_UMASK,
             )  # fmt: skip
         self.pid_file.write_text(f"{proc.pid}\n")
         if on_wait:

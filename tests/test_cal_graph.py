@@ -115,7 +115,9 @@ def test_train_two_processes_resume_predict_and_delete(
     )["rows"]
     assert rows and all(abs(r["expression_cosine"]) < 0.3 and r["run"] == two["id"] for r in rows)
 
-    cli_json(env, "runs", "delete", whole["id"])
+    refused = run_cli(env, "runs", "delete", whole["id"])  # no terminal to ask, no --yes
+    assert refused.returncode == 1 and "needs --yes" in refused.stderr
+    cli_json(env, "runs", "delete", whole["id"], "--yes")
     counts = {r["run"]: r["n"] for r in graph.query(
         "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")}  # fmt: skip
     assert counts == {two["id"]: 220 * 3}

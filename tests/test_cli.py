@@ -109,8 +109,14 @@ def test_wrong_password_is_a_clear_error_without_traceback(neo4j_server: TestSer
     assert "rejected the credentials of user 'neo4j'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads(proc.stdout)["ok"] is False
-    status = json.loads(run_cli(env, "db", "status", "--json").stdout)
-    assert status["running"] is False and "rejected the credentials" in status["error"]
+    status = run_cli(env, "db", "status", "--json")  # it runs and refuses us: not "not running"
+    assert status.returncode == 1 and "rejected the credentials" in status.stderr
+    assert json.loads(status.stdout)["ok"] is False
+    managed = run_cli(clean_env(KGCTL_CONFIG=neo4j_server.env["KGCTL_CONFIG"],
+                                NEO4J_PASSWORD="ignored?"), "db", "schema")  # fmt: skip
+    assert (
+        managed.returncode == 1 and "NEO4J_PASSWORD (or [neo4j] password) is set" in managed.stderr
+    )
 
 
 def test_managed_only_commands_refuse_an_external_uri() -> None:

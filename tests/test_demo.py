@@ -248,10 +248,10 @@ def test_demo_end_to_end(
     )
     assert len(nearest["rows"]) == 5 and gene not in [r["gene"] for r in nearest["rows"]]
     before = graph_counts(graph)
-    deleted = cli_json(neo4j_server.env, "runs", "delete", run_id)
+    deleted = cli_json(neo4j_server.env, "runs", "delete", run_id, "--yes")
     removed = (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"])
     assert removed == (20_000, 2000, 1)
-    deleted = cli_json(neo4j_server.env, "runs", "delete", demo["evaluated_run_id"])
+    deleted = cli_json(neo4j_server.env, "runs", "delete", demo["evaluated_run_id"], "--yes")
     assert (deleted["relationships"], deleted["embeddings"], deleted["model_run_nodes"]) == (
         0,
         0,

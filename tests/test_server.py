@@ -50,8 +50,18 @@ def test_apoc_is_loaded(neo4j_server: TestServer) -> None:
     assert version.startswith("5.26.")
 
 
-def test_password_file_is_private(neo4j_server: TestServer) -> None:
-    assert neo4j_server.server.config.password_file.stat().st_mode & 0o777 == 0o600
+def test_the_password_and_the_store_are_private(neo4j_server: TestServer) -> None:
+    server = neo4j_server.server
+    assert server.config.password_file.stat().st_mode & 0o777 == 0o600
+    assert server.config.password_file.parent.stat().st_mode & 0o777 == 0o700
+    assert server.home.stat().st_mode & 0o777 == 0o700  # store, auth.ini, logs: owner only
+    for path in (server.data_dir / "dbms" / "auth.ini", server.log_file):
+        assert path.stat().st_mode & 0o077 == 0, path  # written under the server's umask 077
+    # The password reached neo4j-admin through an argument file (it works: the session's
+    # server answers to it) and is on no command line of the running server.
+    pid = server.pid()
+    assert pid is not None
+    assert server.password() not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
 
 
 def test_double_start_says_already_running(neo4j_server: TestServer) -> None:

@@ -156,12 +156,14 @@ def db_status() -> Result:
             return result
     else:
         result = {"managed": False, "running": False, "bolt_uri": settings.neo4j.uri}
-    from kgctl.graph.connection import connect, server_facts  # the driver, only when running
+    from kgctl.graph.connection import CredentialsRejected, connect, server_facts  # the driver
 
     try:
         with connect(settings, start=False) as conn:
             result.update(server_facts(conn))
             result["running"] = True
+    except CredentialsRejected:
+        raise  # the server runs and refuses us: an error, not "not running"
     except KgctlError as exc:
         result["error"] = exc.message
     return result

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from kgctl.cli.output import Result, connected, json_command
+from kgctl.core.errors import KgctlError
 from kgctl.core.settings import load_settings
 
 
@@ -71,11 +72,23 @@ def _render_delete(r: Result) -> None:
 @click.argument("run_id", metavar="RUN")
 @click.option("--keep-files", is_flag=True,
               help="Keep the run folder; remove only what it wrote to the graph.")  # fmt: skip
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_command(_render_delete)
-def runs_delete(run_id: str, keep_files: bool) -> Result:
-    """Remove exactly what a run wrote: its relationships, its embeddings, its ModelRun."""
+def runs_delete(run_id: str, keep_files: bool, yes: bool) -> Result:
+    """Remove exactly what a run wrote: its relationships, its embeddings, its ModelRun.
+
+    Asks first (on a terminal); without a terminal, --yes is required.
+    """
+    import sys
+
     from kgctl.models.runs import delete, load_run
 
-    load_run(load_settings().paths.data_dir, run_id)  # a clear error before connecting
+    run = load_run(load_settings().paths.data_dir, run_id)  # a clear error before connecting
+    if not yes:
+        if not sys.stdin.isatty():
+            raise KgctlError(f"runs delete {run_id}: deleting needs --yes when no one can be asked")
+        what = "what it wrote to the graph" + ("" if keep_files else f" and {run.dir}")
+        if not click.confirm(f"Delete run {run_id} ({run.model}): {what}?", err=True):
+            raise KgctlError("nothing deleted")
     with connected() as (settings, conn):
         return delete(conn, settings.paths.data_dir, run_id, keep_files)
