@@ -277,15 +277,14 @@ def ingest(
     apply_schema(conn)  # constraints first: every MERGE below is an index seek
     prepared = prepare(source, files, options or {}, Lookup(conn.query))
     adapter, run_id = prepared.adapter, prepared.run_id
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    rejects_path = rejects_dir / f"{run_id}.rejects.tsv"
+    if strict:  # a gate even when a non-strict run loaded these files before
+        check_strict(prepared, rejects_path, batch_size)
     previous = existing_run(conn, run_id)
     if previous and previous.get("status") == "completed" and not force:
         return {**summary_of(previous), "skipped": True,
                 "reason": "the same files were already ingested with the same options"}  # fmt: skip
-
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    rejects_path = rejects_dir / f"{run_id}.rejects.tsv"
-    if strict:
-        check_strict(prepared, rejects_path, batch_size)
 
     committed: set[int] = set()
     if previous and previous.get("status") != "completed" and not force:

@@ -75,6 +75,8 @@ class StringAdapter(Adapter):
         self.infos = [p for p, k in self.kinds.items() if k == "info"]
         if not self.links and not self.infos:
             raise KgctlError("no STRING files given")
+        if not 0 <= int(self.opts.get("min_score") or 0) <= 1000:
+            raise KgctlError(f"--min-score {self.opts['min_score']}: STRING scores run 0-1000")
         self.filters: list[tuple[str, Callable[[Any, Any], Any], int]] = []
         for text in self.opts.get("channel", ()):
             match = FILTER.match(text)

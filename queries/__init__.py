@@ -8,6 +8,7 @@ runs in a READ transaction, so a query file cannot write. From Python,
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -43,16 +44,25 @@ class Param:
                   "bool": isinstance(value, bool)}[self.type]  # fmt: skip
             if not ok:
                 raise KgctlError(f"--param {self.name}: {value!r} is not {self.type}")
-            return float(value) if self.type == "float" else value
+            return self._in_range(float(value) if self.type == "float" else value)
         text = value
         if self.type == "bool":
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise KgctlError(f"--param {self.name}: {text!r} is not a bool (true/false)")
             return text.lower() in ("true", "1", "yes")
         try:
-            return TYPES[self.type](text)
+            value = TYPES[self.type](text)
         except ValueError:
             raise KgctlError(f"--param {self.name}: {text!r} is not {self.type}") from None
+        return self._in_range(value)
+
+    def _in_range(self, value: Any) -> Any:
+        """Neo4j integers are 64-bit, and floats must be finite."""
+        if self.type == "int" and not -(2**63) <= value < 2**63:
+            raise KgctlError(f"--param {self.name}: {value} is outside Neo4j's 64-bit integers")
+        if self.type == "float" and not math.isfinite(value):
+            raise KgctlError(f"--param {self.name}: {value} is not a finite number")
+        return value
 
 
 @dataclass(frozen=True)

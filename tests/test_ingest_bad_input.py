@@ -70,6 +70,13 @@ def test_strict_rejects_the_whole_run(graph: Connection, tmp_path: Path, info: P
                        r"first: links.txt:3: field 'combined_score': not an integer score"):  # fmt: skip
         ingest_files(graph, "string", [info, links], tmp_path, strict=True)
     assert graph_counts(graph) == before
+    with pytest.raises(KgctlError, match="--min-score 1001: STRING scores run 0-1000"):
+        ingest_files(graph, "string", [info, links], tmp_path, {"min_score": 1001})
+    # A non-strict run of the same files completes (the bad row quarantined); --strict after it
+    # is still a gate, not "nothing to do".
+    assert ingest_files(graph, "string", [info, links], tmp_path)["rows_rejected"] == 1
+    with pytest.raises(KgctlError, match=r"--strict: 1 of 7 rows are invalid"):
+        ingest_files(graph, "string", [info, links], tmp_path, strict=True)
 
 
 def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
@@ -84,7 +91,7 @@ def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
     ]
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match="mols.csv:3: field 'smiles': invalid SMILES"):
-        ingest_files(graph, "molecules", [table], tmp_path, strict=True, force=True)
+        ingest_files(graph, "molecules", [table], tmp_path, strict=True)
     assert graph_counts(graph) == before
 
 

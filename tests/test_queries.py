@@ -61,6 +61,11 @@ def test_graph_stats_and_the_dataframe_api(graph: Connection) -> None:
         queries.run("nearest", graph, gene="QA", k="many")
     with pytest.raises(KgctlError, match="1.5 is not int"):
         queries.run("nearest", graph, gene="QA", k=1.5)
+    nearest = queries.get("nearest")
+    with pytest.raises(KgctlError, match="k: 99999999999999999999 is outside Neo4j's 64-bit"):
+        nearest.bind({"gene": "QA", "k": "99999999999999999999"})
+    with pytest.raises(KgctlError, match="bound: inf is not a finite number"):
+        queries.get("cross-boundary").bind({"bound": "inf"})
     assert queries.run("run-summary", graph).empty  # no model run yet
 
 
