@@ -181,14 +181,17 @@ class ManagedServer:
                 raise KgctlError(f"neo4j.conf setting {key!r} has an invalid key or value")
         return conf
 
-    def write_config(self) -> Path:
+    def write_config(self, read_only: tuple[str, ...] = ()) -> Path:
         for sub in ("conf", "data", "logs", "run", "import"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)  # the store, auth.ini and the logs: the owner's only
         lines = [
             "# Written by kgctl at every start: change kgctl.toml ([server], [server.settings])."
         ]
-        lines += [f"{k}={v}" for k, v in self.settings().items()]
+        settings = self.settings()
+        if read_only:
+            settings["server.databases.read_only"] = ",".join(read_only)
+        lines += [f"{k}={v}" for k, v in settings.items()]
         path = self.conf_dir / "neo4j.conf"
         path.write_text("\n".join(lines) + "\n")
         (self.conf_dir / "apoc.conf").write_text(
@@ -263,12 +266,15 @@ class ManagedServer:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def start(self, on_wait: Callable[[str], None] | None = None) -> dict[str, object]:
-        """Start detached and wait until Bolt accepts the stored password; a no-op when running."""
+    def start(self, on_wait: Callable[[str], None] | None = None, *,
+              read_only: tuple[str, ...] = ()) -> dict[str, object]:  # fmt: skip
+        """Start detached and wait until Bolt accepts the stored password; a no-op when running.
+        `read_only` databases refuse every write until the next start without them."""
         with self._lock():
-            return self._start(on_wait)
+            return self._start(on_wait, read_only)
 
-    def _start(self, on_wait: Callable[[str], None] | None) -> dict[str, object]:
+    def _start(self, on_wait: Callable[[str], None] | None,
+               read_only: tuple[str, ...] = ()) -> dict[str, object]:  # fmt: skip
         running = self.pid()
         if running is not None:
             return {"already_running": True, "pid": running, **self.endpoints()}
@@ -279,7 +285,7 @@ class ManagedServer:
                 on_wait(f"Fetching Neo4j {dist.pins.neo4j} from Maven Central")
             install(dist, java=self.config.java)
         self._check_ports()
-        self.write_config()
+        self.write_config(read_only)
         self._ensure_password(java)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0

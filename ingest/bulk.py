@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 from kgctl.core.errors import KgctlError
 from kgctl.core.provenance import PROVENANCE, Provenance, now
 from kgctl.core.settings import Settings
-from kgctl.graph.connection import open_managed, start_managed
+from kgctl.graph.connection import Connection, open_managed, start_managed
 from kgctl.graph.install import find_java
 from kgctl.graph.records import Edge, EdgeBlock, Node
 from kgctl.graph.schema import VERSION_LABEL, check_label, check_relationship_type
@@ -254,8 +254,7 @@ def bulk_ingest(
     started_at = now()
     start_managed(settings, on_wait=on_wait)
     with open_managed(server, settings.neo4j.database) as conn:
-        label = VERSION_LABEL
-        present = conn.query(f"MATCH (n) WHERE NOT n:{label} RETURN count(n) AS n")[0]["n"]
+        present = data_nodes(conn)
         if present:
             raise KgctlError(
                 f"--bulk needs an empty database; this one has {present:,} nodes. Load into it "
@@ -290,6 +289,21 @@ def bulk_ingest(
     phases["stop"] = time.perf_counter() - mark
     mark = time.perf_counter()
     try:
+        # Another writer may have committed since the emptiness check: look again on a start
+        # that refuses every write, so what it sees stays true until the import replaces it.
+        if server.start(on_wait=on_wait, read_only=(settings.neo4j.database,))["already_running"]:
+            raise KgctlError("--bulk: another command started the server while the import files "
+                             f"were prepared; nothing was replaced. The files are in {work}")  # fmt: skip
+        with open_managed(server, settings.neo4j.database) as conn:
+            written = data_nodes(conn)
+        server.stop(timeout=120)
+        phases["recheck"] = time.perf_counter() - mark
+        if written:
+            raise KgctlError(
+                f"--bulk: {written:,} nodes were written to the database while the import files "
+                f"were prepared (another writer); nothing was replaced. The files are in {work}"
+            )
+        mark = time.perf_counter()
         run_import(server, settings.neo4j.database, arguments, work)
         phases["import"] = time.perf_counter() - mark
     finally:
@@ -312,6 +326,11 @@ def bulk_ingest(
             "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
             "csv_seconds": round(phases["csv"], 3), "import_seconds": round(phases["import"], 3),
             "phase_seconds": {k: round(v, 3) for k, v in phases.items()}}  # fmt: skip
+
+
+def data_nodes(conn: Connection) -> int:
+    """Nodes other than the schema-version marker: what an import would destroy."""
+    return int(conn.query(f"MATCH (n) WHERE NOT n:{VERSION_LABEL} RETURN count(n) AS n")[0]["n"])
 
 
 IMPORT_OPTIONS = (f"--array-delimiter={ARRAY_DELIMITER}", "--id-type=string",

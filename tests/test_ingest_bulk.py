@@ -1,5 +1,6 @@
 """The bulk path: neo4j-admin import files written by the same adapters give the same graph as the
-online path; a non-empty database is refused."""
+online path; a non-empty database is refused, also when another writer commits while the import
+files are being prepared."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from kgctl import generators
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import start_managed
+from kgctl.ingest import bulk
 from kgctl.ingest.bulk import bulk_ingest
 from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer, graph_counts
@@ -45,3 +47,29 @@ def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_pat
         KgctlError, match=r"--bulk needs an empty database; this one has [\d,]+ nodes"
     ):
         bulk_ingest(spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej")
+
+
+@pytest.mark.slow
+def test_a_concurrent_writers_data_survives_bulk(
+    spare_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer commits after the emptiness check, while --bulk writes its import files:
+    the import must not replace the database (it rechecks on a read-only start)."""
+    table = tmp_path / "mols.csv"
+    table.write_text(
+        "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\ncaffeine,Cn1cnc2c1c(=O)n(C)c(=O)n2C\n"
+    )
+    start_managed(spare_server.settings)
+    arguments = bulk.ImportFiles.arguments
+
+    def write_meanwhile(files: bulk.ImportFiles) -> list[str]:
+        with spare_server.connect() as other:
+            other.query("CREATE (:Gene {id: 'COMMITTED-ELSEWHERE'})", write=True)
+        return arguments(files)
+
+    monkeypatch.setattr(bulk.ImportFiles, "arguments", write_meanwhile)
+    with pytest.raises(KgctlError, match=r"--bulk: 1 nodes were written to the database while"):
+        bulk_ingest(spare_server.settings, "molecules", [table], {}, rejects_dir=tmp_path / "rej")
+    with spare_server.connect() as conn:  # back up, writable, with the other writer's node
+        assert graph_counts(conn) == {"Gene": 1, "SchemaVersion": 1}
+        conn.query("CREATE (g:Gene {id: 'writable'}) DELETE g", write=True)
