@@ -137,7 +137,16 @@ def connect(
                 "the managed Neo4j server is not running: start it with `kgctl db start`"
             )
         start_managed(settings, on_wait=on_wait)
-    return open_managed(server, cfg.database)
+    try:
+        return open_managed(server, cfg.database)
+    except CredentialsRejected:
+        raise
+    except KgctlError:
+        if server.pid() is None:
+            raise
+        # Still starting (another command's start, or one that was interrupted): wait for it.
+        server.start(on_wait=on_wait)
+        return open_managed(server, cfg.database)
 
 
 def server_facts(conn: Connection) -> dict[str, object]:

@@ -276,7 +276,10 @@ class ManagedServer:
     def _start(self, on_wait: Callable[[str], None] | None,
                read_only: tuple[str, ...] = ()) -> dict[str, object]:  # fmt: skip
         running = self.pid()
-        if running is not None:
+        if running is not None:  # perhaps still starting (an interrupted `db start`): wait for it
+            log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            self._wait_ready(lambda: None if _process_alive(running) else -1, running, log_offset,
+                             owned=False)  # fmt: skip
             return {"already_running": True, "pid": running, **self.endpoints()}
         java = find_java(self.config.java).path
         dist = self.config.distribution
@@ -302,7 +305,7 @@ class ManagedServer:
         self.pid_file.write_text(f"{proc.pid}\n")
         if on_wait:
             on_wait(f"Waiting for Neo4j to answer on {self.bolt_uri}")
-        self._wait_ready(proc, log_offset)
+        self._wait_ready(proc.poll, proc.pid, log_offset)
         return {
             "already_running": False,
             "pid": proc.pid,
@@ -321,7 +324,11 @@ class ManagedServer:
                     f"it, or choose another port with server.{name}_port in kgctl.toml"
                 )
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
+    def _wait_ready(self, poll: Callable[[], int | None], pid: int, log_offset: int, *,
+                    owned: bool = True) -> None:  # fmt: skip
+        """Until Bolt accepts the password and the home database answers; `poll` gives the exit
+        code once the process has ended. A server this call did not start (`owned` false) is
+        left running when it does not answer in time."""
         # the driver is imported here, so that `kgctl db status` of a stopped server needs none
         from neo4j import GraphDatabase
         from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
@@ -329,7 +336,7 @@ class ManagedServer:
         deadline = time.monotonic() + self.config.server.start_timeout
         auth = ("neo4j", self.password())
         while time.monotonic() < deadline:
-            code = proc.poll()
+            code = poll()
             if code is not None:
                 self.pid_file.unlink(missing_ok=True)
                 reason = EXIT_REASONS.get(code, "see the log")
@@ -345,17 +352,19 @@ class ManagedServer:
                         return
                     except AuthError as exc:
                         raise KgctlError(
-                            f"Neo4j is running (pid {proc.pid}) but rejected the password in "
+                            f"Neo4j is running (pid {pid}) but rejected the password in "
                             f"{self.config.password_file}: the store was set up with another one"
                         ) from exc
                     except (ServiceUnavailable, SessionExpired, TransientError, OSError):
                         pass  # Bolt is listening but the database is still starting
             time.sleep(0.25)
-        proc.terminate()
-        self.pid_file.unlink(missing_ok=True)
+        if owned:
+            os.kill(pid, signal.SIGTERM)
+            self.pid_file.unlink(missing_ok=True)
         raise KgctlError(
-            f"Neo4j did not answer on {self.bolt_uri} within {self.config.server.start_timeout:.0f} s and was "
-            "stopped; raise server.start_timeout in kgctl.toml if recovery needs longer",
+            f"Neo4j did not answer on {self.bolt_uri} within {self.config.server.start_timeout:.0f} s"
+            + (" and was stopped" if owned else f" (pid {pid} left running)")
+            + "; raise server.start_timeout in kgctl.toml if recovery needs longer",
             detail=self.log_tail(log_offset),
         )
 

@@ -6,6 +6,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import open_connection, server_facts
 from kgctl.graph.server import ManagedServer
-from kgctl.testing import TestServer, make_test_server
+from kgctl.testing import TestServer, make_test_server, run_cli
 
 pytestmark = pytest.mark.neo4j
 
@@ -150,3 +153,21 @@ def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
+
+
+def test_a_command_waits_for_a_start_that_was_interrupted(spare_server: TestServer) -> None:
+    """`kgctl db start` killed while Neo4j starts leaves the server starting on its own; the
+    next command waits for it instead of failing with 'connection refused'."""
+    srv = spare_server.server
+    starting = subprocess.Popen([sys.executable, "-m", "kgctl.cli", "db", "start"],
+                                env=spare_server.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 600  # install and first start on a slow machine
+    while srv.pid() is None and time.monotonic() < deadline and starting.poll() is None:
+        time.sleep(0.05)
+    starting.kill()  # as a user's Ctrl-\\ or a crash would, before Neo4j answers
+    starting.wait()
+    assert srv.pid() is not None
+    proc = run_cli(spare_server.env, "query", "graph-stats", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True
