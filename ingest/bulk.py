@@ -33,6 +33,7 @@ from kgctl.ingest.pipeline import (
     check_strict,
     peak_rss_bytes,
     prepare,
+    rejects_folder,
     summary_of,
     tally,
 )
@@ -263,7 +264,7 @@ def bulk_ingest(
         checked = time.perf_counter()
         prepared = prepare(source, files, options, Lookup(conn.query))
         phases = {"check": time.perf_counter() - checked}
-        rejects_dir.mkdir(parents=True, exist_ok=True)
+        rejects_folder(rejects_dir)
         rejects_path = rejects_dir / f"{prepared.run_id}.rejects.tsv"
         if strict:
             check_strict(prepared, rejects_path, 10_000)

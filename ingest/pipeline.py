@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import logging
@@ -15,6 +16,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -277,96 +279,125 @@ def ingest(
     apply_schema(conn)  # constraints first: every MERGE below is an index seek
     prepared = prepare(source, files, options or {}, Lookup(conn.query))
     adapter, run_id = prepared.adapter, prepared.run_id
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    rejects_path = rejects_dir / f"{run_id}.rejects.tsv"
-    if strict:  # a gate even when a non-strict run loaded these files before
-        check_strict(prepared, rejects_path, batch_size)
-    previous = existing_run(conn, run_id)
-    if previous and previous.get("status") == "completed" and not force:
-        return {**summary_of(previous), "skipped": True,
-                "reason": "the same files were already ingested with the same options"}  # fmt: skip
+    rejects_folder(rejects_dir)
+    with run_lock(rejects_dir, run_id):  # one ingest of these files and options at a time
+        rejects_path = rejects_dir / f"{run_id}.rejects.tsv"
+        if strict:  # a gate even when a non-strict run loaded these files before
+            check_strict(prepared, rejects_path, batch_size)
+        previous = existing_run(conn, run_id)
+        if previous and previous.get("status") == "completed" and not force:
+            return {**summary_of(previous), "skipped": True,
+                    "reason": "the same files were already ingested with the same options"}  # fmt: skip
 
-    committed: set[int] = set()
-    if previous and previous.get("status") != "completed" and not force:
-        committed = set(previous.get("batches_committed") or range(previous.get("batches_done", 0)))
-    run_props = {
-        **prepared.run_props(mode="online", strict=strict, rejects_path=rejects_path),
-        "status": "running",
-        "started_at": now(),
-    }
-    # The IngestRun node is written with the first batch, in its transaction: a run that fails
-    # before writing anything leaves no trace in the graph.
-    counts = Counts()
-    counter = ByteCounter()
-    total = sum(f.size for f in prepared.facts)
-    prov = prepared.provenance(run_props["started_at"])
-    retries = RETRIES.count
-    present = count_store(conn)["relationships"] if writers > 1 else {}
-    concurrent_batches = 0
+        committed: set[int] = set()
+        if previous and previous.get("status") != "completed" and not force:
+            committed = set(
+                previous.get("batches_committed") or range(previous.get("batches_done", 0))
+            )
+        run_props = {
+            **prepared.run_props(mode="online", strict=strict, rejects_path=rejects_path),
+            "status": "running",
+            "started_at": now(),
+        }
+        # The IngestRun node is written with the first batch, in its transaction: a run that fails
+        # before writing anything leaves no trace in the graph.
+        counts = Counts()
+        counter = ByteCounter()
+        total = sum(f.size for f in prepared.facts)
+        prov = prepared.provenance(run_props["started_at"])
+        retries = RETRIES.count
+        present = count_store(conn)["relationships"] if writers > 1 else {}
+        concurrent_batches = 0
+        try:
+            with (
+                rejects_path.open("w", encoding="utf-8") as rejects,
+                ThreadPoolExecutor(max(writers, 1), thread_name_prefix="kgctl-write") as pool,
+            ):
+                rejects.write("file\tline\tfield\tmessage\traw\n")
+                inflight: deque[Future[tuple[int, int]]] = deque()
+
+                def settle(limit: int) -> None:
+                    while len(inflight) > limit:
+                        nodes, rels = inflight.popleft().result()
+                        counts.nodes_written += nodes
+                        counts.relationships_written += rels
+
+                stream = prefetch(batches(adapter.records(counter), batch_size, counts, rejects))
+                for index, batch in enumerate(stream):
+                    counts.batches_done = index + 1
+                    counts.note_written(batch)
+                    if index in committed:
+                        nodes, rels = batch.counts()
+                        counts.nodes_written += nodes
+                        counts.relationships_written += rels
+                        continue
+                    progress = {
+                        "id": run_id,
+                        "index": index,
+                        "props": {**run_props, **batch.rows_so_far},
+                    }
+                    # Concurrent only over relationships already in the graph (a re-load): creating
+                    # relationships on shared nodes deadlocks. After a deadlock, one at a time.
+                    concurrent = (
+                        writers > 1
+                        and RETRIES.count == retries
+                        and all(present.get(t, 0) for t in batch.relationship_types())
+                    )
+                    if batch.nodes or not concurrent:  # nodes: alone and in order, after all before
+                        settle(0)
+                        nodes, rels = write_batch(conn, batch, prov, progress)
+                        counts.nodes_written += nodes
+                        counts.relationships_written += rels
+                    else:  # relationships only: up to `writers` batches at once
+                        concurrent_batches += 1
+                        settle(writers - 1)
+                        inflight.append(pool.submit(write_batch, conn, batch, prov, progress))
+                    on_progress(counter.done, total, f"ingest {adapter.name}")
+                settle(0)
+        except KeyboardInterrupt:
+            mark(conn, run_id, "interrupted", counts, started, run_props)
+            raise
+        except PARSE_ERRORS as exc:
+            mark(conn, run_id, "failed", counts, started, run_props)
+            if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
+                raise  # a real I/O problem (disk full, permissions), not a malformed file
+            raise unreadable(prepared.facts, exc) from exc
+        except Exception:
+            mark(conn, run_id, "failed", counts, started, run_props)
+            raise
+        if counts.rows_rejected == 0:
+            rejects_path.unlink()
+        mark(conn, run_id, "completed", counts, started, run_props)
+        result = summary_of(existing_run(conn, run_id) or {})
+        return {**result, "skipped": False, "batches_resumed": len(committed), "writers": writers,
+                "batches_concurrent": concurrent_batches, "deadlock_retries": RETRIES.count - retries,
+                "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+
+
+def rejects_folder(folder: Path) -> None:
+    """Create the rejects folder; a path that is a file is one clear line."""
     try:
-        with (
-            rejects_path.open("w", encoding="utf-8") as rejects,
-            ThreadPoolExecutor(max(writers, 1), thread_name_prefix="kgctl-write") as pool,
-        ):
-            rejects.write("file\tline\tfield\tmessage\traw\n")
-            inflight: deque[Future[tuple[int, int]]] = deque()
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise KgctlError(f"--rejects-dir {folder}: not a folder") from None
 
-            def settle(limit: int) -> None:
-                while len(inflight) > limit:
-                    nodes, rels = inflight.popleft().result()
-                    counts.nodes_written += nodes
-                    counts.relationships_written += rels
 
-            stream = prefetch(batches(adapter.records(counter), batch_size, counts, rejects))
-            for index, batch in enumerate(stream):
-                counts.batches_done = index + 1
-                counts.note_written(batch)
-                if index in committed:
-                    nodes, rels = batch.counts()
-                    counts.nodes_written += nodes
-                    counts.relationships_written += rels
-                    continue
-                progress = {
-                    "id": run_id,
-                    "index": index,
-                    "props": {**run_props, **batch.rows_so_far},
-                }
-                # Concurrent only over relationships already in the graph (a re-load): creating
-                # relationships on shared nodes deadlocks. After a deadlock, one at a time.
-                concurrent = (
-                    writers > 1
-                    and RETRIES.count == retries
-                    and all(present.get(t, 0) for t in batch.relationship_types())
-                )
-                if batch.nodes or not concurrent:  # nodes: alone and in order, after all before
-                    settle(0)
-                    nodes, rels = write_batch(conn, batch, prov, progress)
-                    counts.nodes_written += nodes
-                    counts.relationships_written += rels
-                else:  # relationships only: up to `writers` batches at once
-                    concurrent_batches += 1
-                    settle(writers - 1)
-                    inflight.append(pool.submit(write_batch, conn, batch, prov, progress))
-                on_progress(counter.done, total, f"ingest {adapter.name}")
-            settle(0)
-    except KeyboardInterrupt:
-        mark(conn, run_id, "interrupted", counts, started, run_props)
-        raise
-    except PARSE_ERRORS as exc:
-        mark(conn, run_id, "failed", counts, started, run_props)
-        if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
-            raise  # a real I/O problem (disk full, permissions), not a malformed file
-        raise unreadable(prepared.facts, exc) from exc
-    except Exception:
-        mark(conn, run_id, "failed", counts, started, run_props)
-        raise
-    if counts.rows_rejected == 0:
-        rejects_path.unlink()
-    mark(conn, run_id, "completed", counts, started, run_props)
-    result = summary_of(existing_run(conn, run_id) or {})
-    return {**result, "skipped": False, "batches_resumed": len(committed), "writers": writers,
-            "batches_concurrent": concurrent_batches, "deadlock_retries": RETRIES.count - retries,
-            "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+@contextmanager
+def run_lock(folder: Path, run_id: str) -> Iterator[None]:
+    """Refuse a second ingest of the same run (same files, same options) while one holds the
+    lock: they would share the rejects file and the IngestRun's counters. A kill releases it, so
+    a re-run after a crash resumes."""
+    path = folder / f"{run_id}.lock"
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KgctlError(f"an ingest of the same files with the same options is running "
+                             f"(run {run_id}, lock {path}); wait for it to finish") from None  # fmt: skip
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def peak_rss_bytes() -> int:

@@ -16,6 +16,7 @@ import kgctl.ingest.pipeline as pipeline
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.writer import write_batch
+from kgctl.ingest.base import Lookup
 from kgctl.testing import TestServer, graph_counts, ingest_files
 
 INFO = "#string_protein_id\tpreferred_name\tprotein_size\tannotation\n" + "".join(
@@ -224,3 +225,21 @@ def test_unparseable_table_is_one_error(graph: Connection, tmp_path: Path) -> No
     with pytest.raises(KgctlError, match=r"cannot parse matrix.csv: UnicodeDecodeError"):
         ingest_files(graph, "expression", [bad], tmp_path)
     assert graph_counts(graph) == before
+
+
+def test_one_ingest_of_a_run_at_a_time(graph: Connection, tmp_path: Path, info: Path) -> None:
+    """A second ingest of the same files and options while one runs is refused (they would share
+    the rejects file and the run's counters); a rejects folder that is a file is one line."""
+    import fcntl
+
+    links = write(tmp_path / "links.txt", HEADER + link(0, 1))
+    run_id = pipeline.prepare("string", [info, links], {}, Lookup(graph.query)).run_id
+    (tmp_path / "rejects").mkdir()
+    with open(tmp_path / "rejects" / f"{run_id}.lock", "w") as held:  # the first ingest
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(KgctlError, match=f"is running \\(run {run_id}, lock "):
+            ingest_files(graph, "string", [info, links], tmp_path)
+    assert "IngestRun" not in graph_counts(graph)
+    assert ingest_files(graph, "string", [info, links], tmp_path)["relationships_written"] == 1
+    with pytest.raises(KgctlError, match="--rejects-dir .*links.txt: not a folder"):
+        pipeline.ingest(graph, "string", [info, links], {}, rejects_dir=links, force=True)
