@@ -13,6 +13,7 @@ from typing import IO
 
 from kgctl.core.errors import KgctlError
 
+BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
 
@@ -48,13 +49,15 @@ def is_gzip(path: Path) -> bool:
 
 
 def open_binary(path: Path, counter: ByteCounter | None = None) -> IO[bytes]:
-    """The decompressed bytes of `path` (gzip detected by content, not by name)."""
+    """The decompressed bytes of `path` (gzip detected by content, not by name), without a
+    leading UTF-8 byte-order mark (spreadsheet exports add one; no header would match)."""
     raw: IO[bytes] = path.open("rb")
     if counter is not None:
         raw = io.BufferedReader(_CountingReader(raw, counter), CHUNK)
-    if is_gzip(path):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw  # type: ignore[assignment]
+    if stream.peek(3)[:3] == BOM:  # type: ignore[attr-defined]
+        stream.read(3)
+    return stream
 
 
 def open_text(path: Path, counter: ByteCounter | None = None) -> IO[str]:

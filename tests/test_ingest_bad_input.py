@@ -243,3 +243,15 @@ def test_one_ingest_of_a_run_at_a_time(graph: Connection, tmp_path: Path, info: 
     assert ingest_files(graph, "string", [info, links], tmp_path)["relationships_written"] == 1
     with pytest.raises(KgctlError, match="--rejects-dir .*links.txt: not a folder"):
         pipeline.ingest(graph, "string", [info, links], {}, rejects_dir=links, force=True)
+
+
+def test_a_byte_order_mark_is_read_past(graph: Connection, tmp_path: Path) -> None:
+    """Spreadsheet exports start with a UTF-8 BOM; the header is still recognised (plain and gzip)."""
+    bom = "\ufeff"
+    info = write(tmp_path / "info.txt", bom + INFO)
+    links = write(tmp_path / "links.txt.gz", bom + HEADER + link(0, 1) + link(1, 2), compress=True)
+    result = ingest_files(graph, "string", [info, links], tmp_path)
+    assert result["rows_rejected"] == 0 and result["relationships_written"] == 2
+    assert {r["id"] for r in graph.query("MATCH (g:Gene) RETURN g.id AS id")} == {
+        f"GENE{i}" for i in range(5)
+    }
