@@ -5,9 +5,12 @@ and `TARGETS` edges to genes when the table has a target column."""
 from __future__ import annotations
 
 import csv
+import ctypes
 import itertools
 import multiprocessing
 import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -84,6 +87,18 @@ def chunked(rows: Iterator[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker: end when the ingest process ends, even by SIGKILL, instead of lingering with
+    RDKit's memory (Linux's parent-death signal; elsewhere the pool's own shutdown only)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def parallel_describe(chunks: Iterator[list[T]], smiles_of: Callable[[T], str],
                       workers: int) -> Iterator[tuple[T, Facts]]:  # fmt: skip
     """RDKit work for each row, in worker processes when there is more than one chunk; order is
@@ -99,7 +114,8 @@ def parallel_describe(chunks: Iterator[list[T]], smiles_of: Callable[[T], str],
     context = multiprocessing.get_context(
         "fork"
     )  # workers need only RDKit; no re-import of __main__
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:  # fmt: skip
         pending: deque[tuple[list[T], Future[list[Facts]]]] = deque()
         for chunk in itertools.chain([first, second], chunks):
             pending.append((chunk, pool.submit(describe_smiles, [smiles_of(r) for r in chunk])))
