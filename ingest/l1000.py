@@ -49,6 +49,9 @@ def read_gct(
             raise KgctlError(
                 f"{path}:2: field 'dimensions': expected 'rows columns [row-meta col-meta]'"
             ) from exc
+        if min(n_rows, n_row_meta, n_col_meta) < 0 or n_cols < 1:
+            raise KgctlError(f"{path}:2: field 'dimensions': {' '.join(dims)} (counts must be "
+                             "positive)")  # fmt: skip
         header = handle.readline().rstrip("\r\n").split("\t")
         first_sample = 1 + n_row_meta
         samples = header[first_sample:]
@@ -66,7 +69,9 @@ def read_gct(
                     f"{path}:{line}: column metadata row has {len(fields)} fields, expected {len(header)}"
                 )
             col_meta[fields[0]] = fields[first_sample:]
-        matrix = np.empty((n_rows, n_cols), dtype=np.float32)
+        # Rows as they come, not an array of the declared size: line 2 cannot make us allocate
+        # more than the file holds.
+        values: list[np.ndarray] = []
         probes: list[str] = []
         row_meta: dict[str, list[str]] = {name: [] for name in header[1:first_sample]}
         for r in range(n_rows):
@@ -83,7 +88,7 @@ def read_gct(
             for name, value in zip(header[1:first_sample], fields[1:first_sample], strict=True):
                 row_meta[name].append(value)
             try:
-                matrix[r] = [to_float(v) for v in fields[first_sample:]]
+                values.append(np.array([to_float(v) for v in fields[first_sample:]], np.float32))
             except ValueError:
                 column = next(
                     i
@@ -93,6 +98,9 @@ def read_gct(
                 raise KgctlError(
                     f"{path}:{line}: field {samples[column]!r}: not a number: {fields[first_sample + column]!r}"
                 ) from None
+        if handle.readline().strip():
+            raise KgctlError(f"{path}:{line + 1}: more data rows than the {n_rows} line 2 declares")
+    matrix = np.stack(values) if values else np.empty((0, n_cols), np.float32)
     return matrix.T.copy(), probes, col_meta, row_meta
 
 

@@ -147,6 +147,15 @@ def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> N
     )
     with pytest.raises(KgctlError, match=r"short.gct:5: the file ends after 1 of 3 data rows"):
         ingest_files(graph, "l1000", [short, compounds], tmp_path)
+    long = write(tmp_path / "long.gct", "#1.3\n1\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\n"
+                 "P1\tA\t1.0\t2.0\nP2\tB\t3.0\t4.0\n")  # fmt: skip
+    with pytest.raises(KgctlError, match=r"long.gct:5: more data rows than the 1 line 2 declares"):
+        ingest_files(graph, "l1000", [long, compounds], tmp_path)
+    for dims, error in (("-1\t2\t1\t0", "2: field 'dimensions'"),  # 137 TiB were allocated:
+                        ("99999999999999\t2\t1\t0", "4: the file ends after 0 of")):  # fmt: skip
+        odd = write(tmp_path / "dims.gct", f"#1.3\n{dims}\nid\tpr_gene_symbol\tS1\tS2\n")
+        with pytest.raises(KgctlError, match=f"dims.gct:{error}"):
+            ingest_files(graph, "l1000", [odd, compounds], tmp_path)
     assert graph_counts(graph) == before
 
 
