@@ -3,6 +3,7 @@ byte counts for progress bars, and errors that name the file and line."""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -14,6 +15,7 @@ from typing import IO
 from kgctl.core.errors import KgctlError
 
 BOM = b"\xef\xbb\xbf"
+BINARY_MAGICS = (b"\x89HDF\r\n\x1a\n", b"PAR1", b"PK\x03\x04")  # HDF5 (.h5ad, .gctx), Parquet, zip
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
 
@@ -86,18 +88,24 @@ def check_file(path: Path) -> FileFacts:
     gz = is_gzip(path)
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
     produced = 0
+    text = Utf8Check(path)
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-            if inflater is not None:
-                try:
-                    produced += len(inflater.decompress(chunk))
-                    while inflater.eof and inflater.unused_data:  # concatenated gzip members
-                        rest = inflater.unused_data
-                        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-                        produced += len(inflater.decompress(rest))
-                except zlib.error as exc:
-                    raise KgctlError(f"{path}: corrupt gzip data ({exc})") from exc
+            if inflater is None:
+                text.feed(chunk)
+                continue
+            try:
+                data = inflater.decompress(chunk)
+                while inflater.eof and inflater.unused_data:  # concatenated gzip members
+                    rest = inflater.unused_data
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                    data += inflater.decompress(rest)
+            except zlib.error as exc:
+                raise KgctlError(f"{path}: corrupt gzip data ({exc})") from exc
+            produced += len(data)
+            text.feed(data)
+    text.feed(b"", final=True)
     if inflater is not None:
         if not inflater.eof:
             raise KgctlError(
@@ -107,6 +115,34 @@ def check_file(path: Path) -> FileFacts:
         if produced == 0:
             raise KgctlError(f"{path}: the file is empty (gzip with no content)")
     return FileFacts(path, digest.hexdigest(), size, gz)
+
+
+class Utf8Check:
+    """Text files must be UTF-8 throughout: checked while the file is hashed, before any write,
+    so a bad byte is reported by line and column, not as an offset deep inside a parser's block.
+    Binary formats (HDF5, Parquet, anything with a NUL early on) are not text and are skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.line = path, 1
+        self.text: bool | None = None  # decided on the first bytes
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        if self.text is None:
+            if not data and not final:
+                return
+            self.text = not data.startswith(BINARY_MAGICS) and b"\0" not in data[:8192]
+        if not self.text:
+            return
+        try:
+            self.decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            seen = bytes(exc.object)  # what the decoder held from before, then `data`
+            line = self.line + seen.count(b"\n", 0, exc.start)
+            column = exc.start - seen.rfind(b"\n", 0, exc.start)
+            raise KgctlError(f"{self.path}:{line}: not UTF-8 text (byte 0x{seen[exc.start]:02x} at "
+                             f"column {column}); convert the file to UTF-8") from None  # fmt: skip
+        self.line += data.count(b"\n")
 
 
 def _count_lines(path: Path, limit: int) -> int:

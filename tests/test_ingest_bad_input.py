@@ -231,7 +231,7 @@ def test_unparseable_table_is_one_error(graph: Connection, tmp_path: Path) -> No
     bad = tmp_path / "matrix.csv"
     bad.write_bytes(b"gene,s1,s2\nTP53,1.0,2.0\nEGFR,\xff\xfe,3.0\n")
     before = graph_counts(graph)
-    with pytest.raises(KgctlError, match=r"cannot parse matrix.csv: UnicodeDecodeError"):
+    with pytest.raises(KgctlError, match=r"matrix.csv:3: not UTF-8 text \(byte 0xff at column 6\)"):
         ingest_files(graph, "expression", [bad], tmp_path)
     assert graph_counts(graph) == before
 
@@ -264,3 +264,21 @@ def test_a_byte_order_mark_is_read_past(graph: Connection, tmp_path: Path) -> No
     assert {r["id"] for r in graph.query("MATCH (g:Gene) RETURN g.id AS id")} == {
         f"GENE{i}" for i in range(5)
     }
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_non_utf8_byte_is_named_by_line_before_anything_is_written(
+    graph: Connection, tmp_path: Path, info: Path, compress: bool
+) -> None:
+    """One 0xFF byte deep in a links file: refused up front with its line and column (it used
+    to fail mid-run with an offset inside a parser block, after batches were committed)."""
+    body = (HEADER + link(0, 1) * 3 + link(1, 2)).encode()
+    bad = body.replace(b"9606.ENSP00000000002", b"9606.ENSP0000000\xff002")
+    path = tmp_path / ("links.txt.gz" if compress else "links.txt")
+    path.write_bytes(gzip.compress(bad) if compress else bad)
+    before = graph_counts(graph)
+    with pytest.raises(
+        KgctlError, match=r"links.txt(.gz)?:5: not UTF-8 text \(byte 0xff at column 38\)"
+    ):
+        ingest_files(graph, "string", [info, path], tmp_path)
+    assert graph_counts(graph) == before
