@@ -168,3 +168,14 @@ def test_start_status_stop_through_the_cli(spare_server: TestServer) -> None:
     status = json.loads(run_cli(env, "db", "status", "--json").stdout)
     assert status["running"] is False and status["pid"] is None
     assert "not running" in run_cli(env, "db", "status").stdout
+
+
+@pytest.mark.parametrize("args", [("export", "gene-association", "--out"),
+                                  ("ingest", "string", "x.txt", "--rejects-dir"),
+                                  ("download", "string", "--out"), ("runs", "show", "r", "--report")])  # fmt: skip
+def test_an_output_folder_that_is_a_file_is_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    existing = tmp_path / "a-file"
+    existing.write_text("keep me\n")
+    proc = run_cli(clean_env(), *args, str(existing))
+    assert proc.returncode == 2 and f"Directory '{existing}' is a file" in proc.stderr
+    assert "Traceback" not in proc.stderr and existing.read_text() == "keep me\n"

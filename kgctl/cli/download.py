@@ -19,7 +19,7 @@ def _render(r: Result) -> None:
 
 @click.command("download")
 @click.argument("release", type=click.Choice(sorted(RELEASES)))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("data"),
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
               show_default=True, help="Folder to download into.")  # fmt: skip
 @click.option("--file", "files", multiple=True,
               help="An official file name of the release (repeatable; default: the usual ones).")  # fmt: skip

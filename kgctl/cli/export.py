@@ -26,7 +26,7 @@ def _render(r: Result) -> None:
 
 @click.command("export")
 @click.argument("view", type=click.Choice(list(VIEWS)))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the parquet files (nodes and edges), data.pt and meta.json.")  # fmt: skip
 @click.option("--dataset", help="A Dataset id whose vectors become the gene features.")
 @click.option("--relationship", "relationships", multiple=True, default=("INTERACTS_WITH",),

@@ -75,7 +75,7 @@ def _command(cls: type[Adapter]) -> click.Command:
                      help="Concurrent transactions for relationship-only batches."),
         click.option("--bulk", is_flag=True,
                      help="First load into an empty database with neo4j-admin import (managed server)."),
-        click.option("--rejects-dir", type=click.Path(path_type=Path),
+        click.option("--rejects-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Where rejected rows go (default: <data dir>/rejects)."),
         click.option("--licence", help=f"Licence of these files, recorded on everything written "
                      f"[default: {cls.licence}]."),
