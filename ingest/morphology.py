@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kgctl.core.errors import KgctlError
@@ -37,10 +38,16 @@ def frames(path: Path, counter: ByteCounter) -> Iterator[pd.DataFrame]:
         except Exception as exc:
             raise KgctlError(f"{path}: not a readable parquet file: {exc}") from exc
         size = path.stat().st_size
-        for batch in table.iter_batches(batch_size=ROWS_PER_READ):
+        batches = table.iter_batches(batch_size=ROWS_PER_READ)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:  # a damaged row group
+                raise KgctlError(f"{path}: not a readable parquet file: {exc}") from None
             counter.done += int(size * batch.num_rows / max(1, table.metadata.num_rows))
             yield batch.to_pandas()
-        return
     with open_text(path) as handle:
         delimiter = sniff_delimiter(handle.readline(), path)
     with open_text(path, counter) as handle:
@@ -49,7 +56,10 @@ def frames(path: Path, counter: ByteCounter) -> Iterator[pd.DataFrame]:
 
 def columns_of(path: Path) -> list[str]:
     if file_format(path) == "parquet":
-        return list(pq.read_schema(path).names)
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:  # truncated: no footer
+            raise KgctlError(f"{path}: not a readable parquet file: {exc}") from None
     with open_text(path) as handle:
         header = handle.readline().rstrip("\r\n")
     return header.split(sniff_delimiter(header, path))
@@ -176,8 +186,15 @@ class MorphologyAdapter(Adapter):
                 )
                 return
         source = meta.get("Metadata_Source")
-        profile = f"{dataset}:{source + ':' if source else ''}{plate}:{well}"
-        dose = meta.get(layout["dose"]) if layout["dose"] else None
+        profile = f"{dataset}:{f'{source}:' if source is not None else ''}{plate}:{well}"
+        given = meta.get(layout["dose"]) if layout["dose"] else None
+        try:
+            dose = None if given is None or given == "" else float(given)
+        except (TypeError, ValueError):
+            yield Reject(
+                path.name, line, layout["dose"] or "", f"dose is not a number: {given!r}", raw
+            )
+            return
         yield Node("MorphologyProfile", profile, clean_props({
             "dataset": f"{dataset}@{version}", "profile_source": str(self.opts["source_name"]),
             "plate": plate or None, "well": well, "control": control,
@@ -186,6 +203,6 @@ class MorphologyAdapter(Adapter):
             if start[0] == "Gene":
                 yield Node("Gene", start[1])
             yield Edge("PERTURBS", start[0], start[1], "MorphologyProfile", profile,
-                       clean_props({"type": start[2], "dose": float(dose) if dose is not None else None,
+                       clean_props({"type": start[2], "dose": dose,
                                     "dataset": f"{dataset}@{version}"}))  # fmt: skip
         yield RowDone()

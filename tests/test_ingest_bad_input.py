@@ -282,3 +282,34 @@ def test_a_non_utf8_byte_is_named_by_line_before_anything_is_written(
     ):
         ingest_files(graph, "string", [info, path], tmp_path)
     assert graph_counts(graph) == before
+
+
+def test_cell_painting_odd_metadata_and_a_truncated_parquet(
+    graph: Connection, tmp_path: Path
+) -> None:
+    """A numeric Metadata_Source and a dose that is not a number are data, not tracebacks: the
+    first is used as text, the second row is quarantined; a truncated parquet is one line."""
+    import pandas as pd
+
+    from kgctl import generators
+
+    made = generators.cell_painting_profiles(tmp_path / "made.parquet", compounds=[],
+                                             genes=["TP53", "KRAS"], replicates=2, n_dmso=1)  # fmt: skip
+    frame = pd.read_parquet(made)
+    frame["Metadata_Source"] = 4  # an integer column
+    frame["Metadata_mmoles_per_liter"] = ["10"] * (len(frame) - 1) + ["high"]  # text dose
+    profiles = tmp_path / "odd.parquet"
+    frame.to_parquet(profiles)
+    result = ingest_files(graph, "morphology", [profiles], tmp_path)
+    assert result["rows_rejected"] == 1 and result["rows_loaded"] == len(frame) - 1
+    assert result["first_rejects"][0].endswith(
+        "field 'Metadata_mmoles_per_liter': dose is not a number: 'high'"
+    )
+    ids = [r["id"] for r in graph.query("MATCH (p:MorphologyProfile) RETURN p.id AS id")]
+    assert ids and all(":4:" in i for i in ids)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(profiles.read_bytes()[: profiles.stat().st_size // 2])
+    before = graph_counts(graph)
+    with pytest.raises(KgctlError, match="truncated.parquet: not a readable parquet file"):
+        ingest_files(graph, "morphology", [truncated], tmp_path)
+    assert graph_counts(graph) == before
