@@ -15,7 +15,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.records import Node, Record, Reject, RowDone
 from kgctl.ingest.base import Adapter, gene_id, register
-from kgctl.ingest.matrix import dataset_node, to_float
+from kgctl.ingest.matrix import dataset_node, to_float, versioned
 from kgctl.ingest.readers import ByteCounter, open_text
 
 GENE_COLUMN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-._@/]*) \((\d+)\)$")
@@ -92,7 +92,12 @@ class DepMapAdapter(Adapter):
             for i, column in enumerate(header):
                 match = GENE_COLUMN.match(column)
                 if match:
-                    genes.append((i, gene_id(match.group(1)), match.group(2)))
+                    symbol = gene_id(match.group(1))
+                    twice = next((header[j] for j, other, _ in genes if other == symbol), None)
+                    if twice is not None:  # one vector per gene: which column would be meant?
+                        raise KgctlError(f"{path}:1: columns {twice!r} and {column!r} are the same "
+                                         f"gene {symbol}")  # fmt: skip
+                    genes.append((i, symbol, match.group(2)))
                 elif column not in META_COLUMNS:
                     yield Reject(
                         path.name,
@@ -137,7 +142,11 @@ class DepMapAdapter(Adapter):
                         break
                 if bad is not None:
                     yield Reject(
-                        path.name, number, bad, f"not a number: {row[header.index(bad)]!r}", raw
+                        path.name,
+                        number,
+                        bad,
+                        f"not a finite number: {row[header.index(bad)]!r}",
+                        raw,
                     )
                     continue
                 seen.add(model)
@@ -148,6 +157,7 @@ class DepMapAdapter(Adapter):
         if not models:
             return
         version = self.source_version()
+        prop = versioned(prop, version)
         yield dataset_node(f"DepMap {kind}", version, kind=kind, features=models, axis="cell lines",
                            units=units, vector_property=prop, vector_label="Gene")  # fmt: skip
         matrix = np.vstack(rows).T  # genes × cell lines

@@ -15,7 +15,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.records import Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
-from kgctl.ingest.matrix import MISSING, dataset_node, slug
+from kgctl.ingest.matrix import MISSING, dataset_node, slug, versioned
 from kgctl.ingest.perturbseq import read_obs_var
 from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
 
@@ -189,7 +189,7 @@ class ExpressionAdapter(Adapter):
                     "cell_line": self.opts.get("cell_line"), "features": vector.tolist()}))  # fmt: skip
                 yield RowDone()
             return
-        prop = f"expression_{slug(dataset)}"
+        prop = versioned(f"expression_{slug(dataset)}", version)
         yield dataset_node(dataset, version, kind="expression", features=kept_samples, axis="samples",
                            units=str(self.opts["units"]), vector_property=prop, vector_label="Gene")  # fmt: skip
         for sample in kept_samples:

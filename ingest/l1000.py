@@ -96,7 +96,7 @@ def read_gct(
                     if v.strip() not in MISSING and not _is_float(v)
                 )
                 raise KgctlError(
-                    f"{path}:{line}: field {samples[column]!r}: not a number: {fields[first_sample + column]!r}"
+                    f"{path}:{line}: field {samples[column]!r}: not a finite number: {fields[first_sample + column]!r}"
                 ) from None
         if handle.readline().strip():
             raise KgctlError(f"{path}:{line + 1}: more data rows than the {n_rows} line 2 declares")
@@ -106,7 +106,7 @@ def read_gct(
 
 def _is_float(text: str) -> bool:
     try:
-        float(text)
+        to_float(text)
     except ValueError:
         return False
     return True

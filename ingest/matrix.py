@@ -12,6 +12,13 @@ from kgctl.graph.records import Node
 MISSING = {"", "na", "nan", "NA", "NaN", "-666", "null", "None"}
 
 
+def versioned(prop: str, version: str) -> str:
+    """The per-gene vector property of one release: `depmap_gene_effect_24q4`. Releases keep
+    their own values side by side; the `Dataset` node names the property of each."""
+    tag = re.sub(r"[^a-z0-9]+", "_", version.lower()).strip("_")
+    return f"{prop}_{tag or 'unversioned'}"
+
+
 def slug(text: str) -> str:
     """A property-name-safe version of a dataset name: lower_snake, starting with a letter."""
     out = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
@@ -19,11 +26,15 @@ def slug(text: str) -> str:
 
 
 def to_float(text: str) -> float:
-    """A float, NaN for the usual missing markers; ValueError for anything else."""
+    """A finite float, NaN for the usual missing markers; ValueError for anything else (an
+    infinity too: `inf` or `1e999` is no measurement)."""
     text = text.strip()
     if text in MISSING:
         return math.nan
-    return float(text)
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"infinite: {text!r}")
+    return value
 
 
 def dataset_node(

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from kgctl import generators
+from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.ingest.transcripts import Structure, parse_header
 from kgctl.testing import graph_counts, ingest_files
@@ -115,7 +116,8 @@ def test_expression_both_orientations(graph: Connection, tmp_path: Path) -> None
     assert a == b == [2.0, 5.0]
     ingest_files(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path,
                  {"dataset": "c", "mode": "genes"})  # fmt: skip
-    gene = graph.query("MATCH (g:Gene {id: 'EGFR'}) RETURN g.expression_c AS v")[0]["v"]
+    gene = graph.query("MATCH (d:Dataset {name: 'c'}), (g:Gene {id: 'EGFR'}) "
+                       "RETURN g[d.vector_property] AS v")[0]["v"]  # fmt: skip
     assert gene == [4.0, 5.0, 6.0]
 
 
@@ -142,3 +144,43 @@ def test_molecules_smi_and_sdf(graph: Connection, tmp_path: Path) -> None:
     assert result["first_rejects"][1].startswith("set.sdf:")
     names = {r["n"] for r in graph.query("MATCH (m:Molecule) RETURN m.name AS n")}
     assert names == set(smiles)
+
+
+@pytest.mark.adapter("depmap")
+def test_two_depmap_releases_keep_their_own_vectors(graph: Connection, tmp_path: Path) -> None:
+    """Release B after A: each Dataset reads back its own values and shape (one shared gene
+    property made B overwrite A, and A's export crashed on the shape)."""
+    from kgctl.graph.derive import dataset_vectors
+
+    def release(name: str, lines: int) -> Path:
+        rows = [f"ACH-{i:06d},{-0.1 * i},{0.2 * i}" for i in range(1, lines + 1)]
+        path = tmp_path / name / "CRISPRGeneEffect.csv"
+        path.parent.mkdir()
+        path.write_text("ModelID,TP53 (7157),KRAS (3845)\n" + "\n".join(rows) + "\n")
+        return path
+
+    ingest_files(graph, "depmap", [release("a", 3)], tmp_path, {"source_version": "24Q2"})
+    ingest_files(graph, "depmap", [release("b", 5)], tmp_path, {"source_version": "24Q4"})
+    a = dataset_vectors(graph, "DepMap gene-effect@24Q2")
+    b = dataset_vectors(graph, "DepMap gene-effect@24Q4")
+    assert a.matrix.shape == (2, 3) and b.matrix.shape == (2, 5)
+    assert a.ids == b.ids == ["KRAS", "TP53"]
+    assert a.matrix[1].tolist() == pytest.approx([-0.1, -0.2, -0.3])
+    assert b.matrix[1].tolist() == pytest.approx([-0.1, -0.2, -0.3, -0.4, -0.5])
+
+
+@pytest.mark.adapter("depmap")
+def test_depmap_infinities_and_a_gene_twice_are_refused(graph: Connection, tmp_path: Path) -> None:
+    effect = tmp_path / "CRISPRGeneEffect.csv"
+    effect.write_text("ModelID,TP53 (7157),KRAS (3845)\nACH-000001,-0.1,0.2\nACH-000002,inf,0.3\n"
+                      "ACH-000003,0.1,1e999\n")  # fmt: skip
+    result = ingest_files(graph, "depmap", [effect], tmp_path, {"source_version": "x"})
+    assert result["rows_rejected"] == 2 and result["rows_loaded"] == 1
+    assert result["first_rejects"] == [
+        "CRISPRGeneEffect.csv:3: field 'TP53 (7157)': not a finite number: 'inf'",
+        "CRISPRGeneEffect.csv:4: field 'KRAS (3845)': not a finite number: '1e999'",
+    ]
+    effect.write_text("ModelID,TP53 (7157),TP53 (7157)\nACH-000001,-0.1,0.2\n")
+    with pytest.raises(KgctlError, match=r"CRISPRGeneEffect.csv:1: columns 'TP53 \(7157\)' and "
+                       r"'TP53 \(7157\)' are the same gene TP53"):  # fmt: skip
+        ingest_files(graph, "depmap", [effect], tmp_path, {"source_version": "y"})

@@ -83,9 +83,8 @@ def test_depmap_effect_and_expression(graph: Connection, shared_data: Path, tmp_
     assert counts["CellLine"] == 58
     assert counts["Gene"] == 887 + 1
     assert counts["Dataset"] == 2
-    gene = graph.query(
-        "MATCH (g:Gene {id: 'SNRPF'}) RETURN g.depmap_gene_effect AS v, g.entrez_id AS e"
-    )[0]
+    gene = graph.query("MATCH (d:Dataset {kind: 'gene-effect'}), (g:Gene {id: 'SNRPF'}) "
+                       "RETURN g[d.vector_property] AS v, g.entrez_id AS e")[0]  # fmt: skip
     order = graph.query("MATCH (d:Dataset {kind: 'gene-effect'}) RETURN d.features AS f")[0]["f"]
     frame = pd.read_csv(effect, index_col=0)
     column = next(c for c in frame.columns if c.startswith("SNRPF "))
