@@ -90,7 +90,7 @@ def browser(open_: bool, serve: bool, port: int, save_style: Path | None) -> Res
                 result["browser_url"] = browser_link(managed.browser_url, bolt_uri, user,
                                                      database, f":play {guide.guide_url}")  # fmt: skip
             if click.get_current_context().params.get("as_json"):
-                click.echo(json.dumps(result), nl=True)
+                click.echo(json.dumps({"ok": True, **result}))  # the first line; the summary last
             else:
                 _render(result)
             if open_ and result["browser_url"]:
