@@ -365,6 +365,11 @@ def ingest(
         except Exception:
             mark(conn, run_id, "failed", counts, started, run_props)
             raise
+        if counts.rows_read == 0:  # a header and nothing else is no release of anything
+            rejects_path.unlink()
+            mark(conn, run_id, "failed", counts, started, run_props)
+            names = ", ".join(f.path.name for f in prepared.facts)
+            raise KgctlError(f"{names}: no data rows (only a header?); nothing to load")
         if counts.rows_rejected == 0:
             rejects_path.unlink()
         mark(conn, run_id, "completed", counts, started, run_props)

@@ -313,3 +313,15 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(
     with pytest.raises(KgctlError, match="truncated.parquet: not a readable parquet file"):
         ingest_files(graph, "morphology", [truncated], tmp_path)
     assert graph_counts(graph) == before
+
+
+def test_header_only_files_are_an_error_not_an_empty_success(
+    graph: Connection, tmp_path: Path
+) -> None:
+    info = write(tmp_path / "info.txt", INFO.splitlines(keepends=True)[0])
+    links = write(tmp_path / "links.txt", HEADER)
+    with pytest.raises(KgctlError, match="info.txt, links.txt: no data rows"):
+        ingest_files(graph, "string", [info, links], tmp_path)
+    run = graph.query("MATCH (r:IngestRun) RETURN r.status AS s")
+    assert run in ([], [{"s": "failed"}])  # never "completed"
+    assert set(graph_counts(graph)) <= {"IngestRun", "SchemaVersion"}  # no data written
