@@ -239,7 +239,9 @@ class GuideServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        # `localhost`, which Browser allows before it has read the server's allowlist (a `:play`
+        # right after connecting was refused for 127.0.0.1 on a slow machine).
+        return f"http://localhost:{self.httpd.server_address[1]}"
 
     @property
     def guide_url(self) -> str:

@@ -139,7 +139,7 @@ def test_the_browser_guide_and_stylesheet_served_on_loopback(graph: Connection) 
     ex = example(graph)  # the most predictions in the newest written-back run, its top partner
     assert (ex.gene, ex.partner, ex.model, ex.run) == ("QA", "QC", "cal", "cal-2")
     with GuideServer(ex) as served:
-        assert served.base_url.startswith("http://127.0.0.1:")
+        assert served.base_url.startswith("http://localhost:")
         with urlopen(served.guide_url) as response:
             assert (
                 response.headers["Access-Control-Allow-Origin"] == "*"
