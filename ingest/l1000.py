@@ -17,9 +17,8 @@ from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import Adapter, clean_props, register
 from kgctl.ingest.matrix import MISSING, dataset_node, to_float
 from kgctl.ingest.molecules import describe_smiles, molecule_node
-from kgctl.ingest.readers import ByteCounter, open_binary, open_text
+from kgctl.ingest.readers import HDF5_MAGIC, ByteCounter, open_binary, open_text
 
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SMILES_COLUMNS = ("canonical_smiles", "smiles", "SMILES")
 
 

@@ -15,7 +15,8 @@ from typing import IO
 from kgctl.core.errors import KgctlError
 
 BOM = b"\xef\xbb\xbf"
-BINARY_MAGICS = (b"\x89HDF\r\n\x1a\n", b"PAR1", b"PK\x03\x04")  # HDF5 (.h5ad, .gctx), Parquet, zip
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # .h5ad, .gctx
+BINARY_MAGICS = (HDF5_MAGIC, b"PAR1", b"PK\x03\x04")  # HDF5, Parquet, zip
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
 
