@@ -30,12 +30,14 @@ from kgctl.graph.similarity import (
     ScoreBlock,
     cosine_scorer,
     essentiality_scorer,
+    infoalign_cut,
     infoalign_threshold,
     knn_pairs,
     pairs_above,
     pearson_scorer,
     tanimoto_scorer,
     top_pairs,
+    within_groups,
 )
 
 WRITE_BATCH = 20_000
@@ -88,14 +90,34 @@ def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
     return Vectors(label, [r["id"] for r in found], matrix, licence or "unknown")
 
 
-def molecule_fingerprints(conn: Connection) -> Vectors:
-    found = conn.query("MATCH (m:Molecule) WHERE m.fingerprint IS NOT NULL "
-                       "RETURN m.id AS id, m.fingerprint AS fp, m.licence AS l ORDER BY id")  # fmt: skip
+def molecule_fingerprints(conn: Connection) -> tuple[Vectors, list[str]]:
+    """The molecules' packed Morgan fingerprints, and their SMILES in the same order."""
+    found = conn.query("MATCH (m:Molecule) WHERE m.fingerprint IS NOT NULL RETURN m.id AS id, "
+                       "m.fingerprint AS fp, m.licence AS l, m.smiles AS s ORDER BY id")  # fmt: skip
     if len(found) < 2:
         raise KgctlError(f"{len(found)} molecules with fingerprints; at least 2 are needed")
     packed = np.array([np.frombuffer(bytes(r["fp"]), dtype=np.uint8) for r in found])
     licence = "; ".join(sorted({r["l"] or "unknown" for r in found}))
-    return Vectors("Molecule", [r["id"] for r in found], packed, licence)
+    return Vectors("Molecule", [r["id"] for r in found], packed, licence), [
+        r["s"] or "" for r in found
+    ]
+
+
+def scaffold_pairs(
+    packed: np.ndarray, smiles: list[str], threshold: float | None
+) -> tuple[Pairs, dict[str, Any]]:
+    """Tanimoto pairs only within Murcko-scaffold groups (InfoAlign's E6): the pairs at or above
+    `threshold`, or by InfoAlign's rule over the within-scaffold candidates."""
+    from kgctl.graph.chem import scaffold_groups  # RDKit, only for this build
+
+    candidates = within_groups(scaffold_groups(smiles), lambda m: tanimoto_scorer(packed[m]))
+    cut = threshold if threshold is not None else infoalign_cut(candidates.score)
+    keep = candidates.score >= cut
+    rule: dict[str, Any] = {"selection": "threshold" if threshold is not None else "infoalign",
+                            "threshold": cut, "within": "scaffold", "candidates": len(candidates)}  # fmt: skip
+    if threshold is None:
+        rule |= {"floor": INFOALIGN_FLOOR, "keep": INFOALIGN_KEEP}
+    return Pairs(candidates.i[keep], candidates.j[keep], candidates.score[keep]), rule
 
 
 def choose_pairs(
@@ -128,21 +150,34 @@ def build_similarity(
     metric: str = "cosine",
     k: int | None = None,
     threshold: float | None = None,
+    within_scaffold: bool = False,
 ) -> dict[str, Any]:
-    """`SIMILAR_TO {similarity, metric, …}` among one dataset's profiles (cosine) or among
-    molecules (Tanimoto on Morgan fingerprints)."""
+    """`SIMILAR_TO {similarity, metric, …}` among one dataset's profiles (cosine, or Pearson:
+    the cosine of row-z-scored profiles, as InfoAlign's E7–E9 edges) or among
+    molecules (Tanimoto on Morgan fingerprints; `within_scaffold`: only between molecules of one
+    Murcko scaffold, as InfoAlign's context graph has them)."""
     if molecules == (dataset is not None):
         raise KgctlError("give either --dataset or --molecules")
+    if within_scaffold and (not molecules or k is not None):
+        raise KgctlError(
+            "--within-scaffold applies to --molecules, with --threshold or InfoAlign's rule"
+        )
     started = time.perf_counter()
     if molecules:
-        vectors, metric, scope = molecule_fingerprints(conn), "tanimoto", "Molecule"
+        vectors, smiles = molecule_fingerprints(conn)
+        metric, scope = "tanimoto", "Molecule"
+        if within_scaffold:
+            pairs, rule = scaffold_pairs(vectors.matrix, smiles, threshold)
+            props = {"metric": metric, "dataset": scope, **rule}
+            return _write(conn, "SIMILAR_TO", vectors, pairs, props, started)
         score = tanimoto_scorer(vectors.matrix)
     else:
         assert dataset is not None
         vectors, scope = dataset_vectors(conn, dataset), dataset
-        if metric != "cosine":
-            raise KgctlError(f"unknown metric {metric!r} for profiles (cosine)")
-        score = cosine_scorer(vectors.matrix)
+        scorers = {"cosine": cosine_scorer, "pearson": pearson_scorer}
+        if metric not in scorers:
+            raise KgctlError(f"unknown metric {metric!r} for profiles ({', '.join(scorers)})")
+        score = scorers[metric](vectors.matrix)
     pairs, rule = choose_pairs(len(vectors.ids), score, k=k, threshold=threshold, top=None)
     props = {"metric": metric, "dataset": scope, **rule}
     return _write(conn, "SIMILAR_TO", vectors, pairs, props, started)

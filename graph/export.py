@@ -412,12 +412,13 @@ class HeteroView:
 def node_table(
     conn: Connection, label: str, internal: np.ndarray, columns: tuple[str, ...]
 ) -> pa.Table:
-    """Properties of the nodes, in `internal` order, fetched CHUNK_NODES at a time."""
+    """Properties of the nodes (None where a node lacks one), in `internal` order, fetched
+    CHUNK_NODES at a time."""
     check_label(label)
     for column in columns:
         if not column.replace("_", "").isalnum():
             raise ValueError(f"bad property name {column!r}")
-    fields = ", ".join(f"collect(n.{c}) AS {c}" for c in columns)
+    fields = ", ".join(f"collect([n.{c}]) AS {c}" for c in columns)  # [x]: collect() drops nulls
     cypher = f"UNWIND $ids AS nid MATCH (n:{label}) WHERE id(n) = nid RETURN {fields}"
     parts: dict[str, list[Any]] = {c: [] for c in columns}
     with _session(conn) as session:
@@ -426,7 +427,7 @@ def node_table(
                 cypher, {"ids": internal[start : start + CHUNK_NODES].tolist()}
             ).single(strict=True)
             for c in columns:
-                parts[c] += row[c]
+                parts[c] += [cell[0] for cell in row[c]]
     return pa.table({c: pa.array(v) for c, v in parts.items()})
 
 

@@ -141,6 +141,31 @@ def pearson_scorer(x: np.ndarray) -> ScoreBlock:
     return cosine_scorer(centred.astype(np.float32))
 
 
+def within_groups(groups: np.ndarray, scorer_of: Callable[[np.ndarray], ScoreBlock]) -> Pairs:
+    """Every pair inside each group of two or more members (i < j in the caller's numbering),
+    scored by `scorer_of(members)`: the candidates of InfoAlign's within-scaffold similarity."""
+    order = np.argsort(groups, kind="stable")
+    _, starts, counts = np.unique(groups[order], return_index=True, return_counts=True)
+    lowest = -float(np.finfo(np.float32).max)
+    parts = []
+    for start, count in zip(starts, counts, strict=True):
+        if count < 2:
+            continue
+        members = np.sort(order[start : start + count])
+        inside = pairs_above(int(count), scorer_of(members), lowest)
+        parts.append(Pairs(members[inside.i], members[inside.j], inside.score))
+    return _concat(parts)
+
+
+def infoalign_cut(scores: np.ndarray, floor: float = INFOALIGN_FLOOR,
+                  keep: float = INFOALIGN_KEEP) -> float:  # fmt: skip
+    """InfoAlign's rule on an explicit list of candidate scores: the score about `keep` of them
+    reach, never below `floor`."""
+    if not len(scores):
+        return float(floor)
+    return max(float(floor), float(np.quantile(scores, 1.0 - keep)))
+
+
 def infoalign_threshold(
     n: int,
     score_block: ScoreBlock,

@@ -147,6 +147,7 @@ register_view(ViewSpec(
     features={"Molecule": Features("bits", "fingerprint"), "Gene": Features("dataset"),
               "ExpressionProfile": Features("vectors", "features"),
               "MorphologyProfile": Features("vectors", "features")},
+    columns={"Molecule": ("smiles",)},
 ))  # fmt: skip
 
 # IsoCLR's transcripts: sequence and structure as columns, their genes, orthologs between genes.

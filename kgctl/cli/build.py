@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from kgctl.cli.output import Result, connect_with_spinner, json_command, spinner
+from kgctl.cli.output import Result, connect_with_spinner, json_command, progress_bar, spinner
 from kgctl.core.settings import load_settings
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality, build_similarity
 
 
 def _render(r: Result) -> None:
-    rule = {k: r[k] for k in ("selection", "k", "threshold", "top") if r.get(k) is not None}
+    rule = {
+        k: r[k] for k in ("selection", "k", "threshold", "top", "within") if r.get(k) is not None
+    }
     click.echo(
         f"{r['type']}: {r['relationships']:,} relationships among {r['nodes']:,} nodes of "
         f"{r['dataset']} ({', '.join(f'{k} {v}' for k, v in rule.items())}) in {r['seconds']:.1f} s"
@@ -39,17 +42,27 @@ def build_group() -> None:
 @click.option("--molecules", is_flag=True, help="Tanimoto between Molecule Morgan fingerprints.")
 @click.option("--k", type=click.IntRange(1), help="Keep each node's k nearest neighbours.")
 @click.option("--threshold", type=float, help="Keep pairs scoring at least this.")
+@click.option("--metric", type=click.Choice(["cosine", "pearson"]), default="cosine", show_default=True,
+              help="With --dataset: cosine, or Pearson (cosine of row-z-scored profiles, as InfoAlign).")  # fmt: skip
+@click.option("--within-scaffold", is_flag=True,
+              help="With --molecules: only pairs of one Murcko scaffold (InfoAlign's molecule edges).")  # fmt: skip
 @json_command(_render)
 def similarity(
-    dataset: str | None, molecules: bool, k: int | None, threshold: float | None
+    dataset: str | None,
+    molecules: bool,
+    k: int | None,
+    threshold: float | None,
+    metric: str,
+    within_scaffold: bool,
 ) -> Result:
-    """SIMILAR_TO among the profiles of one dataset (cosine) or among molecules (Tanimoto).
+    """SIMILAR_TO among the profiles of one dataset (cosine or Pearson) or among molecules (Tanimoto).
 
     Without --k or --threshold, InfoAlign's rule: the threshold that lets about 0.5 % of all
     pairs through, never below 0.8. The rule and its values are recorded on every edge.
     """
     return _with_graph(lambda conn: build_similarity(conn, dataset=dataset, molecules=molecules,
-                                                     k=k, threshold=threshold))  # fmt: skip
+                                                     k=k, threshold=threshold, metric=metric,
+                                                     within_scaffold=within_scaffold))  # fmt: skip
 
 
 @build_group.command("coessentiality")
@@ -67,3 +80,36 @@ def coessentiality(dataset: str, method: str, top: int | None, threshold: float 
     """
     return _with_graph(lambda conn: build_coessentiality(conn, dataset=dataset, method=method,
                                                          top=top, threshold=threshold))  # fmt: skip
+
+
+def _render_context(r: Result) -> None:
+    for step in r["ingests"]:
+        click.echo(f"  {step['source']:10s} {', '.join(step['files'])}: {step['status']}, "
+                   f"{step.get('rows_read') or 0:,} rows, {step.get('rows_rejected') or 0:,} rejected")  # fmt: skip
+    for made in r["builds"]:
+        _render(made)
+    click.echo(
+        f"Context graph built in {r['seconds']:.0f} s. Train on it: kgctl train infoalign"
+        + (f" --dataset {r['gene_dataset']}" if r.get("gene_dataset") else "")
+    )
+
+
+@build_group.command("context")
+@click.option("--data", "data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="The shared real-data folder (../shared/data).")  # fmt: skip
+@json_command(_render_context)
+def context(data: Path) -> Result:
+    """InfoAlign's context graph from the real public data: ingest and derive its edges.
+
+    STRING links, DepMap gene effects (the genes' features), the Drug Repurposing Hub and
+    JUMP-Target compounds with their targets, the L1000 plate with its compounds, and the four
+    downstream sets' structures (never their labels); then SIMILAR_TO within Murcko scaffolds,
+    among the L1000 signatures and among the genes' effect profiles. A re-run skips what is
+    loaded. The real graph has no Cell Painting profiles (the data has only their id maps).
+    """
+    from kgctl.demo.context import build_context_graph
+
+    settings = load_settings()
+    with connect_with_spinner(settings) as conn, progress_bar() as on_progress:
+        return build_context_graph(conn, data, settings.paths.data_dir / "context",
+                                   on_progress=on_progress)  # fmt: skip
