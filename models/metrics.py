@@ -78,3 +78,9 @@ def mean_sd(values: list[float | None]) -> dict[str, float | int | None]:
         return {"mean": None, "sd": None, "n": 0}
     sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else None
     return {"mean": float(np.mean(kept)), "sd": sd, "n": len(kept)}
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Mean ± SD (population) over seeds, and each seed's value."""
+    return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values)), 4),
+            "per_seed": [round(v, 4) for v in values]}  # fmt: skip

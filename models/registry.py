@@ -16,7 +16,12 @@ from kgctl.models.base import Model
 from kgctl.models.config import ModelConfig
 
 ENTRY_POINT_GROUP = "kgctl.models"
-BUILT_IN = ("kgctl.models.cal", "kgctl.models.graphsage", "kgctl.models.isoclr")
+BUILT_IN = (
+    "kgctl.models.cal",
+    "kgctl.models.graphsage",
+    "kgctl.models.infoalign",
+    "kgctl.models.isoclr",
+)
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MODELS: dict[str, type[Model]] = {}
 _loaded = False

@@ -20,6 +20,7 @@ from kgctl.models.isoclr.data import Inputs
 from kgctl.models.isoclr.encoding import kmer_counts, one_hot_flat
 from kgctl.models.isoclr.model import IsoCLRNet
 from kgctl.models.isoclr.task import padded
+from kgctl.models.metrics import summary
 
 ALPHAS = np.logspace(-3, 5, 17)
 MIN_TRAIN = 10
@@ -228,11 +229,6 @@ def low_data_curves(data: ProbeSet, module: nn.Module, module_args: dict[str, An
     return {"labelled": int(len(keep)), "groups": int(len(np.unique(data.groups[keep]))),
             "seeds": list(seeds), "train_sizes": {f"{f:g}": sizes[f] for f in fractions},
             "test_share": 0.2, "metric": "pearson_r", "methods": table, "margin": margin}  # fmt: skip
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values)), 4),
-            "per_seed": [round(v, 4) for v in values]}  # fmt: skip
 
 
 def isoform_retrieval(inputs: Inputs, vectors: dict[str, np.ndarray], max_length: int,
