@@ -243,10 +243,35 @@ def transcriptome_graph(conn: Connection, folder: Path, genes: int = 40) -> dict
     return {}
 
 
+def context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
+    """A small real-data context graph: the JUMP-Target compounds with their targets, the real
+    L1000 plate with its compounds, generated Cell Painting profiles of 40 of the compounds (tests
+    only: the real data has none), and InfoAlign's derived similarity edges."""
+    from kgctl.generators import cell_painting_profiles
+    from kgctl.graph.derive import build_similarity
+
+    data = shared_data_dir()
+    if not (data / "README.md").exists():
+        skip_or_fail(f"the shared real data is not at {data} (set KGCTL_SHARED_DATA)")
+    ingest_files(conn, "molecules", [data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"],
+                 folder, {"source_name": "jump-target", "licence": "MIT"})  # fmt: skip
+    ingest_files(conn, "l1000", [data / "l1000" / "compounds.tsv.gz",
+                                 data / "l1000" / "test_l1000_level4.gct.gz"], folder)  # fmt: skip
+    keys = [r["id"] for r in conn.query("MATCH (m:Molecule)-[:TARGETS]->() "
+                                        "RETURN DISTINCT m.id AS id ORDER BY id LIMIT 40")]  # fmt: skip
+    profiles = cell_painting_profiles(folder / "profiles.csv.gz", compounds=keys, seed=3)
+    ingest_files(conn, "morphology", [profiles], folder)
+    build_similarity(conn, dataset=None, molecules=True, within_scaffold=True)
+    for row in conn.query("MATCH (d:Dataset) WHERE d.vector_label <> 'Gene' RETURN d.id AS id"):
+        build_similarity(conn, dataset=row["id"], metric="pearson")
+    return {}
+
+
 # One small graph per registered view: the model contract test trains every model on its view's.
 VIEW_EXAMPLES: dict[str, Callable[[Connection, Path], dict[str, Any]]] = {
     "gene-association": planted_gene_graph,
     "transcripts": transcriptome_graph,
+    "context": context_graph,
 }
 
 

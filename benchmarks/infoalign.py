@@ -1,0 +1,113 @@
+"""InfoAlign on the real context graph built from ../shared/data (`kgctl build context`, on a
+fresh Neo4j): pretraining throughput (molecules/s on the CPU, and on CUDA with bf16 when there is
+one), the held-out drug targets against Tanimoto nearest neighbours and a random forest, and the
+four property sets (ChEMBL2K, Broad6K, ToxCast, Biogen3K) with the frozen encoder beside random
+forest and MLP on Morgan fingerprints and the same encoder without pretraining, 5 seeds on one
+scaffold split, with the share of each set's molecules that have context edges.
+
+    python benchmarks/infoalign.py [--epochs 20] [--sets chembl2k,broad6k,toxcast,biogen3k]
+
+Writes benchmarks/results/infoalign.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from machine import write_result  # noqa: E402
+
+from kgctl.demo.context import build_context_graph  # noqa: E402
+from kgctl.graph.connection import start_managed  # noqa: E402
+from kgctl.models import runs  # noqa: E402
+from kgctl.models.infoalign import InfoAlignConfig  # noqa: E402
+from kgctl.models.infoalign.config import PUBLISHED  # noqa: E402
+from kgctl.models.infoalign.downstream import SETS  # noqa: E402
+from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
+
+
+def progress(done: float, total: float | None, text: str) -> None:
+    if total and (int(done) == int(total) or int(done) % 5 == 0):
+        print(f"  {text}", flush=True)
+
+
+def throughput(run: runs.Run) -> dict[str, Any]:
+    """Molecules (each with its walk and decoders) per second of training."""
+    training = run.record["metrics"]["training"]
+    config = InfoAlignConfig(**run.config)
+    return {"device": training["device"], "precision": training["precision"], "hidden": config.hidden,
+            "layers": config.layers, "batch_size": config.batch_size, "epochs": training["epochs_done"],
+            "seconds_per_epoch": training["seconds_per_epoch"], "peak_memory_gb": training["peak_memory_gb"],
+            "molecules_per_s": round(run.record["data"]["molecules"] / training["seconds_per_epoch"], 1),
+            "final": training["final"]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--rf-trees", type=int, default=100)
+    args = parser.parse_args()
+    data = shared_data_dir()
+    work = Path(tempfile.mkdtemp(prefix="kgctl-infoalign-"))
+    ts = make_test_server(work / "server", heap="2g", pagecache="1g", start_timeout=300)
+    start_managed(ts.settings)
+    started = time.perf_counter()
+    figures: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
+    try:
+        with ts.connect() as conn:
+            data_dir = ts.settings.paths.data_dir
+            built = build_context_graph(conn, data, work / "context", on_progress=progress)
+            figures["graph"] = {"seconds": built["seconds"], "ingests": built["ingests"],
+                                "builds": built["builds"], "modalities": "molecules (fingerprints), genes "
+                                "(DepMap gene effect), L1000 expression; no Cell Painting profiles"}  # fmt: skip
+            config = InfoAlignConfig(epochs=args.epochs, dataset=built["gene_dataset"] or "")
+            run = runs.train(
+                conn, data_dir, "infoalign", config, device="cpu", on_progress=progress
+            )
+            figures["pretraining"] = {
+                "config": run.config,
+                "data": run.record["data"],
+                "cpu": throughput(run),
+            }
+            if torch.cuda.is_available():
+                published = InfoAlignConfig.load(
+                    PUBLISHED, "infoalign", epochs=3, dataset=config.dataset
+                )
+                cuda = runs.train(conn, data_dir, "infoalign", published, device="cuda")
+                figures["pretraining"]["cuda_bf16_published_config"] = throughput(cuda)
+            options = {"probe_seeds": args.seeds, "rf_trees": args.rf_trees}
+            print("held-out targets", flush=True)
+            figures["targets"] = runs.evaluate(conn, data_dir, run.id, options, device="cpu")
+            for name in args.sets.split(","):
+                print(name, flush=True)
+                figures[name] = runs.evaluate(conn, data_dir, run.id,
+                                              {**options, "task": name, "file": str(data / "infoalign" / SETS[name][0])},
+                                              device="cpu", on_progress=progress)  # fmt: skip
+    finally:
+        ts.server.stop(force=True, timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    summary: dict[str, Any] = {}
+    for name in args.sets.split(","):
+        result = figures[name]
+        key = result["metric"]
+        summary[name] = {"metric": key, "context_share": result["context"]["share_with_context_edges"],
+                         **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()}}  # fmt: skip
+    summary["targets"] = figures["targets"].get("methods")
+    figures["summary"] = summary
+    figures["seconds"] = round(time.perf_counter() - started, 1)
+    write_result("infoalign", figures)
+
+
+if __name__ == "__main__":
+    main()

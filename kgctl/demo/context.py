@@ -1,0 +1,83 @@
+"""InfoAlign's context graph from the real public data in `../shared/data` (`kgctl build
+context`): STRING gene–gene links, DepMap gene effects as the genes' features, the Drug
+Repurposing Hub and JUMP-Target compounds with their TARGETS genes, the L1000 plate's signatures
+with PERTURBS from their compounds, the four downstream sets' molecules (structures only, never
+their labels), then the derived edges: Tanimoto within Murcko scaffolds, and cosine among the
+L1000 signatures and among the genes' effect profiles (InfoAlign's 0.5 % rule). Every step is an
+ordinary ingest or build, so a re-run skips what is already loaded."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kgctl.core.errors import KgctlError
+from kgctl.core.progress import OnProgress, silent
+from kgctl.graph.connection import Connection
+from kgctl.graph.derive import build_similarity
+from kgctl.ingest.pipeline import ingest
+
+REPURPOSING_TERMS = "research use only, non-commercial (CLUE / Drug Repurposing Hub terms)"
+DOWNSTREAM = {
+    "chembl2k": "chembl2k",
+    "broad6k": "broad6k",
+    "toxcast": "moltoxcast",
+    "biogen3k": "biogenadme",
+}
+DOWNSTREAM_LICENCE = "unspecified (liugangcode/InfoAlign raw_data; see ../shared/data/README.md)"
+
+
+def loads(data: Path) -> list[tuple[str, list[Path], dict[str, Any]]]:
+    """(source, files, options) of every ingest, in order."""
+    string, molecules, l1000 = data / "string", data / "molecules", data / "l1000"
+    plan: list[tuple[str, list[Path], dict[str, Any]]] = [
+        ("string", [string / "9606.protein.info.v12.0.subset.txt.gz",
+                    string / "9606.protein.links.full.v12.0.subset.txt.gz"], {}),
+        ("depmap", [data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"],
+         {"source_version": "chronos-model2-sample"}),
+        ("molecules", [molecules / "repurposing_info.tsv.gz"],
+         {"source_name": "repurposing-hub", "source_version": "2020-03-24", "licence": REPURPOSING_TERMS}),
+        ("molecules", [molecules / "JUMP-Target-1_compound_metadata.tsv.gz"],
+         {"source_name": "jump-target", "source_version": "2da0551", "licence": "MIT"}),
+        ("l1000", [l1000 / "compounds.tsv.gz", l1000 / "test_l1000_level4.gct.gz"],
+         {"source_version": "LJP005_A375_24H_X1"}),
+    ]  # fmt: skip
+    for name, folder in DOWNSTREAM.items():  # structures only: the adapter reads no label column
+        plan.append(("molecules", [data / "infoalign" / folder / "raw" / "assays.csv.gz"],
+                     {"source_name": f"infoalign-{name}", "source_version": "eed96f3",
+                      "licence": DOWNSTREAM_LICENCE}))  # fmt: skip
+    return plan
+
+
+def build_context_graph(conn: Connection, data: Path, work: Path, *,
+                        on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+    """Ingest the sources and derive the similarity edges; returns what each step did."""
+    plan = loads(data)
+    missing = [str(f) for _, files, _ in plan for f in files if not f.exists()]
+    if missing:
+        raise KgctlError(
+            f"missing real data: {', '.join(missing[:3])} (is --data the shared/data folder?)"
+        )
+    steps = len(plan) + 3
+    started = time.perf_counter()
+    done: dict[str, Any] = {"ingests": [], "builds": []}
+    for i, (source, files, options) in enumerate(plan, 1):
+        summary = ingest(conn, source, files, options, rejects_dir=work / "rejects")
+        done["ingests"].append({"source": source, "files": [f.name for f in files],
+                                **{k: summary.get(k) for k in ("run_id", "status", "rows_read", "rows_rejected",
+                                                               "nodes_written", "relationships_written")}})  # fmt: skip
+        on_progress(i, steps, f"ingested {files[-1].name}")
+    datasets = {r["label"]: r["id"] for r in conn.query(
+        "MATCH (d:Dataset) WHERE d.vector_label IN ['Gene', 'ExpressionProfile'] "
+        "RETURN d.vector_label AS label, d.id AS id ORDER BY d.id")}  # fmt: skip
+    builds: list[dict[str, Any]] = [{"dataset": None, "molecules": True, "within_scaffold": True}]
+    builds += [{"dataset": datasets[label], "metric": "pearson"}
+               for label in ("ExpressionProfile", "Gene") if label in datasets]  # fmt: skip
+    for j, kwargs in enumerate(builds, len(plan) + 1):
+        made = build_similarity(conn, **kwargs)
+        done["builds"].append(made)
+        on_progress(j, steps, f"built SIMILAR_TO among {made['dataset']}")
+    done["gene_dataset"] = datasets.get("Gene")
+    done["seconds"] = round(time.perf_counter() - started, 1)
+    return done
