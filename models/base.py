@@ -140,6 +140,7 @@ class Model(ABC):
     evaluate_options: ClassVar[tuple[Option, ...]] = ()
     predict_options: ClassVar[tuple[Option, ...]] = ()
     test_config: ClassVar[dict[str, Any]] = {}  # a few-second config for the contract test
+    all_data: ClassVar[str] = "--split none"  # the train option that leaves nothing out
 
     def __init__(self, config: ModelConfig) -> None:
         if not isinstance(config, self.config_class):

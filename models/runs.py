@@ -240,7 +240,7 @@ def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[
     left_out = model.left_out()
     if write_back and left_out and not allow_split:
         raise KgctlError(f"run {run_id}: {left_out}, so its predictions miss what it never saw. Train "
-                         f"the final model with `kgctl train {run.model} --from-run {run_id} --split none`, "
+                         f"the final model with `kgctl train {run.model} --from-run {run_id} {model.all_data}`, "
                          "or pass --allow-split to write this run back anyway")  # fmt: skip
     kind = resolve_device(device)
     module = load_module(run.dir, model.build_module, kind)

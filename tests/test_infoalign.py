@@ -79,8 +79,6 @@ def test_molecular_graphs_and_gathering() -> None:
     assert x[7, 0] == 5 and x[9, 0] == 7  # carbon (6 - 1) and oxygen (8 - 1) of ethanol
     assert edge_index[:, -4:].tolist() == [[7, 8, 8, 9], [8, 7, 9, 8]]  # shifted past phenol
     assert x[:6, 7].tolist() == [1] * 6 and x[6, 7] == 0  # aromatic ring, then the OH oxygen
-    part = graphs.subset(np.array([1]))
-    assert len(part) == 1 and np.array_equal(part.atoms, graphs.atoms[3:])
 
 
 def test_walk_targets_have_the_exact_path_weights_and_masks() -> None:

@@ -53,6 +53,7 @@ class InfoAlign(Model):
         Option("top-k", "Predicted targets kept per molecule.", int, 10),
         Option("neighbours", "Nearest molecules (in InfoAlign space) whose targets are transferred.", int, 10),
     )  # fmt: skip
+    all_data = "--holdout-targets 0"
     test_config = {"hidden": 16, "layers": 2, "epochs": 2, "batch_size": 64, "checkpoint_every": 1}
     config: InfoAlignConfig
 

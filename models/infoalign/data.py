@@ -47,13 +47,6 @@ class Inputs:
     def n_molecules(self) -> int:
         return len(self.molecule_ids)
 
-    def gene_offset(self) -> int:
-        return (
-            int(np.flatnonzero(self.node_type == self.labels.index("Gene"))[0])
-            if len(self.gene_ids)
-            else 0
-        )
-
     def degree(self) -> np.ndarray:
         """int64 [N]: each node's edges in the walk graph."""
         return np.bincount(self.edge_index[0], minlength=len(self.node_type))

@@ -73,13 +73,6 @@ class MolGraphs:
             *(f[f"{prefix}{k}"] for k in ("atoms", "bonds", "edges", "atom_ptr", "bond_ptr"))
         )
 
-    def subset(self, rows: np.ndarray) -> MolGraphs:
-        x, ei, ea, _ = self.gather(rows)
-        atom_counts = np.diff(self.atom_ptr)[rows]
-        bond_counts = np.diff(self.bond_ptr)[rows]
-        local = ei - np.repeat(np.cumsum(atom_counts) - atom_counts, bond_counts)
-        return MolGraphs(x, ea, local.astype(np.int32), _ptr(atom_counts), _ptr(bond_counts))
-
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(atoms, edge_index with batch-wide atom numbers, bond features, molecule of each atom)
         of the molecules `rows`, in that order."""
