@@ -277,6 +277,7 @@ def ingest(
     the rest of any run that meets a deadlock; the driver retries that batch)."""
     started = time.perf_counter()
     apply_schema(conn)  # constraints first: every MERGE below is an index seek
+    stale = mark_stale_runs(conn)
     prepared = prepare(source, files, options or {}, Lookup(conn.query))
     adapter, run_id = prepared.adapter, prepared.run_id
     rejects_folder(rejects_dir)
@@ -298,6 +299,7 @@ def ingest(
             **prepared.run_props(mode="online", strict=strict, rejects_path=rejects_path),
             "status": "running",
             "started_at": now(),
+            "lock_file": str(lock_path(rejects_dir, run_id).resolve()),
         }
         # The IngestRun node is written with the first batch, in its transaction: a run that fails
         # before writing anything leaves no trace in the graph.
@@ -376,7 +378,8 @@ def ingest(
         result = summary_of(existing_run(conn, run_id) or {})
         return {**result, "skipped": False, "batches_resumed": len(committed), "writers": writers,
                 "batches_concurrent": concurrent_batches, "deadlock_retries": RETRIES.count - retries,
-                "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+                "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
+                "stale_runs_marked": stale}  # fmt: skip
 
 
 def rejects_folder(folder: Path) -> None:
@@ -392,7 +395,7 @@ def run_lock(folder: Path, run_id: str) -> Iterator[None]:
     """Refuse a second ingest of the same run (same files, same options) while one holds the
     lock: they would share the rejects file and the IngestRun's counters. A kill releases it, so
     a re-run after a crash resumes."""
-    path = folder / f"{run_id}.lock"
+    path = lock_path(folder, run_id)
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -403,6 +406,39 @@ def run_lock(folder: Path, run_id: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_path(folder: Path, run_id: str) -> Path:
+    return folder / f"{run_id}.lock"
+
+
+def lock_held(path: Path) -> bool | None:
+    """Whether a process holds the run's lock now; None when the lock file is not here (a run
+    started on another machine, or its folder was removed)."""
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return None
+
+
+def mark_stale_runs(conn: Connection) -> list[str]:
+    """IngestRuns still `running` whose process is gone (killed, crashed, or the server stopped
+    under it: its lock is free) become `interrupted`; a re-run resumes them. Returns their ids."""
+    rows = conn.query(
+        "MATCH (r:IngestRun {status: 'running'}) RETURN r.id AS id, r.lock_file AS lock"
+    )
+    stale = [r["id"] for r in rows if r["lock"] and lock_held(Path(r["lock"])) is False]
+    if stale:
+        conn.query("MATCH (r:IngestRun {status: 'running'}) WHERE r.id IN $ids "
+                   "SET r.status = 'interrupted', r.interrupted_at = $at", {"ids": stale, "at": now()},
+                   write=True)  # fmt: skip
+    return stale
 
 
 def peak_rss_bytes() -> int:

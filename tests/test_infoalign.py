@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from kgctl import queries
 from kgctl.core.errors import KgctlError
@@ -25,6 +26,7 @@ from kgctl.models.infoalign.downstream import (
     SETS,
     Assays,
     evaluate_set,
+    rank_auc,
     read_assays,
     scaffold_split,
     scores,
@@ -205,6 +207,9 @@ def test_scaffold_split_and_metrics() -> None:
     assert found["auc"] == pytest.approx(0.5) and found["tasks_scored"] == 2
     assert found["share_auc_0.80"] == pytest.approx(1 / 3)
     assert scores(np.array([[1.0], [np.nan]]), np.array([[0.5], [9.0]]), "mae")["mae"] == 0.5
+    rng = np.random.default_rng(0)
+    labels, tied = rng.integers(0, 2, 200), rng.integers(0, 5, 200).astype(float)  # many ties
+    assert rank_auc(labels, tied) == pytest.approx(roc_auc_score(labels, tied))
 
 
 def test_config_checks_and_published_settings() -> None:

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 from rdkit import Chem
+from scipy.stats import rankdata
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from kgctl.core.errors import KgctlError
@@ -97,6 +97,17 @@ def scaffold_split(smiles: list[str], seed: int = SPLIT_SEED,
     return {k: np.array(sorted(v), dtype=np.int64) for k, v in split.items()}
 
 
+def rank_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC from ranks (Mann–Whitney U, ties counted half, as roc_auc_score); NaN unless both
+    classes are present. Validation scores every task after every epoch: this is ~20× faster."""
+    positives = int((y == 1).sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def scores(y: np.ndarray, predicted: np.ndarray, metric: str) -> dict[str, Any]:
     """Mean ROC-AUC over tasks with both classes and the shares of all tasks at or above each
     threshold (a task that cannot be scored counts as below), or mean MAE over tasks."""
@@ -106,10 +117,8 @@ def scores(y: np.ndarray, predicted: np.ndarray, metric: str) -> dict[str, Any]:
         if metric == "mae":
             if known.any():
                 values.append(float(np.abs(predicted[known, t] - y[known, t]).mean()))
-        elif len(np.unique(y[known, t])) == 2:
-            values.append(float(roc_auc_score(y[known, t], predicted[known, t])))
         else:
-            values.append(float("nan"))
+            values.append(rank_auc(y[known, t], predicted[known, t]))
     array = np.array(values)
     if metric == "mae":
         return {"mae": float(np.mean(array)), "per_task": [round(v, 4) for v in values]}

@@ -4,6 +4,7 @@ relationship and property but the creation time), compared by a canonical dump."
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 from kgctl import generators
 from kgctl.graph.connection import Connection, start_managed
 from kgctl.graph.schema import apply_schema
+from kgctl.ingest.pipeline import mark_stale_runs
 from kgctl.testing import TestServer, cli_json, wipe
 
 VOLATILE = {"created_at"}  # when a write happened, not what it wrote
@@ -63,6 +65,7 @@ def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
     assert code == -signal.SIGKILL if victim == "kgctl" else code != 0, "it ended before the kill"
     resumed = cli_json(spare_server.env, *args)  # starts the server again after a Neo4j kill
     assert resumed["status"] == "completed" and resumed["batches_resumed"] >= 3
+    assert resumed["stale_runs_marked"] == [resumed["run_id"]]  # the killed run's lock was free
     with spare_server.connect() as conn:
         after_kill = canonical(conn)
         wipe(conn)
@@ -73,3 +76,22 @@ def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
         assert canonical(conn) == after_kill
     assert (resumed["relationships_written"], resumed["rows_loaded"]) == (
         clean["relationships_written"], clean["rows_loaded"])  # fmt: skip
+
+
+@pytest.mark.neo4j
+def test_only_runs_whose_process_is_gone_are_marked_stale(
+    graph: Connection, tmp_path: Path
+) -> None:
+    held, free, gone = tmp_path / "held.lock", tmp_path / "free.lock", tmp_path / "gone.lock"
+    free.touch()
+    with open(held, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as a live ingest holds its run's lock
+        graph.query("UNWIND $runs AS r CREATE (:IngestRun {id: r[0], status: 'running', lock_file: r[1]})",
+                    {"runs": [["live", str(held)], ["killed", str(free)], ["elsewhere", str(gone)]]},
+                    write=True)  # fmt: skip
+        assert mark_stale_runs(graph) == ["killed"]
+        assert mark_stale_runs(graph) == []
+    statuses = {
+        r["id"]: r["s"] for r in graph.query("MATCH (r:IngestRun) RETURN r.id AS id, r.status AS s")
+    }
+    assert statuses == {"live": "running", "killed": "interrupted", "elsewhere": "running"}
