@@ -6,8 +6,10 @@ forest and MLP on Morgan fingerprints and the same encoder without pretraining, 
 scaffold split, with the share of each set's molecules that have context edges.
 
     python benchmarks/infoalign.py [--epochs 20] [--sets chembl2k,broad6k,toxcast,biogen3k]
+                                   [--work DIR [--run RUN]]
 
-Writes benchmarks/results/infoalign.json.
+`--work DIR` keeps the server and runs there; with `--run RUN` an earlier run in it is evaluated
+again, without building or training. Writes benchmarks/results/infoalign.json after every step.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import write_result  # noqa: E402
 
 from kgctl.demo.context import build_context_graph  # noqa: E402
-from kgctl.graph.connection import start_managed  # noqa: E402
+from kgctl.graph.connection import (
+    Connection,  # noqa: E402
+    start_managed,  # noqa: E402
+)
 from kgctl.models import runs  # noqa: E402
 from kgctl.models.infoalign import InfoAlignConfig  # noqa: E402
 from kgctl.models.infoalign.config import PUBLISHED  # noqa: E402
 from kgctl.models.infoalign.downstream import SETS  # noqa: E402
-from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
+from kgctl.testing import make_test_server, shared_data_dir, test_server_at  # noqa: E402
 
 
 def progress(done: float, total: float | None, text: str) -> None:
@@ -51,52 +56,79 @@ def throughput(run: runs.Run) -> dict[str, Any]:
             "final": training["final"]}  # fmt: skip
 
 
+def graph_facts(conn: Connection) -> dict[str, Any]:
+    """What every ingest and build of the graph did (from their IngestRun nodes), and counts."""
+    runs_ = conn.query("MATCH (r:IngestRun) RETURN r.adapter AS adapter, r.source AS source, "
+                       "r.files AS files, r.status AS status, r.rows_read AS rows_read, "
+                       "r.rows_rejected AS rows_rejected, r.nodes_written AS nodes_written, "
+                       "r.relationships_written AS relationships_written, r.options AS options "
+                       "ORDER BY r.finished_at")  # fmt: skip
+    for r in runs_:
+        r["files"] = [Path(f).name for f in r["files"] or []]
+    labels = conn.query("MATCH (n) UNWIND labels(n) AS l RETURN l, count(*) AS n ORDER BY l")
+    types = conn.query("MATCH ()-[r]->() RETURN type(r) AS t, count(*) AS n ORDER BY t")
+    return {"runs": runs_, "nodes": {r["l"]: r["n"] for r in labels},
+            "relationships": {r["t"]: r["n"] for r in types},
+            "modalities": "molecules (fingerprints), genes (DepMap gene effect), L1000 expression; "
+            "no Cell Painting profiles"}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--rf-trees", type=int, default=100)
+    parser.add_argument(
+        "--work", help="keep the server and runs in this folder (reuse it if there)"
+    )
+    parser.add_argument("--run", help="with --work: evaluate this earlier run again")
     args = parser.parse_args()
     data = shared_data_dir()
-    work = Path(tempfile.mkdtemp(prefix="kgctl-infoalign-"))
-    ts = make_test_server(work / "server", heap="2g", pagecache="1g", start_timeout=300)
+    keep = args.work is not None
+    work = Path(args.work) if keep else Path(tempfile.mkdtemp(prefix="kgctl-infoalign-"))
+    if (work / "server" / "kgctl.toml").exists():
+        ts = test_server_at(work / "server")
+    else:
+        ts = make_test_server(work / "server", heap="2g", pagecache="1g", start_timeout=300)
     start_managed(ts.settings)
     started = time.perf_counter()
     figures: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     try:
         with ts.connect() as conn:
             data_dir = ts.settings.paths.data_dir
-            built = build_context_graph(conn, data, work / "context", on_progress=progress)
-            figures["graph"] = {"seconds": built["seconds"], "ingests": built["ingests"],
-                                "builds": built["builds"], "modalities": "molecules (fingerprints), genes "
-                                "(DepMap gene effect), L1000 expression; no Cell Painting profiles"}  # fmt: skip
-            config = InfoAlignConfig(epochs=args.epochs, dataset=built["gene_dataset"] or "")
-            run = runs.train(
-                conn, data_dir, "infoalign", config, device="cpu", on_progress=progress
-            )
-            figures["pretraining"] = {
-                "config": run.config,
-                "data": run.record["data"],
-                "cpu": throughput(run),
-            }
+            if args.run:
+                run = runs.load_run(data_dir, args.run)
+            else:
+                built = build_context_graph(conn, data, work / "context", on_progress=progress)
+                figures["graph_seconds"] = built["seconds"]
+                config = InfoAlignConfig(epochs=args.epochs, dataset=built["gene_dataset"] or "")
+                run = runs.train(
+                    conn, data_dir, "infoalign", config, device="cpu", on_progress=progress
+                )
+            figures["graph"] = graph_facts(conn)
+            figures["pretraining"] = {"run": run.id, "config": run.config, "data": run.record["data"],
+                                      "cpu": throughput(run)}  # fmt: skip
             if torch.cuda.is_available():
                 published = InfoAlignConfig.load(
-                    PUBLISHED, "infoalign", epochs=3, dataset=config.dataset
+                    PUBLISHED, "infoalign", epochs=3, dataset=run.config["dataset"]
                 )
                 cuda = runs.train(conn, data_dir, "infoalign", published, device="cuda")
                 figures["pretraining"]["cuda_bf16_published_config"] = throughput(cuda)
             options = {"probe_seeds": args.seeds, "rf_trees": args.rf_trees}
             print("held-out targets", flush=True)
             figures["targets"] = runs.evaluate(conn, data_dir, run.id, options, device="cpu")
+            write_result("infoalign", figures)
             for name in args.sets.split(","):
                 print(name, flush=True)
                 figures[name] = runs.evaluate(conn, data_dir, run.id,
                                               {**options, "task": name, "file": str(data / "infoalign" / SETS[name][0])},
                                               device="cpu", on_progress=progress)  # fmt: skip
+                write_result("infoalign", figures)
     finally:
-        ts.server.stop(force=True, timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep:
+            ts.server.stop(force=True, timeout=60)
+            shutil.rmtree(work, ignore_errors=True)
     summary: dict[str, Any] = {}
     for name in args.sets.split(","):
         result = figures[name]

@@ -103,8 +103,14 @@ def make_test_server(base: Path, cache_dir: Path | None = None, **server: str | 
         f"cache_dir = {json.dumps(str(cache_dir))}",
     ]
     base.mkdir(parents=True, exist_ok=True)
+    (base / "kgctl.toml").write_text("\n".join(lines) + "\n")
+    return test_server_at(base)
+
+
+def test_server_at(base: Path) -> TestServer:
+    """The server whose kgctl.toml `make_test_server` wrote under `base` (e.g. to reuse a
+    benchmark's graph)."""
     config = base / "kgctl.toml"
-    config.write_text("\n".join(lines) + "\n")
     env = clean_env(KGCTL_CONFIG=str(config))
     settings = load_settings(env=env, cwd=base)
     return TestServer(ManagedServer.from_settings(settings), settings, env)
