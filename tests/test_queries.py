@@ -85,11 +85,17 @@ def predictions_graph(conn: Connection) -> None:
                     rank: 1, input_cosine: 0.0, split: 'none'}]->(d),
                (:Molecule {id: 'M1', name: 'drug one'})-[:TARGETS]->(c),
                (:Transcript {id: 'T1', length: 90, exon_ends: [30, 90]})-[:ISOFORM_OF]->(a),
-               (:Transcript {id: 'T2', length: 60, exon_ends: [60]})-[:ISOFORM_OF]->(a)
+               (:Transcript {id: 'T2', length: 60, exon_ends: [60]})-[:ISOFORM_OF]->(a),
+               (:ModelRun {id: 'ia-1', model: 'infoalign', written_back_at: '2025-12-01T00:00:00Z'}),
+               (m2:Molecule {id: 'M2', name: 'drug two'})-[:SIMILAR_TO {similarity: 0.9}]->(m3:Molecule {id: 'M3'}),
+               (m3)-[:TARGETS]->(d),
+               (m2)-[:PREDICTED_ASSOCIATION {run: 'ia-1', model: 'infoalign', score: 0.7, rank: 1,
+                    split: 'novel', known: false, via: ['M3']}]->(d)
     """, write=True)  # fmt: skip
     genes = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
     write_embeddings(conn, "Gene", "cal", "cal-2", ["QA", "QB", "QC", "QD"], genes)
     write_embeddings(conn, "Transcript", "isoclr", "iso-1", ["T1", "T2"], genes[:2] + 0.5)
+    write_embeddings(conn, "Molecule", "infoalign", "ia-1", ["M1", "M2", "M3"], genes[:3])
     conn.run_autocommit("CALL db.awaitIndexes(300)")
 
 
@@ -125,6 +131,11 @@ def test_every_shipped_query_answers_on_a_graph_with_predictions(graph: Connecti
     )
     diverging = ask("isoforms-diverging")
     assert [(r["gene"], r["isoform_a"], r["isoform_b"]) for r in diverging] == [("QA", "T1", "T2")]
+    like = ask("molecules-like", molecule="drug one", k=2)
+    assert [r["molecule"] for r in like] == ["M2", "M3"] and like[1]["known_targets"] == ["QD"]
+    predicted = ask("predicted-targets", molecule="drug two")
+    assert [(r["gene"], r["via_molecules"], r["path"]) for r in predicted] == [
+        ("QD", ["M3"], ["drug two", "M3", "QD"])]  # fmt: skip
     assert set(answered) == set(queries.available())  # a new query file needs a case here
 
 
