@@ -11,11 +11,15 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # callers report invalid SMILES themselves
+RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # callers report invalid SMILES themselves (as rejects)
+_PARAMS = Chem.SmilesParserParams()
+_PARAMS.strictCXSMILES = False  # type: ignore[assignment]  # keep the structure when a CXSMILES extension is not understood
 
 
 def mol_from_smiles(smiles: str) -> Chem.Mol | None:
-    return Chem.MolFromSmiles(smiles) if smiles else None
+    """The molecule of a SMILES (None when RDKit cannot read it): the one parser of the ingest,
+    the derived edges and the models, so they agree on which molecules exist."""
+    return Chem.MolFromSmiles(smiles, _PARAMS) if smiles else None
 
 
 def murcko_scaffold(smiles: str) -> str:

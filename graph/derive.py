@@ -168,17 +168,17 @@ def build_similarity(
         metric, scope = "tanimoto", "Molecule"
         if within_scaffold:
             pairs, rule = scaffold_pairs(vectors.matrix, smiles, threshold)
-            props = {"metric": metric, "dataset": scope, **rule}
-            return _write(conn, "SIMILAR_TO", vectors, pairs, props, started)
-        score = tanimoto_scorer(vectors.matrix)
+        else:
+            pairs, rule = choose_pairs(len(vectors.ids), tanimoto_scorer(vectors.matrix), k=k,
+                                       threshold=threshold, top=None)  # fmt: skip
     else:
         assert dataset is not None
         vectors, scope = dataset_vectors(conn, dataset), dataset
         scorers = {"cosine": cosine_scorer, "pearson": pearson_scorer}
         if metric not in scorers:
             raise KgctlError(f"unknown metric {metric!r} for profiles ({', '.join(scorers)})")
-        score = scorers[metric](vectors.matrix)
-    pairs, rule = choose_pairs(len(vectors.ids), score, k=k, threshold=threshold, top=None)
+        pairs, rule = choose_pairs(len(vectors.ids), scorers[metric](vectors.matrix), k=k,
+                                   threshold=threshold, top=None)  # fmt: skip
     props = {"metric": metric, "dataset": scope, **rule}
     return _write(conn, "SIMILAR_TO", vectors, pairs, props, started)
 

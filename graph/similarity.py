@@ -101,27 +101,34 @@ def knn_pairs(n: int, score_block: ScoreBlock, k: int, rows: int = BLOCK_ROWS) -
     return Pairs(found.i[first], found.j[first], found.score[first])
 
 
-def cosine_scorer(x: np.ndarray) -> ScoreBlock:
-    """Cosine between rows of x (zero rows score 0 with everything)."""
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to length 1 (NaN read as 0; a zero row stays zero)."""
     x = np.nan_to_num(np.asarray(x, dtype=np.float32))
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    unit: np.ndarray = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return unit
+
+
+def cosine_scorer(x: np.ndarray) -> ScoreBlock:
+    """Cosine between rows of x (zero rows score 0 with everything)."""
+    unit = unit_rows(x)
     return lambda start, stop: unit[start:stop] @ unit.T
 
 
-def tanimoto_scorer(packed: np.ndarray) -> ScoreBlock:
-    """Tanimoto (Jaccard) between bit vectors packed 8 per byte (`Molecule.fingerprint`):
+def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Tanimoto (Jaccard) between every row of `a` and of `b`, unpacked 0/1 bits:
     |a ∧ b| / (|a| + |b| − |a ∧ b|) with intersections from one float matrix product."""
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    inter = a @ b.T
+    union = a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - inter
+    out: np.ndarray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return out
+
+
+def tanimoto_scorer(packed: np.ndarray) -> ScoreBlock:
+    """Tanimoto between bit vectors packed 8 per byte (`Molecule.fingerprint`)."""
     bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=1).astype(np.float32)
-    counts = bits.sum(axis=1)
-
-    def block(start: int, stop: int) -> np.ndarray:
-        inter = bits[start:stop] @ bits.T
-        union = counts[start:stop, None] + counts[None, :] - inter
-        out: np.ndarray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        return out
-
-    return block
+    return lambda start, stop: tanimoto(bits[start:stop], bits)
 
 
 def essentiality_scorer(effect: np.ndarray) -> ScoreBlock:

@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem
 from rdkit.Chem import rdFingerprintGenerator
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
+from kgctl.graph.chem import mol_from_smiles
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 
-RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # invalid SMILES become rejects with their own message
 MORGAN_RADIUS = 2
 MORGAN_BITS = 2048
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "SMILES", "Smiles", "canonical_SMILES")
@@ -48,14 +48,6 @@ def describe(mol: Chem.Mol) -> tuple[str, str, bytes] | None:
     return key, Chem.MolToSmiles(mol), np.packbits(bits).tobytes()
 
 
-_PARAMS = Chem.SmilesParserParams()
-_PARAMS.strictCXSMILES = False  # type: ignore[assignment]  # keep the structure when a CXSMILES extension is not understood
-
-
-def parse_smiles(smiles: str) -> Chem.Mol | None:
-    return Chem.MolFromSmiles(smiles, _PARAMS) if smiles else None
-
-
 Facts = tuple[str, str, bytes] | None
 
 
@@ -63,7 +55,7 @@ def describe_smiles(chunk: list[str]) -> list[Facts]:
     """`describe` for a chunk of SMILES (None where invalid); runs in worker processes."""
     out: list[Facts] = []
     for smiles in chunk:
-        mol = parse_smiles(smiles)
+        mol = mol_from_smiles(smiles)
         out.append(describe(mol) if mol is not None else None)
     return out
 

@@ -253,8 +253,8 @@ def context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     """A small real-data context graph: the JUMP-Target compounds with their targets, the real
     L1000 plate with its compounds, generated Cell Painting profiles of 40 of the compounds (tests
     only: the real data has none), and InfoAlign's derived similarity edges."""
+    from kgctl.demo.context import derive_context_edges
     from kgctl.generators import cell_painting_profiles
-    from kgctl.graph.derive import build_similarity
 
     data = shared_data_dir()
     if not (data / "README.md").exists():
@@ -267,9 +267,8 @@ def context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
                                         "RETURN DISTINCT m.id AS id ORDER BY id LIMIT 40")]  # fmt: skip
     profiles = cell_painting_profiles(folder / "profiles.csv.gz", compounds=keys, seed=3)
     ingest_files(conn, "morphology", [profiles], folder)
-    build_similarity(conn, dataset=None, molecules=True, within_scaffold=True)
-    for row in conn.query("MATCH (d:Dataset) WHERE d.vector_label <> 'Gene' RETURN d.id AS id"):
-        build_similarity(conn, dataset=row["id"], metric="pearson")
+    for _ in derive_context_edges(conn):
+        pass
     return {}
 
 

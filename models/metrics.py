@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 CB_BOUNDS = (0.3, 0.2, 0.15, 0.1, 0.05)
@@ -49,6 +49,17 @@ def cross_boundary_auc(
     p, n = pos[np.abs(pos_cos) < bound], neg[np.abs(neg_cos) < bound]
     value = auc(p, n) if len(p) >= CB_MIN and len(n) >= CB_MIN else None
     return {"auc": value, "positives": len(p), "negatives": len(n)}
+
+
+def rank_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC from ranks (Mann–Whitney U, ties counted half, as roc_auc_score); NaN unless both
+    classes are present. Fast enough to score every task after every epoch of a head."""
+    positives = int((y == 1).sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:

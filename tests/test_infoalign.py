@@ -26,7 +26,6 @@ from kgctl.models.infoalign.downstream import (
     SETS,
     Assays,
     evaluate_set,
-    rank_auc,
     read_assays,
     scaffold_split,
     scores,
@@ -41,6 +40,7 @@ from kgctl.models.infoalign.task import (
     space_weights,
     walk_targets,
 )
+from kgctl.models.metrics import rank_auc
 from kgctl.models.trainer import fit
 from kgctl.testing import context_graph
 

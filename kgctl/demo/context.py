@@ -2,13 +2,14 @@
 context`): STRING gene–gene links, DepMap gene effects as the genes' features, the Drug
 Repurposing Hub and JUMP-Target compounds with their TARGETS genes, the L1000 plate's signatures
 with PERTURBS from their compounds, the four downstream sets' molecules (structures only, never
-their labels), then the derived edges: Tanimoto within Murcko scaffolds, and cosine among the
-L1000 signatures and among the genes' effect profiles (InfoAlign's 0.5 % rule). Every step is an
+their labels), then the derived edges: Tanimoto within Murcko scaffolds, and Pearson (row-z-scored cosine)
+among the L1000 signatures and among the genes' effect profiles (InfoAlign's 0.5 % rule). Every step is an
 ordinary ingest or build, so a re-run skips what is already loaded."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,9 @@ from kgctl.core.progress import OnProgress, silent
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_similarity
 from kgctl.ingest.pipeline import ingest
+from kgctl.models.infoalign.downstream import SETS
 
 REPURPOSING_TERMS = "research use only, non-commercial (CLUE / Drug Repurposing Hub terms)"
-DOWNSTREAM = {
-    "chembl2k": "chembl2k",
-    "broad6k": "broad6k",
-    "toxcast": "moltoxcast",
-    "biogen3k": "biogenadme",
-}
 DOWNSTREAM_LICENCE = "unspecified (liugangcode/InfoAlign raw_data; see ../shared/data/README.md)"
 
 
@@ -43,8 +39,8 @@ def loads(data: Path) -> list[tuple[str, list[Path], dict[str, Any]]]:
         ("l1000", [l1000 / "compounds.tsv.gz", l1000 / "test_l1000_level4.gct.gz"],
          {"source_version": "LJP005_A375_24H_X1"}),
     ]  # fmt: skip
-    for name, folder in DOWNSTREAM.items():  # structures only: the adapter reads no label column
-        plan.append(("molecules", [data / "infoalign" / folder / "raw" / "assays.csv.gz"],
+    for name, (path, _) in SETS.items():  # structures only: the adapter reads no label column
+        plan.append(("molecules", [data / "infoalign" / path],
                      {"source_name": f"infoalign-{name}", "source_version": "eed96f3",
                       "licence": DOWNSTREAM_LICENCE}))  # fmt: skip
     return plan
@@ -68,16 +64,19 @@ def build_context_graph(conn: Connection, data: Path, work: Path, *,
                                 **{k: summary.get(k) for k in ("run_id", "status", "rows_read", "rows_rejected",
                                                                "nodes_written", "relationships_written")}})  # fmt: skip
         on_progress(i, steps, f"ingested {files[-1].name}")
-    datasets = {r["label"]: r["id"] for r in conn.query(
-        "MATCH (d:Dataset) WHERE d.vector_label IN ['Gene', 'ExpressionProfile'] "
-        "RETURN d.vector_label AS label, d.id AS id ORDER BY d.id")}  # fmt: skip
-    builds: list[dict[str, Any]] = [{"dataset": None, "molecules": True, "within_scaffold": True}]
-    builds += [{"dataset": datasets[label], "metric": "pearson"}
-               for label in ("ExpressionProfile", "Gene") if label in datasets]  # fmt: skip
-    for j, kwargs in enumerate(builds, len(plan) + 1):
-        made = build_similarity(conn, **kwargs)
+    for j, made in enumerate(derive_context_edges(conn), len(plan) + 1):
         done["builds"].append(made)
         on_progress(j, steps, f"built SIMILAR_TO among {made['dataset']}")
-    done["gene_dataset"] = datasets.get("Gene")
+    datasets = conn.query("MATCH (d:Dataset {vector_label: 'Gene'}) RETURN d.id AS id ORDER BY id")
+    done["gene_dataset"] = datasets[0]["id"] if datasets else None
     done["seconds"] = round(time.perf_counter() - started, 1)
     return done
+
+
+def derive_context_edges(conn: Connection) -> Iterator[dict[str, Any]]:
+    """InfoAlign's similarity edges, one build at a time: Tanimoto within Murcko scaffolds (E6),
+    then Pearson among the vectors of every gene, expression and morphology Dataset (E7–E9)."""
+    yield build_similarity(conn, dataset=None, molecules=True, within_scaffold=True)
+    for row in conn.query("MATCH (d:Dataset) WHERE d.vector_label IN "
+                          "['Gene', 'ExpressionProfile', 'MorphologyProfile'] RETURN d.id AS id ORDER BY id"):  # fmt: skip
+        yield build_similarity(conn, dataset=row["id"], metric="pearson")

@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 from rdkit import Chem
-from scipy.stats import rankdata
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from torch import nn
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
 from kgctl.graph.chem import mol_from_smiles, morgan_bits, murcko_scaffold
-from kgctl.models.metrics import summary
+from kgctl.models.metrics import rank_auc, summary
 
 # The sets, their files in InfoAlign's raw_data layout, and their metric.
 SETS = {"chembl2k": ("chembl2k/raw/assays.csv.gz", "auc"), "broad6k": ("broad6k/raw/assays.csv.gz", "auc"),
@@ -95,17 +94,6 @@ def scaffold_split(smiles: list[str], seed: int = SPLIT_SEED,
         else:
             split["train"] += members
     return {k: np.array(sorted(v), dtype=np.int64) for k, v in split.items()}
-
-
-def rank_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC-AUC from ranks (Mann–Whitney U, ties counted half, as roc_auc_score); NaN unless both
-    classes are present. Validation scores every task after every epoch: this is ~20× faster."""
-    positives = int((y == 1).sum())
-    negatives = len(y) - positives
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def scores(y: np.ndarray, predicted: np.ndarray, metric: str) -> dict[str, Any]:

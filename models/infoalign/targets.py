@@ -10,27 +10,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import roc_auc_score
 
 from kgctl.graph.chem import morgan_bits
+from kgctl.graph.similarity import tanimoto, unit_rows
 from kgctl.models.infoalign.data import Inputs
+from kgctl.models.metrics import rank_auc
 
 BLOCK = 2048
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    def unit(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
-
-    return np.asarray(unit(a.astype(np.float32)) @ unit(b.astype(np.float32)).T)
-
-
-def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    inter = a @ b.T
-    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
-    out: np.ndarray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return out
+    return np.asarray(unit_rows(a) @ unit_rows(b).T)
 
 
 def label_matrix(pairs: np.ndarray, molecules: np.ndarray, genes: np.ndarray) -> np.ndarray:
@@ -67,7 +57,7 @@ def ranking(
         y = np.zeros(scores.shape[1])
         y[list(truth[q])] = 1
         if 0 < y.sum() < len(y):
-            aucs.append(float(roc_auc_score(y, scores[q])))
+            aucs.append(rank_auc(y, scores[q]))
     return {f"recall_at_{k}": round(float(np.mean(recalls)), 4),
             "auc": round(float(np.mean(aucs)), 4) if aucs else None, "molecules_with_auc": len(aucs)}  # fmt: skip
 

@@ -120,13 +120,12 @@ def embed(
 ) -> np.ndarray:
     """μ of every molecule, float32 [n, hidden], with the module in eval mode (no dropout, no
     BatchNorm statistics updates): the frozen representation."""
-    net = module.module if hasattr(module, "module") else module
-    assert isinstance(net, InfoAlignNet)
-    net.eval()
+    assert isinstance(module, InfoAlignNet)
+    module.eval()
     dev = torch.device(device)
     out = []
     for lo in range(0, len(graphs), batch):
         rows = np.arange(lo, min(lo + batch, len(graphs)))
-        mu, _ = net.encode(*graphs.batch(rows, dev), len(rows))
+        mu, _ = module.encode(*graphs.batch(rows, dev), len(rows))
         out.append(mu.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, net.hidden), dtype=np.float32)
+    return np.concatenate(out) if out else np.zeros((0, module.hidden), dtype=np.float32)
