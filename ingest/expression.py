@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,32 @@ def read_matrix(path: Path, counter: ByteCounter | None = None) -> tuple[pd.Data
     delimiter = sniff_delimiter(header, path)
     with open_text(path, counter) as handle:
         frame = pd.read_csv(handle, sep=delimiter, index_col=0, dtype=str, keep_default_na=False)
+    names = next(csv.reader([header], delimiter=delimiter), [])
+    if len(names) == frame.shape[1] + 1:  # pandas renames a repeated column 'X' to 'X.1'
+        frame.columns = pd.Index(names[1:])
+    frame.attrs["short_rows"] = short_rows(path, delimiter, len(frame))
     return frame, str(frame.index.name or "")
+
+
+def short_rows(path: Path, delimiter: str, rows: int) -> np.ndarray:
+    """Which data rows have fewer fields than the header: pandas pads them with "" (as it reads
+    present empty cells here), so they would pass for missing values."""
+    short = np.zeros(rows, dtype=bool)
+    with open_text(path) as handle:
+        width = len(next(csv.reader([handle.readline()], delimiter=delimiter), []))
+        row = 0
+        for line in handle:
+            if not line.strip():  # pandas skips blank lines
+                continue
+            fields = (
+                line.count(delimiter) + 1
+                if '"' not in line
+                else len(next(csv.reader([line], delimiter=delimiter)))
+            )
+            if row < rows and fields < width:
+                short[row] = True
+            row += 1
+    return short
 
 
 @register
@@ -130,7 +156,12 @@ class ExpressionAdapter(Adapter):
             if frame.dtypes.eq(object).any()
             else None
         )
-        line_of = {label: i + 2 for i, label in enumerate(frame.index)}  # header is line 1
+        short = frame.attrs.get("short_rows", np.zeros(len(frame), dtype=bool))
+
+        def short_row(pos: int) -> Reject:
+            return Reject(path.name, pos + 2, str(frame.index[pos]),
+                          f"short row: fewer than the header's {frame.shape[1] + 1} fields")  # fmt: skip
+
         gene_axis = frame.index if genes_by_samples else frame.columns
         sample_axis = frame.columns if genes_by_samples else frame.index
         dataset = str(
@@ -138,38 +169,45 @@ class ExpressionAdapter(Adapter):
             or re.sub(r"\.(csv|tsv|txt|parquet|h5ad)(\.gz)?$", "", path.name)
         )
         version = self.source_version()
-        # Genes: symbols or 'SYMBOL (ENTREZ)'; a bad gene name drops that row/column with a reject.
-        keep_genes, symbols = [], []
-        for g in map(str, gene_axis):
+        # Genes: symbols or 'SYMBOL (ENTREZ)'; a bad, repeated or short gene drops that row or
+        # column with a reject (the first of a repeated gene is kept). Positions, not labels:
+        # a repeated label would select every copy.
+        keep, symbols, seen = [], [], set()
+        for pos, g in enumerate(map(str, gene_axis)):
+            where, field = (pos + 2, index_name) if genes_by_samples else (1, g)
+            if genes_by_samples and short[pos]:
+                yield short_row(pos)
+                continue
             match = SYMBOL_ENTREZ.match(g)
             symbol = match.group(1) if match else g
-            if GENE_SYMBOL.match(symbol):
-                keep_genes.append(g)
-                symbols.append(gene_id(symbol))
+            if not GENE_SYMBOL.match(symbol):
+                yield Reject(path.name, where, field, f"not a gene identifier: {g!r}")
+            elif gene_id(symbol) in seen:
+                yield Reject(path.name, where, field,
+                             f"gene {gene_id(symbol)!r} appears more than once (the first is kept)")  # fmt: skip
             else:
-                where = line_of.get(g, 1) if genes_by_samples else 1
-                yield Reject(
-                    path.name,
-                    where,
-                    g if not genes_by_samples else index_name,
-                    f"not a gene identifier: {g!r}",
-                )
-        matrix = values.loc[keep_genes] if genes_by_samples else values[keep_genes]
-        matrix = matrix.T if genes_by_samples else matrix  # samples × genes from here on
+                seen.add(gene_id(symbol))
+                keep.append(pos)
+                symbols.append(gene_id(symbol))
+        matrix = values.iloc[keep].T if genes_by_samples else values.iloc[:, keep]
+        # samples × genes from here on
         bad_cells = None
         if bad is not None:
-            bad_cells = bad.loc[keep_genes] if genes_by_samples else bad[keep_genes]
-            bad_cells = bad_cells.T if genes_by_samples else bad_cells
+            bad_cells = bad.iloc[keep].T if genes_by_samples else bad.iloc[:, keep]
         samples = [str(s) for s in sample_axis]
         if len(set(samples)) != len(samples):
             dupe = next(s for s in samples if samples.count(s) > 1)
             raise KgctlError(f"{path}: sample {dupe!r} appears more than once")
         ok_rows: list[int] = []
         for i, sample in enumerate(samples):
+            if not genes_by_samples and short[i]:
+                yield short_row(i)
+                continue
             if bad_cells is not None and bad_cells.iloc[i].any():
-                gene = str(bad_cells.columns[bad_cells.iloc[i].to_numpy().argmax()])
-                line = line_of.get(sample, 1) if not genes_by_samples else line_of.get(gene, 1)
-                field = gene if not genes_by_samples else sample
+                column = int(bad_cells.iloc[i].to_numpy().argmax())
+                gene = str(bad_cells.columns[column])
+                line = keep[column] + 2 if genes_by_samples else i + 2
+                field = sample if genes_by_samples else gene
                 yield Reject(
                     path.name, line, field, f"not a number in sample {sample!r}, gene {gene!r}"
                 )

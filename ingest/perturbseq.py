@@ -5,7 +5,9 @@ non-targeting controls are kept as profiles marked `control: true`, with no PERT
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +32,31 @@ def read_obs_var(path: Path) -> Any:
     if is_gzip(path):
         raise KgctlError(f"{path}: gzip-compressed; .h5ad files are HDF5 and must be decompressed")
     try:
-        return anndata.read_h5ad(path, backed="r")
+        with warnings.catch_warnings():  # a repeated obs name is a reject of its own, below
+            warnings.filterwarnings("ignore", "Observation names are not unique")
+            return anndata.read_h5ad(path, backed="r")
     except Exception as exc:  # h5py/anndata raise many types for a file that is not h5ad
         raise KgctlError(f"{path}: not a readable .h5ad (AnnData HDF5) file: {exc}") from exc
 
 
-def dense_rows(x: Any, start: int, stop: int) -> np.ndarray:
-    block = x[start:stop]
-    if hasattr(block, "toarray"):
-        block = block.toarray()
-    return np.asarray(block, dtype=np.float32)
+@contextmanager
+def damaged(path: Path, where: str) -> Iterator[None]:
+    """A file that opens but whose HDF5 objects are damaged: h5py raises KeyError, OSError,
+    ValueError and more from inside; name the file and the part instead."""
+    try:
+        yield
+    except KgctlError:
+        raise
+    except Exception as exc:
+        raise KgctlError(f"{path}: damaged .h5ad file ({where}): {exc}") from exc
+
+
+def dense_rows(path: Path, x: Any, start: int, stop: int) -> np.ndarray:
+    with damaged(path, f"X rows {start + 1}-{stop}"):
+        block = x[start:stop]
+        if hasattr(block, "toarray"):
+            block = block.toarray()
+        return np.asarray(block, dtype=np.float32)
 
 
 @register
@@ -60,23 +77,24 @@ class PerturbSeqAdapter(Adapter):
         for path in self.files:
             adata = read_obs_var(path)
             try:
-                n_obs, n_var = adata.n_obs, adata.n_vars
-                shape = tuple(adata.X.shape) if adata.X is not None else None
-                if shape != (n_obs, n_var):
-                    raise KgctlError(
-                        f"{path}: X has shape {shape}, but obs has {n_obs} rows and var {n_var}"
+                with damaged(path, "obs, var or the shape of X"):
+                    n_obs, n_var = adata.n_obs, adata.n_vars
+                    shape = tuple(adata.X.shape) if adata.X is not None else None
+                    if shape != (n_obs, n_var):
+                        raise KgctlError(
+                            f"{path}: X has shape {shape}, but obs has {n_obs} rows and var {n_var}"
+                        )
+                    if n_obs == 0 or n_var == 0:
+                        raise KgctlError(
+                            f"{path}: no perturbations or no read-out genes (X is {shape})"
+                        )
+                    var = adata.var
+                    names = (
+                        var["gene_name"].astype(str).tolist()
+                        if "gene_name" in var
+                        else var.index.astype(str).tolist()
                     )
-                if n_obs == 0 or n_var == 0:
-                    raise KgctlError(
-                        f"{path}: no perturbations or no read-out genes (X is {shape})"
-                    )
-                var = adata.var
-                names = (
-                    var["gene_name"].astype(str).tolist()
-                    if "gene_name" in var
-                    else var.index.astype(str).tolist()
-                )
-                self.meta[path] = {"obs": adata.obs.copy(), "features": names}
+                    self.meta[path] = {"obs": adata.obs.copy(), "features": names}
             finally:
                 adata.file.close()
 
@@ -107,11 +125,16 @@ class PerturbSeqAdapter(Adapter):
             gene_ids = obs["gene_id"].astype(str).tolist() if "gene_id" in obs else None
             cells = obs["num_cells_filtered"].tolist() if "num_cells_filtered" in obs else None
             size = path.stat().st_size
+            first = {n: i for i, n in reversed(list(enumerate(names)))}  # a repeated obs: the first
             for start in range(0, len(names), ROWS_PER_READ):
-                block = dense_rows(adata.X, start, start + ROWS_PER_READ)
+                block = dense_rows(path, adata.X, start, start + ROWS_PER_READ)
                 counter.done += int(size * len(block) / len(names))
                 for offset, values in enumerate(block):
                     i = start + offset
+                    if first[names[i]] != i:
+                        yield Reject(path.name, i + 1, "obs_names", f"{names[i]!r} appears more than "
+                                     f"once (row {first[names[i]] + 1} is kept)", names[i])  # fmt: skip
+                        continue
                     yield from self._row(path, i, names[i], values, dataset, version, cell_line,
                                          gene_col[i] if gene_col else None,
                                          gene_ids[i] if gene_ids else None,

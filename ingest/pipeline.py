@@ -23,6 +23,7 @@ from queue import Empty, Queue
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from kgctl import __version__
 from kgctl.core.errors import KgctlError
@@ -54,6 +55,7 @@ class RetryCounter(logging.Filter):
         return True
 
 
+MAX_ID_CHARS = 2_000
 RETRIES = RetryCounter()
 logging.getLogger("neo4j.session").addFilter(RETRIES)
 # What a malformed file can raise from inside a parser (CSV, pandas, gzip, HDF5 readers).
@@ -160,8 +162,10 @@ def tally(
     writer = csv.writer(rejects, delimiter="\t", lineterminator="\n") if rejects else None
     for record in records:
         if isinstance(record, Node | Edge):
+            check_ids(record)
             yield record
         elif isinstance(record, EdgeBlock):
+            check_ids(record)
             counts.rows_read += sum(record.rows.values())
             counts.rows_loaded += record.rows.get("loaded", 0)
             counts.rows_duplicate += record.rows.get("duplicate", 0)
@@ -185,6 +189,21 @@ def tally(
             if writer:
                 writer.writerow([record.file, record.line, record.field, record.message,
                                  record.raw.rstrip("\r\n")[:1000]])  # fmt: skip
+
+
+def check_ids(record: Node | Edge | EdgeBlock) -> None:
+    """Node ids are index keys, which Neo4j caps at a few kB: a longer one is a malformed file
+    (under --strict this fails before any write)."""
+    if isinstance(record, EdgeBlock):
+        ids = [pc.max(pc.utf8_length(a)).as_py() or 0 for a in (record.start_ids, record.end_ids)]
+        longest = max(ids)
+    else:
+        longest = max(
+            map(len, [record.id] if isinstance(record, Node) else [record.start_id, record.end_id])
+        )
+    if longest > MAX_ID_CHARS:
+        raise KgctlError(f"an identifier of {longest:,} characters is longer than the {MAX_ID_CHARS:,} "
+                         "an index key holds: is a column shifted or a field corrupt?")  # fmt: skip
 
 
 def batches(
@@ -362,7 +381,9 @@ def ingest(
         except PARSE_ERRORS as exc:
             mark(conn, run_id, "failed", counts, started, run_props)
             if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
-                raise  # a real I/O problem (disk full, permissions), not a malformed file
+                # a real I/O problem (a full disk, permissions), not a malformed file
+                where = exc.filename or f"reading the inputs or writing {rejects_path}"
+                raise KgctlError(f"{exc.strerror} ({where}); the run can be resumed") from exc
             raise unreadable(prepared.facts, exc) from exc
         except Exception:
             mark(conn, run_id, "failed", counts, started, run_props)

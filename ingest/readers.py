@@ -82,6 +82,8 @@ def check_file(path: Path) -> FileFacts:
         raise KgctlError(f"{path}: no such file")
     if path.is_dir():
         raise KgctlError(f"{path}: is a directory, not a file")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise KgctlError(f"{path}: not a regular file")
     size = path.stat().st_size
     if size == 0:
         raise KgctlError(f"{path}: the file is empty")
@@ -90,7 +92,11 @@ def check_file(path: Path) -> FileFacts:
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
     produced = 0
     text = Utf8Check(path)
-    with path.open("rb") as handle:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise KgctlError(f"{path}: cannot be read ({exc.strerror})") from exc
+    with handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
             if inflater is None:
@@ -121,7 +127,8 @@ def check_file(path: Path) -> FileFacts:
 class Utf8Check:
     """Text files must be UTF-8 throughout: checked while the file is hashed, before any write,
     so a bad byte is reported by line and column, not as an offset deep inside a parser's block.
-    Binary formats (HDF5, Parquet, anything with a NUL early on) are not text and are skipped."""
+    Binary formats (HDF5, Parquet, zip: known by their magic bytes) are skipped; in text, a NUL
+    byte is an error (parsers stop at it, or drop it silently)."""
 
     def __init__(self, path: Path) -> None:
         self.path, self.line = path, 1
@@ -132,9 +139,13 @@ class Utf8Check:
         if self.text is None:
             if not data and not final:
                 return
-            self.text = not data.startswith(BINARY_MAGICS) and b"\0" not in data[:8192]
+            self.text = not data.startswith(BINARY_MAGICS)
         if not self.text:
             return
+        if (nul := data.find(b"\0")) >= 0:
+            line, column = self.line + data.count(b"\n", 0, nul), nul - data.rfind(b"\n", 0, nul)
+            raise KgctlError(f"{self.path}:{line}: a NUL byte (column {column}): this is not a "
+                             "text file, or it is damaged")  # fmt: skip
         try:
             self.decoder.decode(data, final)
         except UnicodeDecodeError as exc:

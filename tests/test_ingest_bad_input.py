@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import kgctl.ingest.pipeline as pipeline
+from kgctl import generators
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.writer import write_batch
@@ -325,3 +326,94 @@ def test_header_only_files_are_an_error_not_an_empty_success(
     run = graph.query("MATCH (r:IngestRun) RETURN r.status AS s")
     assert run in ([], [{"s": "failed"}])  # never "completed"
     assert set(graph_counts(graph)) <= {"IngestRun", "SchemaVersion"}  # no data written
+
+
+@pytest.mark.adapter("expression")
+@pytest.mark.parametrize("orientation", ["genes-by-samples", "samples-by-genes"])
+def test_expression_short_rows_and_repeated_genes_are_quarantined(
+    graph: Connection, tmp_path: Path, orientation: str
+) -> None:
+    """A short row is not padded with missing values, and a repeated gene never misaligns the
+    vectors with Dataset.features: both are rejects, so --strict refuses the file."""
+    if orientation == "genes-by-samples":  # line 3 is short, line 5 repeats TP53
+        text = "gene\ts1\ts2\nTP53\t1\t2\nEGFR\t3\nKRAS\t5\t6\nTP53\t7\t8\n"
+        expected = {"s1": [1.0, 5.0], "s2": [2.0, 6.0]}
+    else:  # line 3 (s2) is short; the TP53 column comes twice
+        text = "sample\tTP53\tKRAS\tTP53\ns1\t1\t5\t7\ns2\t2\t6\ns3\t3\t4\t9\n"
+        expected = {"s1": [1.0, 5.0], "s3": [3.0, 4.0]}
+    path = write(tmp_path / "matrix.tsv", text)
+    before = graph_counts(graph)
+    with pytest.raises(
+        KgctlError,
+        match=r"--strict: 2 of \d+ rows are invalid, so nothing was written; first: matrix.tsv",
+    ):
+        ingest_files(graph, "expression", [path], tmp_path, {"dataset": "m"}, strict=True)
+    assert graph_counts(graph) == before
+    result = ingest_files(graph, "expression", [path], tmp_path, {"dataset": "m"})
+    assert result["rows_rejected"] == 2
+    rejects = Path(result["rejects_file"]).read_text()
+    assert "appears more than once (the first is kept)" in rejects
+    assert (
+        f"matrix.tsv\t3\t{'EGFR' if orientation == 'genes-by-samples' else 's2'}\tshort row"
+        in rejects
+    )
+    assert graph.query("MATCH (d:Dataset {name: 'm'}) RETURN d.features AS f")[0]["f"] == [
+        "TP53",
+        "KRAS",
+    ]
+    found = graph.query("MATCH (p:ExpressionProfile) RETURN p.sample AS s, p.features AS f")
+    assert {r["s"]: r["f"] for r in found} == expected
+
+
+@pytest.mark.adapter("perturbseq")
+def test_perturbseq_repeated_observations_are_rejected_not_counted_as_loaded(
+    graph: Connection, tmp_path: Path
+) -> None:
+    import anndata
+
+    path = generators.perturbseq_h5ad(tmp_path / "K562_dup.h5ad", n_perturbations=6,
+                                      n_readout=10, n_controls=2)  # fmt: skip
+    adata = anndata.read_h5ad(path)
+    names = list(adata.obs_names)
+    names[3] = names[1]  # the fourth row repeats the second's id
+    adata.obs_names = names
+    adata.write_h5ad(path)
+    before = graph_counts(graph)
+    with pytest.raises(
+        KgctlError,
+        match=r"K562_dup.h5ad:4: field 'obs_names': .* appears more than once \(row 2 is kept\)",
+    ):
+        ingest_files(graph, "perturbseq", [path], tmp_path, strict=True)
+    assert graph_counts(graph) == before
+    result = ingest_files(graph, "perturbseq", [path], tmp_path)
+    assert (result["rows_read"], result["rows_loaded"], result["rows_rejected"]) == (8, 7, 1)
+    assert graph_counts(graph)["ExpressionProfile"] == 7
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_while_writing_rejects_is_one_line_and_the_rerun_converges(
+    graph: Connection, neo4j_server: TestServer, tmp_path: Path, info: Path
+) -> None:
+    """The rejects file on a full disk (/dev/full answers every write with ENOSPC): one line,
+    nothing half-written, and the same command on a disk with room completes."""
+    links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "x") * 3000)
+    rejects = tmp_path / "rej"
+    rejects.mkdir()
+    run_id = pipeline.prepare("string", [info, links], {}, Lookup(graph.query)).run_id
+    (rejects / f"{run_id}.rejects.tsv").symlink_to("/dev/full")
+    cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(info), str(links),
+           "--rejects-dir", str(rejects)]  # fmt: skip
+    before = graph_counts(graph)
+    proc = subprocess.run(cmd, env=neo4j_server.env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: No space left on device (reading the inputs or writing "
+        f"{rejects / f'{run_id}.rejects.tsv'}); the run can be resumed"
+    ]
+    assert graph_counts(graph) == before  # it failed before its first batch: nothing written
+    (rejects / f"{run_id}.rejects.tsv").unlink()
+    again = subprocess.run([*cmd, "--json"], env=neo4j_server.env, capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    out = json.loads(again.stdout)
+    assert again.returncode == 0 and out["status"] == "completed" and out["rows_rejected"] == 3000
+    assert graph_counts(graph)["INTERACTS_WITH"] == 1

@@ -54,6 +54,12 @@ def json_command(
             except KgctlError as exc:
                 report_error(exc, as_json)
                 sys.exit(exc.exit_code)
+            except OSError as exc:
+                if exc.errno is None or from_neo4j(exc):
+                    raise
+                where = f"{exc.filename}: " if exc.filename else ""  # e.g. the disk is full
+                report_error(KgctlError(f"{where}{exc.strerror or exc}"), as_json)
+                sys.exit(1)
             except Exception as exc:
                 if not from_neo4j(exc):
                     raise
