@@ -188,7 +188,10 @@ def graph_schema_version(conn: Connection) -> int | None:
 
 
 def apply_schema(conn: Connection) -> dict[str, Any]:
-    """Create what is missing, wait for indexes to come online, record the version. Idempotent."""
+    """Create what is missing, wait for indexes to come online, record the version. Idempotent,
+    also when two processes apply it at once."""
+    from neo4j.exceptions import Neo4jError
+
     found = graph_schema_version(conn)
     if found is not None and found > SCHEMA_VERSION:
         raise KgctlError(
@@ -203,7 +206,11 @@ def apply_schema(conn: Connection) -> dict[str, Any]:
         if name in before:
             conn.query(f"DROP INDEX {name} IF EXISTS", write=True)  # names from the code only
     for item in SCHEMA_ITEMS:
-        conn.query(item.cypher(), write=True)
+        try:
+            conn.query(item.cypher(), write=True)
+        except Neo4jError as exc:  # another process (a second `db start`) created it just now
+            if "AlreadyExists" not in (exc.code or ""):
+                raise
     conn.query("CALL db.awaitIndexes(300)")
     conn.query(
         f"MERGE (v:{VERSION_LABEL} {{id: $id}}) "

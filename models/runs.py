@@ -278,7 +278,16 @@ def write(conn: Connection, run: Run, model: Model, prediction: Prediction) -> d
     started = time.perf_counter()
     writes = model.writes
     at = now()
-    written: dict[str, Any] = {"at": at}
+    # Recorded first: a write-back killed part-way leaves this, so `runs show` says so and
+    # `runs delete` still finds what it wrote; a re-run replaces the run's edges (no duplicates).
+    intent: dict[str, Any] = {"status": "writing", "started_at": at}
+    if writes.relationship and prediction.edges is not None:
+        intent["relationships"] = {"type": writes.relationship}
+    if writes.embedding_label and prediction.embeddings is not None:
+        intent["embeddings"] = {"label": writes.embedding_label}
+    run.update(written=intent)
+    record_model_run(conn, run)
+    written: dict[str, Any] = {"status": "complete", "at": at}
     if writes.relationship and prediction.edges is not None:
         assert writes.start_label and writes.end_label
         prov = Provenance(f"kgctl {run.model}", __version__, run.id, licence_of(run), at)

@@ -21,7 +21,9 @@ def _render_list(r: Result) -> None:
     if not r["runs"]:
         click.echo("No runs yet (kgctl train <model>; kgctl models lists them).")
     for run in r["runs"]:
-        written = " written back" if run.get("written") else ""
+        done = run.get("written") or {}
+        written = " write-back interrupted" if done.get("status") == "writing" else (
+            " written back" if done else "")  # fmt: skip
         click.echo(f"{run['id']}  {run['model']}  {run['status']}{written}  {run['created_at']}")
 
 
