@@ -297,6 +297,22 @@ def shared_data() -> Path:
     return path
 
 
+def canonical_dump(conn: Connection) -> tuple[list[str], list[str]]:
+    """Every data node and relationship with its properties but their creation time (when a
+    write happened, not what it wrote), sorted, as JSON lines: two graphs are equal when their
+    dumps are."""
+    nodes = conn.query("MATCH (n) WHERE NOT n:IngestRun AND NOT n:SchemaVersion "
+                       "RETURN labels(n) AS l, properties(n) AS p")  # fmt: skip
+    rels = conn.query("MATCH (a)-[r]->(b) RETURN a.id AS a, type(r) AS t, b.id AS b, "
+                      "properties(r) AS p")  # fmt: skip
+
+    def line(row: dict[str, Any]) -> str:
+        row["p"] = {k: v for k, v in row["p"].items() if k != "created_at"}
+        return json.dumps(row, sort_keys=True, default=str)
+
+    return sorted(map(line, nodes)), sorted(map(line, rels))
+
+
 def graph_counts(conn: Connection) -> dict[str, int]:
     """Nodes per label and relationships per type: what a test compares before and after."""
     counts: dict[str, int] = {}

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,23 +19,14 @@ from kgctl import generators
 from kgctl.graph.connection import Connection, start_managed
 from kgctl.graph.schema import apply_schema
 from kgctl.ingest.pipeline import mark_stale_runs
-from kgctl.testing import TestServer, cli_json, wipe
-
-VOLATILE = {"created_at"}  # when a write happened, not what it wrote
-
-
-def canonical(conn: Connection) -> tuple[list[str], list[str]]:
-    """Every data node and relationship with its properties, sorted, as JSON lines."""
-    nodes = conn.query("MATCH (n) WHERE NOT n:IngestRun AND NOT n:SchemaVersion "
-                       "RETURN labels(n) AS l, properties(n) AS p")  # fmt: skip
-    rels = conn.query("MATCH (a)-[r]->(b) RETURN a.id AS a, type(r) AS t, b.id AS b, "
-                      "properties(r) AS p")  # fmt: skip
-
-    def line(row: dict[str, Any]) -> str:
-        row["p"] = {k: v for k, v in row["p"].items() if k not in VOLATILE}
-        return json.dumps(row, sort_keys=True, default=str)
-
-    return sorted(map(line, nodes)), sorted(map(line, rels))
+from kgctl.testing import (
+    TestServer,
+    canonical_dump,
+    cli_json,
+    planted_gene_graph,
+    run_cli,
+    wipe,
+)
 
 
 @pytest.mark.slow
@@ -67,13 +57,13 @@ def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
     assert resumed["status"] == "completed" and resumed["batches_resumed"] >= 3
     assert resumed["stale_runs_marked"] == [resumed["run_id"]]  # the killed run's lock was free
     with spare_server.connect() as conn:
-        after_kill = canonical(conn)
+        after_kill = canonical_dump(conn)
         wipe(conn)
         apply_schema(conn)
     clean = cli_json(spare_server.env, *args)
     assert clean["batches_resumed"] == 0
     with spare_server.connect() as conn:
-        assert canonical(conn) == after_kill
+        assert canonical_dump(conn) == after_kill
     assert (resumed["relationships_written"], resumed["rows_loaded"]) == (
         clean["relationships_written"], clean["rows_loaded"])  # fmt: skip
 
@@ -95,3 +85,102 @@ def test_only_runs_whose_process_is_gone_are_marked_stale(
         r["id"]: r["s"] for r in graph.query("MATCH (r:IngestRun) RETURN r.id AS id, r.status AS s")
     }
     assert statuses == {"live": "running", "killed": "interrupted", "elsewhere": "running"}
+
+
+def cal_config(path: Path, dataset: str, epochs: int) -> Path:
+    path.write_text(f'[cal]\ndataset = "{dataset}"\npca_dim = 16\nhidden_dim = 64\nepochs = {epochs}\n'
+                    'batch_size = 32\ncheckpoint_every = 1\nsplit = "node"\nsearch = ""\n')  # fmt: skip
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.model("cal")
+def test_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
+    graph: Connection, neo4j_server: TestServer, tmp_path: Path
+) -> None:
+    env = neo4j_server.env
+    config = cal_config(tmp_path / "cal.toml", planted_gene_graph(graph, tmp_path)["dataset"], 60)
+    whole = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")
+    folder = neo4j_server.settings.paths.data_dir / "runs"
+    before = set(folder.iterdir())
+    train = subprocess.Popen([sys.executable, "-m", "kgctl.cli", "train", "cal", "--config", str(config),
+                              "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while train.poll() is None and time.monotonic() < deadline:
+        started = [d for d in set(folder.iterdir()) - before if (d / "checkpoint.pt").exists()]
+        if started:
+            time.sleep(0.2)  # into a later epoch
+            train.kill()
+            break
+        time.sleep(0.02)
+    assert train.wait(timeout=600) == -signal.SIGKILL, "training ended before the kill"
+    run_id = started[0].name
+    assert json.loads((started[0] / "run.json").read_text())["status"] != "trained"
+    resumed = cli_json(env, "train", "cal", "--resume", run_id, "--device", "cpu")
+    training = resumed["metrics"]["training"]
+    assert resumed["status"] == "trained" and 1 <= training["resumed_from_epoch"] < 60
+    assert training["final_loss"] == whole["metrics"]["training"]["final_loss"]
+    assert resumed["data"]["embedding_sha256"] == whole["data"]["embedding_sha256"]
+
+
+# Fault injection: the process kills itself with SIGKILL when the second batch of predicted
+# edges is about to be sent (the first is committed), as a crash half-way through a write-back.
+KILLED_WRITE_BACK = """
+import os, signal, sys
+from pathlib import Path
+from kgctl.graph import connection, writeback
+from kgctl.models import runs
+from kgctl.testing import test_server_at
+
+writeback.WRITE_BATCH = 200
+sent, query = 0, connection.Connection.query
+
+def dying_query(self, cypher, params=None, write=False):
+    global sent
+    if write and "CREATE (a)-[p:" in cypher:
+        sent += 1
+        if sent == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return query(self, cypher, params, write=write)
+
+connection.Connection.query = dying_query
+server = test_server_at(Path(sys.argv[1]))
+with server.connect() as conn:
+    runs.predict(conn, server.settings.paths.data_dir, sys.argv[2], {}, device="cpu",
+                 write_back=True, allow_split=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.model("cal")
+def test_a_write_back_killed_half_way_is_recorded_rerun_without_duplicates_and_deletable(
+    graph: Connection, neo4j_server: TestServer, tmp_path: Path
+) -> None:
+    env = neo4j_server.env
+    config = cal_config(tmp_path / "cal.toml", planted_gene_graph(graph, tmp_path)["dataset"], 3)
+    run_id = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")["id"]
+    base = str(Path(env["KGCTL_CONFIG"]).parent)
+
+    def edges() -> tuple[int, int]:
+        found = graph.query("MATCH (a)-[p:PREDICTED_ASSOCIATION {run: $id}]->(b) "
+                            "RETURN count(p) AS n, count(DISTINCT [a.id, b.id]) AS pairs", {"id": run_id})  # fmt: skip
+        return found[0]["n"], found[0]["pairs"]
+
+    def killed_write_back() -> None:
+        code = subprocess.run([sys.executable, "-c", KILLED_WRITE_BACK, base, run_id], env=env,
+                              timeout=600).returncode  # fmt: skip
+        assert code == -signal.SIGKILL
+        assert edges()[0] == 200  # the first batch, committed
+        shown = cli_json(env, "runs", "show", run_id)
+        assert shown["written"]["status"] == "writing"
+        assert "write-back interrupted" in run_cli(env, "runs", "list").stdout
+
+    killed_write_back()
+    done = cli_json(env, "predict", run_id, "--write-back", "--allow-split", "--device", "cpu")
+    total = done["written"]["relationships"]["count"]
+    assert total > 400 and edges() == (total, total)  # every edge once
+    assert cli_json(env, "runs", "show", run_id)["written"]["status"] == "complete"
+    killed_write_back()  # the re-run replaced the edges: again only the first batch is there
+    removed = cli_json(env, "runs", "delete", run_id, "--yes")
+    assert removed["relationships"] == 200 and edges() == (0, 0)

@@ -1,0 +1,258 @@
+"""Reliability figures on a fresh managed Neo4j:
+
+- faults: the real STRING files' ingest killed (SIGKILL of kgctl, or of Neo4j) at several points
+  and the Repurposing Hub molecules ingest killed likewise, each run again: is the graph the clean
+  run's, property for property (canonical dump)?
+- bad input at scale: `kgctl.fuzz` over samples of every adapter's real files (≥ 10,000 cases):
+  tried, loaded, clear errors, tracebacks, hangs, count changes;
+- load: `kgctl.queries.run` from 8 client processes for 60 s against the demo graph: throughput,
+  p50/p99 latency, errors; and the server's listening sockets (loopback only).
+
+    python benchmarks/reliability.py [--cases 10000] [--clients 8] [--seconds 60] [--kills 3]
+
+Writes benchmarks/results/reliability.json after every part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from machine import write_result  # noqa: E402
+
+from kgctl.fuzz import fuzz  # noqa: E402
+from kgctl.graph.connection import start_managed  # noqa: E402
+from kgctl.graph.schema import apply_schema  # noqa: E402
+from kgctl.testing import (  # noqa: E402
+    TestServer,
+    canonical_dump,
+    cli_json,
+    make_test_server,
+    shared_data_dir,
+    test_server_at,
+    wipe,
+)
+
+
+def progress(every: int) -> Any:
+    def report(outcome: dict[str, Any]) -> None:
+        if outcome["number"] % every == 0 or outcome["outcome"] in ("traceback", "hang"):
+            print(f"  case {outcome['number']}: {outcome['source']} {outcome['mutation']} "
+                  f"→ {outcome['outcome']}", flush=True)  # fmt: skip
+
+    return report
+
+
+def kill_and_resume(ts: TestServer, args: list[str], victim: str, at_batch: int) -> dict[str, Any]:
+    """Start the ingest, SIGKILL `victim` once `at_batch` batches are committed, run it again."""
+    server_pid = ts.server.pid()
+    ingest = subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args], env=ts.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    killed = False
+    with ts.connect() as conn:
+        while ingest.poll() is None:
+            done = conn.query("MATCH (r:IngestRun) RETURN max(r.batches_done) AS n")[0]["n"]
+            if done and done >= at_batch:
+                target = ingest.pid if victim == "kgctl" else server_pid
+                assert target is not None
+                os.kill(target, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.02)
+    ingest.wait(timeout=900)
+    started = time.perf_counter()
+    resumed = cli_json(ts.env, *args)  # starts the server again after a Neo4j kill
+    return {"victim": victim, "at_batch": at_batch, "killed": killed,
+            "batches_resumed": resumed.get("batches_resumed"), "status": resumed["status"],
+            "stale_runs_marked": len(resumed.get("stale_runs_marked", [])),
+            "resume_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def faults(ts: TestServer, data: Path, work: Path, kills: int) -> dict[str, Any]:
+    string = data / "string"
+    sources = {
+        "string": ["ingest", "string", str(string / "9606.protein.info.v12.0.subset.txt.gz"),
+                   str(string / "9606.protein.links.full.v12.0.subset.txt.gz"), "--batch-size", "10000"],
+        "molecules": ["ingest", "molecules", str(data / "molecules" / "repurposing_info.tsv.gz"),
+                      "--source-version", "2020-03-24", "--batch-size", "1000"],
+    }  # fmt: skip
+    found: dict[str, Any] = {}
+    for name, args in sources.items():
+        args = [*args, "--rejects-dir", str(work / "rejects")]
+        with ts.connect() as conn:
+            wipe(conn)
+            apply_schema(conn)
+        clean = cli_json(ts.env, *args)
+        with ts.connect() as conn:
+            reference = canonical_dump(conn)
+        batches = int(clean["batches_done"]) if "batches_done" in clean else 20
+        points = sorted({max(1, round(batches * (i + 1) / (kills + 1))) for i in range(kills)})
+        scenarios = []
+        for victim in ("kgctl", "neo4j"):
+            for point in points:
+                with ts.connect() as conn:
+                    wipe(conn)
+                    apply_schema(conn)
+                outcome = kill_and_resume(ts, args, victim, point)
+                with ts.connect() as conn:
+                    outcome["equal_to_clean_run"] = canonical_dump(conn) == reference
+                scenarios.append(outcome)
+                print(f"  {name}: {outcome}", flush=True)
+        found[name] = {"nodes": len(reference[0]), "relationships": len(reference[1]),
+                       "clean_batches": batches, "scenarios": scenarios,
+                       "survived": sum(s["equal_to_clean_run"] for s in scenarios)}  # fmt: skip
+    found["survived"] = sum(v["survived"] for v in found.values() if isinstance(v, dict))
+    found["tried"] = sum(len(v["scenarios"]) for v in found.values() if isinstance(v, dict))
+    return found
+
+
+def client(
+    base: str, plan: list[tuple[str, dict[str, Any]]], seconds: float, seed: int
+) -> dict[str, Any]:
+    """One client process: named queries in random order until the time is up."""
+    from kgctl import queries
+
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors: list[str] = []
+    with test_server_at(Path(base)).connect() as conn:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            name, params = rng.choice(plan)
+            tic = time.perf_counter()
+            try:
+                queries.rows(conn, name, params)
+                latencies.append(time.perf_counter() - tic)
+            except Exception as exc:  # an error reaching the user: counted, with its text
+                errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+    return {"latencies": latencies, "errors": errors}
+
+
+def listening(ports: set[int]) -> list[str]:
+    """The addresses the server listens on (the kernel's socket table, IPv4 and IPv6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.rsplit(":", 1)
+            if state == "0A" and int(port, 16) in ports:
+                found.append(f"{address}:{int(port, 16)}")
+    return sorted(found)
+
+
+def loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0]
+    return host in ("0100007F", "00000000000000000000000001000000")
+
+
+def load(ts: TestServer, clients: int, seconds: float) -> dict[str, Any]:
+    from kgctl import queries
+    from kgctl.demo import run_demo
+    from kgctl.queries.browser import example, example_params
+
+    with ts.connect() as conn:
+        wipe(conn)
+        apply_schema(conn)
+        run_demo(conn, ts.settings.paths.data_dir)
+        ex = example(conn)
+        plan, skipped = [], {}
+        for query in queries.available().values():
+            params = example_params(query, ex)
+            try:
+                queries.rows(conn, query.name, params)
+                plan.append((query.name, params))
+            except Exception as exc:  # needs what the demo graph has not (e.g. an InfoAlign run)
+                skipped[query.name] = str(exc)[:200]
+    base = str(Path(ts.env["KGCTL_CONFIG"]).parent)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(clients, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(client, [base] * clients, [plan] * clients, [seconds] * clients,
+                                range(clients)))  # fmt: skip
+    wall = time.perf_counter() - started
+    latencies = np.array([x for r in results for x in r["latencies"]]) * 1000
+    errors = [e for r in results for e in r["errors"]]
+    settings = ts.settings.server
+    sockets = listening({settings.bolt_port, settings.http_port})
+    return {"clients": clients, "seconds": seconds, "queries": sorted(q for q, _ in plan),
+            "skipped_queries": skipped, "answered": int(len(latencies)),
+            "throughput_qps": round(len(latencies) / wall, 1),
+            "latency_ms": {"p50": round(float(np.percentile(latencies, 50)), 1),
+                           "p99": round(float(np.percentile(latencies, 99)), 1),
+                           "max": round(float(latencies.max()), 1)},
+            "errors": len(errors), "first_errors": errors[:5],
+            "listening": sockets, "loopback_only": bool(sockets) and all(map(loopback, sockets))}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=120, help="seconds a case may take")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--kills", type=int, default=3, help="kill points per source and victim")
+    parser.add_argument("--parts", default="faults,fuzz,load")
+    args = parser.parse_args()
+    data = shared_data_dir()
+    work = Path(tempfile.mkdtemp(prefix="kgctl-reliability-"))
+    ts = make_test_server(work / "server", heap="2g", pagecache="1g", start_timeout=300)
+    start_managed(ts.settings)
+    figures: dict[str, Any] = {}
+    parts = args.parts.split(",")
+    try:
+        if "faults" in parts:
+            print("faults", flush=True)
+            figures["faults"] = faults(ts, data, work, args.kills)
+            write_result("reliability", figures)
+        if "fuzz" in parts:
+            print("fuzz", flush=True)
+            start_managed(ts.settings)
+            with ts.connect() as conn:
+                wipe(conn)
+            started = time.perf_counter()
+            found = fuzz(work / "server", data, work / "fuzz", args.cases, seed=args.seed,
+                         timeout=args.timeout, on_case=progress(500))  # fmt: skip
+            found["failures"] = found["failures"][:50]
+            figures["fuzz"] = {**found, "seconds": round(time.perf_counter() - started, 1)}
+            write_result("reliability", figures)
+        if "load" in parts:
+            print("load", flush=True)
+            figures["load"] = load(ts, args.clients, args.seconds)
+            write_result("reliability", figures)
+    finally:
+        ts.server.stop(force=True, timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    summary: dict[str, Any] = {}
+    if "faults" in figures:
+        summary["faults_survived"] = (
+            f"{figures['faults']['survived']} of {figures['faults']['tried']}"
+        )
+    if "fuzz" in figures:
+        f = figures["fuzz"]
+        summary["fuzz"] = {k: f[k] for k in ("tried", "tracebacks", "hangs", "count_changes")}
+    if "load" in figures:
+        lo = figures["load"]
+        summary["load"] = {"clients": lo["clients"], "qps": lo["throughput_qps"],
+                           "p99_ms": lo["latency_ms"]["p99"], "errors": lo["errors"],
+                           "loopback_only": lo["loopback_only"]}  # fmt: skip
+    figures["summary"] = summary
+    write_result("reliability", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Concurrency: what users run at the same time ends as if run one after the other, and no
+transient error (a deadlock, a lock wait, a server still starting) reaches them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from kgctl import queries
+from kgctl.graph.connection import Connection
+from kgctl.graph.schema import apply_schema
+from kgctl.testing import TestServer, canonical_dump, cli_json, run_cli, wipe
+
+
+def comparable(dump: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+    """A node both sources wrote keeps the provenance of whichever created it (and lists its
+    sources in the order they came): neither is an error of running at once, so both are set
+    aside for such nodes; everything else must be equal."""
+    nodes = []
+    for line in dump[0]:
+        row = json.loads(line)
+        if len(row["p"].get("sources", [])) > 1:
+            row["p"]["sources"] = sorted(row["p"]["sources"])
+            for key in ("source", "source_version", "run", "licence"):
+                row["p"].pop(key, None)
+        nodes.append(json.dumps(row, sort_keys=True))
+    return sorted(nodes), dump[1]
+
+
+def ingest_args(data: Path, rejects: Path) -> list[list[str]]:
+    string = data / "string"
+    return [
+        ["ingest", "string", str(string / "9606.protein.info.v12.0.subset.txt.gz"),
+         str(string / "9606.protein.links.full.v12.0.subset.txt.gz"), "--rejects-dir", str(rejects)],
+        ["ingest", "molecules", str(data / "molecules" / "repurposing_info.tsv.gz"),
+         "--source-version", "2020-03-24", "--rejects-dir", str(rejects)],
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_ingests_with_queries_running_end_as_one_after_the_other(
+    graph: Connection, neo4j_server: TestServer, shared_data: Path, tmp_path: Path
+) -> None:
+    """STRING and the Repurposing Hub (both write Gene nodes) at once, while named queries read:
+    the graph equals the two run in turn, property for property."""
+    env = neo4j_server.env
+    commands = ingest_args(shared_data, tmp_path / "rejects")
+    running = [subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args, "--json"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for args in commands]  # fmt: skip
+    answered: list[int] = []
+    errors: list[str] = []
+
+    def read() -> None:
+        with neo4j_server.connect() as conn:
+            while any(p.poll() is None for p in running):
+                try:
+                    _, rows = queries.rows(conn, "graph-stats", {})
+                    answered.append(len(rows))
+                except Exception as exc:  # anything a user would see
+                    errors.append(repr(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    outputs = [p.communicate(timeout=900) for p in running]
+    reader.join(timeout=900)
+    for (out, err), proc in zip(outputs, running, strict=True):
+        assert proc.returncode == 0, err
+        assert json.loads(out)["status"] == "completed"
+    assert errors == [] and answered
+    together = comparable(canonical_dump(graph))
+    wipe(graph)
+    apply_schema(graph)
+    for args in commands:
+        cli_json(env, *args)
+    assert comparable(canonical_dump(graph)) == together
+
+
+def test_two_starts_at_once_both_succeed(spare_server: TestServer) -> None:
+    """Two `kgctl db start` together: one starts the server, the other waits for it (or finds it
+    running); both exit 0 and one server runs."""
+    starts = [subprocess.Popen([sys.executable, "-m", "kgctl.cli", "db", "start", "--json"],
+                               env=spare_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]  # fmt: skip
+    results = []
+    for proc in starts:
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    pids = {r["pid"] for r in results}
+    assert len(pids) == 1 and spare_server.server.pid() in pids
+    stats = run_cli(spare_server.env, "query", "graph-stats", "--json")
+    assert stats.returncode == 0, stats.stderr
