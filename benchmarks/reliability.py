@@ -9,13 +9,15 @@
   p50/p99 latency, errors; and the server's listening sockets (loopback only).
 
     python benchmarks/reliability.py [--cases 10000] [--clients 8] [--seconds 60] [--kills 3]
+                                     [--parts faults,fuzz,load]
 
-Writes benchmarks/results/reliability.json after every part.
+Writes benchmarks/results/reliability.json after every part, keeping the parts it did not run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
@@ -33,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from machine import write_result  # noqa: E402
+from machine import RESULTS, write_result  # noqa: E402
 
 from kgctl.fuzz import fuzz  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
@@ -47,6 +49,8 @@ from kgctl.testing import (  # noqa: E402
     test_server_at,
     wipe,
 )
+
+RESULT = RESULTS / "reliability.json"
 
 
 def progress(every: int) -> Any:
@@ -212,8 +216,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="kgctl-reliability-"))
     ts = make_test_server(work / "server", heap="2g", pagecache="1g", start_timeout=300)
     start_managed(ts.settings)
-    figures: dict[str, Any] = {}
     parts = args.parts.split(",")
+    earlier = json.loads(RESULT.read_text())["figures"] if RESULT.exists() else {}
+    figures: dict[str, Any] = {k: v for k, v in earlier.items() if k not in (*parts, "summary")}
     try:
         if "faults" in parts:
             print("faults", flush=True)
