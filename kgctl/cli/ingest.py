@@ -86,6 +86,44 @@ def _command(cls: type[Adapter]) -> click.Command:
     return click.command(cls.name, help=doc, short_help=f"{cls.source}: {cls.formats}")(command)
 
 
+def _render_undo(r: Result) -> None:
+    if r.get("already_undone"):
+        click.echo(f"{r['run_id']} was undone already ({r['undone_at']}).")
+        return
+    props = ", ".join(f"{k} from {n:,} nodes" for k, n in r["vector_properties"].items())
+    click.echo(f"Undid {r['run_id']} ({r['source']}, was {r['status_before']}): {r['relationships']:,} "
+               f"relationships and {r['nodes']:,} nodes removed, {r['nodes_kept_shared']:,} nodes kept "
+               f"(other sources or runs use them)" + (f"; removed {props}" if props else ""))  # fmt: skip
+
+
+@ingest_group.command("undo")
+@click.argument("run_id", metavar="RUN")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_command(_render_undo)
+def undo_command(run_id: str, yes: bool) -> Result:
+    """Remove what one ingest run wrote, e.g. the partial graph of a failed run.
+
+    Its relationships go; the nodes it created go unless another source also wrote them or
+    another run's relationships reach them; per-release vectors of the Datasets it created go.
+    The run is marked undone, so the same ingest loads its files again. Asks first (on a
+    terminal); without a terminal, --yes is required.
+    """
+    import sys
+
+    from kgctl.core.errors import KgctlError
+    from kgctl.ingest.undo import undo
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise KgctlError(
+                f"ingest undo {run_id}: removing data needs --yes when no one can be asked"
+            )
+        if not click.confirm(f"Remove what ingest run {run_id} wrote to the graph?", err=True):
+            raise KgctlError("nothing removed")
+    with connect_with_spinner(load_settings()) as conn:
+        return undo(conn, run_id)
+
+
 def register_ingest_commands() -> click.Group:
     for name in sorted(ADAPTERS):
         ingest_group.add_command(_command(ADAPTERS[name]))

@@ -5,6 +5,7 @@ relationship and property but the creation time), compared by a canonical dump."
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 import signal
@@ -23,6 +24,8 @@ from kgctl.testing import (
     TestServer,
     canonical_dump,
     cli_json,
+    graph_counts,
+    ingest_files,
     planted_gene_graph,
     run_cli,
     wipe,
@@ -184,3 +187,40 @@ def test_a_write_back_killed_half_way_is_recorded_rerun_without_duplicates_and_d
     killed_write_back()  # the re-run replaced the edges: again only the first batch is there
     removed = cli_json(env, "runs", "delete", run_id, "--yes")
     assert removed["relationships"] == 200 and edges() == (0, 0)
+
+
+@pytest.mark.adapter("depmap")
+def test_undo_removes_what_one_run_wrote_and_nothing_else(
+    graph: Connection, neo4j_server: TestServer, shared_data: Path, tmp_path: Path
+) -> None:
+    """A DepMap release on top of a molecules load, undone: the graph is the molecules load again
+    (its genes keep their targets; the release's cell lines, genes and vectors are gone). A
+    failed non-strict run's partial graph, undone, is gone too, and the same ingest then loads."""
+    hub = tmp_path / "hub.tsv"
+    hub.write_text("pert_iname\tsmiles\ttarget\naspirin\tCC(=O)Oc1ccccc1C(=O)O\tPTGS1|PTGS2\n")
+    ingest_files(graph, "molecules", [hub], tmp_path)
+    before = canonical_dump(graph)
+    effect = shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"
+    loaded = ingest_files(graph, "depmap", [effect], tmp_path, {"source_version": "24q4"})
+    vectors = "MATCH (g:Gene) WHERE g.depmap_gene_effect_24q4 IS NOT NULL RETURN count(g) AS n"
+    assert graph.query(vectors)[0]["n"] > 100
+    env = neo4j_server.env
+    refused = run_cli(env, "ingest", "undo", loaded["run_id"])  # no terminal to ask, no --yes
+    assert refused.returncode != 0 and "needs --yes" in refused.stderr
+    undone = cli_json(env, "ingest", "undo", loaded["run_id"], "--yes")
+    assert undone["nodes"] > 0 and undone["vector_properties"]
+    assert canonical_dump(graph) == before
+    assert cli_json(env, "ingest", "undo", loaded["run_id"], "--yes")["already_undone"]
+    # A failed non-strict run: a gene name past an index key's size ends it after some batches.
+    info, links = generators.string_files(tmp_path / "string", n_proteins=400, n_lines=4000, seed=2)
+    text = gzip.decompress(info.read_bytes()).decode().splitlines()
+    text[-1] = "\t".join([text[-1].split("\t")[0], "G" * 3000, "", ""])
+    info.write_bytes(gzip.compress(("\n".join(text) + "\n").encode()))
+    args = ["ingest", "string", str(info), str(links), "--batch-size", "50", "--rejects-dir",
+            str(tmp_path / "rejects")]  # fmt: skip
+    failed = run_cli(env, *args)
+    assert failed.returncode == 1 and "longer than the 2,000" in failed.stderr
+    run_id = graph.query("MATCH (r:IngestRun {status: 'failed'}) RETURN r.id AS id")[0]["id"]
+    assert graph_counts(graph).get("Gene", 0) > 2  # the partial graph
+    cli_json(env, "ingest", "undo", run_id, "--yes")
+    assert canonical_dump(graph) == before
