@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -44,9 +39,12 @@ from kgctl.testing import (  # noqa: E402
     TestServer,
     canonical_dump,
     cli_json,
+    listening,
+    loopback,
     make_test_server,
+    query_load,
+    query_plan,
     shared_data_dir,
-    test_server_at,
     wipe,
 )
 
@@ -125,80 +123,19 @@ def faults(ts: TestServer, data: Path, work: Path, kills: int) -> dict[str, Any]
     return found
 
 
-def client(
-    base: str, plan: list[tuple[str, dict[str, Any]]], seconds: float, seed: int
-) -> dict[str, Any]:
-    """One client process: named queries in random order until the time is up."""
-    from kgctl import queries
-
-    rng = random.Random(seed)
-    latencies: list[float] = []
-    errors: list[str] = []
-    with test_server_at(Path(base)).connect() as conn:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            name, params = rng.choice(plan)
-            tic = time.perf_counter()
-            try:
-                queries.rows(conn, name, params)
-                latencies.append(time.perf_counter() - tic)
-            except Exception as exc:  # an error reaching the user: counted, with its text
-                errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-    return {"latencies": latencies, "errors": errors}
-
-
-def listening(ports: set[int]) -> list[str]:
-    """The addresses the server listens on (the kernel's socket table, IPv4 and IPv6)."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, port = local.rsplit(":", 1)
-            if state == "0A" and int(port, 16) in ports:
-                found.append(f"{address}:{int(port, 16)}")
-    return sorted(found)
-
-
-def loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0]
-    return host in ("0100007F", "00000000000000000000000001000000")
-
-
 def load(ts: TestServer, clients: int, seconds: float) -> dict[str, Any]:
-    from kgctl import queries
     from kgctl.demo import run_demo
-    from kgctl.queries.browser import example, example_params
 
     with ts.connect() as conn:
         wipe(conn)
         apply_schema(conn)
         run_demo(conn, ts.settings.paths.data_dir)
-        ex = example(conn)
-        plan, skipped = [], {}
-        for query in queries.available().values():
-            params = example_params(query, ex)
-            try:
-                queries.rows(conn, query.name, params)
-                plan.append((query.name, params))
-            except Exception as exc:  # needs what the demo graph has not (e.g. an InfoAlign run)
-                skipped[query.name] = str(exc)[:200]
-    base = str(Path(ts.env["KGCTL_CONFIG"]).parent)
-    started = time.perf_counter()
-    with ProcessPoolExecutor(clients, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(client, [base] * clients, [plan] * clients, [seconds] * clients,
-                                range(clients)))  # fmt: skip
-    wall = time.perf_counter() - started
-    latencies = np.array([x for r in results for x in r["latencies"]]) * 1000
-    errors = [e for r in results for e in r["errors"]]
-    settings = ts.settings.server
-    sockets = listening({settings.bolt_port, settings.http_port})
-    return {"clients": clients, "seconds": seconds, "queries": sorted(q for q, _ in plan),
-            "skipped_queries": skipped, "answered": int(len(latencies)),
-            "throughput_qps": round(len(latencies) / wall, 1),
-            "latency_ms": {"p50": round(float(np.percentile(latencies, 50)), 1),
-                           "p99": round(float(np.percentile(latencies, 99)), 1),
-                           "max": round(float(latencies.max()), 1)},
-            "errors": len(errors), "first_errors": errors[:5],
+        plan, skipped = query_plan(conn)
+    found = query_load(Path(ts.env["KGCTL_CONFIG"]).parent, plan, clients, seconds)
+    server = ts.settings.server
+    sockets = listening({server.bolt_port, server.http_port})
+    found["first_errors"] = found["errors"][:5]
+    return {**found, "errors": len(found["errors"]), "skipped_queries": skipped,
             "listening": sockets, "loopback_only": bool(sockets) and all(map(loopback, sockets))}  # fmt: skip
 
 

@@ -321,3 +321,90 @@ def graph_counts(conn: Connection) -> dict[str, int]:
     for row in conn.query("MATCH ()-[r]->() RETURN type(r) AS t, count(*) AS n"):
         counts[row["t"]] = int(row["n"])
     return counts
+
+
+def query_plan(conn: Connection) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+    """Every named query with the Browser example's parameters, where it answers on this graph;
+    and those that do not, with why (e.g. no InfoAlign run in it)."""
+    from kgctl import queries
+    from kgctl.queries.browser import example, example_params
+
+    ex = example(conn)
+    plan, skipped = [], {}
+    for query in queries.available().values():
+        params = example_params(query, ex)
+        try:
+            queries.rows(conn, query.name, params)
+            plan.append((query.name, params))
+        except KgctlError as exc:
+            skipped[query.name] = exc.message[:200]
+    return plan, skipped
+
+
+def _query_client(base: str, plan: list[tuple[str, dict[str, Any]]], seconds: float,
+                  seed: int) -> dict[str, Any]:  # fmt: skip
+    """One load client: named queries in a seeded random order until the time is up."""
+    import random
+    import time
+
+    from kgctl import queries
+
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors: list[str] = []
+    with test_server_at(Path(base)).connect() as conn:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            name, params = rng.choice(plan)
+            tic = time.perf_counter()
+            try:
+                queries.rows(conn, name, params)
+                latencies.append(time.perf_counter() - tic)
+            except Exception as exc:  # what a user would see, counted with its text
+                errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+    return {"latencies": latencies, "errors": errors}
+
+
+def query_load(server_base: Path, plan: list[tuple[str, dict[str, Any]]], clients: int,
+               seconds: float) -> dict[str, Any]:  # fmt: skip
+    """`clients` processes running the plan's queries for `seconds`: throughput, latency
+    percentiles and every error."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    started = time.perf_counter()
+    with ProcessPoolExecutor(clients, mp_context=multiprocessing.get_context("spawn")) as pool:
+        found = list(pool.map(_query_client, [str(server_base)] * clients, [plan] * clients,
+                              [seconds] * clients, range(clients)))  # fmt: skip
+    wall = time.perf_counter() - started
+    ms = np.array([x for r in found for x in r["latencies"]]) * 1000
+    return {"clients": clients, "seconds": seconds, "queries": sorted(q for q, _ in plan),
+            "answered": int(len(ms)), "throughput_qps": round(len(ms) / wall, 1),
+            "latency_ms": {"p50": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+                           "p99": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
+                           "max": round(float(ms.max()), 1) if len(ms) else None},
+            "errors": [e for r in found for e in r["errors"]]}  # fmt: skip
+
+
+def listening(ports: set[int]) -> list[str]:
+    """The local addresses listening on `ports`, from the kernel's socket table (IPv4 and IPv6,
+    as hex `address:port` the way /proc/net/tcp writes them)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.rsplit(":", 1)
+            if state == "0A" and int(port, 16) in ports:  # 0A: LISTEN
+                found.append(f"{address}:{int(port, 16)}")
+    return sorted(found)
+
+
+def loopback(address: str) -> bool:
+    """127.0.0.1, ::1 or ::ffff:127.0.0.1 (Java's IPv4 socket in IPv6) in /proc/net's hex."""
+    host = address.rsplit(":", 1)[0]
+    return host in (
+        "0100007F",
+        "00000000000000000000000001000000",
+        "0000000000000000FFFF00000100007F",
+    )
