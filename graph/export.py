@@ -89,12 +89,18 @@ def _session(conn: Connection) -> Any:
     )
 
 
+def _single(conn: Connection, cypher: str, params: dict[str, Any] | None = None) -> Any:
+    """The one row of a read, in a managed transaction: a transient error (a lock held by a
+    concurrent ingest) is retried by the driver rather than raised."""
+    with _session(conn) as session:
+        return session.execute_read(lambda tx: tx.run(cypher, params or {}).single(strict=True))
+
+
 def node_index(conn: Connection, label: str) -> tuple[np.ndarray, list[str]]:
     """(internal ids, ids) of every node with the label, ordered by id."""
     check_label(label)
-    with _session(conn) as session:
-        row = session.run(f"MATCH (n:{label}) WITH n ORDER BY n.id "
-                          "RETURN collect(id(n)) AS internal, collect(n.id) AS ids").single(strict=True)  # fmt: skip
+    row = _single(conn, f"MATCH (n:{label}) WITH n ORDER BY n.id "
+                        "RETURN collect(id(n)) AS internal, collect(n.id) AS ids")  # fmt: skip
     return np.asarray(row["internal"], dtype=np.int64), list(row["ids"])
 
 
@@ -165,12 +171,16 @@ def relationship_chunks(
     start_sorted, end_sorted = start_internal[start_order], end_internal[end_order]
 
     def fetch(start: int) -> tuple[pa.RecordBatch, list[str]]:
-        with _session(conn) as session:
-            starts = start_internal[start : start + CHUNK_NODES].tolist()
-            row = session.run(cypher, {"starts": starts, "min": min_score}).single(strict=True)
+        starts = start_internal[start : start + CHUNK_NODES].tolist()
+        row = _single(conn, cypher, {"starts": starts, "min": min_score})
         s = np.asarray(row["s"], dtype=np.int64)
         d = np.asarray(row["d"], dtype=np.int64)
         w = np.asarray([np.nan if v is None else v for v in row["w"]], dtype=np.float32)
+        # An end node written after the node index was read (a concurrent ingest) is not in
+        # this view: its edges are left out, never mapped to a neighbour's row.
+        at = np.minimum(np.searchsorted(end_sorted, d), max(len(end_sorted) - 1, 0))
+        known = end_sorted[at] == d if len(end_sorted) else np.zeros(len(d), dtype=bool)
+        s, d, w = s[known], d[known], w[known]
         src = start_order[np.searchsorted(start_sorted, s)]
         dst = end_order[np.searchsorted(end_sorted, d)]
         batch = pa.record_batch(
@@ -330,7 +340,10 @@ def export(
             edges[edge.key] = found
         else:
             path.unlink()
-    meta = {"fingerprint": fingerprint, **bound.params(), "homogeneous": spec.homogeneous,
+    # Written to meanwhile (a concurrent ingest): the view is what was there when each part was
+    # read, so it is never a cache hit later.
+    unchanged = view_fingerprint(conn, bound, dataset_label) == fingerprint
+    meta = {"fingerprint": fingerprint if unchanged else None, **bound.params(), "homogeneous": spec.homogeneous,
             "nodes": {k: len(v) for k, v in nodes.items()}, "features": notes,
             "feature_names": names, "licences": sorted(licences),
             "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
@@ -421,13 +434,10 @@ def node_table(
     fields = ", ".join(f"collect([n.{c}]) AS {c}" for c in columns)  # [x]: collect() drops nulls
     cypher = f"UNWIND $ids AS nid MATCH (n:{label}) WHERE id(n) = nid RETURN {fields}"
     parts: dict[str, list[Any]] = {c: [] for c in columns}
-    with _session(conn) as session:
-        for start in range(0, len(internal), CHUNK_NODES):
-            row = session.run(
-                cypher, {"ids": internal[start : start + CHUNK_NODES].tolist()}
-            ).single(strict=True)
-            for c in columns:
-                parts[c] += [cell[0] for cell in row[c]]
+    for start in range(0, len(internal), CHUNK_NODES):
+        row = _single(conn, cypher, {"ids": internal[start : start + CHUNK_NODES].tolist()})
+        for c in columns:
+            parts[c] += [cell[0] for cell in row[c]]
     return pa.table({c: pa.array(v) for c, v in parts.items()})
 
 

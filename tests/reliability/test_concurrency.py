@@ -13,6 +13,7 @@ import pytest
 
 from kgctl import queries
 from kgctl.graph.connection import Connection
+from kgctl.graph.export import View, export_view
 from kgctl.graph.schema import apply_schema
 from kgctl.testing import TestServer, canonical_dump, cli_json, run_cli, wipe
 
@@ -46,14 +47,16 @@ def ingest_args(data: Path, rejects: Path) -> list[list[str]]:
 def test_two_ingests_with_queries_running_end_as_one_after_the_other(
     graph: Connection, neo4j_server: TestServer, shared_data: Path, tmp_path: Path
 ) -> None:
-    """STRING and the Repurposing Hub (both write Gene nodes) at once, while named queries read:
-    the graph equals the two run in turn, property for property."""
+    """STRING and the Repurposing Hub (both write Gene nodes) at once, while named queries read
+    and a view is exported again and again: the graph equals the two run in turn, property for
+    property, and no reader sees an error."""
     env = neo4j_server.env
     commands = ingest_args(shared_data, tmp_path / "rejects")
     running = [subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args, "--json"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for args in commands]  # fmt: skip
     answered: list[int] = []
+    exported: list[int] = []
     errors: list[str] = []
 
     def read() -> None:
@@ -62,6 +65,10 @@ def test_two_ingests_with_queries_running_end_as_one_after_the_other(
                 try:
                     _, rows = queries.rows(conn, "graph-stats", {})
                     answered.append(len(rows))
+                    view = export_view(conn, "gene-association", tmp_path / f"view{len(exported)}",
+                                       use_cache=False)  # fmt: skip
+                    assert isinstance(view, View)
+                    exported.append(len(view.node_ids))
                 except Exception as exc:  # anything a user would see
                     errors.append(repr(exc))
 
@@ -72,7 +79,7 @@ def test_two_ingests_with_queries_running_end_as_one_after_the_other(
     for (out, err), proc in zip(outputs, running, strict=True):
         assert proc.returncode == 0, err
         assert json.loads(out)["status"] == "completed"
-    assert errors == [] and answered
+    assert errors == [] and answered and exported
     together = comparable(canonical_dump(graph))
     wipe(graph)
     apply_schema(graph)
