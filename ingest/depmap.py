@@ -62,7 +62,7 @@ class DepMapAdapter(Adapter):
             with open_text(path) as handle:
                 header = next(csv.reader([handle.readline()]))
             genes = [c for c in header if GENE_COLUMN.match(c)]
-            if "ModelID" not in header and header[0] != "":
+            if "ModelID" not in header and header[:1] != [""]:  # an empty first line, too
                 raise KgctlError(
                     f"{path}:1: field 'ModelID': no ModelID column; not a DepMap matrix"
                 )

@@ -417,3 +417,12 @@ def test_a_full_disk_while_writing_rejects_is_one_line_and_the_rerun_converges(
     out = json.loads(again.stdout)
     assert again.returncode == 0 and out["status"] == "completed" and out["rows_rejected"] == 3000
     assert graph_counts(graph)["INTERACTS_WITH"] == 1
+
+
+@pytest.mark.adapter("depmap")
+def test_depmap_with_an_empty_first_line_is_one_error(graph: Connection, tmp_path: Path) -> None:
+    """Found by the fuzzer (shuffled lines put the trailing empty line first)."""
+    path = write(tmp_path / "CRISPRGeneEffect.csv", "\nModelID,TP53 (7157)\nACH-000001,0.5\n")
+    with pytest.raises(KgctlError, match=r"CRISPRGeneEffect.csv:1: field 'ModelID': no ModelID"):
+        ingest_files(graph, "depmap", [path], tmp_path)
+    assert graph_counts(graph).get("CellLine", 0) == 0
