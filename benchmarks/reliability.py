@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ from kgctl.testing import (  # noqa: E402
     TestServer,
     canonical_dump,
     cli_json,
+    kill_during_ingest,
     listening,
     loopback,
     make_test_server,
@@ -62,24 +61,11 @@ def progress(every: int) -> Any:
 
 def kill_and_resume(ts: TestServer, args: list[str], victim: str, at_batch: int) -> dict[str, Any]:
     """Start the ingest, SIGKILL `victim` once `at_batch` batches are committed, run it again."""
-    server_pid = ts.server.pid()
-    ingest = subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args], env=ts.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    killed = False
-    with ts.connect() as conn:
-        while ingest.poll() is None:
-            done = conn.query("MATCH (r:IngestRun) RETURN max(r.batches_done) AS n")[0]["n"]
-            if done and done >= at_batch:
-                target = ingest.pid if victim == "kgctl" else server_pid
-                assert target is not None
-                os.kill(target, signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.02)
-    ingest.wait(timeout=900)
+    code = kill_during_ingest(ts, args, victim, at_batch, timeout=900)
     started = time.perf_counter()
     resumed = cli_json(ts.env, *args)  # starts the server again after a Neo4j kill
-    return {"victim": victim, "at_batch": at_batch, "killed": killed,
+    return {"victim": victim, "at_batch": at_batch,
+            "killed": code == -signal.SIGKILL if victim == "kgctl" else code != 0,
             "batches_resumed": resumed.get("batches_resumed"), "status": resumed["status"],
             "stale_runs_marked": len(resumed.get("stale_runs_marked", [])),
             "resume_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip

@@ -8,7 +8,6 @@ the same command ingests the files again from the start."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.provenance import now
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import NODE_LABELS, RELATIONSHIP_TYPES, check_label, check_relationship_type
+from kgctl.graph.writeback import PROPERTY
 from kgctl.ingest.pipeline import existing_run, lock_held
 
-PROPERTY = re.compile(r"^[a-z][a-z0-9_]*$")
 CHUNK = 10_000
 
 

@@ -303,28 +303,19 @@ def cases(sample_list: list[Sample], folder: Path, count: int, seed: int) -> Ite
 # --- running cases in a worker that can be killed when it hangs ------------------------------------
 
 
-def _counts(conn: Any) -> dict[str, int]:
-    rows = conn.query(
-        "MATCH (n) WHERE NOT n:IngestRun UNWIND labels(n) AS l RETURN l, count(*) AS n"
-    )
-    found = {r["l"]: int(r["n"]) for r in rows}
-    found |= {
-        r["t"]: int(r["n"])
-        for r in conn.query("MATCH ()-[r]->() RETURN type(r) AS t, count(*) AS n")
-    }
-    return found
-
-
 def _serve(server_base: str, rejects: str, pipe: Pipe) -> None:
     """The worker: ingest each case sent, answer with its outcome. It leads its own process
     group, so that a hang is ended with everything it started (RDKit workers)."""
     os.setpgrp()
     from kgctl.ingest.pipeline import ingest
-    from kgctl.testing import test_server_at
+    from kgctl.testing import graph_counts, test_server_at
+
+    def counts() -> dict[str, int]:  # the data, not the runs' own records
+        return {k: v for k, v in graph_counts(conn).items() if k != "IngestRun"}
 
     with test_server_at(Path(server_base)).connect() as conn:
         while (case := pipe.recv()) is not None:
-            before = _counts(conn)
+            before = counts()
             outcome: dict[str, Any] = {"number": case.number}
             try:
                 result = ingest(conn, case.source, case.files, case.options, strict=case.strict,
@@ -339,7 +330,7 @@ def _serve(server_base: str, rejects: str, pipe: Pipe) -> None:
             except Exception as exc:  # what the CLI would show as a traceback
                 outcome |= {"outcome": "traceback", "message": f"{type(exc).__name__}: {exc}"[:500],
                             "where": traceback.format_exc(limit=-3)[-1500:]}  # fmt: skip
-            after = _counts(conn)
+            after = counts()
             lost = {k: after.get(k, 0) - v for k, v in before.items() if after.get(k, 0) < v}
             changed = case.strict and outcome["outcome"] != "loaded" and after != before
             outcome["count_change"] = bool(lost) or changed

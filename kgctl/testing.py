@@ -297,6 +297,29 @@ def shared_data() -> Path:
     return path
 
 
+def kill_during_ingest(server: TestServer, args: list[str], victim: str, at_batch: int,
+                       timeout: float = 600) -> int:  # fmt: skip
+    """Run `kgctl ARGS` and SIGKILL `victim` (the kgctl process, or the Neo4j server) once the
+    ingest has committed `at_batch` batches; the ingest's exit code (-SIGKILL when kgctl was
+    killed, non-zero when its server was)."""
+    import signal
+    import time
+
+    server_pid = server.server.pid()
+    assert server_pid is not None
+    ingest = subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args], env=server.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    with server.connect() as conn:
+        deadline = time.monotonic() + timeout
+        while ingest.poll() is None and time.monotonic() < deadline:
+            done = conn.query("MATCH (r:IngestRun) RETURN max(r.batches_done) AS n")[0]["n"]
+            if done and done >= at_batch:
+                os.kill(ingest.pid if victim == "kgctl" else server_pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    return ingest.wait(timeout=timeout)
+
+
 def canonical_dump(conn: Connection) -> tuple[list[str], list[str]]:
     """Every data node and relationship with its properties but their creation time (when a
     write happened, not what it wrote), sorted, as JSON lines: two graphs are equal when their

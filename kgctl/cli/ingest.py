@@ -9,7 +9,13 @@ import click
 
 import kgctl.ingest  # noqa: F401  (importing the package registers every adapter)
 from kgctl.cli.options import add_options
-from kgctl.cli.output import Result, connect_with_spinner, json_command, progress_bar
+from kgctl.cli.output import (
+    Result,
+    confirm_or_stop,
+    connect_with_spinner,
+    json_command,
+    progress_bar,
+)
 from kgctl.core.settings import load_settings
 from kgctl.ingest.base import ADAPTERS, Adapter
 from kgctl.ingest.pipeline import DEFAULT_BATCH, DEFAULT_WRITERS, ingest
@@ -108,18 +114,10 @@ def undo_command(run_id: str, yes: bool) -> Result:
     The run is marked undone, so the same ingest loads its files again. Asks first (on a
     terminal); without a terminal, --yes is required.
     """
-    import sys
-
-    from kgctl.core.errors import KgctlError
     from kgctl.ingest.undo import undo
 
-    if not yes:
-        if not sys.stdin.isatty():
-            raise KgctlError(
-                f"ingest undo {run_id}: removing data needs --yes when no one can be asked"
-            )
-        if not click.confirm(f"Remove what ingest run {run_id} wrote to the graph?", err=True):
-            raise KgctlError("nothing removed")
+    confirm_or_stop(yes, f"Remove what ingest run {run_id} wrote to the graph?",
+                    f"ingest undo {run_id}: removing data needs --yes", "nothing removed")  # fmt: skip
     with connect_with_spinner(load_settings()) as conn:
         return undo(conn, run_id)
 

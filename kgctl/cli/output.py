@@ -158,3 +158,14 @@ def human_bytes(n: int) -> str:
     while size >= 1024 and unit < len(units) - 1:
         size, unit = size / 1024, unit + 1
     return f"{n} B" if unit == 0 else f"{size:.1f} {units[unit]}"
+
+
+def confirm_or_stop(yes: bool, question: str, refused: str, declined: str) -> None:
+    """What a destructive command asks first: nothing with --yes; on a terminal, the question;
+    without one, the `refused` error (no one can be asked)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise KgctlError(f"{refused} when no one can be asked")
+    if not click.confirm(question, err=True):
+        raise KgctlError(declined)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from kgctl.cli.output import Result, connected, json_command
-from kgctl.core.errors import KgctlError
+from kgctl.cli.output import Result, confirm_or_stop, connected, json_command
 from kgctl.core.settings import load_settings
 
 
@@ -81,16 +80,11 @@ def runs_delete(run_id: str, keep_files: bool, yes: bool) -> Result:
 
     Asks first (on a terminal); without a terminal, --yes is required.
     """
-    import sys
-
     from kgctl.models.runs import delete, load_run
 
     run = load_run(load_settings().paths.data_dir, run_id)  # a clear error before connecting
-    if not yes:
-        if not sys.stdin.isatty():
-            raise KgctlError(f"runs delete {run_id}: deleting needs --yes when no one can be asked")
-        what = "what it wrote to the graph" + ("" if keep_files else f" and {run.dir}")
-        if not click.confirm(f"Delete run {run_id} ({run.model}): {what}?", err=True):
-            raise KgctlError("nothing deleted")
+    what = "what it wrote to the graph" + ("" if keep_files else f" and {run.dir}")
+    confirm_or_stop(yes, f"Delete run {run_id} ({run.model}): {what}?",
+                    f"runs delete {run_id}: deleting needs --yes", "nothing deleted")  # fmt: skip
     with connected() as (settings, conn):
         return delete(conn, settings.paths.data_dir, run_id, keep_files)

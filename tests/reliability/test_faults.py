@@ -7,7 +7,6 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from kgctl.testing import (
     cli_json,
     graph_counts,
     ingest_files,
+    kill_during_ingest,
     planted_gene_graph,
     run_cli,
     wipe,
@@ -42,19 +42,7 @@ def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
     args = ["ingest", "string", str(info), str(links), "--batch-size", "5000",
             "--rejects-dir", str(tmp_path / "rejects")]  # fmt: skip
     start_managed(spare_server.settings)
-    server_pid = spare_server.server.pid()
-    assert server_pid is not None
-    ingest = subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args], env=spare_server.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    with spare_server.connect() as conn:
-        deadline = time.monotonic() + 600
-        while ingest.poll() is None and time.monotonic() < deadline:
-            done = conn.query("MATCH (r:IngestRun) RETURN max(r.batches_done) AS n")[0]["n"]
-            if done and done >= 3:
-                os.kill(ingest.pid if victim == "kgctl" else server_pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-    code = ingest.wait(timeout=600)
+    code = kill_during_ingest(spare_server, args, victim, at_batch=3)
     assert code == -signal.SIGKILL if victim == "kgctl" else code != 0, "it ended before the kill"
     resumed = cli_json(spare_server.env, *args)  # starts the server again after a Neo4j kill
     assert resumed["status"] == "completed" and resumed["batches_resumed"] >= 3
