@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import signal
 import socket
 import string
@@ -56,6 +57,13 @@ JVM_FLAGS = (
 _SIZE = re.compile(r"^[1-9][0-9]*[kmgKMG]?$")
 _CONF_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 _MIB = 1024 * 1024
+# Neo4j preallocates each transaction log file (db.tx_log.rotation.size); a database that cannot
+# starts read-only and never answers, so a start needs that much free space and some to spare.
+TX_LOG_ROTATION = "256m"
+START_MARGIN = 64 * _MIB
+# A database that failed to start (in debug.log), and why when the disk is full.
+_DATABASE_FAILED = re.compile(r"Failed to start DatabaseId\{\w+\[([^\]]+)\]\}")
+_DISK_FULL = "No space left on device"
 
 
 def machine_memory_bytes() -> int:
@@ -113,6 +121,10 @@ class ManagedServer:
     @property
     def log_file(self) -> Path:
         return self.home / "logs" / "neo4j.log"
+
+    @property
+    def debug_log(self) -> Path:
+        return self.home / "logs" / "debug.log"
 
     @property
     def pid_file(self) -> Path:
@@ -278,8 +290,9 @@ class ManagedServer:
         running = self.pid()
         if running is not None:  # perhaps still starting (an interrupted `db start`): wait for it
             log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            debug_offset = self.debug_log.stat().st_size if self.debug_log.exists() else 0
             self._wait_ready(lambda: None if _process_alive(running) else -1, running, log_offset,
-                             owned=False)  # fmt: skip
+                             debug_offset, owned=False)  # fmt: skip
             return {"already_running": True, "pid": running, **self.endpoints()}
         java = find_java(self.config.java).path
         dist = self.config.distribution
@@ -288,10 +301,12 @@ class ManagedServer:
                 on_wait(f"Fetching Neo4j {dist.pins.neo4j} from Maven Central")
             install(dist, java=self.config.java)
         self._check_ports()
+        self._check_disk()
         self.write_config(read_only)
         self._ensure_password(java)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        debug_offset = self.debug_log.stat().st_size if self.debug_log.exists() else 0
         heap, _ = self.memory()
         cmd = [java, f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, "-cp", dist.classpath(), MAIN_CLASS,
                f"--home-dir={self.home}", f"--config-dir={self.conf_dir}", "--console-mode"]  # fmt: skip
@@ -305,7 +320,7 @@ class ManagedServer:
         self.pid_file.write_text(f"{proc.pid}\n")
         if on_wait:
             on_wait(f"Waiting for Neo4j to answer on {self.bolt_uri}")
-        self._wait_ready(proc.poll, proc.pid, log_offset)
+        self._wait_ready(proc.poll, proc.pid, log_offset, debug_offset)
         return {
             "already_running": False,
             "pid": proc.pid,
@@ -324,11 +339,49 @@ class ManagedServer:
                     f"it, or choose another port with server.{name}_port in kgctl.toml"
                 )
 
-    def _wait_ready(self, poll: Callable[[], int | None], pid: int, log_offset: int, *,
-                    owned: bool = True) -> None:  # fmt: skip
+    def _check_disk(self) -> None:
+        """Refuse to start, before anything is written, when the disk of the store has no room
+        for a transaction log file (Neo4j would start with its databases failed)."""
+        rotation = self.settings().get("db.tx_log.rotation.size", TX_LOG_ROTATION)
+        need = (size_bytes(rotation) or 256 * _MIB) + START_MARGIN
+        where = self.data_dir
+        while not where.exists():  # the nearest folder that is there (a first start)
+            where = where.parent
+        free = shutil.disk_usage(where).free
+        if free < need:
+            raise KgctlError(
+                f"only {free // _MIB} MiB free on the disk holding {self.data_dir}: Neo4j needs "
+                f"{need // _MIB} MiB to start (it preallocates {rotation} transaction log files); "
+                "free some space, then run `kgctl db start` again"
+            )
+
+    def _failed_database(self, debug_offset: int) -> str | None:
+        """Why a database failed to start since `debug_offset` of debug.log, or None."""
+        try:
+            with open(self.debug_log, "rb") as handle:
+                handle.seek(debug_offset)
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        failed = _DATABASE_FAILED.search(text)
+        if failed is None:
+            return None
+        if _DISK_FULL in text:
+            return (f"database {failed.group(1)!r} could not start: the disk holding {self.data_dir} "
+                    "is full; free some space, then run `kgctl db start` again")  # fmt: skip
+        return f"database {failed.group(1)!r} could not start (log: {self.debug_log})"
+
+    def _give_up(self, pid: int) -> None:
+        """Stop a server this process started and that will not answer, and wait until it has."""
+        os.kill(pid, signal.SIGTERM)
+        _wait_for_exit(pid, 60)
+        self.pid_file.unlink(missing_ok=True)
+
+    def _wait_ready(self, poll: Callable[[], int | None], pid: int, log_offset: int,
+                    debug_offset: int, *, owned: bool = True) -> None:  # fmt: skip
         """Until Bolt accepts the password and the home database answers; `poll` gives the exit
-        code once the process has ended. A server this call did not start (`owned` false) is
-        left running when it does not answer in time."""
+        code once the process has ended, and a database that failed to start (debug.log) ends
+        the wait at once. A server this call did not start (`owned` false) is left running."""
         # the driver is imported here, so that `kgctl db status` of a stopped server needs none
         from neo4j import GraphDatabase
         from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
@@ -344,11 +397,17 @@ class ManagedServer:
                     f"Neo4j exited during startup with code {code}: {reason} (log: {self.log_file})",
                     detail=self.log_tail(log_offset),
                 )
+            failed = self._failed_database(debug_offset)
+            if failed is not None:
+                if owned:
+                    self._give_up(pid)
+                raise KgctlError(f"Neo4j started but {failed}", detail=self.log_tail(log_offset))
             if _port_open(self.config.server.bolt_port):
                 with GraphDatabase.driver(self.bolt_uri, auth=auth) as driver:
                     try:
                         driver.verify_connectivity()
-                        driver.execute_query("RETURN 1")  # the home database answers too
+                        with driver.session() as session:  # one try: no retries by the driver
+                            session.run("RETURN 1").consume()  # the home database answers too
                         return
                     except AuthError as exc:
                         raise KgctlError(
@@ -359,8 +418,7 @@ class ManagedServer:
                         pass  # Bolt is listening but the database is still starting
             time.sleep(0.25)
         if owned:
-            os.kill(pid, signal.SIGTERM)
-            self.pid_file.unlink(missing_ok=True)
+            self._give_up(pid)
         raise KgctlError(
             f"Neo4j did not answer on {self.bolt_uri} within {self.config.server.start_timeout:.0f} s"
             + (" and was stopped" if owned else f" (pid {pid} left running)")
@@ -443,6 +501,15 @@ class ManagedServer:
         except OSError:
             return ""
         return without_stack_frames(text, keep=lines)
+
+
+def size_bytes(value: str) -> int | None:
+    """A Neo4j size setting (`256m`, `1G`, `512MiB`, `1048576`) in bytes, or None."""
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", value, re.IGNORECASE)
+    if found is None:
+        return None
+    power = "kmgt".find(found.group(2).lower()) + 1 if found.group(2) else 0
+    return int(float(found.group(1)) * 1024**power)
 
 
 def without_stack_frames(text: str, keep: int) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,9 +39,9 @@ from kgctl.testing import (
 def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
     spare_server: TestServer, tmp_path: Path, victim: str
 ) -> None:
-    info, links = generators.string_files(tmp_path / "string", n_proteins=3000, n_lines=300_000,
+    info, links = generators.string_files(tmp_path / "string", n_proteins=3000, n_lines=60_000,
                                           seed=3)  # fmt: skip
-    args = ["ingest", "string", str(info), str(links), "--batch-size", "5000",
+    args = ["ingest", "string", str(info), str(links), "--batch-size", "3000",
             "--rejects-dir", str(tmp_path / "rejects")]  # fmt: skip
     start_managed(spare_server.settings)
     code = kill_during_ingest(spare_server, args, victim, at_batch=3)
@@ -212,3 +214,43 @@ def test_undo_removes_what_one_run_wrote_and_nothing_else(
     assert graph_counts(graph).get("Gene", 0) > 2  # the partial graph
     cli_json(env, "ingest", "undo", run_id, "--yes")
     assert canonical_dump(graph) == before
+
+
+def fill(disk: Path, leave_mib: int) -> None:
+    """Fill `disk` but `leave_mib` MiB, with one file (`filler`)."""
+    (disk / "filler").unlink(missing_ok=True)
+    free = shutil.disk_usage(disk).free - leave_mib * 1024 * 1024
+    with open(disk / "filler", "wb") as handle:
+        os.posix_fallocate(handle.fileno(), 0, max(free, 1))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs as the data disk needs root")
+def test_a_start_on_a_nearly_full_disk_is_one_line_and_the_next_start_works(
+    spare_server: TestServer,
+) -> None:
+    """A 700 MiB tmpfs as the data disk: with too little room to preallocate a transaction log
+    `db start` refuses before launching; with room for one database but not both, Neo4j starts,
+    a database fails and the start says so at once; freed, the next start works."""
+    disk = spare_server.settings.paths.data_dir
+    disk.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        env = spare_server.env
+        for leave_mib, says in ((100, "MiB free on the disk holding"), (330, "is full")):
+            fill(disk, leave_mib)
+            failed = run_cli(env, "db", "start")
+            assert failed.returncode == 1 and "Traceback" not in failed.stderr
+            assert says in failed.stderr.splitlines()[0], failed.stderr[-2000:]
+            assert spare_server.server.pid() is None  # nothing left running
+        (disk / "filler").unlink()
+        started = cli_json(env, "db", "start")
+        assert started["pid"] == spare_server.server.pid() is not None
+        with spare_server.connect() as conn:
+            assert conn.query("RETURN 1 AS one") == [{"one": 1}]
+    finally:
+        spare_server.server.stop(force=True, timeout=60)
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
