@@ -222,6 +222,13 @@ def planted_gene_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     return {"dataset": str(conn.query("MATCH (d:Dataset) RETURN d.id AS id")[0]["id"])}
 
 
+def cal_config(path: Path, dataset: str, epochs: int, batch_size: int = 32) -> Path:
+    """A small CAL config file for the planted graph's `dataset` (node split, no search)."""
+    path.write_text(f'[cal]\ndataset = "{dataset}"\npca_dim = 16\nhidden_dim = 64\nepochs = {epochs}\n'
+                    f'batch_size = {batch_size}\ncheckpoint_every = 1\nsplit = "node"\nsearch = ""\n')  # fmt: skip
+    return path
+
+
 def planted_inputs(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
     """Gene-association inputs without Neo4j: genes in modules (features around module centres); every module's pairs are positives, plus random 'ambiguous' known pairs."""
     from kgctl.models.cal.data import Inputs, unordered

@@ -17,6 +17,7 @@ from kgctl.models.cal.task import CALTask, cal_task
 from kgctl.models.trainer import fit
 from kgctl.testing import (
     TestServer,
+    cal_config,
     cli_json,
     graph_counts,
     ingest_files,
@@ -38,9 +39,7 @@ def test_train_two_processes_resume_predict_and_delete(
     planted_graph: str, graph: Connection, neo4j_server: TestServer, tmp_path: Path
 ) -> None:
     env = neo4j_server.env
-    config = tmp_path / "cal.toml"
-    config.write_text(f'[cal]\ndataset = "{planted_graph}"\npca_dim = 16\nhidden_dim = 64\n'
-                      "epochs = 4\nbatch_size = 64\ncheckpoint_every = 1\nsplit = \"node\"\nsearch = \"\"\n")  # fmt: skip
+    config = cal_config(tmp_path / "cal.toml", planted_graph, epochs=4, batch_size=64)
     two = cli_json(env, "train", "cal", "--config", str(config), "--nproc", "2", "--device", "cpu")
     training = two["metrics"]["training"]
     assert two["status"] == "trained" and training["nproc"] == 2 and training["backend"] == "gloo"

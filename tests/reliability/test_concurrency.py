@@ -12,10 +12,20 @@ from pathlib import Path
 import pytest
 
 from kgctl import queries
+from kgctl.graph import writeback
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view
 from kgctl.graph.schema import apply_schema
-from kgctl.testing import TestServer, canonical_dump, cli_json, run_cli, wipe
+from kgctl.models import runs
+from kgctl.testing import (
+    TestServer,
+    cal_config,
+    canonical_dump,
+    cli_json,
+    planted_gene_graph,
+    run_cli,
+    wipe,
+)
 
 
 def comparable(dump: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
@@ -103,3 +113,54 @@ def test_two_starts_at_once_both_succeed(spare_server: TestServer) -> None:
     assert len(pids) == 1 and spare_server.server.pid() in pids
     stats = run_cli(spare_server.env, "query", "graph-stats", "--json")
     assert stats.returncode == 0, stats.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.model("cal")
+def test_write_backs_while_queries_read_the_predictions(
+    graph: Connection, neo4j_server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's predictions written back three times (each replaces the last, in many small
+    transactions) while `run-summary` and `novel-candidates` read them: no reader sees an error
+    or more edges than the run has, and the edges end exact."""
+    env = neo4j_server.env
+    config = cal_config(tmp_path / "cal.toml", planted_gene_graph(graph, tmp_path)["dataset"], 2)
+    run_id = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")["id"]
+    data_dir = neo4j_server.settings.paths.data_dir
+    first = runs.predict(
+        graph, data_dir, run_id, {}, device="cpu", write_back=True, allow_split=True
+    )
+    total = first["written"]["relationships"]["count"]
+    gene = graph.query("MATCH (g:Gene)-[p:PREDICTED_ASSOCIATION {run: $id}]->() "
+                       "RETURN g.id AS g, count(p) AS n ORDER BY n DESC, g LIMIT 1", {"id": run_id})[0]["g"]  # fmt: skip
+    monkeypatch.setattr(writeback, "WRITE_BATCH", 50)
+    writing = threading.Event()
+    seen: list[int] = []
+    errors: list[str] = []
+
+    def read() -> None:
+        with neo4j_server.connect() as conn:
+            while writing.is_set():
+                try:
+                    _, summary = queries.rows(conn, "run-summary", {"run": run_id})
+                    seen.append(summary[0]["edges"])
+                    queries.rows(conn, "novel-candidates", {"gene": gene, "run": run_id})
+                except Exception as exc:  # anything a user would see
+                    errors.append(repr(exc))
+
+    writing.set()
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            done = runs.predict(graph, data_dir, run_id, {}, device="cpu", write_back=True,
+                                allow_split=True)  # fmt: skip
+            assert done["written"]["relationships"]["count"] == total
+    finally:
+        writing.clear()
+        reader.join(timeout=300)
+    assert errors == [] and len(seen) > 3 and max(seen) <= total
+    found = graph.query("MATCH (a)-[p:PREDICTED_ASSOCIATION {run: $id}]->(b) "
+                        "RETURN count(p) AS n, count(DISTINCT [a.id, b.id]) AS pairs", {"id": run_id})  # fmt: skip
+    assert found == [{"n": total, "pairs": total}]
+    assert runs.load_run(data_dir, run_id).record["written"]["status"] == "complete"

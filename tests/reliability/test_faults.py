@@ -23,6 +23,7 @@ from kgctl.graph.schema import apply_schema
 from kgctl.ingest.pipeline import mark_stale_runs
 from kgctl.testing import (
     TestServer,
+    cal_config,
     canonical_dump,
     cli_json,
     graph_counts,
@@ -78,12 +79,6 @@ def test_only_runs_whose_process_is_gone_are_marked_stale(
         r["id"]: r["s"] for r in graph.query("MATCH (r:IngestRun) RETURN r.id AS id, r.status AS s")
     }
     assert statuses == {"live": "running", "killed": "interrupted", "elsewhere": "running"}
-
-
-def cal_config(path: Path, dataset: str, epochs: int) -> Path:
-    path.write_text(f'[cal]\ndataset = "{dataset}"\npca_dim = 16\nhidden_dim = 64\nepochs = {epochs}\n'
-                    'batch_size = 32\ncheckpoint_every = 1\nsplit = "node"\nsearch = ""\n')  # fmt: skip
-    return path
 
 
 @pytest.mark.slow
