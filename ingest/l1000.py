@@ -172,7 +172,9 @@ class L1000Adapter(Adapter):
         self, path: Path, counter: ByteCounter, out: dict[str, Node]
     ) -> Iterator[Record]:
         with open_text(path, counter) as handle:
-            reader = csv.DictReader(handle, delimiter="\t")
+            # Plain tab-separated, as `validate` read the header: a `"` is data, not a quote that
+            # would join the following fields and lines into one.
+            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
             smiles_col = next(c for c in SMILES_COLUMNS if c in (reader.fieldnames or []))
             for row in reader:
                 pert_id, smiles = row.get("pert_id") or "", (row.get(smiles_col) or "").strip()

@@ -51,7 +51,12 @@ def frames(path: Path, counter: ByteCounter) -> Iterator[pd.DataFrame]:
     with open_text(path) as handle:
         delimiter = sniff_delimiter(handle.readline(), path)
     with open_text(path, counter) as handle:
-        yield from pd.read_csv(handle, sep=delimiter, chunksize=ROWS_PER_READ, low_memory=False)
+        try:
+            yield from pd.read_csv(handle, sep=delimiter, chunksize=ROWS_PER_READ, low_memory=False)
+        except pd.errors.ParserError as exc:  # e.g. a quote that never closes
+            raise KgctlError(
+                f"{path}: not a readable {delimiter!r}-separated table: {exc}"
+            ) from None
 
 
 def columns_of(path: Path) -> list[str]:

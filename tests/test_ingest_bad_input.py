@@ -160,6 +160,22 @@ def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> N
     assert graph_counts(graph) == before
 
 
+def test_a_quote_in_a_compound_table_is_data(
+    graph: Connection, tmp_path: Path, shared_data: Path
+) -> None:
+    """A `"` opening a header cell once made the reader join the rest of the file into one field
+    (a traceback, found by the fuzzer); the table is plain tab-separated."""
+    gct = write(
+        tmp_path / "one.gct", "#1.3\n1\t1\t1\t0\nid\tpr_gene_symbol\tBRD-K00000001\nP1\tA\t1.0\n"
+    )
+    compounds = write(tmp_path / "compounds.tsv", 'pert_id\t"}) MATCH (n) DETACH DELETE n //\t'
+                      'canonical_smiles\nBRD-K00000001\t"aspirin\tCC(=O)Oc1ccccc1C(=O)O\n')  # fmt: skip
+    result = ingest_files(graph, "l1000", [gct, compounds], tmp_path)
+    assert result["status"] == "completed", result
+    assert not any("compounds.tsv" in r for r in result["first_rejects"]), result["first_rejects"]
+    assert graph.query("MATCH (m:Molecule) RETURN count(m) AS n") == [{"n": 1}]
+
+
 @pytest.mark.parametrize("writers", [1, 2])
 def test_interrupted_run_resumes(
     graph: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writers: int
@@ -313,6 +329,12 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match="truncated.parquet: not a readable parquet file"):
         ingest_files(graph, "morphology", [truncated], tmp_path)
+    # A quote opening a header cell that never closes (found by the fuzzer): one line.
+    unclosed = tmp_path / "unclosed.csv"
+    header, rows = frame.to_csv(index=False).split("\n", 1)
+    unclosed.write_text(header + ',"}) MATCH (n) DETACH DELETE n //\n' + rows)
+    with pytest.raises(KgctlError, match="unclosed.csv: not a readable ','-separated table"):
+        ingest_files(graph, "morphology", [unclosed], tmp_path, strict=True)
     assert graph_counts(graph) == before
 
 
