@@ -130,6 +130,11 @@ class MorphologyAdapter(Adapter):
                            vector_label="MorphologyProfile")  # fmt: skip
         line = 1  # the header; for parquet, row numbers count the same way
         for frame in frames(path, counter):
+            missing = [c for c in features if c not in frame.columns]
+            if missing:  # the header as validated is not the header pandas read: a stray quote
+                raise KgctlError(f"{path}:1: the header cannot be read as a table's columns "
+                                 f"({len(missing)} missing once parsed, e.g. {missing[0][:80]!r}; "
+                                 "an unclosed quote?)")  # fmt: skip
             values = (
                 frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
             )

@@ -335,6 +335,11 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(
     unclosed.write_text(header + ',"}) MATCH (n) DETACH DELETE n //\n' + rows)
     with pytest.raises(KgctlError, match="unclosed.csv: not a readable ','-separated table"):
         ingest_files(graph, "morphology", [unclosed], tmp_path, strict=True)
+    # One that closes in the last row: pandas' columns are not the header's (was a KeyError).
+    first = next(c for c in frame.columns if not c.startswith("Metadata_"))
+    unclosed.write_text(header.replace(first, '"}) MATCH (n) //,' + first, 1) + "\n" + rows + '"\n')
+    with pytest.raises(KgctlError, match="unclosed.csv:1: the header cannot be read"):
+        ingest_files(graph, "morphology", [unclosed], tmp_path, strict=True)
     assert graph_counts(graph) == before
 
 
