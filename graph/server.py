@@ -59,7 +59,7 @@ _CONF_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 _MIB = 1024 * 1024
 # Neo4j preallocates each transaction log file (db.tx_log.rotation.size); a database that cannot
 # starts read-only and never answers, so a start needs that much free space and some to spare.
-TX_LOG_ROTATION = "256m"
+TX_LOG_ROTATION_MIB = 256  # Neo4j's default
 START_MARGIN = 64 * _MIB
 # A database that failed to start (in debug.log), and why when the disk is full.
 _DATABASE_FAILED = re.compile(r"Failed to start DatabaseId\{\w+\[([^\]]+)\]\}")
@@ -289,8 +289,8 @@ class ManagedServer:
                read_only: tuple[str, ...] = ()) -> dict[str, object]:  # fmt: skip
         running = self.pid()
         if running is not None:  # perhaps still starting (an interrupted `db start`): wait for it
-            log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-            debug_offset = self.debug_log.stat().st_size if self.debug_log.exists() else 0
+            log_offset = _size_of(self.log_file)
+            debug_offset = _size_of(self.debug_log)
             self._wait_ready(lambda: None if _process_alive(running) else -1, running, log_offset,
                              debug_offset, owned=False)  # fmt: skip
             return {"already_running": True, "pid": running, **self.endpoints()}
@@ -305,8 +305,8 @@ class ManagedServer:
         self.write_config(read_only)
         self._ensure_password(java)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        debug_offset = self.debug_log.stat().st_size if self.debug_log.exists() else 0
+        log_offset = _size_of(self.log_file)
+        debug_offset = _size_of(self.debug_log)
         heap, _ = self.memory()
         cmd = [java, f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, "-cp", dist.classpath(), MAIN_CLASS,
                f"--home-dir={self.home}", f"--config-dir={self.conf_dir}", "--console-mode"]  # fmt: skip
@@ -342,8 +342,8 @@ class ManagedServer:
     def _check_disk(self) -> None:
         """Refuse to start, before anything is written, when the disk of the store has no room
         for a transaction log file (Neo4j would start with its databases failed)."""
-        rotation = self.settings().get("db.tx_log.rotation.size", TX_LOG_ROTATION)
-        need = (size_bytes(rotation) or 256 * _MIB) + START_MARGIN
+        rotation = self.settings().get("db.tx_log.rotation.size", f"{TX_LOG_ROTATION_MIB}m")
+        need = (size_bytes(rotation) or TX_LOG_ROTATION_MIB * _MIB) + START_MARGIN
         where = self.data_dir
         while not where.exists():  # the nearest folder that is there (a first start)
             where = where.parent
@@ -501,6 +501,11 @@ class ManagedServer:
         except OSError:
             return ""
         return without_stack_frames(text, keep=lines)
+
+
+def _size_of(path: Path) -> int:
+    """Where a log ends now (0 before it exists): what a start writes comes after it."""
+    return path.stat().st_size if path.exists() else 0
 
 
 def size_bytes(value: str) -> int | None:

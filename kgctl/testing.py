@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -309,9 +311,6 @@ def kill_during_ingest(server: TestServer, args: list[str], victim: str, at_batc
     """Run `kgctl ARGS` and SIGKILL `victim` (the kgctl process, or the Neo4j server) once the
     ingest has committed `at_batch` batches; the ingest's exit code (-SIGKILL when kgctl was
     killed, non-zero when its server was)."""
-    import signal
-    import time
-
     server_pid = server.server.pid()
     assert server_pid is not None
     ingest = subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args], env=server.env,
@@ -375,7 +374,6 @@ def _query_client(base: str, plan: list[tuple[str, dict[str, Any]]], seconds: fl
                   seed: int) -> dict[str, Any]:  # fmt: skip
     """One load client: named queries in a seeded random order until the time is up."""
     import random
-    import time
 
     from kgctl import queries
 
@@ -400,7 +398,6 @@ def query_load(server_base: Path, plan: list[tuple[str, dict[str, Any]]], client
     """`clients` processes running the plan's queries for `seconds`: throughput, latency
     percentiles and every error."""
     import multiprocessing
-    import time
     from concurrent.futures import ProcessPoolExecutor
 
     started = time.perf_counter()

@@ -160,9 +160,7 @@ def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> N
     assert graph_counts(graph) == before
 
 
-def test_a_quote_in_a_compound_table_is_data(
-    graph: Connection, tmp_path: Path, shared_data: Path
-) -> None:
+def test_a_quote_in_a_compound_table_is_data(graph: Connection, tmp_path: Path) -> None:
     """A `"` opening a header cell once made the reader join the rest of the file into one field
     (a traceback, found by the fuzzer); the table is plain tab-separated."""
     gct = write(
