@@ -16,8 +16,8 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.records import Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
+from kgctl.ingest.h5ad import H5ad
 from kgctl.ingest.matrix import MISSING, dataset_node, slug, versioned
-from kgctl.ingest.perturbseq import read_obs_var
 from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
 
 GENE_HEADER = re.compile(r"gene|symbol|ensembl|probe|id_ref|feature", re.IGNORECASE)
@@ -37,15 +37,10 @@ def read_matrix(path: Path, counter: ByteCounter | None = None) -> tuple[pd.Data
     """The matrix as a DataFrame (rows as in the file) and the name of its index column."""
     kind = file_format(path)
     if kind == "h5ad":
-        adata = read_obs_var(path)
-        try:
-            x = adata.to_memory().X
-            x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
-            frame = pd.DataFrame(
-                x, index=adata.obs_names.astype(str), columns=adata.var_names.astype(str)
-            )
-        finally:
-            adata.file.close()
+        with H5ad(path) as h5ad:
+            obs, var = h5ad.header.obs, h5ad.header.var
+            x = h5ad.rows(0, len(obs))
+        frame = pd.DataFrame(x, index=obs.index.astype(str), columns=var.index.astype(str))
         return frame, "obs_names"
     if kind == "parquet":
         try:

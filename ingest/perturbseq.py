@@ -5,9 +5,7 @@ non-targeting controls are kept as profiles marked `control: true`, with no PERT
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,46 +15,13 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
+from kgctl.ingest.h5ad import H5ad
 from kgctl.ingest.matrix import dataset_node
-from kgctl.ingest.readers import ByteCounter, is_gzip
+from kgctl.ingest.readers import ByteCounter
 
 CONTROLS = {"non-targeting", "non_targeting", "control", "negative_control", "safe-targeting"}
 CELL_LINES = ("K562", "RPE1", "HepG2", "Jurkat", "HEK293T")
 ROWS_PER_READ = 1024
-
-
-def read_obs_var(path: Path) -> Any:
-    """The AnnData in backed mode: obs and var in memory, X read in row blocks on demand."""
-    import anndata
-
-    if is_gzip(path):
-        raise KgctlError(f"{path}: gzip-compressed; .h5ad files are HDF5 and must be decompressed")
-    try:
-        with warnings.catch_warnings():  # a repeated obs name is a reject of its own, below
-            warnings.filterwarnings("ignore", "Observation names are not unique")
-            return anndata.read_h5ad(path, backed="r")
-    except Exception as exc:  # h5py/anndata raise many types for a file that is not h5ad
-        raise KgctlError(f"{path}: not a readable .h5ad (AnnData HDF5) file: {exc}") from exc
-
-
-@contextmanager
-def damaged(path: Path, where: str) -> Iterator[None]:
-    """A file that opens but whose HDF5 objects are damaged: h5py raises KeyError, OSError,
-    ValueError and more from inside; name the file and the part instead."""
-    try:
-        yield
-    except KgctlError:
-        raise
-    except Exception as exc:
-        raise KgctlError(f"{path}: damaged .h5ad file ({where}): {exc}") from exc
-
-
-def dense_rows(path: Path, x: Any, start: int, stop: int) -> np.ndarray:
-    with damaged(path, f"X rows {start + 1}-{stop}"):
-        block = x[start:stop]
-        if hasattr(block, "toarray"):
-            block = block.toarray()
-        return np.asarray(block, dtype=np.float32)
 
 
 @register
@@ -75,28 +40,13 @@ class PerturbSeqAdapter(Adapter):
     def validate(self) -> None:
         self.meta: dict[Path, dict[str, Any]] = {}
         for path in self.files:
-            adata = read_obs_var(path)
-            try:
-                with damaged(path, "obs, var or the shape of X"):
-                    n_obs, n_var = adata.n_obs, adata.n_vars
-                    shape = tuple(adata.X.shape) if adata.X is not None else None
-                    if shape != (n_obs, n_var):
-                        raise KgctlError(
-                            f"{path}: X has shape {shape}, but obs has {n_obs} rows and var {n_var}"
-                        )
-                    if n_obs == 0 or n_var == 0:
-                        raise KgctlError(
-                            f"{path}: no perturbations or no read-out genes (X is {shape})"
-                        )
-                    var = adata.var
-                    names = (
-                        var["gene_name"].astype(str).tolist()
-                        if "gene_name" in var
-                        else var.index.astype(str).tolist()
-                    )
-                    self.meta[path] = {"obs": adata.obs.copy(), "features": names}
-            finally:
-                adata.file.close()
+            with H5ad(path) as h5ad:
+                obs, var = h5ad.header.obs, h5ad.header.var
+            if len(obs) == 0 or len(var) == 0:
+                raise KgctlError(f"{path}: no perturbations or no read-out genes "
+                                 f"(X is {len(obs)} × {len(var)})")  # fmt: skip
+            names = var.get("gene_name", var.index)
+            self.meta[path] = {"obs": obs, "features": names.astype(str).tolist()}
 
     def _dataset(self, path: Path) -> str:
         return str(self.opts.get("dataset") or path.name.removesuffix(".h5ad"))
@@ -118,8 +68,7 @@ class PerturbSeqAdapter(Adapter):
         yield dataset_node(dataset, version, kind="Perturb-seq", features=meta["features"],
                            axis="read-out genes", units="z-normalised expression",
                            vector_property="features", vector_label="ExpressionProfile")  # fmt: skip
-        adata = read_obs_var(path)
-        try:
+        with H5ad(path) as h5ad:
             names = obs.index.astype(str).tolist()
             gene_col = obs["gene"].astype(str).tolist() if "gene" in obs else None
             gene_ids = obs["gene_id"].astype(str).tolist() if "gene_id" in obs else None
@@ -127,7 +76,7 @@ class PerturbSeqAdapter(Adapter):
             size = path.stat().st_size
             first = {n: i for i, n in reversed(list(enumerate(names)))}  # a repeated obs: the first
             for start in range(0, len(names), ROWS_PER_READ):
-                block = dense_rows(path, adata.X, start, start + ROWS_PER_READ)
+                block = np.asarray(h5ad.rows(start, start + ROWS_PER_READ), dtype=np.float32)
                 counter.done += int(size * len(block) / len(names))
                 for offset, values in enumerate(block):
                     i = start + offset
@@ -139,8 +88,6 @@ class PerturbSeqAdapter(Adapter):
                                          gene_col[i] if gene_col else None,
                                          gene_ids[i] if gene_ids else None,
                                          cells[i] if cells else None)  # fmt: skip
-        finally:
-            adata.file.close()
 
     def _row(self, path: Path, i: int, name: str, values: np.ndarray, dataset: str, version: str,
              cell_line: str | None, gene: str | None, ensembl: str | None,

@@ -3,6 +3,7 @@ whole run rejected (--strict); the graph never changes for a rejected run."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
@@ -413,6 +414,45 @@ def test_perturbseq_repeated_observations_are_rejected_not_counted_as_loaded(
     result = ingest_files(graph, "perturbseq", [path], tmp_path)
     assert (result["rows_read"], result["rows_loaded"], result["rows_rejected"]) == (8, 7, 1)
     assert graph_counts(graph)["ExpressionProfile"] == 7
+
+
+def command_lines() -> list[str]:
+    """Every process's command line (Linux's /proc; a process may end while it is read)."""
+    lines = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            lines.append(entry.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return lines
+
+
+@pytest.mark.adapter("perturbseq")
+@pytest.mark.adapter("expression")
+def test_an_h5ad_on_which_libhdf5_loops_forever_is_one_line_and_nothing_is_written(
+    graph: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fuzzer case 2225: one byte in the size of a global-heap string (an `encoding-type` "dict"
+    attribute) sends libhdf5 into an endless loop (HDFGroup/hdf5#1707); the read is bounded."""
+    import kgctl.ingest.h5ad
+
+    path = generators.perturbseq_h5ad(tmp_path / "K562_loop.h5ad", n_perturbations=6,
+                                      n_readout=10, n_controls=2)  # fmt: skip
+    data = bytearray(path.read_bytes())
+    size_then_text = (
+        b"\x04\x00\x00\x00\x00\x00\x00\x00dict"  # a heap object's 8-byte size, its text
+    )
+    at = data.rfind(size_then_text)
+    assert data.count(size_then_text) >= 2, "the generated file no longer has the heap layout"
+    data[at] = 163
+    path.write_bytes(data)
+    monkeypatch.setattr(kgctl.ingest.h5ad, "READ_TIMEOUT_S", 5.0)  # the loop never ends anyway
+    before = graph_counts(graph)
+    for source in ("perturbseq", "expression"):
+        with pytest.raises(KgctlError, match=r"K562_loop.h5ad: damaged .h5ad file \(obs, var or "
+                           r"the shape of X\): reading it did not finish in 5 s") as caught:  # fmt: skip
+            ingest_files(graph, source, [path], tmp_path)
+        assert "\n" not in caught.value.message
+    assert graph_counts(graph) == before
+    assert not [cmd for cmd in command_lines() if str(path) in cmd]  # the looping readers are gone
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
