@@ -1,15 +1,18 @@
-"""`.h5ad` (AnnData HDF5) files read by a child process, each read with a time bound: libhdf5 can
+"""`.h5ad` (AnnData HDF5) files read by a reader process, each read with a time bound: libhdf5 can
 loop forever, or crash, on a damaged file (HDFGroup/hdf5#1707; here one flipped byte in the size of
 a global-heap string), and neither a loop in C nor a segfault can be stopped in-process."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +28,7 @@ import pandas as pd
 from kgctl.core.errors import KgctlError
 from kgctl.ingest.readers import is_gzip
 
-READ_TIMEOUT_S = 60.0  # one read: the child's start with obs and var, or one block of X's rows
+READ_TIMEOUT_S = 60.0  # one read: opening a file (and a new reader's start), or a block of rows
 
 
 @dataclass
@@ -53,8 +56,6 @@ def _open(path: Path) -> Any:
     """The AnnData in backed mode: obs and var in memory, X read in row blocks on demand."""
     import anndata
 
-    if is_gzip(path):
-        raise KgctlError(f"{path}: gzip-compressed; .h5ad files are HDF5 and must be decompressed")
     try:
         with warnings.catch_warnings():  # a repeated obs name is the adapter's to report
             warnings.filterwarnings("ignore", "Observation names are not unique")
@@ -63,53 +64,125 @@ def _open(path: Path) -> Any:
         raise KgctlError(f"{path}: not a readable .h5ad (AnnData HDF5) file: {exc}") from exc
 
 
-def _serve(path: Path, pipe: Connection) -> None:
-    """The child: open the file, send its header, then each block of rows asked for; a failure
-    is sent as its one-line message, and ends the child. Each read is under an alarm left at its
-    default action, so a read that loops in C ends the child even if the parent is gone."""
+def _serve(pipe: Connection) -> None:
+    """The reader: for each path sent, open the file and send its header, then each block of rows
+    asked for, until None closes the file; a failure is sent as its one-line message and closes
+    the file. Each read is under an alarm left at its default action, so a read that loops in C
+    ends the reader even when the parent is gone."""
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    try:
-        signal.alarm(int(READ_TIMEOUT_S) + 10)
-        adata = _open(path)
-        with damaged(path, "obs, var or the shape of X"):
-            shape = tuple(adata.X.shape) if adata.X is not None else None
-            header = Header(adata.obs.copy(), adata.var.copy(), shape)
-        signal.alarm(0)
-        pipe.send(header)
-        while (request := pipe.recv()) is not None:
-            start, stop = request
-            signal.alarm(int(READ_TIMEOUT_S) + 10)
-            with damaged(path, f"X rows {start + 1}-{stop}"):
-                block = adata.X[start:stop]
-                block = np.asarray(block.toarray() if hasattr(block, "toarray") else block)
-            signal.alarm(0)
-            pipe.send(block)
-    except KgctlError as exc:
-        pipe.send(exc.message)
-    except EOFError:  # the parent is gone
-        pass
+    with contextlib.suppress(EOFError):  # the parent is gone
+        while (name := pipe.recv()) is not None:
+            path, adata = Path(name), None
+            try:
+                signal.alarm(int(READ_TIMEOUT_S) + 10)
+                adata = _open(path)
+                with damaged(path, "obs, var or the shape of X"):
+                    shape = tuple(adata.X.shape) if adata.X is not None else None
+                    header = Header(adata.obs.copy(), adata.var.copy(), shape)
+                signal.alarm(0)
+                pipe.send(header)
+                while (request := pipe.recv()) is not None:
+                    start, stop = request
+                    signal.alarm(int(READ_TIMEOUT_S) + 10)
+                    with damaged(path, f"X rows {start + 1}-{stop}"):
+                        block = adata.X[start:stop]
+                        block = np.asarray(block.toarray() if hasattr(block, "toarray") else block)
+                    signal.alarm(0)
+                    pipe.send(block)
+            except KgctlError as exc:
+                signal.alarm(0)
+                pipe.send(exc.message)
+            finally:
+                if adata is not None:
+                    with contextlib.suppress(Exception):  # a damaged file may not close cleanly
+                        adata.file.close()
+
+
+class _Reader:
+    """A reader process (`python` running `main`, not a multiprocessing child: those re-run the
+    caller's main module, which a script without a `__main__` guard cannot survive)."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill())
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from kgctl.ingest.h5ad import main; main()",
+                 str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=self.stderr,
+            )  # fmt: skip
+        self.pipe = Connection(ours.detach())
+
+    def ask(self, request: Any, prefix: str) -> Any:
+        """The reader's answer to `request`; a KgctlError starting with `prefix` when it takes
+        longer than READ_TIMEOUT_S or the reader dies (the reader is then killed)."""
+        try:
+            self.pipe.send(request)
+            if not self.pipe.poll(READ_TIMEOUT_S):
+                self.kill()
+                raise KgctlError(f"{prefix}: reading it did not finish in {READ_TIMEOUT_S:.0f} s "
+                                 "(libhdf5 loops on some damaged files)")  # fmt: skip
+            answer = self.pipe.recv()
+        except (EOFError, OSError):
+            code = self.process.wait()
+            self.stderr.seek(0)
+            last = (self.stderr.read().decode(errors="replace").strip().splitlines() or [""])[-1]
+            self.kill()
+            raise KgctlError(f"{prefix}: the HDF5 reader crashed (exit code {code})"
+                             + (f": {last}" if last else "")) from None  # fmt: skip
+        if isinstance(answer, str):
+            raise KgctlError(answer)
+        return answer
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            self.process.kill()
+            self.process.wait()
+        self.pipe.close()
+        self.stderr.close()
+
+
+_IDLE: list[_Reader] = []  # readers with no file open: starting one costs ~1.5 s (anndata)
+_IDLE_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_IDLE.clear)  # a forked process starts its own
+
+
+@atexit.register
+def _stop_idle() -> None:
+    while _IDLE:
+        reader = _IDLE.pop()
+        with contextlib.suppress(OSError):
+            reader.pipe.send(None)  # the reader's loop ends
+        try:
+            reader.process.wait(timeout=5)
+        finally:
+            reader.kill()
 
 
 class H5ad:
     """An open `.h5ad` whose X matches obs × var: `header`, and `rows(start, stop)` as a dense
-    block. Use it as a context manager; a read past READ_TIMEOUT_S, or a reader that dies, is a
-    KgctlError. The reader is a plain `python` running `main`, not a multiprocessing child: those
-    re-run the caller's main module, which a script without a `__main__` guard cannot survive."""
+    block, read by a reader process. Use it as a context manager; a read past READ_TIMEOUT_S, or
+    a reader that dies, is a KgctlError."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        ours, theirs = socket.socketpair()
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-        with theirs:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", "from kgctl.ingest.h5ad import main; main()", str(path),
-                 str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=self._stderr,
-            )  # fmt: skip
-        self._pipe = Connection(ours.detach())
+        if is_gzip(path):  # before any reader starts
+            raise KgctlError(
+                f"{path}: gzip-compressed; .h5ad files are HDF5 and must be decompressed"
+            )
+        with _IDLE_LOCK:
+            self._reader = _IDLE.pop() if _IDLE else _Reader()
+        self._open = False
         try:
-            self.header: Header = self._receive("obs, var or the shape of X")
+            self.header: Header = self._reader.ask(
+                str(path), self._damaged("obs, var or the shape of X")
+            )
+            self._open = True
             obs, var, shape = self.header.obs, self.header.var, self.header.shape
             if shape != (len(obs), len(var)):
                 raise KgctlError(
@@ -119,40 +192,33 @@ class H5ad:
             self.close()
             raise
 
+    def _damaged(self, where: str) -> str:
+        return f"{self.path}: damaged .h5ad file ({where})"
+
     def rows(self, start: int, stop: int) -> np.ndarray:
-        self._pipe.send((start, stop))
-        block: np.ndarray = self._receive(f"X rows {start + 1}-{stop}")
+        try:
+            block: np.ndarray = self._reader.ask(
+                (start, stop), self._damaged(f"X rows {start + 1}-{stop}")
+            )
+        except KgctlError:
+            self._open = False  # the reader closed the file (or is gone)
+            raise
         return block
 
-    def _receive(self, where: str) -> Any:
-        prefix = f"{self.path}: damaged .h5ad file ({where})"
-        if not self._pipe.poll(READ_TIMEOUT_S):
-            self._process.kill()
-            raise KgctlError(f"{prefix}: reading it did not finish in {READ_TIMEOUT_S:.0f} s "
-                             "(libhdf5 loops on some damaged files)")  # fmt: skip
-        try:
-            answer = self._pipe.recv()
-        except (EOFError, OSError):
-            code = self._process.wait()
-            self._stderr.seek(0)
-            last = (self._stderr.read().decode(errors="replace").strip().splitlines() or [""])[-1]
-            raise KgctlError(f"{prefix}: the HDF5 reader crashed (exit code {code})"
-                             + (f": {last}" if last else "")) from None  # fmt: skip
-        if isinstance(answer, str):
-            raise KgctlError(answer)
-        return answer
-
     def close(self) -> None:
-        if self._process.poll() is None:
-            with contextlib.suppress(OSError):  # the child is gone already
-                self._pipe.send(None)
+        """Close the file and give the reader back for the next one (a broken one is dropped)."""
+        reader = self._reader
+        if reader.alive and self._open:
             try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:  # still in a read that does not end
-                self._process.kill()
-                self._process.wait()
-        self._pipe.close()
-        self._stderr.close()
+                reader.pipe.send(None)
+            except OSError:
+                reader.kill()
+        self._open = False
+        if reader.alive:
+            with _IDLE_LOCK:
+                _IDLE.append(reader)
+        else:
+            reader.kill()
 
     def __enter__(self) -> H5ad:
         return self
@@ -163,5 +229,5 @@ class H5ad:
 
 
 def main() -> None:
-    """The reader's entry point: `python -c "…main()" PATH SOCKET_FD`."""
-    _serve(Path(sys.argv[1]), Connection(int(sys.argv[2])))
+    """The reader's entry point: `python -c "…main()" SOCKET_FD`."""
+    _serve(Connection(int(sys.argv[1])))

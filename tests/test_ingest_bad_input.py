@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import kgctl.ingest.pipeline as pipeline
@@ -453,6 +454,30 @@ def test_an_h5ad_on_which_libhdf5_loops_forever_is_one_line_and_nothing_is_writt
         assert "\n" not in caught.value.message
     assert graph_counts(graph) == before
     assert not [cmd for cmd in command_lines() if str(path) in cmd]  # the looping readers are gone
+
+
+@pytest.mark.adapter("perturbseq")
+def test_the_h5ad_reader_reports_bad_files_in_one_line_and_serves_the_next(tmp_path: Path) -> None:
+    import anndata
+
+    from kgctl.ingest.h5ad import _IDLE, H5ad
+
+    sound = generators.perturbseq_h5ad(tmp_path / "K562.h5ad", n_perturbations=5, n_readout=7,
+                                       n_controls=1)  # fmt: skip
+    not_hdf5 = write(tmp_path / "K562_text.h5ad", "gene\tvalue\n")
+    packed = tmp_path / "K562_packed.h5ad"
+    packed.write_bytes(gzip.compress(sound.read_bytes()))
+    expected = np.asarray(anndata.read_h5ad(sound).X)
+    for _ in range(2):  # a failure leaves the reader able to serve the next file
+        with pytest.raises(KgctlError, match=r"K562_text.h5ad: not a readable .h5ad"):
+            H5ad(not_hdf5)
+        with pytest.raises(KgctlError, match=r"K562_packed.h5ad: gzip-compressed"):
+            H5ad(packed)
+        with H5ad(sound) as h5ad:
+            assert h5ad.header.shape == expected.shape == (len(h5ad.header.obs), 7)
+            assert np.array_equal(h5ad.rows(0, 2), expected[:2])
+            assert np.array_equal(h5ad.rows(2, 99), expected[2:])
+    assert len(_IDLE) == 1  # one reader, started once, kept for the next file
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
