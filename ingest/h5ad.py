@@ -116,21 +116,26 @@ class _Reader:
 
     def ask(self, request: Any, prefix: str) -> Any:
         """The reader's answer to `request`; a KgctlError starting with `prefix` when it takes
-        longer than READ_TIMEOUT_S or the reader dies (the reader is then killed)."""
+        longer than READ_TIMEOUT_S or the reader dies. Past a failure of its own the reader is
+        killed; an error it reports about the file leaves it ready for the next one."""
         try:
             self.pipe.send(request)
             if not self.pipe.poll(READ_TIMEOUT_S):
-                self.kill()
                 raise KgctlError(f"{prefix}: reading it did not finish in {READ_TIMEOUT_S:.0f} s "
                                  "(libhdf5 loops on some damaged files)")  # fmt: skip
             answer = self.pipe.recv()
         except (EOFError, OSError):
-            code = self.process.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
             self.stderr.seek(0)
             last = (self.stderr.read().decode(errors="replace").strip().splitlines() or [""])[-1]
             self.kill()
+            code = self.process.returncode
             raise KgctlError(f"{prefix}: the HDF5 reader crashed (exit code {code})"
                              + (f": {last}" if last else "")) from None  # fmt: skip
+        except BaseException:  # interrupted (^C): its answer would reach the next file's reader
+            self.kill()
+            raise
         if isinstance(answer, str):
             raise KgctlError(answer)
         return answer

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -478,6 +480,12 @@ def test_the_h5ad_reader_reports_bad_files_in_one_line_and_serves_the_next(tmp_p
             assert np.array_equal(h5ad.rows(0, 2), expected[:2])
             assert np.array_equal(h5ad.rows(2, 99), expected[2:])
     assert len(_IDLE) == 1  # one reader, started once, kept for the next file
+    with H5ad(sound) as h5ad:  # a reader that crashes (libhdf5 can segfault on a damaged file)
+        os.kill(h5ad._reader.process.pid, signal.SIGSEGV)
+        with pytest.raises(KgctlError, match=r"K562.h5ad: damaged .h5ad file \(X rows 1-2\): "
+                           r"the HDF5 reader crashed \(exit code -11\)"):  # fmt: skip
+            h5ad.rows(0, 2)
+    assert not _IDLE  # the crashed reader is not given to the next file
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
