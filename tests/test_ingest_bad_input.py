@@ -337,6 +337,12 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(
     unclosed.write_text(header + ',"}) MATCH (n) DETACH DELETE n //\n' + rows)
     with pytest.raises(KgctlError, match="unclosed.csv: not a readable ','-separated table"):
         ingest_files(graph, "morphology", [unclosed], tmp_path, strict=True)
+    # A row wider than the header (fuzzer cases 6352, 9803): pandas' message ends with "\n".
+    first_row, later = rows.split("\n", 1)
+    unclosed.write_text(header + "\n" + first_row + "\n" + later.replace("\n", ",1,2,3\n", 1))
+    with pytest.raises(KgctlError, match=r"Expected \d+ fields in line 3, saw \d+$") as wide:
+        ingest_files(graph, "morphology", [unclosed], tmp_path, strict=True)
+    assert "\n" not in wide.value.message
     # One that closes in the last row: pandas' columns are not the header's (was a KeyError).
     first = next(c for c in frame.columns if not c.startswith("Metadata_"))
     unclosed.write_text(header.replace(first, '"}) MATCH (n) //,' + first, 1) + "\n" + rows + '"\n')
