@@ -6,7 +6,7 @@ forest and MLP on Morgan fingerprints and the same encoder without pretraining, 
 scaffold split, with the share of each set's molecules that have context edges.
 
     python benchmarks/infoalign.py [--epochs 20] [--sets chembl2k,broad6k,toxcast,biogen3k]
-                                   [--work DIR [--run RUN]]
+                                   [--work DIR [--run RUN]] [--keep-other-sets]
 
 `--work DIR` keeps the server and runs there; with `--run RUN` an earlier run in it is evaluated,
 without building or training, keeping the figures the JSON already holds for that run. Writes benchmarks/results/infoalign.json after every step.
@@ -86,6 +86,9 @@ def main() -> None:
         "--work", help="keep the server and runs in this folder (reuse it if there)"
     )
     parser.add_argument("--run", help="with --work: evaluate this earlier run again")
+    parser.add_argument("--keep-other-sets", action="store_true",
+                        help="keep the JSON's figures for the sets not in --sets, each with the "
+                        "run it was measured on (and that run's pretraining and held-out targets)")  # fmt: skip
     args = parser.parse_args()
     data = shared_data_dir()
     keep = args.work is not None
@@ -138,11 +141,18 @@ def main() -> None:
         if not keep:
             ts.server.stop(force=True, timeout=60)
             shutil.rmtree(work, ignore_errors=True)
+    if args.keep_other_sets and RESULT.exists():
+        earlier = json.loads(RESULT.read_text())["figures"]
+        kept = [n for n in SETS if n not in figures and isinstance(earlier.get(n), dict)]
+        figures |= {n: earlier[n] for n in kept}
+        if kept and earlier["pretraining"]["run"] != figures["pretraining"]["run"]:
+            figures["earlier_run"] = {"sets": kept, "pretraining": earlier["pretraining"],
+                                      "targets": earlier["targets"]}  # fmt: skip
     summary: dict[str, Any] = {}
     for name in (n for n in SETS if n in figures):
         result = figures[name]
         key = result["metric"]
-        summary[name] = {"metric": key, "context_share": result["context"]["share_with_context_edges"],
+        summary[name] = {"metric": key, "run": result["run_id"], "context_share": result["context"]["share_with_context_edges"],
                          **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()}}  # fmt: skip
     summary["targets"] = figures["targets"].get("methods")
     figures["summary"] = summary
