@@ -76,6 +76,27 @@ def graph_facts(conn: Connection) -> dict[str, Any]:
             "no Cell Painting profiles"}  # fmt: skip
 
 
+def keep_other_sets(figures: dict[str, Any], before: dict[str, Any]) -> None:
+    """The earlier JSON's sets that this run did not measure, each with its run id; when that
+    run is another, its pretraining and held-out targets too."""
+    kept = [n for n in SETS if n not in figures and isinstance(before.get(n), dict)]
+    figures |= {n: before[n] for n in kept}
+    if kept and before["pretraining"]["run"] != figures["pretraining"]["run"]:
+        figures["earlier_run"] = {"sets": kept, "pretraining": before["pretraining"],
+                                  "targets": before["targets"]}  # fmt: skip
+
+
+def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for name in (n for n in SETS if n in figures):
+        result = figures[name]
+        key = result["metric"]
+        summary[name] = {"metric": key, "run": result["run_id"], "context_share": result["context"]["share_with_context_edges"],
+                         **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()}}  # fmt: skip
+    summary["targets"] = figures["targets"].get("methods")
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
@@ -99,15 +120,15 @@ def main() -> None:
         ts = make_test_server(work / "server", heap="2g", pagecache="1g", start_timeout=300)
     start_managed(ts.settings)
     started = time.perf_counter()
+    before = json.loads(RESULT.read_text())["figures"] if RESULT.exists() else {}  # read once
     figures: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     try:
         with ts.connect() as conn:
             data_dir = ts.settings.paths.data_dir
             if args.run:
                 run = runs.load_run(data_dir, args.run)
-                earlier = json.loads(RESULT.read_text())["figures"] if RESULT.exists() else {}
-                if earlier.get("pretraining", {}).get("run") == run.id:  # keep what it measured
-                    figures |= {k: v for k, v in earlier.items() if k not in ("summary", "seconds")}
+                if before.get("pretraining", {}).get("run") == run.id:  # keep what it measured
+                    figures |= {k: v for k, v in before.items() if k not in ("summary", "seconds")}
             else:
                 built = build_context_graph(conn, data, work / "context", on_progress=progress)
                 figures["graph_seconds"] = built["seconds"]
@@ -141,21 +162,9 @@ def main() -> None:
         if not keep:
             ts.server.stop(force=True, timeout=60)
             shutil.rmtree(work, ignore_errors=True)
-    if args.keep_other_sets and RESULT.exists():
-        earlier = json.loads(RESULT.read_text())["figures"]
-        kept = [n for n in SETS if n not in figures and isinstance(earlier.get(n), dict)]
-        figures |= {n: earlier[n] for n in kept}
-        if kept and earlier["pretraining"]["run"] != figures["pretraining"]["run"]:
-            figures["earlier_run"] = {"sets": kept, "pretraining": earlier["pretraining"],
-                                      "targets": earlier["targets"]}  # fmt: skip
-    summary: dict[str, Any] = {}
-    for name in (n for n in SETS if n in figures):
-        result = figures[name]
-        key = result["metric"]
-        summary[name] = {"metric": key, "run": result["run_id"], "context_share": result["context"]["share_with_context_edges"],
-                         **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()}}  # fmt: skip
-    summary["targets"] = figures["targets"].get("methods")
-    figures["summary"] = summary
+    if args.keep_other_sets:
+        keep_other_sets(figures, before)
+    figures["summary"] = summary_of(figures)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     write_result("infoalign", figures)
 
