@@ -40,6 +40,11 @@ class Header:
     shape: tuple[int, ...] | None
 
 
+def damaged_part(path: Path, where: str) -> str:
+    """The start of every message about a damaged file: the file and the part being read."""
+    return f"{path}: damaged .h5ad file ({where})"
+
+
 @contextmanager
 def damaged(path: Path, where: str) -> Iterator[None]:
     """A file that opens but whose HDF5 objects are damaged: h5py raises KeyError, OSError,
@@ -49,7 +54,17 @@ def damaged(path: Path, where: str) -> Iterator[None]:
     except KgctlError:
         raise
     except Exception as exc:
-        raise KgctlError(f"{path}: damaged .h5ad file ({where}): {exc}") from exc
+        raise KgctlError(f"{damaged_part(path, where)}: {exc}") from exc
+
+
+@contextmanager
+def alarm() -> Iterator[None]:
+    """An alarm at its default action (the end of the process) past the parent's bound."""
+    signal.alarm(int(READ_TIMEOUT_S) + 10)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
 
 
 def _open(path: Path) -> Any:
@@ -74,23 +89,18 @@ def _serve(pipe: Connection) -> None:
         while (name := pipe.recv()) is not None:
             path, adata = Path(name), None
             try:
-                signal.alarm(int(READ_TIMEOUT_S) + 10)
-                adata = _open(path)
-                with damaged(path, "obs, var or the shape of X"):
+                with alarm(), damaged(path, "obs, var or the shape of X"):
+                    adata = _open(path)
                     shape = tuple(adata.X.shape) if adata.X is not None else None
                     header = Header(adata.obs.copy(), adata.var.copy(), shape)
-                signal.alarm(0)
                 pipe.send(header)
                 while (request := pipe.recv()) is not None:
                     start, stop = request
-                    signal.alarm(int(READ_TIMEOUT_S) + 10)
-                    with damaged(path, f"X rows {start + 1}-{stop}"):
+                    with alarm(), damaged(path, f"X rows {start + 1}-{stop}"):
                         block = adata.X[start:stop]
                         block = np.asarray(block.toarray() if hasattr(block, "toarray") else block)
-                    signal.alarm(0)
                     pipe.send(block)
             except KgctlError as exc:
-                signal.alarm(0)
                 pipe.send(exc.message)
             finally:
                 if adata is not None:
@@ -185,7 +195,7 @@ class H5ad:
         self._open = False
         try:
             self.header: Header = self._reader.ask(
-                str(path), self._damaged("obs, var or the shape of X")
+                str(path), damaged_part(path, "obs, var or the shape of X")
             )
             self._open = True
             obs, var, shape = self.header.obs, self.header.var, self.header.shape
@@ -197,13 +207,10 @@ class H5ad:
             self.close()
             raise
 
-    def _damaged(self, where: str) -> str:
-        return f"{self.path}: damaged .h5ad file ({where})"
-
     def rows(self, start: int, stop: int) -> np.ndarray:
         try:
             block: np.ndarray = self._reader.ask(
-                (start, stop), self._damaged(f"X rows {start + 1}-{stop}")
+                (start, stop), damaged_part(self.path, f"X rows {start + 1}-{stop}")
             )
         except KgctlError:
             self._open = False  # the reader closed the file (or is gone)
