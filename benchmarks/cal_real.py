@@ -48,9 +48,7 @@ def main() -> None:
     parser.add_argument("--min-score", type=float, default=700)
     parser.add_argument("--seeds", default="42,123,456")
     parser.add_argument("--thresholds", default="400,700,900", help="empty: no sweep")
-    parser.add_argument(
-        "--keep", type=Path, help="Copy the run folder (plots, evaluation.json) here."
-    )
+    parser.add_argument("--keep", type=Path, help="Copy the run folder (plots, evaluation.json) here.")
     args = parser.parse_args()
     data = shared_data_dir()
     string = data / "string"
@@ -62,16 +60,19 @@ def main() -> None:
     try:
         with ts.connect() as conn:
             started = time.perf_counter()
-            ingest(conn, "string", [string / "9606.protein.info.v12.0.subset.txt.gz",
-                                    string / "9606.protein.links.full.v12.0.subset.txt.gz"], {},
-                   rejects_dir=work)  # fmt: skip
             ingest(
-                conn, "depmap", [depmap / "CRISPRGeneEffect.subset.csv.gz"], {}, rejects_dir=work
+                conn,
+                "string",
+                [
+                    string / "9606.protein.info.v12.0.subset.txt.gz",
+                    string / "9606.protein.links.full.v12.0.subset.txt.gz",
+                ],
+                {},
+                rejects_dir=work,
             )
+            ingest(conn, "depmap", [depmap / "CRISPRGeneEffect.subset.csv.gz"], {}, rejects_dir=work)
             figures["ingest_seconds"] = round(time.perf_counter() - started, 1)
-            dataset = conn.query(
-                "MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id"
-            )[0]["id"]
+            dataset = conn.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0]["id"]
             config = CALConfig(dataset=dataset, min_score=args.min_score, epochs=args.epochs)
             figures["config"] = config.to_dict()
             data_dir = ts.settings.paths.data_dir
@@ -79,9 +80,7 @@ def main() -> None:
             figures["data"] = run.record["data"]
             figures["training"] = run.record["metrics"]["training"]
             started = time.perf_counter()
-            result = runs.evaluate(
-                conn, data_dir, run.id, {"seeds": args.seeds, "thresholds": args.thresholds}
-            )
+            result = runs.evaluate(conn, data_dir, run.id, {"seeds": args.seeds, "thresholds": args.thresholds})
             figures["evaluation_seconds"] = round(time.perf_counter() - started, 1)
             figures["headline"] = runs.load_run(data_dir, run.id).record["metrics"]["evaluation"]
             figures["evaluation"] = result
@@ -93,27 +92,21 @@ def main() -> None:
                 "cal",
                 runs.settings_from(data_dir, run.id, "cal").replace(split="none"),
             )
-            figures["final_model"] = {"run": final.id, "config": final.record["config"],
-                                      "training": final.record["metrics"]["training"]}  # fmt: skip
+            figures["final_model"] = {
+                "run": final.id,
+                "config": final.record["config"],
+                "training": final.record["metrics"]["training"],
+            }
             rows = CAL(CALConfig(**final.record["config"])).pair_rows(final, inputs)
-            figures["hub_concentration_top5"] = {h: most_listed(top_k(rows, inputs.n, 10, h).partner)
-                                                 for h in HUBNESS}  # fmt: skip
+            figures["hub_concentration_top5"] = {h: most_listed(top_k(rows, inputs.n, 10, h).partner) for h in HUBNESS}
             predicted = runs.predict(conn, data_dir, final.id, {"top_k": 10}, write_back=True)
             figures["prediction"] = predicted["prediction"]
             figures["write_back"] = predicted["written"]
             evidence = work / "string-400-699.tsv"
-            below = inputs.known[
-                ~np.isin(pair_keys(inputs.known, inputs.n), pair_keys(inputs.positives, inputs.n))
-            ]
-            evidence.write_text(
-                "".join(f"{inputs.genes[a]}\t{inputs.genes[b]}\n" for a, b in below)
-            )
-            check = runs.evaluate(
-                conn, data_dir, final.id, {"evidence": str(evidence), "evidence_top": 100}
-            )
-            figures["evidence_string_400_699"] = {
-                k: check[k] for k in ("top", "all", "enrichment_over_random")
-            }
+            below = inputs.known[~np.isin(pair_keys(inputs.known, inputs.n), pair_keys(inputs.positives, inputs.n))]
+            evidence.write_text("".join(f"{inputs.genes[a]}\t{inputs.genes[b]}\n" for a, b in below))
+            check = runs.evaluate(conn, data_dir, final.id, {"evidence": str(evidence), "evidence_top": 100})
+            figures["evidence_string_400_699"] = {k: check[k] for k in ("top", "all", "enrichment_over_random")}
             figures["evidence_string_400_699"]["pairs"] = len(below)
             if args.keep:
                 shutil.copytree(run.dir, args.keep / run.id, dirs_exist_ok=True)
@@ -133,9 +126,7 @@ def defaults_study(inputs: Inputs, config: CALConfig, folder: Path, seeds: str) 
     }
     for seed in map(int, seeds.split(",")):
         seeded = config.replace(seed=seed, split="node", search=study["search"])
-        chosen = fit_selected(
-            seeded, lambda c: CAL(c).task(inputs), folder / str(seed), device="cpu"
-        )
+        chosen = fit_selected(seeded, lambda c: CAL(c).task(inputs), folder / str(seed), device="cpu")
         study["per_seed"][str(seed)] = chosen.record()
     return study
 

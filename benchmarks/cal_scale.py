@@ -60,9 +60,7 @@ def peak_gb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3)
 
 
-def run(
-    device: str, x: np.ndarray, pairs: np.ndarray, epochs: dict[str, int], full: int
-) -> dict[str, Any]:
+def run(device: str, x: np.ndarray, pairs: np.ndarray, epochs: dict[str, int], full: int) -> dict[str, Any]:
     out: dict[str, Any] = {"device": device}
     model = CALModel(x.shape[1]).to(device)  # timing does not depend on the weights
     xt = torch.from_numpy(x).to(device)
@@ -75,29 +73,40 @@ def run(
     if device == "cuda":
         torch.cuda.synchronize()
     out["full_pair_scoring"] = {
-        "seconds": round(time.perf_counter() - started, 3), "ordered_pairs": top.pairs_scored,
-        "top_k": 10, "pairs_per_second": round(top.pairs_scored / (time.perf_counter() - started)),
+        "seconds": round(time.perf_counter() - started, 3),
+        "ordered_pairs": top.pairs_scored,
+        "top_k": 10,
+        "pairs_per_second": round(top.pairs_scored / (time.perf_counter() - started)),
         "peak_rss_gb_so_far": peak_gb(),
         "peak_cuda_gb": round(torch.cuda.max_memory_allocated() / 1e9, 3) if device == "cuda" else None,
-    }  # fmt: skip
+    }
     for loss in ("in-batch", "random-negatives"):
-        config = CALConfig(dataset="synthetic", pca_dim=x.shape[1], epochs=full, loss=loss, transform="both",
-                           negatives=1023, checkpoint_every=10_000)  # fmt: skip
+        config = CALConfig(
+            dataset="synthetic",
+            pca_dim=x.shape[1],
+            epochs=full,
+            loss=loss,
+            transform="both",
+            negatives=1023,
+            checkpoint_every=10_000,
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            result = fit(
-                CALTask(config, x, pairs), Path(tmp), device=device, stop_after=epochs[loss]
-            ).result
+            result = fit(CALTask(config, x, pairs), Path(tmp), device=device, stop_after=epochs[loss]).result
         per_epoch = [e["seconds"] for e in result["history"]]
         out[loss] = {
-            "epochs_run": len(per_epoch), "epochs_configured": full,
+            "epochs_run": len(per_epoch),
+            "epochs_configured": full,
             "steps_per_epoch": result["history"][-1]["steps"],
             "seconds_per_epoch_median": round(float(np.median(per_epoch)), 3),
             "seconds_per_epoch": per_epoch,
             "projected_seconds_for_configured_epochs": round(float(np.median(per_epoch)) * full, 1)
-            if len(per_epoch) < full else None,
-            "total_seconds": result["seconds"], "final_loss": result["final_loss"],
-            "precision": result["precision"], "peak_memory_gb": result["peak_memory_gb"],
-        }  # fmt: skip
+            if len(per_epoch) < full
+            else None,
+            "total_seconds": result["seconds"],
+            "final_loss": result["final_loss"],
+            "precision": result["precision"],
+            "peak_memory_gb": result["peak_memory_gb"],
+        }
     out["peak_rss_gb"] = peak_gb()
     return out
 
@@ -109,25 +118,29 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--cpu-epochs", type=int, default=2, help="In-batch epochs on the CPU.")
-    parser.add_argument(
-        "--cpu-epochs-random", type=int, default=2, help="Random-negative epochs on the CPU."
-    )
+    parser.add_argument("--cpu-epochs-random", type=int, default=2, help="Random-negative epochs on the CPU.")
     parser.add_argument("--skip-cpu", action="store_true", help="Only the GPU figures.")
     args = parser.parse_args()
     started = time.perf_counter()
     x, pairs = synthetic(args.genes, args.dim, args.pairs)
     figures: dict[str, Any] = {
-        "genes": args.genes, "features": args.dim, "positive_pairs": len(pairs),
+        "genes": args.genes,
+        "features": args.dim,
+        "positive_pairs": len(pairs),
         "model": "reference: hidden 1024, 3 blocks, 2.2 M parameters for d = 100; batch 512, AdamW, τ 0.05",
-        "data_seconds": round(time.perf_counter() - started, 2), "torch_threads": torch.get_num_threads(),
-    }  # fmt: skip
+        "data_seconds": round(time.perf_counter() - started, 2),
+        "torch_threads": torch.get_num_threads(),
+    }
     if not args.skip_cpu:
-        cpu_epochs = {"in-batch": min(args.cpu_epochs, args.epochs),
-                      "random-negatives": min(args.cpu_epochs_random, args.epochs)}  # fmt: skip
+        cpu_epochs = {
+            "in-batch": min(args.cpu_epochs, args.epochs),
+            "random-negatives": min(args.cpu_epochs_random, args.epochs),
+        }
         figures["cpu"] = run("cpu", x, pairs, cpu_epochs, args.epochs)
     every = {"in-batch": args.epochs, "random-negatives": args.epochs}
-    figures["cuda"] = (run("cuda", x, pairs, every, args.epochs) if torch.cuda.is_available()
-                       else "no CUDA device on this machine")  # fmt: skip
+    figures["cuda"] = (
+        run("cuda", x, pairs, every, args.epochs) if torch.cuda.is_available() else "no CUDA device on this machine"
+    )
     write_result("cal_scale", figures)
 
 

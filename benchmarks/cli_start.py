@@ -44,16 +44,14 @@ def main() -> None:
             times[name].append(time.perf_counter() - started)
     bare = statistics.median(times["python -c pass"])
     figures: dict[str, Any] = {
-        name: {"median_seconds": round(statistics.median(t), 4),
-               "ratio_to_bare_python": round(statistics.median(t) / bare, 2)}
+        name: {
+            "median_seconds": round(statistics.median(t), 4),
+            "ratio_to_bare_python": round(statistics.median(t) / bare, 2),
+        }
         for name, t in times.items()
-    }  # fmt: skip
-    status = subprocess.run(
-        COMMANDS["kgctl db status"], capture_output=True, text=True, check=False
-    )
-    figures["db_status_said"] = (
-        status.stdout.splitlines()[0] if status.stdout else status.stderr[-200:]
-    )
+    }
+    status = subprocess.run(COMMANDS["kgctl db status"], capture_output=True, text=True, check=False)
+    figures["db_status_said"] = status.stdout.splitlines()[0] if status.stdout else status.stderr[-200:]
     figures["repeats"] = args.repeats
     write_result("cli_start", figures)
 

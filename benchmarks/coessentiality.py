@@ -36,8 +36,11 @@ def main() -> None:
     effect = rng.normal(-0.1, 0.25, (args.genes, args.lines)) + 1.5 * modules[membership]
     effect[rng.random(args.genes) < 0.05] -= 1.0
     effect[rng.random(effect.shape) < 0.01] = np.nan
-    figures: dict[str, Any] = {"genes": args.genes, "cell_lines": args.lines,
-                               "pairs": args.genes * (args.genes - 1) // 2}  # fmt: skip
+    figures: dict[str, Any] = {
+        "genes": args.genes,
+        "cell_lines": args.lines,
+        "pairs": args.genes * (args.genes - 1) // 2,
+    }
     started = time.perf_counter()
     top = top_pairs(args.genes, essentiality_scorer(effect), 200_000)
     figures["reference_top_200k"] = {

@@ -38,16 +38,24 @@ def main() -> None:
             result = run_demo(conn, ts.settings.paths.data_dir)
         data_dir = ts.settings.paths.data_dir
         inputs = Inputs.load(runs.load_run(data_dir, result["evaluated_run_id"]).dir / runs.INPUTS)
-        study = defaults_study(inputs, DEMO_CONFIG.replace(dataset=result["dataset"]), work / "study",
-                               ",".join(map(str, SEEDS)))  # fmt: skip
+        study = defaults_study(
+            inputs, DEMO_CONFIG.replace(dataset=result["dataset"]), work / "study", ",".join(map(str, SEEDS))
+        )
     finally:
         ts.server.stop(force=True, timeout=60)
         shutil.rmtree(work, ignore_errors=True)
-    figures = {"server_start_seconds": server_seconds, "demo_seconds": result["seconds"],
-               "timings": result["timings"], "evaluation": result["evaluation"],
-               "planted_truth": result["planted_truth"], "written": result["written"],
-               "selection": result["selection"], "defaults_study": study,
-               "gene": result["gene"], "novel_candidates": result["novel_candidates"]}  # fmt: skip
+    figures = {
+        "server_start_seconds": server_seconds,
+        "demo_seconds": result["seconds"],
+        "timings": result["timings"],
+        "evaluation": result["evaluation"],
+        "planted_truth": result["planted_truth"],
+        "written": result["written"],
+        "selection": result["selection"],
+        "defaults_study": study,
+        "gene": result["gene"],
+        "novel_candidates": result["novel_candidates"],
+    }
     write_result("demo", figures)
 
 

@@ -38,8 +38,7 @@ def exported_view(work: Path, figures: dict[str, Any]) -> View:
     """Ingest the real STRING files into a fresh server, export the gene-association view three
     times (best of), and time the plain driver loop on the same relationships."""
     folder = shared_data_dir() / "string"
-    files = [folder / "9606.protein.info.v12.0.subset.txt.gz",
-             folder / "9606.protein.links.full.v12.0.subset.txt.gz"]  # fmt: skip
+    files = [folder / "9606.protein.info.v12.0.subset.txt.gz", folder / "9606.protein.links.full.v12.0.subset.txt.gz"]
     ts = make_test_server(work / "server", heap="4g", pagecache="2g", start_timeout=300)
     start_managed(ts.settings)
     try:
@@ -59,19 +58,25 @@ def exported_view(work: Path, figures: dict[str, Any]) -> View:
             for _ in range(2):
                 started = time.perf_counter()
                 with conn.driver.session(database=conn.database) as session:
-                    rows = session.run("MATCH (a:Gene)-[r:INTERACTS_WITH]->(b:Gene) "
-                                       "RETURN a.id AS a, b.id AS b, r.combined_score AS w").data()  # fmt: skip
+                    rows = session.run(
+                        "MATCH (a:Gene)-[r:INTERACTS_WITH]->(b:Gene) RETURN a.id AS a, b.id AS b, r.combined_score AS w"
+                    ).data()
                 plain.append(time.perf_counter() - started)
             assert len(rows) == rels
     finally:
         ts.server.stop(force=True, timeout=60)
     best, base = min(times), min(plain)
-    figures["export"] = {"relationships": rels, "nodes": len(view.node_ids),
-                         "seconds_each": [round(t, 3) for t in times],
-                         "relationships_per_s_best": round(rels / best),
-                         "cached_seconds": round(cached, 3)}  # fmt: skip
-    figures["plain_driver_loop"] = {"seconds_each": [round(t, 3) for t in plain],
-                                    "relationships_per_s_best": round(rels / base)}  # fmt: skip
+    figures["export"] = {
+        "relationships": rels,
+        "nodes": len(view.node_ids),
+        "seconds_each": [round(t, 3) for t in times],
+        "relationships_per_s_best": round(rels / best),
+        "cached_seconds": round(cached, 3),
+    }
+    figures["plain_driver_loop"] = {
+        "seconds_each": [round(t, 3) for t in plain],
+        "relationships_per_s_best": round(rels / base),
+    }
     figures["export_speedup_vs_plain_loop"] = round(base / best, 1)
     return view
 
@@ -116,8 +121,13 @@ def main() -> None:
     starts = torch.arange(n)
     walkers = n * args.walks_per_node
     steps = walkers * args.length
-    figures["walks"] = {"nodes": n, "csr_entries": graph.num_edges, "walk_length": args.length,
-                        "walkers": walkers, "steps": steps}  # fmt: skip
+    figures["walks"] = {
+        "nodes": n,
+        "csr_entries": graph.num_edges,
+        "walk_length": args.length,
+        "walkers": walkers,
+        "steps": steps,
+    }
     # The first call on a graph also builds its walk table (cached on the graph after that);
     # torch_cluster instead converts row to rowptr inside every call.
     fresh = CSRGraph.from_edge_index(data.edge_index, n, data.edge_weight / 1000)
@@ -130,8 +140,11 @@ def main() -> None:
     }
     for weighted in (False, True):
         name = "weighted" if weighted else "uniform"
-        seconds = best_of(lambda w=weighted: random_walks(
-            graph, starts, args.length, walks_per_node=args.walks_per_node, weighted=w, seed=0))  # fmt: skip
+        seconds = best_of(
+            lambda w=weighted: random_walks(
+                graph, starts, args.length, walks_per_node=args.walks_per_node, weighted=w, seed=0
+            )
+        )
         figures[f"cpu_{name}"] = {
             "seconds": round(seconds, 4),
             "steps_per_s": round(steps / seconds),
@@ -141,11 +154,13 @@ def main() -> None:
     subset = [i % n for i in range(args.reference_walkers)]
     seconds = best_of(lambda: reference_walks(rowptr, col, subset, args.length, rng), repeats=1)
     ref_steps = len(subset) * args.length
-    figures["cpu_reference_per_walker_loop"] = {"walkers": len(subset), "seconds": round(seconds, 3),
-                                                "steps_per_s": round(ref_steps / seconds)}  # fmt: skip
+    figures["cpu_reference_per_walker_loop"] = {
+        "walkers": len(subset),
+        "seconds": round(seconds, 3),
+        "steps_per_s": round(ref_steps / seconds),
+    }
     figures["speedup_vs_reference_uniform"] = round(
-        figures["cpu_uniform"]["steps_per_s"]
-        / figures["cpu_reference_per_walker_loop"]["steps_per_s"],
+        figures["cpu_uniform"]["steps_per_s"] / figures["cpu_reference_per_walker_loop"]["steps_per_s"],
         1,
     )
     try:
@@ -157,14 +172,16 @@ def main() -> None:
         many = starts.repeat_interleave(args.walks_per_node)
         contenders: dict[str, Callable[[], object]] = {
             "kgctl_uniform": lambda: random_walks(
-                graph, starts, args.length, walks_per_node=args.walks_per_node, seed=0),
+                graph, starts, args.length, walks_per_node=args.walks_per_node, seed=0
+            ),
             "torch_cluster_nodes_only": lambda: random_walk(
-                row, graph.col, many, args.length, coalesced=False, num_nodes=n),
+                row, graph.col, many, args.length, coalesced=False, num_nodes=n
+            ),
             # kgctl always returns edge ids too (InfoAlign's path weights need them)
             "torch_cluster_with_edge_ids": lambda: random_walk(
-                row, graph.col, many, args.length, coalesced=False, num_nodes=n,
-                return_edge_indices=True),
-        }  # fmt: skip
+                row, graph.col, many, args.length, coalesced=False, num_nodes=n, return_edge_indices=True
+            ),
+        }
         rounds: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(9):  # interleaved, so machine noise hits all three alike
             for name, fn in contenders.items():
@@ -173,8 +190,7 @@ def main() -> None:
                 rounds[name].append(time.perf_counter() - started)
         median = {name: sorted(times)[len(times) // 2] for name, times in rounds.items()}
         figures["interleaved_medians"] = {
-            name: {"seconds": round(t, 4), "steps_per_s": round(steps / t)}
-            for name, t in median.items()
+            name: {"seconds": round(t, 4), "steps_per_s": round(steps / t)} for name, t in median.items()
         }
         for name in ("torch_cluster_nodes_only", "torch_cluster_with_edge_ids"):
             figures[f"speedup_vs_{name}"] = round(median[name] / median["kgctl_uniform"], 2)
@@ -191,11 +207,17 @@ def main() -> None:
             run()  # CUDA context and kernels
             seconds = best_of(run)
             figures[f"cuda_{'weighted' if weighted else 'uniform'}"] = {
-                "walkers": n * per, "seconds": round(seconds, 4),
-                "steps_per_s": round(n * per * args.length / seconds)}  # fmt: skip
+                "walkers": n * per,
+                "seconds": round(seconds, 4),
+                "steps_per_s": round(n * per * args.length / seconds),
+            }
     figures["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    figures["targets"] = {"export_speedup": 5, "export_relationships_per_s": 500_000,
-                          "walks_vs_torch_cluster_cpu": 1.0, "cuda_steps_per_s": 1e9}  # fmt: skip
+    figures["targets"] = {
+        "export_speedup": 5,
+        "export_relationships_per_s": 500_000,
+        "walks_vs_torch_cluster_cpu": 1.0,
+        "cuda_steps_per_s": 1e9,
+    }
     write_result("export_walks", figures)
 
 

@@ -30,28 +30,20 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
-        sys.exit(
-            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-        )
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return seconds, proc.stdout + proc.stderr
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--warm", action="store_true", help="keep the user's pip, Maven and kgctl caches"
-    )
+    parser.add_argument("--warm", action="store_true", help="keep the user's pip, Maven and kgctl caches")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kgctl-clone-") as tmp:
         base = Path(tmp)
         clone = base / "kgctl"
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("NEO4J_", "KGCTL_", "VIRTUAL_ENV"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NEO4J_", "KGCTL_", "VIRTUAL_ENV"))}
         env["CI"] = "true"
         if not args.warm:
             env |= {
@@ -60,9 +52,7 @@ def main() -> None:
                 "MAVEN_OPTS": f"-Dmaven.repo.local={base / 'm2'}",
             }
         figures: dict[str, object] = {"caches": "warm" if args.warm else "empty"}
-        figures["venv_and_packages_seconds"], _ = run(
-            ["make", ".venv/.kgctl-installed"], clone, env
-        )
+        figures["venv_and_packages_seconds"], _ = run(["make", ".venv/.kgctl-installed"], clone, env)
         figures["neo4j_install_seconds"], _ = run(["make", "neo4j"], clone, env)
         figures["pytest_seconds"], output = run(["make", "test"], clone, env)
         summary = re.findall(r"=+ (.*(?:passed|failed).*) in [\d.]+s", output)

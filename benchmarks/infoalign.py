@@ -52,28 +52,40 @@ def throughput(run: runs.Run) -> dict[str, Any]:
     """Molecules (each with its walk and decoders) per second of training."""
     training = run.record["metrics"]["training"]
     config = InfoAlignConfig(**run.config)
-    return {"device": training["device"], "precision": training["precision"], "hidden": config.hidden,
-            "layers": config.layers, "batch_size": config.batch_size, "epochs": training["epochs_done"],
-            "seconds_per_epoch": training["seconds_per_epoch"], "peak_memory_gb": training["peak_memory_gb"],
-            "molecules_per_s": round(run.record["data"]["molecules"] / training["seconds_per_epoch"], 1),
-            "final": training["final"]}  # fmt: skip
+    return {
+        "device": training["device"],
+        "precision": training["precision"],
+        "hidden": config.hidden,
+        "layers": config.layers,
+        "batch_size": config.batch_size,
+        "epochs": training["epochs_done"],
+        "seconds_per_epoch": training["seconds_per_epoch"],
+        "peak_memory_gb": training["peak_memory_gb"],
+        "molecules_per_s": round(run.record["data"]["molecules"] / training["seconds_per_epoch"], 1),
+        "final": training["final"],
+    }
 
 
 def graph_facts(conn: Connection) -> dict[str, Any]:
     """What every ingest and build of the graph did (from their IngestRun nodes), and counts."""
-    runs_ = conn.query("MATCH (r:IngestRun) RETURN r.adapter AS adapter, r.source AS source, "
-                       "r.files AS files, r.status AS status, r.rows_read AS rows_read, "
-                       "r.rows_rejected AS rows_rejected, r.nodes_written AS nodes_written, "
-                       "r.relationships_written AS relationships_written, r.options AS options "
-                       "ORDER BY r.finished_at")  # fmt: skip
+    runs_ = conn.query(
+        "MATCH (r:IngestRun) RETURN r.adapter AS adapter, r.source AS source, "
+        "r.files AS files, r.status AS status, r.rows_read AS rows_read, "
+        "r.rows_rejected AS rows_rejected, r.nodes_written AS nodes_written, "
+        "r.relationships_written AS relationships_written, r.options AS options "
+        "ORDER BY r.finished_at"
+    )
     for r in runs_:
         r["files"] = [Path(f).name for f in r["files"] or []]
     labels = conn.query("MATCH (n) UNWIND labels(n) AS l RETURN l, count(*) AS n ORDER BY l")
     types = conn.query("MATCH ()-[r]->() RETURN type(r) AS t, count(*) AS n ORDER BY t")
-    return {"runs": runs_, "nodes": {r["l"]: r["n"] for r in labels},
-            "relationships": {r["t"]: r["n"] for r in types},
-            "modalities": "molecules (fingerprints), genes (DepMap gene effect), L1000 expression; "
-            "no Cell Painting profiles"}  # fmt: skip
+    return {
+        "runs": runs_,
+        "nodes": {r["l"]: r["n"] for r in labels},
+        "relationships": {r["t"]: r["n"] for r in types},
+        "modalities": "molecules (fingerprints), genes (DepMap gene effect), L1000 expression; "
+        "no Cell Painting profiles",
+    }
 
 
 def keep_other_sets(figures: dict[str, Any], before: dict[str, Any]) -> None:
@@ -82,8 +94,7 @@ def keep_other_sets(figures: dict[str, Any], before: dict[str, Any]) -> None:
     kept = [n for n in SETS if n not in figures and isinstance(before.get(n), dict)]
     figures |= {n: before[n] for n in kept}
     if kept and before["pretraining"]["run"] != figures["pretraining"]["run"]:
-        figures["earlier_run"] = {"sets": kept, "pretraining": before["pretraining"],
-                                  "targets": before["targets"]}  # fmt: skip
+        figures["earlier_run"] = {"sets": kept, "pretraining": before["pretraining"], "targets": before["targets"]}
 
 
 def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +102,12 @@ def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
     for name in (n for n in SETS if n in figures):
         result = figures[name]
         key = result["metric"]
-        summary[name] = {"metric": key, "run": result["run_id"], "context_share": result["context"]["share_with_context_edges"],
-                         **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()}}  # fmt: skip
+        summary[name] = {
+            "metric": key,
+            "run": result["run_id"],
+            "context_share": result["context"]["share_with_context_edges"],
+            **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()},
+        }
     summary["targets"] = figures["targets"].get("methods")
     return summary
 
@@ -103,13 +118,14 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--rf-trees", type=int, default=100)
-    parser.add_argument(
-        "--work", help="keep the server and runs in this folder (reuse it if there)"
-    )
+    parser.add_argument("--work", help="keep the server and runs in this folder (reuse it if there)")
     parser.add_argument("--run", help="with --work: evaluate this earlier run again")
-    parser.add_argument("--keep-other-sets", action="store_true",
-                        help="keep the JSON's figures for the sets not in --sets, each with the "
-                        "run it was measured on (and that run's pretraining and held-out targets)")  # fmt: skip
+    parser.add_argument(
+        "--keep-other-sets",
+        action="store_true",
+        help="keep the JSON's figures for the sets not in --sets, each with the "
+        "run it was measured on (and that run's pretraining and held-out targets)",
+    )
     args = parser.parse_args()
     data = shared_data_dir()
     keep = args.work is not None
@@ -133,16 +149,16 @@ def main() -> None:
                 built = build_context_graph(conn, data, work / "context", on_progress=progress)
                 figures["graph_seconds"] = built["seconds"]
                 config = InfoAlignConfig(epochs=args.epochs, dataset=built["gene_dataset"] or "")
-                run = runs.train(
-                    conn, data_dir, "infoalign", config, device="cpu", on_progress=progress
-                )
+                run = runs.train(conn, data_dir, "infoalign", config, device="cpu", on_progress=progress)
             figures["graph"] = graph_facts(conn)
-            figures["pretraining"] = {"run": run.id, "config": run.config, "data": run.record["data"],
-                                      "cpu": throughput(run)}  # fmt: skip
+            figures["pretraining"] = {
+                "run": run.id,
+                "config": run.config,
+                "data": run.record["data"],
+                "cpu": throughput(run),
+            }
             if torch.cuda.is_available():
-                published = InfoAlignConfig.load(
-                    PUBLISHED, "infoalign", epochs=3, dataset=run.config["dataset"]
-                )
+                published = InfoAlignConfig.load(PUBLISHED, "infoalign", epochs=3, dataset=run.config["dataset"])
                 cuda = runs.train(conn, data_dir, "infoalign", published, device="cuda")
                 figures["pretraining"]["cuda_bf16_published_config"] = throughput(cuda)
             options = {"probe_seeds": args.seeds, "rf_trees": args.rf_trees}
@@ -154,9 +170,14 @@ def main() -> None:
                 if name in figures:
                     continue
                 print(name, flush=True)
-                figures[name] = runs.evaluate(conn, data_dir, run.id,
-                                              {**options, "task": name, "file": str(data / "infoalign" / SETS[name][0])},
-                                              device="cpu", on_progress=progress)  # fmt: skip
+                figures[name] = runs.evaluate(
+                    conn,
+                    data_dir,
+                    run.id,
+                    {**options, "task": name, "file": str(data / "infoalign" / SETS[name][0])},
+                    device="cpu",
+                    on_progress=progress,
+                )
                 write_result("infoalign", figures)
     finally:
         if not keep:

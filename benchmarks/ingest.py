@@ -138,9 +138,7 @@ neo4j:
     return path
 
 
-def biocypher_online(
-    ts: TestServer, work: Path, info: Path, links: Path, limit: int
-) -> dict[str, Any]:
+def biocypher_online(ts: TestServer, work: Path, info: Path, links: Path, limit: int) -> dict[str, Any]:
     """BioCypher's online writer on the first `limit` interactions: it sends all edges in one
     query and matches endpoints without a label (no index), so its cost grows with the graph."""
     from biocypher import BioCypher
@@ -156,13 +154,15 @@ def biocypher_online(
     seconds = time.perf_counter() - started
     with ts.connect() as conn:
         counts = graph_counts(conn)
-    return {"edges": limit, "seconds": round(seconds, 2), "relationships_per_s": round(limit / seconds),
-            "counts": counts}  # fmt: skip
+    return {
+        "edges": limit,
+        "seconds": round(seconds, 2),
+        "relationships_per_s": round(limit / seconds),
+        "counts": counts,
+    }
 
 
-def biocypher_offline(
-    ts: TestServer, work: Path, info: Path, links: Path, name: str = "offline"
-) -> dict[str, Any]:
+def biocypher_offline(ts: TestServer, work: Path, info: Path, links: Path, name: str = "offline") -> dict[str, Any]:
     """BioCypher's recommended path for large data: import CSVs, loaded by the same neo4j-admin,
     then the server started again (what kgctl --bulk does too)."""
     from biocypher import BioCypher
@@ -190,9 +190,13 @@ def biocypher_offline(
     with ts.connect() as conn:
         counts = graph_counts(conn)
     rels = counts.get("GeneInteractsWithGene", 0)  # BioCypher names the type after the schema class
-    return {"seconds": round(seconds, 2), "csv_seconds": round(csv_seconds, 2),
-            "import_seconds": round(import_seconds, 2), "counts": counts,
-            "relationships_per_s": round(rels / seconds) if rels else None}  # fmt: skip
+    return {
+        "seconds": round(seconds, 2),
+        "csv_seconds": round(csv_seconds, 2),
+        "import_seconds": round(import_seconds, 2),
+        "counts": counts,
+        "relationships_per_s": round(rels / seconds) if rels else None,
+    }
 
 
 def main() -> None:
@@ -206,44 +210,59 @@ def main() -> None:
     info = string / "9606.protein.info.v12.0.subset.txt.gz"
     links = string / "9606.protein.links.full.v12.0.subset.txt.gz"
     hub = data / "molecules" / "repurposing_info.tsv.gz"
-    figures: dict[str, Any] = {"server": {"heap": HEAP, "pagecache": PAGECACHE},
-                               "string_file": str(links), "string_relationships": 170_298,
-                               "string_link_lines": 340_596}  # fmt: skip
+    figures: dict[str, Any] = {
+        "server": {"heap": HEAP, "pagecache": PAGECACHE},
+        "string_file": str(links),
+        "string_relationships": 170_298,
+        "string_link_lines": 340_596,
+    }
     with tempfile.TemporaryDirectory(prefix="kgctl-bench-") as tmp:
         work = Path(tmp)
         ts = server(work / "online")
         try:
             seconds, result = timed_ingest(ts, "string", [info, links], work / "rejects")
             figures["online_first_load"] = {
-                "seconds": round(seconds, 2), "relationships_per_s": round(170_298 / seconds),
-                "lines_per_s": round(result["rows_read"] / seconds), "batch_size": 10_000,
-                "writers": result["writers"], "batches_concurrent": result["batches_concurrent"],
+                "seconds": round(seconds, 2),
+                "relationships_per_s": round(170_298 / seconds),
+                "lines_per_s": round(result["rows_read"] / seconds),
+                "batch_size": 10_000,
+                "writers": result["writers"],
+                "batches_concurrent": result["batches_concurrent"],
                 "deadlock_retries": result["deadlock_retries"],
                 "note": "a freshly started server: for its first ~10 s the JVM's JIT compiler "
-                        "takes one of the two cores"}  # fmt: skip
+                "takes one of the two cores",
+            }
             for writers in (2, 1):  # the default (2 concurrent writers) beside one writer
                 runs = []
                 for _ in range(3):
-                    seconds, out = timed_ingest(ts, "string", [info, links], work / "rejects",
-                                                force=True, writers=writers)  # fmt: skip
+                    seconds, out = timed_ingest(
+                        ts, "string", [info, links], work / "rejects", force=True, writers=writers
+                    )
                     assert out["relationships_written"] == 170_298
                     runs.append(round(seconds, 2))
                 median = sorted(runs)[1]
                 figures[f"online_idempotent_reload_writers_{writers}"] = {
-                    "seconds_each": runs, "seconds_median": median,
+                    "seconds_each": runs,
+                    "seconds_median": median,
                     "relationships_per_s_median": round(170_298 / median),
-                    "relationships_per_s_first": round(170_298 / runs[0])}  # fmt: skip
+                    "relationships_per_s_first": round(170_298 / runs[0]),
+                }
             with ts.connect() as conn:  # the same first load again, on a server that has warmed up
                 wipe(conn)
             seconds, _ = timed_ingest(ts, "string", [info, links], work / "rejects")
             figures["online_first_load_warm_server"] = {
-                "seconds": round(seconds, 2), "relationships_per_s": round(170_298 / seconds)}  # fmt: skip
+                "seconds": round(seconds, 2),
+                "relationships_per_s": round(170_298 / seconds),
+            }
             with ts.connect() as conn:
                 wipe(conn)
             seconds, result = timed_ingest(ts, "molecules", [hub], work / "rejects")
             figures["molecules_repurposing_hub"] = {
-                "rows": result["rows_read"], "molecules": result["nodes_written"], "seconds": round(seconds, 2),
-                "rows_per_s": round(result["rows_read"] / seconds)}  # fmt: skip
+                "rows": result["rows_read"],
+                "molecules": result["nodes_written"],
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(result["rows_read"] / seconds),
+            }
             online = biocypher_online(ts, work, info, links, args.biocypher_online_edges)
             figures["biocypher_online"] = online
             # kgctl online on the same prefix, same server, for the ratio
@@ -260,25 +279,27 @@ def main() -> None:
             with ts.connect() as conn:
                 wipe(conn)
             seconds, result = timed_ingest(ts, "string", [info, prefix], work / "rejects")
-            figures["kgctl_online_same_prefix"] = {"seconds": round(seconds, 2),
-                                                   "relationships": result["relationships_written"]}  # fmt: skip
-            figures["online_speedup_vs_biocypher_same_prefix"] = round(
-                online["seconds"] / seconds, 1
-            )
+            figures["kgctl_online_same_prefix"] = {
+                "seconds": round(seconds, 2),
+                "relationships": result["relationships_written"],
+            }
+            figures["online_speedup_vs_biocypher_same_prefix"] = round(online["seconds"] / seconds, 1)
         finally:
             ts.server.stop(force=True, timeout=60)
 
         ts = server(work / "bulk")
         try:
             started = time.perf_counter()
-            result = bulk_ingest(
-                ts.settings, "string", [info, links], {}, rejects_dir=work / "rejects"
-            )
+            result = bulk_ingest(ts.settings, "string", [info, links], {}, rejects_dir=work / "rejects")
             seconds = time.perf_counter() - started
-            figures["bulk"] = {"seconds_end_to_end": round(seconds, 2), "csv_seconds": result["csv_seconds"],
-                               "import_seconds": result["import_seconds"], "phases": result["phase_seconds"],
-                               "relationships_per_s_end_to_end": round(170_298 / seconds),
-                               "relationships_per_s_import": round(170_298 / result["import_seconds"])}  # fmt: skip
+            figures["bulk"] = {
+                "seconds_end_to_end": round(seconds, 2),
+                "csv_seconds": result["csv_seconds"],
+                "import_seconds": result["import_seconds"],
+                "phases": result["phase_seconds"],
+                "relationships_per_s_end_to_end": round(170_298 / seconds),
+                "relationships_per_s_import": round(170_298 / result["import_seconds"]),
+            }
             with ts.connect() as conn:
                 wipe(conn)
             offline = biocypher_offline(ts, work, info, links)
@@ -295,42 +316,75 @@ def main() -> None:
             big = work / "big"
             started = time.perf_counter()
             big_info, big_links = string_files(big, n_proteins=20_000, n_lines=args.big_lines)
-            figures["big_file"] = {"lines": args.big_lines, "generate_seconds": round(time.perf_counter() - started, 1),
-                                   "bytes": big_links.stat().st_size}  # fmt: skip
+            figures["big_file"] = {
+                "lines": args.big_lines,
+                "generate_seconds": round(time.perf_counter() - started, 1),
+                "bytes": big_links.stat().st_size,
+            }
             ts = server(work / "big-online")
             try:
-                cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(big_info), str(big_links),
-                       "--json", "--rejects-dir", str(work / "rejects")]  # fmt: skip
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "kgctl.cli",
+                    "ingest",
+                    "string",
+                    str(big_info),
+                    str(big_links),
+                    "--json",
+                    "--rejects-dir",
+                    str(work / "rejects"),
+                ]
                 seconds, rss, out = peak_rss_of(cmd, ts.env)
                 rels = out["relationships_written"]
-                figures["big_online"] = {"seconds": round(seconds, 1), "relationships": rels,
-                                         "relationships_per_s": round(rels / seconds),
-                                         "peak_rss_bytes_kgctl": out["peak_rss_bytes"],
-                                         "peak_rss_bytes_process_tree": rss}  # fmt: skip
+                figures["big_online"] = {
+                    "seconds": round(seconds, 1),
+                    "relationships": rels,
+                    "relationships_per_s": round(rels / seconds),
+                    "peak_rss_bytes_kgctl": out["peak_rss_bytes"],
+                    "peak_rss_bytes_process_tree": rss,
+                }
             finally:
                 ts.server.stop(force=True, timeout=60)
             ts = server(work / "big-bulk")
             try:
-                cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(big_info), str(big_links),
-                       "--bulk", "--json", "--rejects-dir", str(work / "rejects")]  # fmt: skip
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "kgctl.cli",
+                    "ingest",
+                    "string",
+                    str(big_info),
+                    str(big_links),
+                    "--bulk",
+                    "--json",
+                    "--rejects-dir",
+                    str(work / "rejects"),
+                ]
                 seconds, rss, out = peak_rss_of(cmd, ts.env)
                 rels = out["relationships_written"]
-                figures["big_bulk"] = {"seconds_end_to_end": round(seconds, 1), "relationships": rels,
-                                       "csv_seconds": out["csv_seconds"], "import_seconds": out["import_seconds"],
-                                       "relationships_per_s_end_to_end": round(rels / seconds),
-                                       "relationships_per_s_import": round(rels / out["import_seconds"]),
-                                       "phases": out["phase_seconds"],
-                                       "peak_rss_bytes_kgctl": out["peak_rss_bytes"],
-                                       "peak_rss_bytes_with_neo4j_admin": rss}  # fmt: skip
+                figures["big_bulk"] = {
+                    "seconds_end_to_end": round(seconds, 1),
+                    "relationships": rels,
+                    "csv_seconds": out["csv_seconds"],
+                    "import_seconds": out["import_seconds"],
+                    "relationships_per_s_end_to_end": round(rels / seconds),
+                    "relationships_per_s_import": round(rels / out["import_seconds"]),
+                    "phases": out["phase_seconds"],
+                    "peak_rss_bytes_kgctl": out["peak_rss_bytes"],
+                    "peak_rss_bytes_with_neo4j_admin": rss,
+                }
                 offline = biocypher_offline(ts, work, big_info, big_links, name="big-offline")
                 figures["big_biocypher_offline_import"] = offline
-                figures["big_bulk_speedup_vs_biocypher_offline"] = round(
-                    offline["seconds"] / seconds, 2
-                )
+                figures["big_bulk_speedup_vs_biocypher_offline"] = round(offline["seconds"] / seconds, 2)
             finally:
                 ts.server.stop(force=True, timeout=60)
-    targets = {"online_rels_per_s": 50_000, "bulk_rels_per_s": 300_000, "speedup_vs_biocypher": 2.0,
-               "peak_memory_bytes": int(1.5 * 2**30)}  # fmt: skip
+    targets = {
+        "online_rels_per_s": 50_000,
+        "bulk_rels_per_s": 300_000,
+        "speedup_vs_biocypher": 2.0,
+        "peak_memory_bytes": int(1.5 * 2**30),
+    }
     figures["targets"] = targets
     write_result("ingest", figures)
 

@@ -56,13 +56,18 @@ def throughput(run: runs.Run) -> dict[str, Any]:
     eligible = inputs.lengths[inputs.lengths <= config.max_length]
     pairs = run.record["data"]["positive_genes"]
     per_epoch = 2 * pairs * float(eligible.mean())
-    return {"device": training["device"], "precision": training["precision"],
-            "encoder": config.encoder, "batch_size": config.batch_size,
-            "seconds_per_epoch": training["seconds_per_epoch"],
-            "nucleotides_per_second": round(per_epoch / training["seconds_per_epoch"]),
-            "pairs_per_second": round(pairs / training["seconds_per_epoch"], 1),
-            "final_loss": training["final_loss"], "final": training["final"],
-            "warnings": training["warnings"]}  # fmt: skip
+    return {
+        "device": training["device"],
+        "precision": training["precision"],
+        "encoder": config.encoder,
+        "batch_size": config.batch_size,
+        "seconds_per_epoch": training["seconds_per_epoch"],
+        "nucleotides_per_second": round(per_epoch / training["seconds_per_epoch"]),
+        "pairs_per_second": round(pairs / training["seconds_per_epoch"], 1),
+        "final_loss": training["final_loss"],
+        "final": training["final"],
+        "warnings": training["warnings"],
+    }
 
 
 def main() -> None:
@@ -83,11 +88,15 @@ def main() -> None:
         "fractions": args.fractions,
         "scratch_steps": args.scratch_steps,
     }
-    figures: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "probe": probe,
-                               "positives": {"utr3": "two fragments of one 3'UTR (sharing a 40-mer)",
-                                             "utr5": "two variants of one gene's 5'UTR",
-                                             "synthetic": "two isoforms of one gene, or (p = 0.5) "
-                                             "a transcript of its mouse ortholog"}}  # fmt: skip
+    figures: dict[str, Any] = {
+        "torch_threads": torch.get_num_threads(),
+        "probe": probe,
+        "positives": {
+            "utr3": "two fragments of one 3'UTR (sharing a 40-mer)",
+            "utr5": "two variants of one gene's 5'UTR",
+            "synthetic": "two isoforms of one gene, or (p = 0.5) a transcript of its mouse ortholog",
+        },
+    }
     ts = make_test_server(work / "server", heap="1g", pagecache="512m", start_timeout=300)
     start_managed(ts.settings)
     started = time.perf_counter()
@@ -95,38 +104,55 @@ def main() -> None:
         with ts.connect() as conn:
             data_dir = ts.settings.paths.data_dir
             utr3 = rna / "siegel_3utr_mpra.txt.gz"
-            run = train(conn, data_dir, IsoCLRConfig(corpus=str(utr3), encoder=args.encoder,
-                                                     epochs=args.epochs_utr3, batch_size=256))  # fmt: skip
+            run = train(
+                conn,
+                data_dir,
+                IsoCLRConfig(corpus=str(utr3), encoder=args.encoder, epochs=args.epochs_utr3, batch_size=256),
+            )
             figures["utr3_pretraining"] = {"data": run.record["data"], **throughput(run)}
             for target in ("jurkat", "beas2b"):
                 print(f"utr3-stability {target}", flush=True)
                 figures[f"utr3_{target}"] = runs.evaluate(
-                    conn, data_dir, run.id,
+                    conn,
+                    data_dir,
+                    run.id,
                     {"task": "utr3-stability", "file": str(utr3), "target": target, **probe},
-                    device="cpu", on_progress=progress)  # fmt: skip
+                    device="cpu",
+                    on_progress=progress,
+                )
             utr5 = rna / "snv_phenotype_log_diff.csv.gz"
-            run = train(conn, data_dir, IsoCLRConfig(corpus=str(utr5), encoder=args.encoder,
-                                                     epochs=args.epochs_utr5, batch_size=128))  # fmt: skip
+            run = train(
+                conn,
+                data_dir,
+                IsoCLRConfig(corpus=str(utr5), encoder=args.encoder, epochs=args.epochs_utr5, batch_size=128),
+            )
             figures["utr5_pretraining"] = {"data": run.record["data"], **throughput(run)}
             print("mrl", flush=True)
-            figures["mrl"] = runs.evaluate(conn, data_dir, run.id,
-                                           {"task": "mrl", "file": str(utr5), **probe},
-                                           device="cpu", on_progress=progress)  # fmt: skip
+            figures["mrl"] = runs.evaluate(
+                conn, data_dir, run.id, {"task": "mrl", "file": str(utr5), **probe}, device="cpu", on_progress=progress
+            )
             made = transcriptome(work / "transcriptome", genes=args.genes, seed=0)
             ingest(conn, "transcripts", made.transcript_files, {}, rejects_dir=work)
-            config = IsoCLRConfig(
-                encoder=args.encoder, epochs=args.epochs_synthetic, batch_size=128
-            )
+            config = IsoCLRConfig(encoder=args.encoder, epochs=args.epochs_synthetic, batch_size=128)
             run = train(conn, data_dir, config)
             figures["synthetic_pretraining"] = {"data": run.record["data"], **throughput(run)}
             figures["synthetic_isoforms"] = runs.evaluate(conn, data_dir, run.id, {}, device="cpu")
             print("half-life (synthetic)", flush=True)
             figures["synthetic_half_life"] = runs.evaluate(
-                conn, data_dir, run.id, {"task": "half-life", "file": str(made.half_life), **probe},
-                device="cpu", on_progress=progress)  # fmt: skip
+                conn,
+                data_dir,
+                run.id,
+                {"task": "half-life", "file": str(made.half_life), **probe},
+                device="cpu",
+                on_progress=progress,
+            )
             if torch.cuda.is_available():
-                cuda = train(conn, data_dir, IsoCLRConfig(corpus=str(utr3), encoder="medium",
-                                                          epochs=2, batch_size=768), device="cuda")  # fmt: skip
+                cuda = train(
+                    conn,
+                    data_dir,
+                    IsoCLRConfig(corpus=str(utr3), encoder="medium", epochs=2, batch_size=768),
+                    device="cuda",
+                )
                 figures["cuda_bf16_utr3"] = throughput(cuda)
     finally:
         ts.server.stop(force=True, timeout=60)
@@ -135,10 +161,13 @@ def main() -> None:
         result = figures[key]
         figures.setdefault("summary", {})[key] = {
             "isoclr": {f: v["mean"] for f, v in result["methods"]["isoclr"].items()},
-            "margin": result["margin"]}  # fmt: skip
+            "margin": result["margin"],
+        }
     figures["seconds"] = round(time.perf_counter() - started, 1)
-    figures["deviation"] = ("real tasks pretrain on the UTR sequences of the evaluation set "
-                            "itself (labels never read; transductive), not on isoforms")  # fmt: skip
+    figures["deviation"] = (
+        "real tasks pretrain on the UTR sequences of the evaluation set "
+        "itself (labels never read; transductive), not on isoforms"
+    )
     write_result("isoclr", figures)
 
 

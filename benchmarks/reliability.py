@@ -53,8 +53,10 @@ RESULT = RESULTS / "reliability.json"
 def progress(every: int) -> Any:
     def report(outcome: dict[str, Any]) -> None:
         if outcome["number"] % every == 0 or outcome["outcome"] in ("traceback", "hang"):
-            print(f"  case {outcome['number']}: {outcome['source']} {outcome['mutation']} "
-                  f"→ {outcome['outcome']}", flush=True)  # fmt: skip
+            print(
+                f"  case {outcome['number']}: {outcome['source']} {outcome['mutation']} → {outcome['outcome']}",
+                flush=True,
+            )
 
     return report
 
@@ -64,21 +66,38 @@ def kill_and_resume(ts: TestServer, args: list[str], victim: str, at_batch: int)
     code = kill_during_ingest(ts, args, victim, at_batch, timeout=900)
     started = time.perf_counter()
     resumed = cli_json(ts.env, *args)  # starts the server again after a Neo4j kill
-    return {"victim": victim, "at_batch": at_batch,
-            "killed": code == -signal.SIGKILL if victim == "kgctl" else code != 0,
-            "batches_resumed": resumed.get("batches_resumed"), "status": resumed["status"],
-            "stale_runs_marked": len(resumed.get("stale_runs_marked", [])),
-            "resume_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    return {
+        "victim": victim,
+        "at_batch": at_batch,
+        "killed": code == -signal.SIGKILL if victim == "kgctl" else code != 0,
+        "batches_resumed": resumed.get("batches_resumed"),
+        "status": resumed["status"],
+        "stale_runs_marked": len(resumed.get("stale_runs_marked", [])),
+        "resume_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def faults(ts: TestServer, data: Path, work: Path, kills: int) -> dict[str, Any]:
     string = data / "string"
     sources = {
-        "string": ["ingest", "string", str(string / "9606.protein.info.v12.0.subset.txt.gz"),
-                   str(string / "9606.protein.links.full.v12.0.subset.txt.gz"), "--batch-size", "10000"],
-        "molecules": ["ingest", "molecules", str(data / "molecules" / "repurposing_info.tsv.gz"),
-                      "--source-version", "2020-03-24", "--batch-size", "1000"],
-    }  # fmt: skip
+        "string": [
+            "ingest",
+            "string",
+            str(string / "9606.protein.info.v12.0.subset.txt.gz"),
+            str(string / "9606.protein.links.full.v12.0.subset.txt.gz"),
+            "--batch-size",
+            "10000",
+        ],
+        "molecules": [
+            "ingest",
+            "molecules",
+            str(data / "molecules" / "repurposing_info.tsv.gz"),
+            "--source-version",
+            "2020-03-24",
+            "--batch-size",
+            "1000",
+        ],
+    }
     found: dict[str, Any] = {}
     for name, args in sources.items():
         args = [*args, "--rejects-dir", str(work / "rejects")]
@@ -101,9 +120,13 @@ def faults(ts: TestServer, data: Path, work: Path, kills: int) -> dict[str, Any]
                     outcome["equal_to_clean_run"] = canonical_dump(conn) == reference
                 scenarios.append(outcome)
                 print(f"  {name}: {outcome}", flush=True)
-        found[name] = {"nodes": len(reference[0]), "relationships": len(reference[1]),
-                       "clean_batches": batches, "scenarios": scenarios,
-                       "survived": sum(s["equal_to_clean_run"] for s in scenarios)}  # fmt: skip
+        found[name] = {
+            "nodes": len(reference[0]),
+            "relationships": len(reference[1]),
+            "clean_batches": batches,
+            "scenarios": scenarios,
+            "survived": sum(s["equal_to_clean_run"] for s in scenarios),
+        }
     found["survived"] = sum(v["survived"] for v in found.values() if isinstance(v, dict))
     found["tried"] = sum(len(v["scenarios"]) for v in found.values() if isinstance(v, dict))
     return found
@@ -121,8 +144,13 @@ def load(ts: TestServer, clients: int, seconds: float) -> dict[str, Any]:
     server = ts.settings.server
     sockets = listening({server.bolt_port, server.http_port})
     found["first_errors"] = found["errors"][:5]
-    return {**found, "errors": len(found["errors"]), "skipped_queries": skipped,
-            "listening": sockets, "loopback_only": bool(sockets) and all(map(loopback, sockets))}  # fmt: skip
+    return {
+        **found,
+        "errors": len(found["errors"]),
+        "skipped_queries": skipped,
+        "listening": sockets,
+        "loopback_only": bool(sockets) and all(map(loopback, sockets)),
+    }
 
 
 def main() -> None:
@@ -153,8 +181,15 @@ def main() -> None:
             with ts.connect() as conn:
                 wipe(conn)
             started = time.perf_counter()
-            found = fuzz(work / "server", data, work / "fuzz", args.cases, seed=args.seed,
-                         timeout=args.timeout, on_case=progress(500))  # fmt: skip
+            found = fuzz(
+                work / "server",
+                data,
+                work / "fuzz",
+                args.cases,
+                seed=args.seed,
+                timeout=args.timeout,
+                on_case=progress(500),
+            )
             found["failures"] = found["failures"][:50]
             figures["fuzz"] = {**found, "seconds": round(time.perf_counter() - started, 1)}
             write_result("reliability", figures)
@@ -167,17 +202,19 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     summary: dict[str, Any] = {}
     if "faults" in figures:
-        summary["faults_survived"] = (
-            f"{figures['faults']['survived']} of {figures['faults']['tried']}"
-        )
+        summary["faults_survived"] = f"{figures['faults']['survived']} of {figures['faults']['tried']}"
     if "fuzz" in figures:
         f = figures["fuzz"]
         summary["fuzz"] = {k: f[k] for k in ("tried", "tracebacks", "hangs", "count_changes")}
     if "load" in figures:
         lo = figures["load"]
-        summary["load"] = {"clients": lo["clients"], "qps": lo["throughput_qps"],
-                           "p99_ms": lo["latency_ms"]["p99"], "errors": lo["errors"],
-                           "loopback_only": lo["loopback_only"]}  # fmt: skip
+        summary["load"] = {
+            "clients": lo["clients"],
+            "qps": lo["throughput_qps"],
+            "p99_ms": lo["latency_ms"]["p99"],
+            "errors": lo["errors"],
+            "loopback_only": lo["loopback_only"],
+        }
     figures["summary"] = summary
     write_result("reliability", figures)
 

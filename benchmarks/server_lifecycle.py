@@ -58,9 +58,7 @@ def rss_bytes(pid: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="restarts to time")
-    parser.add_argument(
-        "--skip-cold", action="store_true", help="skip the network-bound cold install"
-    )
+    parser.add_argument("--skip-cold", action="store_true", help="skip the network-bound cold install")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     figures: dict[str, object] = {}
@@ -68,9 +66,7 @@ def main() -> None:
         base = Path(tmp)
         if not args.skip_cold:
             seconds, result = timed(
-                lambda: install(
-                    distribution(base / "cold"), maven_args=(f"-Dmaven.repo.local={base / 'm2'}",)
-                )
+                lambda: install(distribution(base / "cold"), maven_args=(f"-Dmaven.repo.local={base / 'm2'}",))
             )
             figures["install_cold_seconds"] = round(seconds, 2)
             figures["install_jars"] = result.jars

@@ -37,8 +37,9 @@ def morgan_bits(smiles: Iterable[str], radius: int, bits: int) -> np.ndarray:
     rows = []
     for s in smiles:
         mol = mol_from_smiles(s)
-        rows.append(generator.GetFingerprintAsNumPy(mol).astype(np.uint8) if mol is not None
-                    else np.zeros(bits, dtype=np.uint8))  # fmt: skip
+        rows.append(
+            generator.GetFingerprintAsNumPy(mol).astype(np.uint8) if mol is not None else np.zeros(bits, dtype=np.uint8)
+        )
     return np.stack(rows) if rows else np.zeros((0, bits), dtype=np.uint8)
 
 

@@ -29,19 +29,13 @@ class Connection:
         self, cypher: str, params: Mapping[str, Any] | None = None, *, write: bool = False
     ) -> list[dict[str, Any]]:
         routing = RoutingControl.WRITE if write else RoutingControl.READ
-        records, _, _ = self.driver.execute_query(
-            cypher, dict(params or {}), database_=self.database, routing_=routing
-        )
+        records, _, _ = self.driver.execute_query(cypher, dict(params or {}), database_=self.database, routing_=routing)
         return [record.data() for record in records]
 
     def read(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """In a READ transaction, so the server refuses any write (named queries run so)."""
-        with self.driver.session(
-            database=self.database, default_access_mode=READ_ACCESS
-        ) as session:
-            return session.execute_read(
-                lambda tx: [record.data() for record in tx.run(cypher, dict(params or {}))]
-            )
+        with self.driver.session(database=self.database, default_access_mode=READ_ACCESS) as session:
+            return session.execute_read(lambda tx: [record.data() for record in tx.run(cypher, dict(params or {}))])
 
     def run_autocommit(self, cypher: str, params: Mapping[str, Any] | None = None) -> None:
         """For statements that manage their own transactions (`CALL { … } IN TRANSACTIONS`)."""
@@ -101,9 +95,7 @@ def open_managed(server: ManagedServer, database: str = "neo4j") -> Connection:
     return open_connection(server.bolt_uri, "neo4j", server.password(), database)
 
 
-def start_managed(
-    settings: Settings, on_wait: Callable[[str], None] | None = None
-) -> dict[str, object]:
+def start_managed(settings: Settings, on_wait: Callable[[str], None] | None = None) -> dict[str, object]:
     """Start the managed server if needed and apply the schema: what a new user gets by default."""
     server = ManagedServer.from_settings(settings)
     result = server.start(on_wait=on_wait)
@@ -133,9 +125,7 @@ def connect(
     server = ManagedServer.from_settings(settings)
     if server.pid() is None:
         if not start:
-            raise KgctlError(
-                "the managed Neo4j server is not running: start it with `kgctl db start`"
-            )
+            raise KgctlError("the managed Neo4j server is not running: start it with `kgctl db start`")
         start_managed(settings, on_wait=on_wait)
     try:
         return open_managed(server, cfg.database)
@@ -151,8 +141,9 @@ def connect(
 
 def server_facts(conn: Connection) -> dict[str, object]:
     """Version and size of the graph behind a connection (counts come from the count store)."""
-    component = conn.query("CALL dbms.components() YIELD name, versions, edition "
-                           "RETURN name, versions[0] AS version, edition")[0]  # fmt: skip
+    component = conn.query(
+        "CALL dbms.components() YIELD name, versions, edition RETURN name, versions[0] AS version, edition"
+    )[0]
     nodes = conn.query("MATCH (n) RETURN count(n) AS n")[0]["n"]
     rels = conn.query("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
     return {

@@ -57,13 +57,13 @@ class Vectors:
 def dataset_spec(conn: Connection, dataset: str) -> tuple[str, str, list[str]]:
     """(vector label, vector property, feature names) of a `Dataset` node, checked: the label is
     whitelisted and the property a plain name, since both go into Cypher."""
-    rows = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.vector_label AS label, "
-                      "d.vector_property AS prop, d.features AS features", {"id": dataset})  # fmt: skip
+    rows = conn.query(
+        "MATCH (d:Dataset {id: $id}) RETURN d.vector_label AS label, d.vector_property AS prop, d.features AS features",
+        {"id": dataset},
+    )
     if not rows:
         known = [r["id"] for r in conn.query("MATCH (d:Dataset) RETURN d.id AS id ORDER BY id")]
-        raise KgctlError(
-            f"no Dataset {dataset!r} in the graph; known: {', '.join(known) or 'none'}"
-        )
+        raise KgctlError(f"no Dataset {dataset!r} in the graph; known: {', '.join(known) or 'none'}")
     label, prop = rows[0]["label"], rows[0]["prop"]
     check_label(label)
     if not prop or not prop.replace("_", "").isalnum():
@@ -76,36 +76,34 @@ def dataset_vectors(conn: Connection, dataset: str) -> Vectors:
     (per-gene vectors), or `features` on profiles whose `dataset` is this one."""
     label, prop, _ = dataset_spec(conn, dataset)
     if prop == "features":
-        cypher = (f"MATCH (n:{label}) WHERE n.dataset = $id AND n.features IS NOT NULL "
-                  "RETURN n.id AS id, n.features AS v ORDER BY id")  # fmt: skip
+        cypher = (
+            f"MATCH (n:{label}) WHERE n.dataset = $id AND n.features IS NOT NULL "
+            "RETURN n.id AS id, n.features AS v ORDER BY id"
+        )
     else:
         cypher = f"MATCH (n:{label}) WHERE n.{prop} IS NOT NULL RETURN n.id AS id, n.{prop} AS v ORDER BY id"
     found = conn.query(cypher, {"id": dataset})
     if len(found) < 2:
         raise KgctlError(f"Dataset {dataset!r} has {len(found)} vectors; at least 2 are needed")
     matrix = np.array([r["v"] for r in found], dtype=np.float64)
-    licence = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.licence AS l", {"id": dataset})[0][
-        "l"
-    ]
+    licence = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.licence AS l", {"id": dataset})[0]["l"]
     return Vectors(label, [r["id"] for r in found], matrix, licence or "unknown")
 
 
 def molecule_fingerprints(conn: Connection) -> tuple[Vectors, list[str]]:
     """The molecules' packed Morgan fingerprints, and their SMILES in the same order."""
-    found = conn.query("MATCH (m:Molecule) WHERE m.fingerprint IS NOT NULL RETURN m.id AS id, "
-                       "m.fingerprint AS fp, m.licence AS l, m.smiles AS s ORDER BY id")  # fmt: skip
+    found = conn.query(
+        "MATCH (m:Molecule) WHERE m.fingerprint IS NOT NULL RETURN m.id AS id, "
+        "m.fingerprint AS fp, m.licence AS l, m.smiles AS s ORDER BY id"
+    )
     if len(found) < 2:
         raise KgctlError(f"{len(found)} molecules with fingerprints; at least 2 are needed")
     packed = np.array([np.frombuffer(bytes(r["fp"]), dtype=np.uint8) for r in found])
     licence = "; ".join(sorted({r["l"] or "unknown" for r in found}))
-    return Vectors("Molecule", [r["id"] for r in found], packed, licence), [
-        r["s"] or "" for r in found
-    ]
+    return Vectors("Molecule", [r["id"] for r in found], packed, licence), [r["s"] or "" for r in found]
 
 
-def scaffold_pairs(
-    packed: np.ndarray, smiles: list[str], threshold: float | None
-) -> tuple[Pairs, dict[str, Any]]:
+def scaffold_pairs(packed: np.ndarray, smiles: list[str], threshold: float | None) -> tuple[Pairs, dict[str, Any]]:
     """Tanimoto pairs only within Murcko-scaffold groups (InfoAlign's E6): the pairs at or above
     `threshold`, or by InfoAlign's rule over the within-scaffold candidates."""
     from kgctl.graph.chem import scaffold_groups  # RDKit, only for this build
@@ -113,8 +111,12 @@ def scaffold_pairs(
     candidates = within_groups(scaffold_groups(smiles), lambda m: tanimoto_scorer(packed[m]))
     cut = threshold if threshold is not None else infoalign_cut(candidates.score)
     keep = candidates.score >= cut
-    rule: dict[str, Any] = {"selection": "threshold" if threshold is not None else "infoalign",
-                            "threshold": cut, "within": "scaffold", "candidates": len(candidates)}  # fmt: skip
+    rule: dict[str, Any] = {
+        "selection": "threshold" if threshold is not None else "infoalign",
+        "threshold": cut,
+        "within": "scaffold",
+        "candidates": len(candidates),
+    }
     if threshold is None:
         rule |= {"floor": INFOALIGN_FLOOR, "keep": INFOALIGN_KEEP}
     return Pairs(candidates.i[keep], candidates.j[keep], candidates.score[keep]), rule
@@ -159,9 +161,7 @@ def build_similarity(
     if molecules == (dataset is not None):
         raise KgctlError("give either --dataset or --molecules")
     if within_scaffold and (not molecules or k is not None):
-        raise KgctlError(
-            "--within-scaffold applies to --molecules, with --threshold or InfoAlign's rule"
-        )
+        raise KgctlError("--within-scaffold applies to --molecules, with --threshold or InfoAlign's rule")
     started = time.perf_counter()
     if molecules:
         vectors, smiles = molecule_fingerprints(conn)
@@ -169,16 +169,18 @@ def build_similarity(
         if within_scaffold:
             pairs, rule = scaffold_pairs(vectors.matrix, smiles, threshold)
         else:
-            pairs, rule = choose_pairs(len(vectors.ids), tanimoto_scorer(vectors.matrix), k=k,
-                                       threshold=threshold, top=None)  # fmt: skip
+            pairs, rule = choose_pairs(
+                len(vectors.ids), tanimoto_scorer(vectors.matrix), k=k, threshold=threshold, top=None
+            )
     else:
         assert dataset is not None
         vectors, scope = dataset_vectors(conn, dataset), dataset
         scorers = {"cosine": cosine_scorer, "pearson": pearson_scorer}
         if metric not in scorers:
             raise KgctlError(f"unknown metric {metric!r} for profiles ({', '.join(scorers)})")
-        pairs, rule = choose_pairs(len(vectors.ids), scorers[metric](vectors.matrix), k=k,
-                                   threshold=threshold, top=None)  # fmt: skip
+        pairs, rule = choose_pairs(
+            len(vectors.ids), scorers[metric](vectors.matrix), k=k, threshold=threshold, top=None
+        )
     props = {"metric": metric, "dataset": scope, **rule}
     return _write(conn, "SIMILAR_TO", vectors, pairs, props, started)
 
@@ -203,21 +205,19 @@ def build_coessentiality(
     if top is None and threshold is None:
         top = 200_000 if method == "reference" else None
         threshold = 0.5 if method == "pearson" else None
-    pairs, rule = choose_pairs(len(vectors.ids), scorers[method](vectors.matrix), k=None,
-                               threshold=threshold, top=top)  # fmt: skip
+    pairs, rule = choose_pairs(len(vectors.ids), scorers[method](vectors.matrix), k=None, threshold=threshold, top=top)
     props = {"method": method, "dataset": dataset, **rule}
     return _write(conn, "CO_ESSENTIAL", vectors, pairs, props, started)
 
 
-def _write(conn: Connection, rel_type: str, vectors: Vectors, pairs: Pairs,
-           props: dict[str, Any], started: float) -> dict[str, Any]:  # fmt: skip
+def _write(
+    conn: Connection, rel_type: str, vectors: Vectors, pairs: Pairs, props: dict[str, Any], started: float
+) -> dict[str, Any]:
     """Replace the earlier build of this kind, then MERGE the pairs (lower id first)."""
     apply_schema(conn)
     kind = "metric" if "metric" in props else "method"
     identity = {"type": rel_type, **props}
-    run_id = (
-        "build-" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    )
+    run_id = "build-" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     label = vectors.label
     conn.run_autocommit(
         f"MATCH ()-[r:{rel_type}]->() WHERE r.dataset = $dataset AND r.{kind} = $value "
@@ -225,8 +225,10 @@ def _write(conn: Connection, rel_type: str, vectors: Vectors, pairs: Pairs,
         {"dataset": props["dataset"], "value": props[kind]},
     )
     ids = vectors.ids
-    rows = [(ids[i], ids[j], float(s)) for i, j, s in zip(pairs.i.tolist(), pairs.j.tolist(),
-                                                            pairs.score.tolist(), strict=True)]  # fmt: skip
+    rows = [
+        (ids[i], ids[j], float(s))
+        for i, j, s in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.score.tolist(), strict=True)
+    ]
     cypher = (
         f"UNWIND $rows AS row MATCH (a:{label} {{id: row[0]}}) MATCH (b:{label} {{id: row[1]}}) "
         f"MERGE (a)-[r:{rel_type}]->(b) SET r += $props, r.{SCORE_PROPERTY[rel_type]} = row[2], "
@@ -234,16 +236,33 @@ def _write(conn: Connection, rel_type: str, vectors: Vectors, pairs: Pairs,
     )
     prov = Provenance(SOURCE, __version__, run_id, vectors.licence, now())
     for start in range(0, len(rows), WRITE_BATCH):
-        conn.query(cypher, {"rows": rows[start : start + WRITE_BATCH], "props": props,
-                            "prov": prov.params()}, write=True)  # fmt: skip
+        conn.query(
+            cypher, {"rows": rows[start : start + WRITE_BATCH], "props": props, "prov": prov.params()}, write=True
+        )
     seconds = round(time.perf_counter() - started, 3)
-    record = {"source": SOURCE, "adapter": f"build:{rel_type.lower()}", "status": "completed",
-              "licence": vectors.licence, "finished_at": now(), "labels": [label], "types": [rel_type],
-              "options": json.dumps(props, sort_keys=True), "relationships_written": len(rows),
-              "nodes_scored": len(ids), "seconds": seconds, "kgctl_version": __version__}  # fmt: skip
-    conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": record},
-               write=True)  # fmt: skip
+    record = {
+        "source": SOURCE,
+        "adapter": f"build:{rel_type.lower()}",
+        "status": "completed",
+        "licence": vectors.licence,
+        "finished_at": now(),
+        "labels": [label],
+        "types": [rel_type],
+        "options": json.dumps(props, sort_keys=True),
+        "relationships_written": len(rows),
+        "nodes_scored": len(ids),
+        "seconds": seconds,
+        "kgctl_version": __version__,
+    }
+    conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props", {"id": run_id, "props": record}, write=True)
     scores = pairs.score
-    return {"run_id": run_id, "type": rel_type, **props, "nodes": len(ids), "relationships": len(rows),
-            "score_min": float(scores.min()) if len(scores) else None,
-            "score_max": float(scores.max()) if len(scores) else None, "seconds": seconds}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "type": rel_type,
+        **props,
+        "nodes": len(ids),
+        "relationships": len(rows),
+        "score_min": float(scores.min()) if len(scores) else None,
+        "score_max": float(scores.max()) if len(scores) else None,
+        "seconds": seconds,
+    }

@@ -57,8 +57,12 @@ class View:
         """The one label of a homogeneous view, with its edges by relationship type."""
         (label,) = hetero.nodes
         x = hetero.x[label]
-        return cls(hetero.nodes[label], None if x is None else x.astype(np.float32),
-                   {t: e for (_, t, _), e in hetero.edges.items()}, hetero.meta)  # fmt: skip
+        return cls(
+            hetero.nodes[label],
+            None if x is None else x.astype(np.float32),
+            {t: e for (_, t, _), e in hetero.edges.items()},
+            hetero.meta,
+        )
 
     def to_pyg(self) -> Data:
         """One `Data`: x, edge_index (both directions of every undirected pair), edge_weight, the
@@ -73,7 +77,7 @@ class View:
             x=torch.from_numpy(self.x) if self.x is not None else None,
             edge_index=torch.from_numpy(
                 np.stack([np.concatenate(src or [empty]), np.concatenate(dst or [empty])])
-            ).long(),  # fmt: skip
+            ).long(),
             edge_weight=torch.from_numpy(np.concatenate(weight or [empty]).astype(np.float32)),
             edge_type=torch.from_numpy(np.concatenate(kind or [empty])).long(),
             num_nodes=len(self.node_ids),
@@ -84,9 +88,7 @@ class View:
 
 
 def _session(conn: Connection) -> Any:
-    return conn.driver.session(
-        database=conn.database, notifications_min_severity=NotificationMinimumSeverity.OFF
-    )
+    return conn.driver.session(database=conn.database, notifications_min_severity=NotificationMinimumSeverity.OFF)
 
 
 def _single(conn: Connection, cypher: str, params: dict[str, Any] | None = None) -> Any:
@@ -99,30 +101,27 @@ def _single(conn: Connection, cypher: str, params: dict[str, Any] | None = None)
 def node_index(conn: Connection, label: str) -> tuple[np.ndarray, list[str]]:
     """(internal ids, ids) of every node with the label, ordered by id."""
     check_label(label)
-    row = _single(conn, f"MATCH (n:{label}) WITH n ORDER BY n.id "
-                        "RETURN collect(id(n)) AS internal, collect(n.id) AS ids")  # fmt: skip
+    row = _single(
+        conn, f"MATCH (n:{label}) WITH n ORDER BY n.id RETURN collect(id(n)) AS internal, collect(n.id) AS ids"
+    )
     return np.asarray(row["internal"], dtype=np.int64), list(row["ids"])
 
 
-def gene_features(
-    conn: Connection, dataset: str, genes: list[str]
-) -> tuple[np.ndarray, dict[str, Any]]:
+def gene_features(conn: Connection, dataset: str, genes: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """Per-gene vectors from a Dataset: the genes' own vector property (DepMap), the profile of
     each gene's perturbation (Perturb-seq: the mean if several), or the gene's column of a
     samples × genes expression matrix. Genes without one get a NaN row."""
     label, prop, features = dataset_spec(conn, dataset)
     index = {g: i for i, g in enumerate(genes)}
     if label == "Gene":
-        found = conn.query(
-            f"MATCH (g:Gene) WHERE g.{prop} IS NOT NULL RETURN g.id AS id, g.{prop} AS v"
-        )
+        found = conn.query(f"MATCH (g:Gene) WHERE g.{prop} IS NOT NULL RETURN g.id AS id, g.{prop} AS v")
         x = np.full((len(genes), len(features)), np.nan, dtype=np.float32)
         for r in found:
             x[index[r["id"]]] = r["v"]
         return x, {"feature_source": "gene property", "property": prop, "features": features}
     perturbed = conn.query(
-        f"MATCH (g:Gene)-[:PERTURBS]->(p:{label} {{dataset: $id}}) "
-        "RETURN g.id AS id, p.features AS v", {"id": dataset})  # fmt: skip
+        f"MATCH (g:Gene)-[:PERTURBS]->(p:{label} {{dataset: $id}}) RETURN g.id AS id, p.features AS v", {"id": dataset}
+    )
     if perturbed:
         sums = np.zeros((len(genes), len(features)), dtype=np.float64)
         counts = np.zeros(len(genes))
@@ -132,8 +131,9 @@ def gene_features(
         with np.errstate(invalid="ignore"):
             x = (sums / counts[:, None]).astype(np.float32)
         return x, {"feature_source": "perturbation profile", "features": features}
-    profiles = conn.query(f"MATCH (p:{label} {{dataset: $id}}) RETURN p.id AS id, p.features AS v "
-                          "ORDER BY id", {"id": dataset})  # fmt: skip
+    profiles = conn.query(
+        f"MATCH (p:{label} {{dataset: $id}}) RETURN p.id AS id, p.features AS v ORDER BY id", {"id": dataset}
+    )
     if not profiles:
         raise KgctlError(f"Dataset {dataset!r} has no vectors")
     matrix = np.asarray([r["v"] for r in profiles], dtype=np.float32)  # samples × genes
@@ -183,9 +183,7 @@ def relationship_chunks(
         s, d, w = s[known], d[known], w[known]
         src = start_order[np.searchsorted(start_sorted, s)]
         dst = end_order[np.searchsorted(end_sorted, d)]
-        batch = pa.record_batch(
-            [pa.array(src), pa.array(dst), pa.array(w)], names=["src", "dst", "score"]
-        )
+        batch = pa.record_batch([pa.array(src), pa.array(dst), pa.array(w)], names=["src", "dst", "score"])
         return batch, list(row["l"])
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="kgctl-export") as pool:
@@ -198,9 +196,7 @@ def relationship_chunks(
 EDGE_SCHEMA = pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("score", pa.float32())])
 
 
-def write_edges(
-    path: Path, batches: Iterator[pa.RecordBatch]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def write_edges(path: Path, batches: Iterator[pa.RecordBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream batches into a parquet file; return the columns."""
     parts = []
     with pq.ParquetWriter(path, EDGE_SCHEMA) as writer:
@@ -236,10 +232,12 @@ def view_fingerprint(conn: Connection, bound: BoundView, dataset_label: str | No
         "OR any(t IN coalesce(r.types, []) WHERE t IN $types) "
         "RETURN r.id AS id, r.finished_at AS at, r.status AS s ORDER BY r.finished_at DESC, r.id LIMIT 1",
         {"labels": labels, "types": types},
-    )  # fmt: skip
-    reads = {"nodes": {k: counts["nodes"].get(k, 0) for k in labels},
-             "relationships": {t: counts["relationships"].get(t, 0) for t in types},
-             "last_run": last[0] if last else None}  # fmt: skip
+    )
+    reads = {
+        "nodes": {k: counts["nodes"].get(k, 0) for k in labels},
+        "relationships": {t: counts["relationships"].get(t, 0) for t in types},
+        "last_run": last[0] if last else None,
+    }
     return hashlib.sha256(
         json.dumps({"reads": reads, "params": bound.params()}, sort_keys=True, default=str).encode()
     ).hexdigest()
@@ -247,11 +245,7 @@ def view_fingerprint(conn: Connection, bound: BoundView, dataset_label: str | No
 
 def cache_hit(out: Path, fingerprint: str, use_cache: bool) -> bool:
     meta = out / "meta.json"
-    return (
-        use_cache
-        and meta.exists()
-        and json.loads(meta.read_text()).get("fingerprint") == fingerprint
-    )
+    return use_cache and meta.exists() and json.loads(meta.read_text()).get("fingerprint") == fingerprint
 
 
 def dataset_licence(conn: Connection, dataset: str) -> str | None:
@@ -259,8 +253,9 @@ def dataset_licence(conn: Connection, dataset: str) -> str | None:
     return rows[0]["l"] if rows else None
 
 
-def features_of(conn: Connection, rule: Features | None, label: str, ids: list[str],
-                dataset: str | None) -> tuple[np.ndarray | None, str, list[str]]:  # fmt: skip
+def features_of(
+    conn: Connection, rule: Features | None, label: str, ids: list[str], dataset: str | None
+) -> tuple[np.ndarray | None, str, list[str]]:
     """A label's features under its rule: (matrix or None, a line saying what they are, feature
     names)."""
     if rule is None:
@@ -299,9 +294,7 @@ def export_view(
     return export(conn, bound, out, use_cache=use_cache)
 
 
-def export(
-    conn: Connection, bound: BoundView, out: Path, *, use_cache: bool = True
-) -> View | HeteroView:
+def export(conn: Connection, bound: BoundView, out: Path, *, use_cache: bool = True) -> View | HeteroView:
     """Nodes of the spec's labels (features by their rule, extra property columns) and its edges
     with their weights, into parquet + PyG; cached by `view_fingerprint`."""
     spec = bound.spec
@@ -333,8 +326,7 @@ def export(
         if not spec.homogeneous and (not len(internal[edge.start]) or not len(internal[edge.end])):
             continue
         path = out / f"edges-{edge.start}-{edge.type}-{edge.end}.parquet"
-        chunks = relationship_chunks(conn, edge, internal[edge.start], internal[edge.end],
-                                     bound.min_score, licences)  # fmt: skip
+        chunks = relationship_chunks(conn, edge, internal[edge.start], internal[edge.end], bound.min_score, licences)
         found = write_edges(path, chunks)
         if len(found[0]) or spec.homogeneous:  # a one-label view keeps every requested type
             edges[edge.key] = found
@@ -343,11 +335,17 @@ def export(
     # Written to meanwhile (a concurrent ingest): the view is what was there when each part was
     # read, so it is never a cache hit later.
     unchanged = view_fingerprint(conn, bound, dataset_label) == fingerprint
-    meta = {"fingerprint": fingerprint if unchanged else None, **bound.params(), "homogeneous": spec.homogeneous,
-            "nodes": {k: len(v) for k, v in nodes.items()}, "features": notes,
-            "feature_names": names, "licences": sorted(licences),
-            "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
-            "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    meta = {
+        "fingerprint": fingerprint if unchanged else None,
+        **bound.params(),
+        "homogeneous": spec.homogeneous,
+        "nodes": {k: len(v) for k, v in nodes.items()},
+        "features": notes,
+        "feature_names": names,
+        "licences": sorted(licences),
+        "relationships": {"|".join(k): len(v[0]) for k, v in edges.items()},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     result = HeteroView(nodes, x, edges, meta, tables)
     shaped: View | HeteroView = View.of(result) if spec.homogeneous else result
     torch.save(shaped.to_pyg(), out / "data.pt")
@@ -355,9 +353,7 @@ def export(
     return shaped
 
 
-def write_nodes(
-    path: Path, ids: list[str], x: np.ndarray | None, extra: pa.Table | None = None
-) -> None:
+def write_nodes(path: Path, ids: list[str], x: np.ndarray | None, extra: pa.Table | None = None) -> None:
     nodes = {"index": pa.array(np.arange(len(ids))), "id": pa.array(ids, pa.string())}
     if x is not None:
         nodes["x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
@@ -403,28 +399,20 @@ class HeteroView:
         """(edge_index in both directions, edge weight, node type per node, label order): the
         undirected graph InfoAlign walks on, nodes numbered label by label."""
         labels = list(self.nodes)
-        offset = dict(
-            zip(
-                labels, np.cumsum([0] + [len(self.nodes[k]) for k in labels]).tolist(), strict=False
-            )
-        )
+        offset = dict(zip(labels, np.cumsum([0] + [len(self.nodes[k]) for k in labels]).tolist(), strict=False))
         src, dst, weight = [], [], []
         for (start, _, end), (s, d, w) in self.edges.items():
             src += [s + offset[start], d + offset[end]]
             dst += [d + offset[end], s + offset[start]]
             weight += [w, w]
         empty = np.zeros(0, dtype=np.int64)
-        edge_index = torch.from_numpy(
-            np.stack([np.concatenate(src or [empty]), np.concatenate(dst or [empty])])
-        )
+        edge_index = torch.from_numpy(np.stack([np.concatenate(src or [empty]), np.concatenate(dst or [empty])]))
         node_type = torch.cat([torch.full((len(self.nodes[k]),), i) for i, k in enumerate(labels)])
         edge_weight = torch.from_numpy(np.concatenate(weight or [empty]).astype(np.float32))
         return edge_index.long(), edge_weight, node_type.long(), labels
 
 
-def node_table(
-    conn: Connection, label: str, internal: np.ndarray, columns: tuple[str, ...]
-) -> pa.Table:
+def node_table(conn: Connection, label: str, internal: np.ndarray, columns: tuple[str, ...]) -> pa.Table:
     """Properties of the nodes (None where a node lacks one), in `internal` order, fetched
     CHUNK_NODES at a time."""
     check_label(label)

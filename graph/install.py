@@ -79,9 +79,7 @@ class Distribution:
 
 def distribution(cache_dir: Path, pins: Pins | None = None) -> Distribution:
     pins = pins or read_pins()
-    return Distribution(
-        cache_dir / "neo4j" / f"{pins.neo4j}-apoc{pins.apoc}-browser{pins.browser}", pins
-    )
+    return Distribution(cache_dir / "neo4j" / f"{pins.neo4j}-apoc{pins.apoc}-browser{pins.browser}", pins)
 
 
 @dataclass(frozen=True)
@@ -109,9 +107,7 @@ def find_java(explicit: str | None = None) -> Java:
     if major == 1 and match.group(2):  # "1.8.0_392" style
         major = int(match.group(2))
     if major not in SUPPORTED_JAVA:
-        raise KgctlError(
-            f"{path} is Java {major}; Neo4j 5.26 runs on Java 17 or 21 only (set JAVA_HOME to one)"
-        )
+        raise KgctlError(f"{path} is Java {major}; Neo4j 5.26 runs on Java 17 or 21 only (set JAVA_HOME to one)")
     return Java(path=path, major=major, version=match.group(0).split('"')[1])
 
 
@@ -154,9 +150,17 @@ def install(
         work = Path(scratch)
         shutil.copy(POM, work / "pom.xml")
         cmd = [
-            maven, "-B", "-q", "-ntp", "-f", str(work / "pom.xml"), *maven_args, "package",
-            f"-Dkgctl.lib={work / 'lib'}", f"-Dkgctl.plugins={work / 'plugins'}",
-        ]  # fmt: skip
+            maven,
+            "-B",
+            "-q",
+            "-ntp",
+            "-f",
+            str(work / "pom.xml"),
+            *maven_args,
+            "package",
+            f"-Dkgctl.lib={work / 'lib'}",
+            f"-Dkgctl.plugins={work / 'plugins'}",
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=work)
         except subprocess.TimeoutExpired as exc:
@@ -170,9 +174,7 @@ def install(
         built = Distribution(work, dist.pins)
         seconds = time.perf_counter() - started
         jars = _count_jars(built)
-        (work / MARKER).write_text(
-            json.dumps({"pins": asdict(dist.pins), "jars": jars, "seconds": round(seconds, 1)})
-        )
+        (work / MARKER).write_text(json.dumps({"pins": asdict(dist.pins), "jars": jars, "seconds": round(seconds, 1)}))
         (work / "pom.xml").unlink()
         if dist.root.exists() and not dist.is_installed():
             shutil.rmtree(dist.root)  # an unmarked leftover, e.g. removed jars
@@ -191,9 +193,5 @@ def _count_jars(dist: Distribution) -> int:
 
 
 def _maven_errors(output: str, keep: int = 15) -> str:
-    lines = [
-        line
-        for line in output.splitlines()
-        if line.startswith("[ERROR]") and line.strip() != "[ERROR]"
-    ]
+    lines = [line for line in output.splitlines() if line.startswith("[ERROR]") and line.strip() != "[ERROR]"]
     return "\n".join((lines or output.splitlines())[-keep:])

@@ -46,10 +46,21 @@ RELATIONSHIP_TYPES: tuple[str, ...] = (
 
 # INTERACTS_WITH's evidence channels, one property each (STRING v12's detailed and full layouts).
 STRING_CHANNELS: tuple[str, ...] = (
-    "coexpression", "coexpression_transferred", "cooccurence", "database", "database_transferred",
-    "experimental", "experiments", "experiments_transferred", "fusion", "homology",
-    "neighborhood", "neighborhood_transferred", "textmining", "textmining_transferred",
-)  # fmt: skip
+    "coexpression",
+    "coexpression_transferred",
+    "cooccurence",
+    "database",
+    "database_transferred",
+    "experimental",
+    "experiments",
+    "experiments_transferred",
+    "fusion",
+    "homology",
+    "neighborhood",
+    "neighborhood_transferred",
+    "textmining",
+    "textmining_transferred",
+)
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -73,8 +84,7 @@ class Constraint:
     def cypher(self) -> str:
         check_label(self.label, allow_meta=True)
         _check_ident(self.prop)
-        return (f"CREATE CONSTRAINT {self.name} IF NOT EXISTS "
-                f"FOR (n:{self.label}) REQUIRE n.{self.prop} IS UNIQUE")  # fmt: skip
+        return f"CREATE CONSTRAINT {self.name} IF NOT EXISTS FOR (n:{self.label}) REQUIRE n.{self.prop} IS UNIQUE"
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,7 @@ class Index:
         return f"CREATE INDEX {self.name} IF NOT EXISTS FOR {pattern} ON ({on})"
 
 
-CONSTRAINTS: tuple[Constraint, ...] = tuple(
-    Constraint(label) for label in (*NODE_LABELS, VERSION_LABEL)
-)
+CONSTRAINTS: tuple[Constraint, ...] = tuple(Constraint(label) for label in (*NODE_LABELS, VERSION_LABEL))
 
 # Lookups the writers and exporters make by something other than `id`.
 INDEXES: tuple[Index, ...] = (
@@ -125,17 +133,16 @@ INDEXES: tuple[Index, ...] = (
 SCHEMA_ITEMS: tuple[Constraint | Index, ...] = (*CONSTRAINTS, *INDEXES)
 
 # The property that scores a relationship of each scored type (architecture.md's schema).
-SCORE_PROPERTY = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score",
-                  "SIMILAR_TO": "similarity"}  # fmt: skip
+SCORE_PROPERTY = {"INTERACTS_WITH": "combined_score", "CO_ESSENTIAL": "score", "SIMILAR_TO": "similarity"}
 
 
 def count_store(conn: Connection) -> dict[str, dict[str, int]]:
     """Nodes per label and relationships per type, from Neo4j's count store (no scan), in one
     round trip: {"nodes": {label: n}, "relationships": {type: n}}."""
-    parts = [f"MATCH (n:{label}) RETURN 'nodes' AS kind, '{label}' AS name, count(n) AS n"
-             for label in NODE_LABELS]  # fmt: skip
-    parts += [f"MATCH ()-[r:{t}]->() RETURN 'relationships' AS kind, '{t}' AS name, count(r) AS n"
-              for t in RELATIONSHIP_TYPES]  # fmt: skip
+    parts = [f"MATCH (n:{label}) RETURN 'nodes' AS kind, '{label}' AS name, count(n) AS n" for label in NODE_LABELS]
+    parts += [
+        f"MATCH ()-[r:{t}]->() RETURN 'relationships' AS kind, '{t}' AS name, count(r) AS n" for t in RELATIONSHIP_TYPES
+    ]
     out: dict[str, dict[str, int]] = {"nodes": {}, "relationships": {}}
     for row in conn.query(" UNION ALL ".join(parts)):  # whitelisted names only
         out[row["kind"]][row["name"]] = int(row["n"])
@@ -144,10 +151,9 @@ def count_store(conn: Connection) -> dict[str, dict[str, int]]:
 
 # Indexes earlier schema versions created and this one drops.
 RETIRED_INDEXES: tuple[str, ...] = (
-    *(Index("relationship", t, ("ingest_run",)).name for t in RELATIONSHIP_TYPES
-      if t != "PREDICTED_ASSOCIATION"),
+    *(Index("relationship", t, ("ingest_run",)).name for t in RELATIONSHIP_TYPES if t != "PREDICTED_ASSOCIATION"),
     Index("relationship", "PREDICTED_ASSOCIATION", ("run_id",)).name,
-)  # fmt: skip
+)
 
 # Property renames of schema version 3, applied in batches to graphs written by older versions.
 MIGRATIONS_V3: tuple[str, ...] = (
@@ -169,9 +175,7 @@ def check_label(label: str, *, allow_meta: bool = False) -> str:
 
 def check_relationship_type(rel_type: str) -> str:
     if rel_type not in RELATIONSHIP_TYPES:
-        raise KgctlError(
-            f"unknown relationship type {rel_type!r} (known: {', '.join(RELATIONSHIP_TYPES)})"
-        )
+        raise KgctlError(f"unknown relationship type {rel_type!r} (known: {', '.join(RELATIONSHIP_TYPES)})")
     return rel_type
 
 
@@ -181,9 +185,7 @@ def _check_ident(name: str) -> None:
 
 
 def graph_schema_version(conn: Connection) -> int | None:
-    rows = conn.query(
-        f"MATCH (v:{VERSION_LABEL} {{id: $id}}) RETURN v.version AS version", {"id": VERSION_ID}
-    )
+    rows = conn.query(f"MATCH (v:{VERSION_LABEL} {{id: $id}}) RETURN v.version AS version", {"id": VERSION_ID})
     return int(rows[0]["version"]) if rows else None
 
 
@@ -213,9 +215,7 @@ def apply_schema(conn: Connection) -> dict[str, Any]:
                 raise
     conn.query("CALL db.awaitIndexes(300)")
     conn.query(
-        f"MERGE (v:{VERSION_LABEL} {{id: $id}}) "
-        "ON CREATE SET v.created_at = $now "
-        "SET v.version = $version",
+        f"MERGE (v:{VERSION_LABEL} {{id: $id}}) ON CREATE SET v.created_at = $now SET v.version = $version",
         {"id": VERSION_ID, "version": SCHEMA_VERSION, "now": datetime.now(UTC).isoformat()},
         write=True,
     )
@@ -255,16 +255,13 @@ def describe_schema(conn: Connection) -> dict[str, Any]:
     }
 
 
-def ensure_vector_index(
-    conn: Connection, name: str, label: str, prop: str, dimensions: int
-) -> None:
+def ensure_vector_index(conn: Connection, name: str, label: str, prop: str, dimensions: int) -> None:
     """A cosine vector index on `label.prop` with `dimensions`, recreated when the existing one
     has another size (a new model run may embed in another dimension)."""
     check_label(label)
     _check_ident(name)
     _check_ident(prop)
-    rows = conn.query("SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options",
-                      {"name": name})  # fmt: skip
+    rows = conn.query("SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options", {"name": name})
     if rows and rows[0]["options"]["indexConfig"].get("vector.dimensions") == dimensions:
         return
     if rows:
@@ -272,6 +269,7 @@ def ensure_vector_index(
     conn.query(
         f"CREATE VECTOR INDEX {name} IF NOT EXISTS FOR (n:{label}) ON n.{prop} OPTIONS "
         "{indexConfig: {`vector.dimensions`: $d, `vector.similarity_function`: 'cosine'}}",
-        {"d": dimensions}, write=True,
-    )  # fmt: skip
+        {"d": dimensions},
+        write=True,
+    )
     conn.query("CALL db.awaitIndex($name, 300)", {"name": name})

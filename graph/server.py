@@ -197,9 +197,7 @@ class ManagedServer:
         for sub in ("conf", "data", "logs", "run", "import"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)  # the store, auth.ini and the logs: the owner's only
-        lines = [
-            "# Written by kgctl at every start: change kgctl.toml ([server], [server.settings])."
-        ]
+        lines = ["# Written by kgctl at every start: change kgctl.toml ([server], [server.settings])."]
         settings = self.settings()
         if read_only:
             settings["server.databases.read_only"] = ",".join(read_only)
@@ -207,8 +205,7 @@ class ManagedServer:
         path = self.conf_dir / "neo4j.conf"
         path.write_text("\n".join(lines) + "\n")
         (self.conf_dir / "apoc.conf").write_text(
-            "apoc.export.file.enabled=true\napoc.import.file.enabled=true\n"
-            "apoc.import.file.use_neo4j_config=true\n"
+            "apoc.export.file.enabled=true\napoc.import.file.enabled=true\napoc.import.file.use_neo4j_config=true\n"
         )
         return path
 
@@ -218,8 +215,7 @@ class ManagedServer:
             return self.config.password_file.read_text().strip()
         except FileNotFoundError as exc:
             raise KgctlError(
-                f"no password file at {self.config.password_file}: start the server with "
-                "`kgctl db start` to create one"
+                f"no password file at {self.config.password_file}: start the server with `kgctl db start` to create one"
             ) from exc
 
     def _ensure_password(self, java: str) -> None:
@@ -240,14 +236,22 @@ class ManagedServer:
         if initialised:
             return
         if not re.fullmatch(r"[A-Za-z0-9]+", self.password()):
-            raise KgctlError(f"the password in {pw_file} must be letters and digits only (one "
-                             "token); delete the file to have kgctl generate one")  # fmt: skip
+            raise KgctlError(
+                f"the password in {pw_file} must be letters and digits only (one "
+                "token); delete the file to have kgctl generate one"
+            )
         env = {**os.environ, "NEO4J_HOME": str(self.home), "NEO4J_CONF": str(self.conf_dir)}
         # `@FILE` is picocli's argument file: the password never appears on a command line (ps).
-        cmd = [java, "-cp", f"{self.config.distribution.lib}/*", ADMIN_CLASS,
-               "dbms", "set-initial-password", f"@{pw_file}"]  # fmt: skip
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
-                              umask=PRIVATE_UMASK)  # fmt: skip
+        cmd = [
+            java,
+            "-cp",
+            f"{self.config.distribution.lib}/*",
+            ADMIN_CLASS,
+            "dbms",
+            "set-initial-password",
+            f"@{pw_file}",
+        ]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, umask=PRIVATE_UMASK)
         if proc.returncode != 0:
             raise KgctlError(
                 "neo4j-admin could not set the initial password",
@@ -278,21 +282,22 @@ class ManagedServer:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def start(self, on_wait: Callable[[str], None] | None = None, *,
-              read_only: tuple[str, ...] = ()) -> dict[str, object]:  # fmt: skip
+    def start(
+        self, on_wait: Callable[[str], None] | None = None, *, read_only: tuple[str, ...] = ()
+    ) -> dict[str, object]:
         """Start detached and wait until Bolt accepts the stored password; a no-op when running.
         `read_only` databases refuse every write until the next start without them."""
         with self._lock():
             return self._start(on_wait, read_only)
 
-    def _start(self, on_wait: Callable[[str], None] | None,
-               read_only: tuple[str, ...] = ()) -> dict[str, object]:  # fmt: skip
+    def _start(self, on_wait: Callable[[str], None] | None, read_only: tuple[str, ...] = ()) -> dict[str, object]:
         running = self.pid()
         if running is not None:  # perhaps still starting (an interrupted `db start`): wait for it
             log_offset = _size_of(self.log_file)
             debug_offset = _size_of(self.debug_log)
-            self._wait_ready(lambda: None if _process_alive(running) else -1, running, log_offset,
-                             debug_offset, owned=False)  # fmt: skip
+            self._wait_ready(
+                lambda: None if _process_alive(running) else -1, running, log_offset, debug_offset, owned=False
+            )
             return {"already_running": True, "pid": running, **self.endpoints()}
         java = find_java(self.config.java).path
         dist = self.config.distribution
@@ -308,15 +313,30 @@ class ManagedServer:
         log_offset = _size_of(self.log_file)
         debug_offset = _size_of(self.debug_log)
         heap, _ = self.memory()
-        cmd = [java, f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, "-cp", dist.classpath(), MAIN_CLASS,
-               f"--home-dir={self.home}", f"--config-dir={self.conf_dir}", "--console-mode"]  # fmt: skip
+        cmd = [
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            *JVM_FLAGS,
+            "-cp",
+            dist.classpath(),
+            MAIN_CLASS,
+            f"--home-dir={self.home}",
+            f"--config-dir={self.conf_dir}",
+            "--console-mode",
+        ]
         started = time.perf_counter()
         fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.home, start_new_session=True, umask=PRIVATE_UMASK,
-            )  # fmt: skip
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
+            )
         self.pid_file.write_text(f"{proc.pid}\n")
         if on_wait:
             on_wait(f"Waiting for Neo4j to answer on {self.bolt_uri}")
@@ -367,8 +387,10 @@ class ManagedServer:
         if failed is None:
             return None
         if _DISK_FULL in text:
-            return (f"database {failed.group(1)!r} could not start: the disk holding {self.data_dir} "
-                    "is full; free some space, then run `kgctl db start` again")  # fmt: skip
+            return (
+                f"database {failed.group(1)!r} could not start: the disk holding {self.data_dir} "
+                "is full; free some space, then run `kgctl db start` again"
+            )
         return f"database {failed.group(1)!r} could not start (log: {self.debug_log})"
 
     def _give_up(self, pid: int) -> None:
@@ -377,8 +399,9 @@ class ManagedServer:
         _wait_for_exit(pid, 60)
         self.pid_file.unlink(missing_ok=True)
 
-    def _wait_ready(self, poll: Callable[[], int | None], pid: int, log_offset: int,
-                    debug_offset: int, *, owned: bool = True) -> None:  # fmt: skip
+    def _wait_ready(
+        self, poll: Callable[[], int | None], pid: int, log_offset: int, debug_offset: int, *, owned: bool = True
+    ) -> None:
         """Until Bolt accepts the password and the home database answers; `poll` gives the exit
         code once the process has ended, and a database that failed to start (debug.log) ends
         the wait at once. A server this call did not start (`owned` false) is left running."""
@@ -520,11 +543,7 @@ def size_bytes(value: str) -> int | None:
 def without_stack_frames(text: str, keep: int) -> str:
     """The last `keep` non-blank lines of Java output, stack frames dropped (messages and
     "Caused by" lines stay)."""
-    lines = [
-        line
-        for line in text.splitlines()
-        if line.strip() and not re.match(r"^\s+(at |\.\.\. \d+ more)", line)
-    ]
+    lines = [line for line in text.splitlines() if line.strip() and not re.match(r"^\s+(at |\.\.\. \d+ more)", line)]
     return "\n".join(lines[-keep:])
 
 
@@ -575,15 +594,11 @@ def _is_zombie(pid: int) -> bool:
     """An exited process that another parent has not reaped yet (e.g. a server started by a
     long-lived Python process and stopped by another): it is gone for our purposes."""
     try:
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        )
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     except (OSError, ValueError):
         return False
     # A JVM's main thread can be a zombie while its other threads still run (and hold ports).
-    return status.get("State", "").strip().startswith("Z") and status.get(
-        "Threads", ""
-    ).strip() in {"0", "1"}
+    return status.get("State", "").strip().startswith("Z") and status.get("Threads", "").strip() in {"0", "1"}
 
 
 def _is_server_process(pid: int, home: Path) -> bool:

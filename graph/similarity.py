@@ -29,15 +29,17 @@ class Pairs:
 
     def as_set(self, decimals: int = 6) -> set[tuple[int, int, float]]:
         """For tests and comparisons: {(i, j, rounded score)}."""
-        return {(int(a), int(b), round(float(s), decimals))
-                for a, b, s in zip(self.i, self.j, self.score, strict=True)}  # fmt: skip
+        return {(int(a), int(b), round(float(s), decimals)) for a, b, s in zip(self.i, self.j, self.score, strict=True)}
 
 
 def _concat(parts: list[Pairs]) -> Pairs:
     if not parts:
         return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return Pairs(np.concatenate([p.i for p in parts]), np.concatenate([p.j for p in parts]),
-                 np.concatenate([p.score for p in parts]).astype(np.float32))  # fmt: skip
+    return Pairs(
+        np.concatenate([p.i for p in parts]),
+        np.concatenate([p.j for p in parts]),
+        np.concatenate([p.score for p in parts]).astype(np.float32),
+    )
 
 
 ScoreBlock = Callable[[int, int], np.ndarray]  # rows [start, stop) × all columns
@@ -141,9 +143,7 @@ def pearson_scorer(x: np.ndarray) -> ScoreBlock:
     """Pearson correlation between rows, over the columns both rows observe approximately: missing
     values are set to the row mean (so they add nothing), constant rows score 0."""
     x = np.asarray(x, dtype=np.float64)
-    means = np.nanmean(
-        np.where(np.isnan(x).all(axis=1, keepdims=True), 0.0, x), axis=1, keepdims=True
-    )
+    means = np.nanmean(np.where(np.isnan(x).all(axis=1, keepdims=True), 0.0, x), axis=1, keepdims=True)
     centred = np.where(np.isnan(x), 0.0, x - means)
     return cosine_scorer(centred.astype(np.float32))
 
@@ -164,8 +164,7 @@ def within_groups(groups: np.ndarray, scorer_of: Callable[[np.ndarray], ScoreBlo
     return _concat(parts)
 
 
-def infoalign_cut(scores: np.ndarray, floor: float = INFOALIGN_FLOOR,
-                  keep: float = INFOALIGN_KEEP) -> float:  # fmt: skip
+def infoalign_cut(scores: np.ndarray, floor: float = INFOALIGN_FLOOR, keep: float = INFOALIGN_KEEP) -> float:
     """InfoAlign's rule on an explicit list of candidate scores: the score about `keep` of them
     reach, never below `floor`."""
     if not len(scores):

@@ -66,20 +66,24 @@ class ViewSpec:
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     homogeneous: bool = False  # one label: exported as a PyG `Data`, else a `HeteroData`
 
-    def bind(self, *, dataset: str | None = None, relationships: tuple[str, ...] = ("INTERACTS_WITH",),
-             min_score: float | None = None) -> BoundView:  # fmt: skip
+    def bind(
+        self,
+        *,
+        dataset: str | None = None,
+        relationships: tuple[str, ...] = ("INTERACTS_WITH",),
+        min_score: float | None = None,
+    ) -> BoundView:
         """The spec with its parameters: the edges it exports and what it reads."""
         if self.edges is None:
-            edges = tuple(EdgeSpec("Gene", t, "Gene", f"r.{SCORE_PROPERTY.get(t, 'score')}")
-                          for t in dict.fromkeys(relationships))  # fmt: skip
+            edges = tuple(
+                EdgeSpec("Gene", t, "Gene", f"r.{SCORE_PROPERTY.get(t, 'score')}") for t in dict.fromkeys(relationships)
+            )
         else:
             if min_score is not None or relationships != ("INTERACTS_WITH",):
                 raise KgctlError(f"view {self.name}: --relationship and --min-score do not apply")
             edges = self.edges
         if dataset is not None and not any(f.rule == "dataset" for f in self.features.values()):
-            raise KgctlError(
-                f"view {self.name}: --dataset does not apply (no features come from one)"
-            )
+            raise KgctlError(f"view {self.name}: --dataset does not apply (no features come from one)")
         return BoundView(self, edges, dataset, min_score)
 
 
@@ -91,8 +95,12 @@ class BoundView:
     min_score: float | None
 
     def params(self) -> dict[str, object]:
-        return {"view": self.spec.name, "dataset": self.dataset,
-                "edges": [e.name for e in self.edges], "min_score": self.min_score}  # fmt: skip
+        return {
+            "view": self.spec.name,
+            "dataset": self.dataset,
+            "edges": [e.name for e in self.edges],
+            "min_score": self.min_score,
+        }
 
     def reads(self, dataset_label: str | None) -> tuple[list[str], list[str]]:
         """(labels, relationship types) whose change can change the export; a dataset's features
@@ -121,40 +129,52 @@ def view_spec(name: str) -> ViewSpec:
     return VIEWS[name]
 
 
-register_view(ViewSpec(
-    "gene-association",
-    "Genes with features from a Dataset and their Gene–Gene relationships (CAL).",
-    labels=("Gene",), edges=None, features={"Gene": Features("dataset")}, homogeneous=True,
-))  # fmt: skip
+register_view(
+    ViewSpec(
+        "gene-association",
+        "Genes with features from a Dataset and their Gene–Gene relationships (CAL).",
+        labels=("Gene",),
+        edges=None,
+        features={"Gene": Features("dataset")},
+        homogeneous=True,
+    )
+)
 
 # InfoAlign's context graph (methods/infoalign.md §1.2): the edge kinds and their walk weights.
-register_view(ViewSpec(
-    "context",
-    "Molecules, genes, expression and morphology profiles with walk weights (InfoAlign).",
-    labels=("Molecule", "Gene", "ExpressionProfile", "MorphologyProfile"),
-    edges=(
-        EdgeSpec("Molecule", "TARGETS", "Gene"),  # E1
-        EdgeSpec("Molecule", "PERTURBS", "MorphologyProfile"),  # E2
-        EdgeSpec("Molecule", "PERTURBS", "ExpressionProfile"),  # E3
-        EdgeSpec("Gene", "PERTURBS", "ExpressionProfile"),  # genetic perturbations
-        EdgeSpec("Gene", "PERTURBS", "MorphologyProfile"),
-        EdgeSpec("Gene", "INTERACTS_WITH", "Gene"),  # E4
-        EdgeSpec("Molecule", "SIMILAR_TO", "Molecule", "r.similarity"),  # E6
-        EdgeSpec("Gene", "SIMILAR_TO", "Gene", "r.similarity"),  # E7
-        EdgeSpec("MorphologyProfile", "SIMILAR_TO", "MorphologyProfile", "r.similarity"),  # E8
-        EdgeSpec("ExpressionProfile", "SIMILAR_TO", "ExpressionProfile", "r.similarity"),  # E9
-    ),
-    features={"Molecule": Features("bits", "fingerprint"), "Gene": Features("dataset"),
-              "ExpressionProfile": Features("vectors", "features"),
-              "MorphologyProfile": Features("vectors", "features")},
-    columns={"Molecule": ("smiles",)},
-))  # fmt: skip
+register_view(
+    ViewSpec(
+        "context",
+        "Molecules, genes, expression and morphology profiles with walk weights (InfoAlign).",
+        labels=("Molecule", "Gene", "ExpressionProfile", "MorphologyProfile"),
+        edges=(
+            EdgeSpec("Molecule", "TARGETS", "Gene"),  # E1
+            EdgeSpec("Molecule", "PERTURBS", "MorphologyProfile"),  # E2
+            EdgeSpec("Molecule", "PERTURBS", "ExpressionProfile"),  # E3
+            EdgeSpec("Gene", "PERTURBS", "ExpressionProfile"),  # genetic perturbations
+            EdgeSpec("Gene", "PERTURBS", "MorphologyProfile"),
+            EdgeSpec("Gene", "INTERACTS_WITH", "Gene"),  # E4
+            EdgeSpec("Molecule", "SIMILAR_TO", "Molecule", "r.similarity"),  # E6
+            EdgeSpec("Gene", "SIMILAR_TO", "Gene", "r.similarity"),  # E7
+            EdgeSpec("MorphologyProfile", "SIMILAR_TO", "MorphologyProfile", "r.similarity"),  # E8
+            EdgeSpec("ExpressionProfile", "SIMILAR_TO", "ExpressionProfile", "r.similarity"),  # E9
+        ),
+        features={
+            "Molecule": Features("bits", "fingerprint"),
+            "Gene": Features("dataset"),
+            "ExpressionProfile": Features("vectors", "features"),
+            "MorphologyProfile": Features("vectors", "features"),
+        },
+        columns={"Molecule": ("smiles",)},
+    )
+)
 
 # IsoCLR's transcripts: sequence and structure as columns, their genes, orthologs between genes.
-register_view(ViewSpec(
-    "transcripts",
-    "Transcripts with sequence and structure, their genes, and orthologs (IsoCLR).",
-    labels=("Transcript", "Gene"),
-    edges=(EdgeSpec("Transcript", "ISOFORM_OF", "Gene"), EdgeSpec("Gene", "ORTHOLOG_OF", "Gene")),
-    columns={"Transcript": ("gene_id", "gene_symbol", "length", "cds_start", "cds_end", "exon_ends", "sequence")},
-))  # fmt: skip
+register_view(
+    ViewSpec(
+        "transcripts",
+        "Transcripts with sequence and structure, their genes, and orthologs (IsoCLR).",
+        labels=("Transcript", "Gene"),
+        edges=(EdgeSpec("Transcript", "ISOFORM_OF", "Gene"), EdgeSpec("Gene", "ORTHOLOG_OF", "Gene")),
+        columns={"Transcript": ("gene_id", "gene_symbol", "length", "cds_start", "cds_end", "exon_ends", "sequence")},
+    )
+)

@@ -61,11 +61,7 @@ class CSRGraph:
         same weight and edge id, as InfoAlign's networkx → PyG conversion does."""
         src, dst = edge_index[0].long(), edge_index[1].long()
         ids = torch.arange(src.numel(), device=src.device)
-        w = (
-            weight.float()
-            if weight is not None
-            else torch.ones(src.numel(), device=src.device, dtype=torch.float32)
-        )
+        w = weight.float() if weight is not None else torch.ones(src.numel(), device=src.device, dtype=torch.float32)
         if src.numel() and (int(src.min()) < 0 or int(max(src.max(), dst.max())) >= num_nodes):
             raise ValueError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
         if w.numel() and (bool((w < 0).any()) or not bool(torch.isfinite(w).all())):
@@ -83,8 +79,9 @@ class CSRGraph:
 
     def to(self, device: torch.device | str) -> CSRGraph:
         nt = self.node_type.to(device) if self.node_type is not None else None
-        return CSRGraph(self.rowptr.to(device), self.col.to(device), self.edge_id.to(device),
-                        self.weight.to(device), nt)  # fmt: skip
+        return CSRGraph(
+            self.rowptr.to(device), self.col.to(device), self.edge_id.to(device), self.weight.to(device), nt
+        )
 
     def keep_types(self, types: Iterable[int]) -> CSRGraph:
         """The same graph without edges into nodes of other types (walkers never enter them)."""
@@ -94,14 +91,11 @@ class CSRGraph:
         wanted = torch.tensor(sorted(set(types)), dtype=torch.long, device=self.device)
         allowed[wanted[wanted < allowed.numel()]] = True
         keep = allowed[self.node_type[self.col]]
-        row = torch.repeat_interleave(
-            torch.arange(self.num_nodes, device=self.device), self.rowptr.diff()
-        )
+        row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.rowptr.diff())
         counts = torch.bincount(row[keep], minlength=self.num_nodes)
         rowptr = torch.zeros_like(self.rowptr)
         rowptr[1:] = torch.cumsum(counts, 0)
-        return CSRGraph(rowptr, self.col[keep], self.edge_id[keep], self.weight[keep],
-                        self.node_type)  # fmt: skip
+        return CSRGraph(rowptr, self.col[keep], self.edge_id[keep], self.weight[keep], self.node_type)
 
 
 @dataclass(frozen=True)
@@ -151,16 +145,12 @@ def walk_table(graph: CSRGraph, weighted: bool) -> WalkTable:
     start = torch.cumsum(degree, 0) - degree
     cumulative = None
     if weighted:
-        w = torch.cat([weight, torch.ones(lonely.numel(), dtype=torch.float64, device=device)])[
-            order
-        ]
+        w = torch.cat([weight, torch.ones(lonely.numel(), dtype=torch.float64, device=device)])[order]
         w = torch.where(dead[rows[order]], torch.where(edge_id == DEAD_END, 1.0, 0.0), w)
         cumulative = torch.cumsum(w, 0)  # float64: exact enough over 1e9 edges
     # int32 indices halve the memory traffic of every step (int64 only for graphs that need it)
     index = torch.int32 if max(n, col.numel()) < 2**31 - 1 else torch.long
-    return WalkTable(
-        start.to(index), degree.to(index), col.to(index), edge_id.to(index), cumulative
-    )
+    return WalkTable(start.to(index), degree.to(index), col.to(index), edge_id.to(index), cumulative)
 
 
 def random_walks(
@@ -200,11 +190,7 @@ def random_walks(
     nodes[0] = starts
     dtype = torch.float64 if weighted else torch.float32
     draws = torch.rand((length, walkers), generator=generator, device=device, dtype=dtype)
-    backs = (
-        torch.rand((length, walkers), generator=generator, device=device) < restart
-        if restart > 0
-        else None
-    )
+    backs = torch.rand((length, walkers), generator=generator, device=device) < restart if restart > 0 else None
     for t in range(length):
         current = nodes[t]
         # index_select, not advanced indexing: about 3x faster for a 1-D gather on the CPU

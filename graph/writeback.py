@@ -32,8 +32,9 @@ def vector_index_name(label: str, model: str) -> str:
     return f"{snake(check_label(label))}_{embedding_property(model)}"
 
 
-def write_relationships(conn: Connection, rel_type: str, start_label: str, end_label: str,
-                        table: pa.Table, prov: Provenance, model: str) -> int:  # fmt: skip
+def write_relationships(
+    conn: Connection, rel_type: str, start_label: str, end_label: str, table: pa.Table, prov: Provenance, model: str
+) -> int:
     """Replace the run's (`prov.run`) `rel_type` edges, idempotently, with one per row of
     `table`: columns start, end (node ids), score, rank and any other property columns; the
     provenance and the model's name go on every edge."""
@@ -58,9 +59,7 @@ def write_relationships(conn: Connection, rel_type: str, start_label: str, end_l
         batch = {"rows": rows[lo : lo + WRITE_BATCH], "prov": prov.params(), "model": model}
         written += conn.query(cypher, batch, write=True)[0]["n"]
     if written != len(rows):
-        raise KgctlError(
-            f"{len(rows) - written} predicted {rel_type} edges name nodes not in the graph"
-        )
+        raise KgctlError(f"{len(rows) - written} predicted {rel_type} edges name nodes not in the graph")
     return written
 
 
@@ -69,16 +68,19 @@ def delete_relationships(conn: Connection, rel_type: str, run_id: str) -> int:
     check_relationship_type(rel_type)
     count = f"MATCH ()-[p:{rel_type}]->() WHERE p.run = $id RETURN count(p) AS n"
     before = int(conn.query(count, {"id": run_id})[0]["n"])
-    conn.run_autocommit(f"MATCH ()-[p:{rel_type}]->() WHERE p.run = $id "
-                        "CALL (p) { DELETE p } IN TRANSACTIONS OF 10000 ROWS", {"id": run_id})  # fmt: skip
+    conn.run_autocommit(
+        f"MATCH ()-[p:{rel_type}]->() WHERE p.run = $id CALL (p) {{ DELETE p }} IN TRANSACTIONS OF 10000 ROWS",
+        {"id": run_id},
+    )
     left = int(conn.query(count, {"id": run_id})[0]["n"])
     if left:
         raise KgctlError(f"{left} {rel_type} edges of {run_id} survived the delete")
     return before
 
 
-def write_embeddings(conn: Connection, label: str, model: str, run_id: str, ids: list[str],
-                     vectors: np.ndarray) -> dict[str, Any]:  # fmt: skip
+def write_embeddings(
+    conn: Connection, label: str, model: str, run_id: str, ids: list[str], vectors: np.ndarray
+) -> dict[str, Any]:
     """`embedding_<model>` (and `embedding_<model>_run`, its owner) on each node of `ids`, and the
     (label, model) vector index sized to the vectors."""
     check_label(label)
@@ -86,9 +88,12 @@ def write_embeddings(conn: Connection, label: str, model: str, run_id: str, ids:
     rows = [{"id": i, "v": v} for i, v in zip(ids, vectors.astype(float).tolist(), strict=True)]
     written = 0
     for lo in range(0, len(rows), WRITE_BATCH):
-        written += conn.query(f"UNWIND $rows AS r MATCH (n:{label} {{id: r.id}}) "
-                              f"SET n.{prop} = r.v, n.{prop}_run = $run RETURN count(n) AS n",
-                              {"rows": rows[lo : lo + WRITE_BATCH], "run": run_id}, write=True)[0]["n"]  # fmt: skip
+        written += conn.query(
+            f"UNWIND $rows AS r MATCH (n:{label} {{id: r.id}}) "
+            f"SET n.{prop} = r.v, n.{prop}_run = $run RETURN count(n) AS n",
+            {"rows": rows[lo : lo + WRITE_BATCH], "run": run_id},
+            write=True,
+        )[0]["n"]
     index = vector_index_name(label, model)
     ensure_vector_index(conn, index, label, prop, int(vectors.shape[1]))
     return {"label": label, "property": prop, "count": written, "vector_index": index}
@@ -99,9 +104,13 @@ def delete_embeddings(conn: Connection, label: str, model: str, run_id: str) -> 
     no node of the label has one."""
     check_label(label)
     prop = embedding_property(model)
-    removed = int(conn.query(f"MATCH (n:{label}) WHERE n.{prop}_run = $id "
-                             f"REMOVE n.{prop}, n.{prop}_run RETURN count(n) AS n", {"id": run_id},
-                             write=True)[0]["n"])  # fmt: skip
+    removed = int(
+        conn.query(
+            f"MATCH (n:{label}) WHERE n.{prop}_run = $id REMOVE n.{prop}, n.{prop}_run RETURN count(n) AS n",
+            {"id": run_id},
+            write=True,
+        )[0]["n"]
+    )
     if not conn.query(f"MATCH (n:{label}) WHERE n.{prop} IS NOT NULL RETURN n.id LIMIT 1"):
         conn.query(f"DROP INDEX {vector_index_name(label, model)} IF EXISTS", write=True)
     return removed

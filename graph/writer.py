@@ -31,9 +31,7 @@ def assignments(var: str, keys: Sequence[str], first: int, keep_existing: bool) 
         if not PROPERTY.match(key) or key in RESERVED:
             raise ValueError(f"bad property name {key!r}")
         value = f"row[{i}]"
-        items.append(
-            f"{var}.{key} = " + (f"coalesce({value}, {var}.{key})" if keep_existing else value)
-        )
+        items.append(f"{var}.{key} = " + (f"coalesce({value}, {var}.{key})" if keep_existing else value))
     return ", ".join(items)
 
 
@@ -43,9 +41,7 @@ def node_statement(label: str, keys: Sequence[str]) -> str:
     sets = assignments("n", keys, 1, keep_existing=True)
     return (
         f"UNWIND $rows AS row MERGE (n:{label} {{id: row[0]}}) "
-        f"ON CREATE SET {Provenance.assignments('n')} "
-        + (f"SET {sets} " if sets else "")
-        + "RETURN count(*) AS n"
+        f"ON CREATE SET {Provenance.assignments('n')} " + (f"SET {sets} " if sets else "") + "RETURN count(*) AS n"
     )
 
 
@@ -68,9 +64,7 @@ def edge_statement(rel_type: str, start_label: str, end_label: str, keys: Sequen
     return (
         f"UNWIND $rows AS row MATCH (a:{start_label} {{id: row[0]}}) "
         f"MATCH (b:{end_label} {{id: row[1]}}) MERGE (a)-[r:{rel_type}]->(b) "
-        f"SET {Provenance.assignments('r')}"
-        + (f", {sets} " if sets else " ")
-        + "RETURN count(*) AS n"
+        f"SET {Provenance.assignments('r')}" + (f", {sets} " if sets else " ") + "RETURN count(*) AS n"
     )
 
 
@@ -87,9 +81,7 @@ class Batch:
 
     def __init__(self) -> None:
         self.nodes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self.edges: dict[tuple[str, str, str], list[tuple[tuple[str, str], dict[str, Any]]]] = (
-            defaultdict(list)
-        )
+        self.edges: dict[tuple[str, str, str], list[tuple[tuple[str, str], dict[str, Any]]]] = defaultdict(list)
         self.blocks: list[EdgeBlock] = []
         self.size = 0
         self._statements: list[tuple[str, str, Sequence[Sequence[Any]]]] | None = None
@@ -141,9 +133,7 @@ class Batch:
             keys, rows = _as_lists(edges)
             out.append(("edge", edge_statement(rel_type, start, end, keys), rows))
         for block in self.blocks:
-            cypher = edge_statement(
-                block.type, block.start_label, block.end_label, sorted(block.props)
-            )
+            cypher = edge_statement(block.type, block.start_label, block.end_label, sorted(block.props))
             out.append(("edge", cypher, block.as_rows()))
         return out
 

@@ -113,9 +113,7 @@ def adapter_class(name: str) -> type[Adapter]:
     try:
         return ADAPTERS[name]
     except KeyError:
-        raise KgctlError(
-            f"unknown source {name!r}; choose from {', '.join(sorted(ADAPTERS))}"
-        ) from None
+        raise KgctlError(f"unknown source {name!r}; choose from {', '.join(sorted(ADAPTERS))}") from None
 
 
 def gene_id(symbol: str) -> str:

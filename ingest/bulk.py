@@ -97,14 +97,10 @@ class CsvGroup:
         if self._handle is not None and self._part_rows < ROWS_PER_PART:
             return
         self.close()
-        part = (
-            self.directory / f"{self.kind}-{self.name}-{self.index}-part{len(self.parts):03d}.csv"
-        )
+        part = self.directory / f"{self.kind}-{self.name}-{self.index}-part{len(self.parts):03d}.csv"
         self.parts.append(part)
         self._handle = part.open("wb")
-        self._text = io.TextIOWrapper(
-            self._handle, encoding="utf-8", newline="", write_through=True
-        )
+        self._text = io.TextIOWrapper(self._handle, encoding="utf-8", newline="", write_through=True)
         self._writer = csv.writer(self._text)
         self._part_rows = 0
 
@@ -151,9 +147,7 @@ class ImportFiles:
         self.nodes = 0
         self.relationships = 0
 
-    def _group(
-        self, kind: str, name: str, ends: tuple[str, str] | None, props: dict[str, Any]
-    ) -> CsvGroup:
+    def _group(self, kind: str, name: str, ends: tuple[str, str] | None, props: dict[str, Any]) -> CsvGroup:
         fast = (kind, name, ends, tuple(props), tuple(map(type, props.values())))
         known = self.by_shape.get(fast)
         if known is not None:
@@ -176,8 +170,7 @@ class ImportFiles:
                     *columns,
                     *provenance,
                 ]
-            self.groups[key] = CsvGroup(kind, name, header, [p for p, _ in signature],
-                                        self.directory, len(self.groups))  # fmt: skip
+            self.groups[key] = CsvGroup(kind, name, header, [p for p, _ in signature], self.directory, len(self.groups))
         self.by_shape[fast] = self.groups[key]
         return self.groups[key]
 
@@ -189,8 +182,7 @@ class ImportFiles:
         seen.add(node.id)
         group = self._group("nodes", node.label, None, node.props)
         props = node.props
-        group.write([node.id, *[cell(props.get(k)) for k in group.keys], *self.provenance,
-                     self.prov.source])  # fmt: skip
+        group.write([node.id, *[cell(props.get(k)) for k in group.keys], *self.provenance, self.prov.source])
         self.nodes += 1
 
     def add_edge(self, edge: Edge) -> None:
@@ -199,12 +191,9 @@ class ImportFiles:
         if key in self.seen_edges:
             return
         self.seen_edges.add(key)
-        group = self._group(
-            "relationships", edge.type, (edge.start_label, edge.end_label), edge.props
-        )
+        group = self._group("relationships", edge.type, (edge.start_label, edge.end_label), edge.props)
         props = edge.props
-        group.write([edge.start_id, edge.end_id, *[cell(props.get(k)) for k in group.keys],
-                     *self.provenance])  # fmt: skip
+        group.write([edge.start_id, edge.end_id, *[cell(props.get(k)) for k in group.keys], *self.provenance])
         self.relationships += 1
 
     def add_edge_block(self, block: EdgeBlock) -> None:
@@ -213,9 +202,7 @@ class ImportFiles:
             return
         check_relationship_type(block.type)
         sample = {k: v[0].item() for k, v in block.props.items()}
-        group = self._group(
-            "relationships", block.type, (block.start_label, block.end_label), sample
-        )
+        group = self._group("relationships", block.type, (block.start_label, block.end_label), sample)
         n = len(block)
         columns = [block.start_ids, block.end_ids, *(pa.array(block.props[k]) for k in group.keys)]
         columns += [pa.repeat(v, n) for v in self.provenance]
@@ -224,8 +211,10 @@ class ImportFiles:
 
     def written(self) -> dict[str, list[str]]:
         """The labels and relationship types the files hold (recorded on the IngestRun)."""
-        return {"labels": sorted({g.name for g in self.groups.values() if g.kind == "nodes"}),
-                "types": sorted({g.name for g in self.groups.values() if g.kind != "nodes"})}  # fmt: skip
+        return {
+            "labels": sorted({g.name for g in self.groups.values() if g.kind == "nodes"}),
+            "types": sorted({g.name for g in self.groups.values() if g.kind != "nodes"}),
+        }
 
     def arguments(self) -> list[str]:
         for group in self.groups.values():
@@ -247,9 +236,7 @@ def bulk_ingest(
 ) -> dict[str, Any]:
     """Load `files` into the managed server's empty database with neo4j-admin import."""
     if not settings.neo4j.managed:
-        raise KgctlError(
-            "--bulk works on the managed server only (it replaces the database offline)"
-        )
+        raise KgctlError("--bulk works on the managed server only (it replaces the database offline)")
     server = ManagedServer.from_settings(settings)
     started = time.perf_counter()
     started_at = now()
@@ -293,8 +280,10 @@ def bulk_ingest(
         # Another writer may have committed since the emptiness check: look again on a start
         # that refuses every write, so what it sees stays true until the import replaces it.
         if server.start(on_wait=on_wait, read_only=(settings.neo4j.database,))["already_running"]:
-            raise KgctlError("--bulk: another command started the server while the import files "
-                             f"were prepared; nothing was replaced. The files are in {work}")  # fmt: skip
+            raise KgctlError(
+                "--bulk: another command started the server while the import files "
+                f"were prepared; nothing was replaced. The files are in {work}"
+            )
         with open_managed(server, settings.neo4j.database) as conn:
             written = data_nodes(conn)
         server.stop(timeout=120)
@@ -314,19 +303,28 @@ def bulk_ingest(
     with open_managed(server, settings.neo4j.database) as conn:
         props = {
             **prepared.run_props(mode="bulk", strict=strict, rejects_path=rejects_path),
-            "status": "completed", "started_at": started_at, "finished_at": now(),
-            "seconds": round(time.perf_counter() - started, 3), **counts.as_props(),
-            "nodes_written": out.nodes, "relationships_written": out.relationships, **out.written(),
-        }  # fmt: skip
-        conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props",
-                   {"id": prepared.run_id, "props": props}, write=True)  # fmt: skip
+            "status": "completed",
+            "started_at": started_at,
+            "finished_at": now(),
+            "seconds": round(time.perf_counter() - started, 3),
+            **counts.as_props(),
+            "nodes_written": out.nodes,
+            "relationships_written": out.relationships,
+            **out.written(),
+        }
+        conn.query("MERGE (r:IngestRun {id: $id}) SET r += $props", {"id": prepared.run_id, "props": props}, write=True)
     if not counts.rows_rejected:
         rejects_path.unlink()
     shutil.rmtree(work, ignore_errors=True)
-    return {**summary_of({"id": prepared.run_id, **props}), "skipped": False,
-            "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
-            "csv_seconds": round(phases["csv"], 3), "import_seconds": round(phases["import"], 3),
-            "phase_seconds": {k: round(v, 3) for k, v in phases.items()}}  # fmt: skip
+    return {
+        **summary_of({"id": prepared.run_id, **props}),
+        "skipped": False,
+        "first_rejects": counts.first_rejects,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "csv_seconds": round(phases["csv"], 3),
+        "import_seconds": round(phases["import"], 3),
+        "phase_seconds": {k: round(v, 3) for k, v in phases.items()},
+    }
 
 
 def data_nodes(conn: Connection) -> int:
@@ -334,18 +332,30 @@ def data_nodes(conn: Connection) -> int:
     return int(conn.query(f"MATCH (n) WHERE NOT n:{VERSION_LABEL} RETURN count(n) AS n")[0]["n"])
 
 
-IMPORT_OPTIONS = (f"--array-delimiter={ARRAY_DELIMITER}", "--id-type=string",
-                  "--skip-duplicate-nodes=true")  # fmt: skip
+IMPORT_OPTIONS = (f"--array-delimiter={ARRAY_DELIMITER}", "--id-type=string", "--skip-duplicate-nodes=true")
 
 
-def run_import(server: ManagedServer, database: str, arguments: list[str], work: Path,
-               options: tuple[str, ...] = IMPORT_OPTIONS) -> None:  # fmt: skip
+def run_import(
+    server: ManagedServer, database: str, arguments: list[str], work: Path, options: tuple[str, ...] = IMPORT_OPTIONS
+) -> None:
     """`neo4j-admin database import full` into the (stopped) server's database, replacing it."""
     java = find_java(server.config.java).path
     env = {**os.environ, "NEO4J_HOME": str(server.home), "NEO4J_CONF": str(server.conf_dir)}
-    cmd = [java, "-cp", f"{server.config.distribution.lib}/*", ADMIN_CLASS, "database", "import",
-           "full", database, "--overwrite-destination=true", f"--report-file={work / 'import.report'}",
-           "--max-off-heap-memory=50%", *options, *arguments]  # fmt: skip
+    cmd = [
+        java,
+        "-cp",
+        f"{server.config.distribution.lib}/*",
+        ADMIN_CLASS,
+        "database",
+        "import",
+        "full",
+        database,
+        "--overwrite-destination=true",
+        f"--report-file={work / 'import.report'}",
+        "--max-off-heap-memory=50%",
+        *options,
+        *arguments,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=24 * 3600)
     if proc.returncode != 0:
         raise KgctlError(

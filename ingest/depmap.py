@@ -20,8 +20,7 @@ from kgctl.ingest.readers import ByteCounter, open_text
 
 GENE_COLUMN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-._@/]*) \((\d+)\)$")
 MODEL_ID = re.compile(r"^ACH-\d{6}$")
-META_COLUMNS = {"ModelID", "SequencingID", "IsDefaultEntryForModel", "ModelConditionID",
-                "IsDefaultEntryForMC", ""}  # fmt: skip
+META_COLUMNS = {"ModelID", "SequencingID", "IsDefaultEntryForModel", "ModelConditionID", "IsDefaultEntryForMC", ""}
 KINDS = {
     "gene-effect": ("depmap_gene_effect", "Chronos gene effect (more negative = more essential)"),
     "expression": ("depmap_expression", "log2(TPM + 1)"),
@@ -44,9 +43,7 @@ class DepMapAdapter(Adapter):
     licence = "CC-BY-4.0"  # DepMap portal data: CC BY 4.0
     formats = "CRISPRGeneEffect.csv, OmicsExpression…TPMLogp1….csv (rows ModelID, columns 'SYMBOL (ENTREZ)')"
     options = (
-        Option(
-            "kind", "gene-effect or expression (default: from the file name).", type=str
-        ),  # fmt: skip
+        Option("kind", "gene-effect or expression (default: from the file name).", type=str),
         Option("source-version", "DepMap release to record, e.g. 24Q4."),
     )
 
@@ -63,9 +60,7 @@ class DepMapAdapter(Adapter):
                 header = next(csv.reader([handle.readline()]))
             genes = [c for c in header if GENE_COLUMN.match(c)]
             if "ModelID" not in header and header[:1] != [""]:  # an empty first line, too
-                raise KgctlError(
-                    f"{path}:1: field 'ModelID': no ModelID column; not a DepMap matrix"
-                )
+                raise KgctlError(f"{path}:1: field 'ModelID': no ModelID column; not a DepMap matrix")
             if not genes:
                 raise KgctlError(
                     f"{path}:1: no 'SYMBOL (ENTREZ)' gene columns (header starts "
@@ -83,11 +78,7 @@ class DepMapAdapter(Adapter):
             reader = csv.reader(handle)
             header = next(reader)
             model_at = header.index("ModelID") if "ModelID" in header else 0
-            default_at = (
-                header.index("IsDefaultEntryForModel")
-                if "IsDefaultEntryForModel" in header
-                else None
-            )
+            default_at = header.index("IsDefaultEntryForModel") if "IsDefaultEntryForModel" in header else None
             genes: list[tuple[int, str, str]] = []
             for i, column in enumerate(header):
                 match = GENE_COLUMN.match(column)
@@ -95,8 +86,7 @@ class DepMapAdapter(Adapter):
                     symbol = gene_id(match.group(1))
                     twice = next((header[j] for j, other, _ in genes if other == symbol), None)
                     if twice is not None:  # one vector per gene: which column would be meant?
-                        raise KgctlError(f"{path}:1: columns {twice!r} and {column!r} are the same "
-                                         f"gene {symbol}")  # fmt: skip
+                        raise KgctlError(f"{path}:1: columns {twice!r} and {column!r} are the same gene {symbol}")
                     genes.append((i, symbol, match.group(2)))
                 elif column not in META_COLUMNS:
                     yield Reject(
@@ -125,9 +115,7 @@ class DepMapAdapter(Adapter):
                     continue
                 model = row[model_at].strip()
                 if not MODEL_ID.match(model):
-                    yield Reject(
-                        path.name, number, "ModelID", f"not a DepMap ModelID: {model!r}", raw
-                    )
+                    yield Reject(path.name, number, "ModelID", f"not a DepMap ModelID: {model!r}", raw)
                     continue
                 if model in seen:
                     yield Reject(path.name, number, "ModelID", f"{model} appears twice", raw)
@@ -158,8 +146,16 @@ class DepMapAdapter(Adapter):
             return
         version = self.source_version()
         prop = versioned(prop, version)
-        yield dataset_node(f"DepMap {kind}", version, kind=kind, features=models, axis="cell lines",
-                           units=units, vector_property=prop, vector_label="Gene")  # fmt: skip
+        yield dataset_node(
+            f"DepMap {kind}",
+            version,
+            kind=kind,
+            features=models,
+            axis="cell lines",
+            units=units,
+            vector_property=prop,
+            vector_label="Gene",
+        )
         matrix = np.vstack(rows).T  # genes × cell lines
         for (_, symbol, entrez), vector in zip(genes, matrix, strict=True):
             series = vector.astype(np.float64).tolist()  # NaN where the screen has no value

@@ -21,8 +21,9 @@ TIMEOUT = 60
 STRING_BASE = "https://stringdb-downloads.org/download"
 FIGSHARE_API = "https://api.figshare.com/v2/articles/{article}/files?page_size=1000"
 GENCODE_BASE = "https://ftp.ebi.ac.uk/pub/databases/gencode"
-SALUKI_BASE = ("https://raw.githubusercontent.com/vagarwal87/saluki_paper/"
-               "3aa4e56a19bbbf87ac9f5f0a251098cf749ad6bc/Fig2_S3")  # fmt: skip
+SALUKI_BASE = (
+    "https://raw.githubusercontent.com/vagarwal87/saluki_paper/3aa4e56a19bbbf87ac9f5f0a251098cf749ad6bc/Fig2_S3"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ RELEASES: dict[str, Release] = {
             "9606.protein.links.full.v12.0.txt.gz",
             "9606.protein.links.detailed.v12.0.txt.gz",
             "9606.protein.info.v12.0.txt.gz",
-        ),  # fmt: skip
+        ),
         urls=tuple(
             (f"9606.{kind}.v12.0.txt.gz", f"{STRING_BASE}/{kind}.v12.0/9606.{kind}.v12.0.txt.gz")
             for kind in ("protein.links.full", "protein.links.detailed", "protein.info")
@@ -99,12 +100,9 @@ RELEASES: dict[str, Release] = {
                 )
                 for kind in ("pc_transcripts.fa.gz", "annotation.gtf.gz")
             ),
-            *(
-                (name, f"{SALUKI_BASE}/{name}")
-                for name in ("1to1_orthologs_expression.txt", "all_HLs_human_PC1.txt")
-            ),
+            *((name, f"{SALUKI_BASE}/{name}") for name in ("1to1_orthologs_expression.txt", "all_HLs_human_PC1.txt")),
         ),
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -113,15 +111,11 @@ def rebase(url: str, mirror: str | None) -> str:
     if not mirror:
         return url
     base, target = urlsplit(mirror), urlsplit(url)
-    return urlunsplit(
-        (base.scheme, base.netloc, base.path.rstrip("/") + target.path, target.query, "")
-    )
+    return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + target.path, target.query, ""))
 
 
 def _open(url: str, headers: dict[str, str] | None = None) -> Any:
-    request = urllib.request.Request(
-        url, headers={"User-Agent": f"kgctl/{__version__}", **(headers or {})}
-    )
+    request = urllib.request.Request(url, headers={"User-Agent": f"kgctl/{__version__}", **(headers or {})})
     try:
         return urllib.request.urlopen(request, timeout=TIMEOUT)  # noqa: S310  (http/https URLs only)
     except urllib.error.HTTPError as exc:
@@ -140,20 +134,18 @@ def resolve(name: str, files: tuple[str, ...] = (), mirror: str | None = None) -
     wanted = files or release.files
     available: dict[str, Remote] = {}
     if release.figshare_article is not None:
-        with _open(
-            rebase(FIGSHARE_API.format(article=release.figshare_article), mirror)
-        ) as response:
+        with _open(rebase(FIGSHARE_API.format(article=release.figshare_article), mirror)) as response:
             listing = json.load(response)
         for item in listing:
-            available[item["name"]] = Remote(item["name"], rebase(item["download_url"], mirror),
-                                             item.get("computed_md5") or None, item.get("size"))  # fmt: skip
+            available[item["name"]] = Remote(
+                item["name"], rebase(item["download_url"], mirror), item.get("computed_md5") or None, item.get("size")
+            )
     for file_name, url in release.urls:
         available[file_name] = Remote(file_name, rebase(url, mirror))
     missing = [w for w in wanted if w not in available]
     if missing:
         raise KgctlError(
-            f"{name}: no file named {missing[0]!r} in the release; it has "
-            f"{', '.join(sorted(available)[:20])}"
+            f"{name}: no file named {missing[0]!r} in the release; it has {', '.join(sorted(available)[:20])}"
         )
     return [available[w] for w in wanted]
 
@@ -175,8 +167,14 @@ def fetch(remote: Remote, out_dir: Path, on_progress: OnProgress = silent) -> di
     if target.exists():
         md5, sha = _hash_file(target)
         if remote.md5 is None or md5.hexdigest() == remote.md5:
-            return {"name": remote.name, "path": str(target), "status": "present",
-                    "sha256": sha.hexdigest(), "bytes": target.stat().st_size, "resumed_from": 0}  # fmt: skip
+            return {
+                "name": remote.name,
+                "path": str(target),
+                "status": "present",
+                "sha256": sha.hexdigest(),
+                "bytes": target.stat().st_size,
+                "resumed_from": 0,
+            }
     offset = part.stat().st_size if part.exists() else 0
     md5, sha = _hash_file(part)
     response = _open(remote.url, {"Range": f"bytes={offset}-"} if offset else None)
@@ -216,6 +214,12 @@ def fetch(remote: Remote, out_dir: Path, on_progress: OnProgress = silent) -> di
             f"{remote.md5}); the download was deleted, run the command again"
         )
     part.replace(target)
-    return {"name": remote.name, "path": str(target), "status": "downloaded",
-            "sha256": sha.hexdigest(), "md5_verified": remote.md5 is not None,
-            "bytes": target.stat().st_size, "resumed_from": resumed_from}  # fmt: skip
+    return {
+        "name": remote.name,
+        "path": str(target),
+        "status": "downloaded",
+        "sha256": sha.hexdigest(),
+        "md5_verified": remote.md5 is not None,
+        "bytes": target.stat().st_size,
+        "resumed_from": resumed_from,
+    }

@@ -74,9 +74,7 @@ def short_rows(path: Path, delimiter: str, rows: int) -> np.ndarray:
             if not line.strip():  # pandas skips blank lines
                 continue
             fields = (
-                line.count(delimiter) + 1
-                if '"' not in line
-                else len(next(csv.reader([line], delimiter=delimiter)))
+                line.count(delimiter) + 1 if '"' not in line else len(next(csv.reader([line], delimiter=delimiter)))
             )
             if row < rows and fields < width:
                 short[row] = True
@@ -97,13 +95,13 @@ class ExpressionAdapter(Adapter):
             "samples-by-genes or genes-by-samples (default: from the header; .h5ad is obs × var).",
             str,
             "auto",
-        ),  # fmt: skip
+        ),
         Option(
             "mode",
             "profiles (an ExpressionProfile per sample) or genes (a vector on each Gene).",
             str,
             "profiles",
-        ),  # fmt: skip
+        ),
         Option("assay", "Assay recorded on profiles.", str, "RNA"),
         Option("cell-line", "Cell line recorded on profiles."),
         Option("units", "Units of the values, recorded on the Dataset.", str, "unspecified"),
@@ -114,9 +112,7 @@ class ExpressionAdapter(Adapter):
         if self.opts["mode"] not in {"profiles", "genes"}:
             raise KgctlError(f"--mode {self.opts['mode']!r}: choose profiles or genes")
         if self.opts["orientation"] not in {"auto", "samples-by-genes", "genes-by-samples"}:
-            raise KgctlError(
-                f"--orientation {self.opts['orientation']!r}: choose samples-by-genes or genes-by-samples"
-            )
+            raise KgctlError(f"--orientation {self.opts['orientation']!r}: choose samples-by-genes or genes-by-samples")
         for path in self.files:
             if file_format(path) == "table":
                 with open_text(path) as handle:
@@ -124,9 +120,7 @@ class ExpressionAdapter(Adapter):
                     second = handle.readline()
                 fields = header.split(sniff_delimiter(header, path))
                 if len(fields) < 2 or not second.strip():
-                    raise KgctlError(
-                        f"{path}: needs a header and at least one data row with 2+ columns"
-                    )
+                    raise KgctlError(f"{path}: needs a header and at least one data row with 2+ columns")
 
     def records(self, counter: ByteCounter) -> Iterator[Record]:
         for path in self.files:
@@ -137,32 +131,28 @@ class ExpressionAdapter(Adapter):
         orientation = self.opts["orientation"]
         if orientation == "auto":
             h5ad = file_format(path) == "h5ad"
-            orientation = (
-                "genes-by-samples"
-                if not h5ad and GENE_HEADER.search(index_name)
-                else "samples-by-genes"
-            )
+            orientation = "genes-by-samples" if not h5ad and GENE_HEADER.search(index_name) else "samples-by-genes"
         genes_by_samples = orientation == "genes-by-samples"
         # Parse numbers; remember where the bad cells are (file coordinates: line and column).
-        values = frame.apply(lambda col: pd.to_numeric(col.where(~col.isin(MISSING), np.nan), errors="coerce")
-                             if col.dtype == object else col)  # fmt: skip
-        bad = (
-            values.isna() & ~frame.isin(MISSING) & frame.notna()
-            if frame.dtypes.eq(object).any()
-            else None
+        values = frame.apply(
+            lambda col: (
+                pd.to_numeric(col.where(~col.isin(MISSING), np.nan), errors="coerce") if col.dtype == object else col
+            )
         )
+        bad = values.isna() & ~frame.isin(MISSING) & frame.notna() if frame.dtypes.eq(object).any() else None
         short = frame.attrs.get("short_rows", np.zeros(len(frame), dtype=bool))
 
         def short_row(pos: int) -> Reject:
-            return Reject(path.name, pos + 2, str(frame.index[pos]),
-                          f"short row: fewer than the header's {frame.shape[1] + 1} fields")  # fmt: skip
+            return Reject(
+                path.name,
+                pos + 2,
+                str(frame.index[pos]),
+                f"short row: fewer than the header's {frame.shape[1] + 1} fields",
+            )
 
         gene_axis = frame.index if genes_by_samples else frame.columns
         sample_axis = frame.columns if genes_by_samples else frame.index
-        dataset = str(
-            self.opts.get("dataset")
-            or re.sub(r"\.(csv|tsv|txt|parquet|h5ad)(\.gz)?$", "", path.name)
-        )
+        dataset = str(self.opts.get("dataset") or re.sub(r"\.(csv|tsv|txt|parquet|h5ad)(\.gz)?$", "", path.name))
         version = self.source_version()
         # Genes: symbols or 'SYMBOL (ENTREZ)'; a bad, repeated or short gene drops that row or
         # column with a reject (the first of a repeated gene is kept). Positions, not labels:
@@ -178,8 +168,9 @@ class ExpressionAdapter(Adapter):
             if not GENE_SYMBOL.match(symbol):
                 yield Reject(path.name, where, field, f"not a gene identifier: {g!r}")
             elif gene_id(symbol) in seen:
-                yield Reject(path.name, where, field,
-                             f"gene {gene_id(symbol)!r} appears more than once (the first is kept)")  # fmt: skip
+                yield Reject(
+                    path.name, where, field, f"gene {gene_id(symbol)!r} appears more than once (the first is kept)"
+                )
             else:
                 seen.add(gene_id(symbol))
                 keep.append(pos)
@@ -203,9 +194,7 @@ class ExpressionAdapter(Adapter):
                 gene = str(bad_cells.columns[column])
                 line = keep[column] + 2 if genes_by_samples else i + 2
                 field = sample if genes_by_samples else gene
-                yield Reject(
-                    path.name, line, field, f"not a number in sample {sample!r}, gene {gene!r}"
-                )
+                yield Reject(path.name, line, field, f"not a number in sample {sample!r}, gene {gene!r}")
                 continue
             ok_rows.append(i)
         if not ok_rows:
@@ -213,18 +202,43 @@ class ExpressionAdapter(Adapter):
         good = matrix.iloc[ok_rows].to_numpy(dtype=np.float64)
         kept_samples = [samples[i] for i in ok_rows]
         if self.opts["mode"] == "profiles":
-            yield dataset_node(dataset, version, kind="expression", features=symbols, axis="genes",
-                               units=str(self.opts["units"]), vector_property="features",
-                               vector_label="ExpressionProfile")  # fmt: skip
+            yield dataset_node(
+                dataset,
+                version,
+                kind="expression",
+                features=symbols,
+                axis="genes",
+                units=str(self.opts["units"]),
+                vector_property="features",
+                vector_label="ExpressionProfile",
+            )
             for sample, vector in zip(kept_samples, good, strict=True):
-                yield Node("ExpressionProfile", f"{dataset}:{sample}", clean_props({
-                    "dataset": f"{dataset}@{version}", "sample": sample, "assay": self.opts["assay"],
-                    "cell_line": self.opts.get("cell_line"), "features": vector.tolist()}))  # fmt: skip
+                yield Node(
+                    "ExpressionProfile",
+                    f"{dataset}:{sample}",
+                    clean_props(
+                        {
+                            "dataset": f"{dataset}@{version}",
+                            "sample": sample,
+                            "assay": self.opts["assay"],
+                            "cell_line": self.opts.get("cell_line"),
+                            "features": vector.tolist(),
+                        }
+                    ),
+                )
                 yield RowDone()
             return
         prop = versioned(f"expression_{slug(dataset)}", version)
-        yield dataset_node(dataset, version, kind="expression", features=kept_samples, axis="samples",
-                           units=str(self.opts["units"]), vector_property=prop, vector_label="Gene")  # fmt: skip
+        yield dataset_node(
+            dataset,
+            version,
+            kind="expression",
+            features=kept_samples,
+            axis="samples",
+            units=str(self.opts["units"]),
+            vector_property=prop,
+            vector_label="Gene",
+        )
         for sample in kept_samples:
             del sample
             yield RowDone()

@@ -117,11 +117,12 @@ class _Reader:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill())
         with theirs:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from kgctl.ingest.h5ad import main; main()",
-                 str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=self.stderr,
-            )  # fmt: skip
+                [sys.executable, "-c", "from kgctl.ingest.h5ad import main; main()", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr,
+            )
         self.pipe = Connection(ours.detach())
 
     def ask(self, request: Any, prefix: str) -> Any:
@@ -131,8 +132,10 @@ class _Reader:
         try:
             self.pipe.send(request)
             if not self.pipe.poll(READ_TIMEOUT_S):
-                raise KgctlError(f"{prefix}: reading it did not finish in {READ_TIMEOUT_S:.0f} s "
-                                 "(libhdf5 loops on some damaged files)")  # fmt: skip
+                raise KgctlError(
+                    f"{prefix}: reading it did not finish in {READ_TIMEOUT_S:.0f} s "
+                    "(libhdf5 loops on some damaged files)"
+                )
             answer = self.pipe.recv()
         except (EOFError, OSError):
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -141,8 +144,9 @@ class _Reader:
             last = (self.stderr.read().decode(errors="replace").strip().splitlines() or [""])[-1]
             self.kill()
             code = self.process.returncode
-            raise KgctlError(f"{prefix}: the HDF5 reader crashed (exit code {code})"
-                             + (f": {last}" if last else "")) from None  # fmt: skip
+            raise KgctlError(
+                f"{prefix}: the HDF5 reader crashed (exit code {code})" + (f": {last}" if last else "")
+            ) from None
         except BaseException:  # interrupted (^C): its answer would reach the next file's reader
             self.kill()
             raise
@@ -187,31 +191,23 @@ class H5ad:
     def __init__(self, path: Path) -> None:
         self.path = path
         if is_gzip(path):  # before any reader starts
-            raise KgctlError(
-                f"{path}: gzip-compressed; .h5ad files are HDF5 and must be decompressed"
-            )
+            raise KgctlError(f"{path}: gzip-compressed; .h5ad files are HDF5 and must be decompressed")
         with _IDLE_LOCK:
             self._reader = _IDLE.pop() if _IDLE else _Reader()
         self._open = False
         try:
-            self.header: Header = self._reader.ask(
-                str(path), damaged_part(path, "obs, var or the shape of X")
-            )
+            self.header: Header = self._reader.ask(str(path), damaged_part(path, "obs, var or the shape of X"))
             self._open = True
             obs, var, shape = self.header.obs, self.header.var, self.header.shape
             if shape != (len(obs), len(var)):
-                raise KgctlError(
-                    f"{path}: X has shape {shape}, but obs has {len(obs)} rows and var {len(var)}"
-                )
+                raise KgctlError(f"{path}: X has shape {shape}, but obs has {len(obs)} rows and var {len(var)}")
         except BaseException:
             self.close()
             raise
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         try:
-            block: np.ndarray = self._reader.ask(
-                (start, stop), damaged_part(self.path, f"X rows {start + 1}-{stop}")
-            )
+            block: np.ndarray = self._reader.ask((start, stop), damaged_part(self.path, f"X rows {start + 1}-{stop}"))
         except KgctlError:
             self._open = False  # the reader closed the file (or is gone)
             raise
@@ -235,8 +231,9 @@ class H5ad:
     def __enter__(self) -> H5ad:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
 

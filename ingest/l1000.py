@@ -45,28 +45,21 @@ def read_gct(
             n_rows, n_cols = int(dims[0]), int(dims[1])
             n_row_meta, n_col_meta = (int(dims[2]), int(dims[3])) if version == "#1.3" else (1, 0)
         except (IndexError, ValueError) as exc:
-            raise KgctlError(
-                f"{path}:2: field 'dimensions': expected 'rows columns [row-meta col-meta]'"
-            ) from exc
+            raise KgctlError(f"{path}:2: field 'dimensions': expected 'rows columns [row-meta col-meta]'") from exc
         if min(n_rows, n_row_meta, n_col_meta) < 0 or n_cols < 1:
-            raise KgctlError(f"{path}:2: field 'dimensions': {' '.join(dims)} (counts must be "
-                             "positive)")  # fmt: skip
+            raise KgctlError(f"{path}:2: field 'dimensions': {' '.join(dims)} (counts must be positive)")
         header = handle.readline().rstrip("\r\n").split("\t")
         first_sample = 1 + n_row_meta
         samples = header[first_sample:]
         if len(samples) != n_cols:
-            raise KgctlError(
-                f"{path}:3: the header names {len(samples)} samples; line 2 says {n_cols}"
-            )
+            raise KgctlError(f"{path}:3: the header names {len(samples)} samples; line 2 says {n_cols}")
         col_meta: dict[str, list[str]] = {"id": samples}
         line = 3
         for _ in range(n_col_meta):
             line += 1
             fields = handle.readline().rstrip("\r\n").split("\t")
             if len(fields) != len(header):
-                raise KgctlError(
-                    f"{path}:{line}: column metadata row has {len(fields)} fields, expected {len(header)}"
-                )
+                raise KgctlError(f"{path}:{line}: column metadata row has {len(fields)} fields, expected {len(header)}")
             col_meta[fields[0]] = fields[first_sample:]
         # Rows as they come, not an array of the declared size: line 2 cannot make us allocate
         # more than the file holds.
@@ -80,9 +73,7 @@ def read_gct(
                 raise KgctlError(f"{path}:{line}: the file ends after {r} of {n_rows} data rows")
             fields = text.rstrip("\r\n").split("\t")
             if len(fields) != len(header):
-                raise KgctlError(
-                    f"{path}:{line}: field '{fields[0]}': {len(fields)} fields, expected {len(header)}"
-                )
+                raise KgctlError(f"{path}:{line}: field '{fields[0]}': {len(fields)} fields, expected {len(header)}")
             probes.append(fields[0])
             for name, value in zip(header[1:first_sample], fields[1:first_sample], strict=True):
                 row_meta[name].append(value)
@@ -90,9 +81,7 @@ def read_gct(
                 values.append(np.array([to_float(v) for v in fields[first_sample:]], np.float32))
             except ValueError:
                 column = next(
-                    i
-                    for i, v in enumerate(fields[first_sample:])
-                    if v.strip() not in MISSING and not _is_float(v)
+                    i for i, v in enumerate(fields[first_sample:]) if v.strip() not in MISSING and not _is_float(v)
                 )
                 raise KgctlError(
                     f"{path}:{line}: field {samples[column]!r}: not a finite number: {fields[first_sample + column]!r}"
@@ -149,9 +138,7 @@ class L1000Adapter(Adapter):
         self.matrices = [p for p, k in self.kinds.items() if k != "compounds"]
         self.tables = [p for p, k in self.kinds.items() if k == "compounds"]
         if not self.matrices:
-            raise KgctlError(
-                "no GCT or GCTX file among the inputs (a GCT starts with #1.2 or #1.3)"
-            )
+            raise KgctlError("no GCT or GCTX file among the inputs (a GCT starts with #1.2 or #1.3)")
         for path in self.tables:
             with open_text(path) as handle:
                 header = handle.readline().rstrip("\r\n").split("\t")
@@ -168,9 +155,7 @@ class L1000Adapter(Adapter):
         for path in self.matrices:
             yield from self._signatures(path, counter, compounds)
 
-    def _compounds(
-        self, path: Path, counter: ByteCounter, out: dict[str, Node]
-    ) -> Iterator[Record]:
+    def _compounds(self, path: Path, counter: ByteCounter, out: dict[str, Node]) -> Iterator[Record]:
         with open_text(path, counter) as handle:
             # Plain tab-separated, as `validate` read the header: a `"` is data, not a quote that
             # would join the following fields and lines into one.
@@ -191,9 +176,7 @@ class L1000Adapter(Adapter):
                 yield node
                 yield RowDone()
 
-    def _signatures(
-        self, path: Path, counter: ByteCounter, compounds: dict[str, Node]
-    ) -> Iterator[Record]:
+    def _signatures(self, path: Path, counter: ByteCounter, compounds: dict[str, Node]) -> Iterator[Record]:
         if self.kinds[path] == "gctx":
             matrix, probes, col, row = read_gctx(path)
             counter.done += path.stat().st_size
@@ -202,9 +185,16 @@ class L1000Adapter(Adapter):
         dataset = str(self.opts.get("dataset") or path.name.split(".")[0])
         version = self.source_version()
         symbols = row.get("pr_gene_symbol")
-        node = dataset_node(dataset, version, kind="L1000", features=probes, axis="probes",
-                            units=_units(col), vector_property="features",
-                            vector_label="ExpressionProfile")  # fmt: skip
+        node = dataset_node(
+            dataset,
+            version,
+            kind="L1000",
+            features=probes,
+            axis="probes",
+            units=_units(col),
+            vector_property="features",
+            vector_label="ExpressionProfile",
+        )
         if symbols:
             node.props["feature_symbols"] = symbols
         yield node
@@ -217,11 +207,7 @@ class L1000Adapter(Adapter):
             # GCT: the line of the pert_id metadata row (keys follow the file's row order from the
             # header, line 3); GCTX has no lines, so the sample's column number stands in.
             keys = list(col)
-            line = (
-                3 + keys.index("pert_id")
-                if self.kinds[path] == "gct" and "pert_id" in keys
-                else i + 1
-            )
+            line = 3 + keys.index("pert_id") if self.kinds[path] == "gct" and "pert_id" in keys else i + 1
             if not control and molecule is None:
                 yield Reject(
                     path.name,
@@ -232,22 +218,42 @@ class L1000Adapter(Adapter):
                 )
                 continue
             if not np.isfinite(matrix[i]).all():
-                yield Reject(
-                    path.name, line, sample, "missing or non-finite values in the signature", sample
-                )
+                yield Reject(path.name, line, sample, "missing or non-finite values in the signature", sample)
                 continue
             profile = f"{dataset}:{sample}"
-            yield Node("ExpressionProfile", profile, clean_props({
-                "dataset": f"{dataset}@{version}", "sample": sample, "assay": "L1000",
-                "cell_line": _value(meta.get("cell_id")), "dose": _number(meta.get("pert_dose")),
-                "dose_unit": _value(meta.get("pert_dose_unit")), "time": _number(meta.get("pert_time")),
-                "time_unit": _value(meta.get("pert_time_unit")), "pert_id": _value(pert_id),
-                "pert_type": _value(pert_type), "control": control, "plate": _value(meta.get("det_plate")),
-                "well": _value(meta.get("det_well")), "features": matrix[i].tolist()}))  # fmt: skip
+            yield Node(
+                "ExpressionProfile",
+                profile,
+                clean_props(
+                    {
+                        "dataset": f"{dataset}@{version}",
+                        "sample": sample,
+                        "assay": "L1000",
+                        "cell_line": _value(meta.get("cell_id")),
+                        "dose": _number(meta.get("pert_dose")),
+                        "dose_unit": _value(meta.get("pert_dose_unit")),
+                        "time": _number(meta.get("pert_time")),
+                        "time_unit": _value(meta.get("pert_time_unit")),
+                        "pert_id": _value(pert_id),
+                        "pert_type": _value(pert_type),
+                        "control": control,
+                        "plate": _value(meta.get("det_plate")),
+                        "well": _value(meta.get("det_well")),
+                        "features": matrix[i].tolist(),
+                    }
+                ),
+            )
             if molecule is not None and not control:
-                yield Edge("PERTURBS", "Molecule", molecule.id, "ExpressionProfile", profile,
-                           clean_props({"type": "compound", "dose": _number(meta.get("pert_dose")),
-                                        "dataset": f"{dataset}@{version}"}))  # fmt: skip
+                yield Edge(
+                    "PERTURBS",
+                    "Molecule",
+                    molecule.id,
+                    "ExpressionProfile",
+                    profile,
+                    clean_props(
+                        {"type": "compound", "dose": _number(meta.get("pert_dose")), "dataset": f"{dataset}@{version}"}
+                    ),
+                )
             yield RowDone()
 
 
@@ -267,6 +273,4 @@ def _number(text: str | None) -> float | None:
 
 def _units(col: dict[str, list[str]]) -> str:
     codes = set(col.get("provenance_code", []))
-    return (
-        "robust z-score (Level 4)" if any("ZS" in c for c in codes) else "log2 expression (Level 3)"
-    )
+    return "robust z-score (Level 4)" if any("ZS" in c for c in codes) else "log2 expression (Level 3)"

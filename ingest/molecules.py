@@ -64,8 +64,7 @@ def molecule_node(facts: Facts, name: str | None) -> Node | None:
     if facts is None:
         return None
     key, smiles, fingerprint = facts
-    return Node("Molecule", key, clean_props({"smiles": smiles, "name": name,
-                                              "fingerprint": fingerprint}))  # fmt: skip
+    return Node("Molecule", key, clean_props({"smiles": smiles, "name": name, "fingerprint": fingerprint}))
 
 
 def chunked(rows: Iterator[T], size: int) -> Iterator[list[T]]:
@@ -91,8 +90,9 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def parallel_describe(chunks: Iterator[list[T]], smiles_of: Callable[[T], str],
-                      workers: int) -> Iterator[tuple[T, Facts]]:  # fmt: skip
+def parallel_describe(
+    chunks: Iterator[list[T]], smiles_of: Callable[[T], str], workers: int
+) -> Iterator[tuple[T, Facts]]:
     """RDKit work for each row, in worker processes when there is more than one chunk; order is
     kept and at most 2 × workers chunks are in flight, so memory stays flat."""
     first = next(chunks, None)
@@ -103,11 +103,8 @@ def parallel_describe(chunks: Iterator[list[T]], smiles_of: Callable[[T], str],
         for chunk in itertools.chain([first], [second] if second else [], chunks):
             yield from zip(chunk, describe_smiles([smiles_of(r) for r in chunk]), strict=True)
         return
-    context = multiprocessing.get_context(
-        "fork"
-    )  # workers need only RDKit; no re-import of __main__
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:  # fmt: skip
+    context = multiprocessing.get_context("fork")  # workers need only RDKit; no re-import of __main__
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: deque[tuple[list[T], Future[list[Facts]]]] = deque()
         for chunk in itertools.chain([first, second], chunks):
             pending.append((chunk, pool.submit(describe_smiles, [smiles_of(r) for r in chunk])))
@@ -132,14 +129,10 @@ def table_kind(path: Path) -> str:
 class MoleculesAdapter(Adapter):
     name = "molecules"
     source = "molecules"
-    licence = (
-        "unknown"  # any SMILES table: pass --licence (the Repurposing Hub is research use only)
-    )
+    licence = "unknown"  # any SMILES table: pass --licence (the Repurposing Hub is research use only)
     formats = "CSV/TSV with a SMILES column (e.g. the Drug Repurposing Hub), .smi, .sdf"
     options = (
-        Option(
-            "smiles-column", "Column with SMILES (default: smiles / canonical_smiles / SMILES)."
-        ),
+        Option("smiles-column", "Column with SMILES (default: smiles / canonical_smiles / SMILES)."),
         Option("name-column", "Column with the compound name (default: pert_iname / name)."),
         Option("target-column", "Column with '|'-separated target gene symbols (default: target)."),
         Option("moa-column", "Column with the mechanism of action, stored on TARGETS.", str, "moa"),
@@ -173,8 +166,9 @@ class MoleculesAdapter(Adapter):
                 "columns": header,
             }
 
-    def _pick(self, path: Path, header: list[str], option: str, defaults: tuple[str, ...],
-              required: bool = False) -> str | None:  # fmt: skip
+    def _pick(
+        self, path: Path, header: list[str], option: str, defaults: tuple[str, ...], required: bool = False
+    ) -> str | None:
         chosen = self.opts.get(option)
         if chosen:
             if chosen not in header:
@@ -212,8 +206,13 @@ class MoleculesAdapter(Adapter):
             )
             for (number, row), facts in work:
                 if len(row) != len(columns):
-                    yield Reject(path.name, number, "*", f"expected {len(columns)} fields, found {len(row)}",
-                                 layout["delimiter"].join(row))  # fmt: skip
+                    yield Reject(
+                        path.name,
+                        number,
+                        "*",
+                        f"expected {len(columns)} fields, found {len(row)}",
+                        layout["delimiter"].join(row),
+                    )
                     continue
                 smiles = row[smiles_at].strip()
                 name = row[index[layout["name"]]] if layout["name"] else None
@@ -225,9 +224,7 @@ class MoleculesAdapter(Adapter):
                     continue
                 targets: list[str] = []
                 if layout["target"]:
-                    targets = [
-                        t.strip() for t in row[index[layout["target"]]].split("|") if t.strip()
-                    ]
+                    targets = [t.strip() for t in row[index[layout["target"]]].split("|") if t.strip()]
                     bad = [t for t in targets if not GENE_SYMBOL.match(t)]
                     if bad:
                         yield Reject(
@@ -242,8 +239,7 @@ class MoleculesAdapter(Adapter):
                 moa = row[index[layout["moa"]]] if layout["moa"] else None
                 for target in targets:
                     yield Node("Gene", gene_id(target))
-                    yield Edge("TARGETS", "Molecule", node.id, "Gene", gene_id(target),
-                               clean_props({"moa": moa}))  # fmt: skip
+                    yield Edge("TARGETS", "Molecule", node.id, "Gene", gene_id(target), clean_props({"moa": moa}))
                 yield RowDone()
 
     def _smi(self, path: Path, counter: ByteCounter) -> Iterator[Record]:
@@ -255,13 +251,9 @@ class MoleculesAdapter(Adapter):
                 parts = text.split(maxsplit=1)
                 if number == 1 and parts[0].lower() in {"smiles", "canonical_smiles"}:
                     continue  # a header line
-                node = molecule_node(
-                    describe_smiles([parts[0]])[0], parts[1] if len(parts) > 1 else None
-                )
+                node = molecule_node(describe_smiles([parts[0]])[0], parts[1] if len(parts) > 1 else None)
                 if node is None:
-                    yield Reject(
-                        path.name, number, "smiles", f"invalid SMILES {parts[0][:80]!r}", text
-                    )
+                    yield Reject(path.name, number, "smiles", f"invalid SMILES {parts[0][:80]!r}", text)
                     continue
                 yield node
                 yield RowDone()
@@ -282,15 +274,11 @@ class MoleculesAdapter(Adapter):
 
     def _sdf_record(self, path: Path, line: int, block: bytes) -> Iterator[Record]:
         text = block.decode("utf-8", errors="replace")
-        mol = (
-            Chem.MolFromMolBlock(text.split("M  END")[0] + "M  END\n") if "M  END" in text else None
-        )
+        mol = Chem.MolFromMolBlock(text.split("M  END")[0] + "M  END\n") if "M  END" in text else None
         name = text.splitlines()[0].strip() if text else None
         node = molecule_node(describe(mol) if mol is not None else None, name or None)
         if node is None:
-            yield Reject(
-                path.name, line, "molblock", "RDKit cannot read this SDF record", text[:200]
-            )
+            yield Reject(path.name, line, "molblock", "RDKit cannot read this SDF record", text[:200])
             return
         yield node
         yield RowDone()

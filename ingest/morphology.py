@@ -54,9 +54,7 @@ def frames(path: Path, counter: ByteCounter) -> Iterator[pd.DataFrame]:
         try:
             yield from pd.read_csv(handle, sep=delimiter, chunksize=ROWS_PER_READ, low_memory=False)
         except pd.errors.ParserError as exc:  # e.g. a quote that never closes
-            raise KgctlError(
-                f"{path}: not a readable {delimiter!r}-separated table: {exc}"
-            ) from None
+            raise KgctlError(f"{path}: not a readable {delimiter!r}-separated table: {exc}") from None
 
 
 def columns_of(path: Path) -> list[str]:
@@ -83,7 +81,7 @@ class MorphologyAdapter(Adapter):
             "PERTURBS type for gene wells (compound wells say 'compound').",
             str,
             "ORF",
-        ),  # fmt: skip
+        ),
         Option("source-name", "Profile source recorded on nodes (e.g. JUMP).", str, "JUMP"),
         Option("source-version", "Release to record."),
     )
@@ -108,48 +106,61 @@ class MorphologyAdapter(Adapter):
                 )
             if "Metadata_Well" not in columns:
                 raise KgctlError(f"{path}:1: field 'Metadata_Well': missing")
-            self.layout[path] = {"features": features, "compound": compound, "gene": gene,
-                                 "dose": next((c for c in DOSE_COLUMNS if c in columns), None)}  # fmt: skip
+            self.layout[path] = {
+                "features": features,
+                "compound": compound,
+                "gene": gene,
+                "dose": next((c for c in DOSE_COLUMNS if c in columns), None),
+            }
 
     def records(self, counter: ByteCounter) -> Iterator[Record]:
         molecules = self.lookup.ids("Molecule", "id")
         for path in self.files:
             yield from self._file(path, counter, molecules)
 
-    def _file(
-        self, path: Path, counter: ByteCounter, molecules: dict[str, str]
-    ) -> Iterator[Record]:
+    def _file(self, path: Path, counter: ByteCounter, molecules: dict[str, str]) -> Iterator[Record]:
         layout = self.layout[path]
         features: list[str] = layout["features"]
-        dataset = str(
-            self.opts.get("dataset") or re.sub(r"\.(csv|tsv|parquet)(\.gz)?$", "", path.name)
-        )
+        dataset = str(self.opts.get("dataset") or re.sub(r"\.(csv|tsv|parquet)(\.gz)?$", "", path.name))
         version = self.source_version()
-        yield dataset_node(dataset, version, kind="morphology", features=features,
-                           axis="CellProfiler features", vector_property="features",
-                           vector_label="MorphologyProfile")  # fmt: skip
+        yield dataset_node(
+            dataset,
+            version,
+            kind="morphology",
+            features=features,
+            axis="CellProfiler features",
+            vector_property="features",
+            vector_label="MorphologyProfile",
+        )
         line = 1  # the header; for parquet, row numbers count the same way
         for frame in frames(path, counter):
             missing = [c for c in features if c not in frame.columns]
             if missing:  # the header as validated is not the header pandas read: a stray quote
-                raise KgctlError(f"{path}:1: the header cannot be read as a table's columns "
-                                 f"({len(missing)} missing once parsed, e.g. {missing[0][:80]!r}; "
-                                 "an unclosed quote?)")  # fmt: skip
-            values = (
-                frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-            )
+                raise KgctlError(
+                    f"{path}:1: the header cannot be read as a table's columns "
+                    f"({len(missing)} missing once parsed, e.g. {missing[0][:80]!r}; "
+                    "an unclosed quote?)"
+                )
+            values = frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
             meta = frame[[c for c in frame.columns if c.startswith("Metadata_")]].astype(object)
             meta = meta.where(meta.notna(), None)
             for i, row in enumerate(meta.itertuples(index=False)):
                 line += 1
                 record = dict(zip(meta.columns, row, strict=True))
-                yield from self._row(
-                    path, line, record, values[i], features, layout, dataset, version, molecules
-                )
+                yield from self._row(path, line, record, values[i], features, layout, dataset, version, molecules)
 
-    def _row(self, path: Path, line: int, meta: dict[str, Any], vector: np.ndarray,
-             features: list[str], layout: dict[str, Any], dataset: str, version: str,
-             molecules: dict[str, str]) -> Iterator[Record]:  # fmt: skip
+    def _row(
+        self,
+        path: Path,
+        line: int,
+        meta: dict[str, Any],
+        vector: np.ndarray,
+        features: list[str],
+        layout: dict[str, Any],
+        dataset: str,
+        version: str,
+        molecules: dict[str, str],
+    ) -> Iterator[Record]:
         well = str(meta.get("Metadata_Well") or "")
         plate = str(meta.get("Metadata_Plate") or "")
         raw = f"{plate} {well}"
@@ -160,9 +171,7 @@ class MorphologyAdapter(Adapter):
             bad = features[int(np.argmax(~np.isfinite(vector)))]
             yield Reject(path.name, line, bad, "missing or non-numeric feature value", raw)
             return
-        control_type = str(
-            meta.get("Metadata_control_type") or meta.get("Metadata_pert_type") or ""
-        )
+        control_type = str(meta.get("Metadata_control_type") or meta.get("Metadata_pert_type") or "")
         control = control_type in CONTROL_TYPES
         compound = str(meta.get(layout["compound"]) or "") if layout["compound"] else ""
         gene = str(meta.get(layout["gene"]) or "") if layout["gene"] else ""
@@ -170,20 +179,21 @@ class MorphologyAdapter(Adapter):
         if not control:
             if compound:
                 if not INCHIKEY.match(compound):
-                    yield Reject(
-                        path.name, line, layout["compound"], f"not an InChIKey: {compound!r}", raw
-                    )
+                    yield Reject(path.name, line, layout["compound"], f"not an InChIKey: {compound!r}", raw)
                     return
                 if compound not in molecules:
-                    yield Reject(path.name, line, layout["compound"],
-                                 f"unknown compound {compound} (ingest its molecule first)", raw)  # fmt: skip
+                    yield Reject(
+                        path.name,
+                        line,
+                        layout["compound"],
+                        f"unknown compound {compound} (ingest its molecule first)",
+                        raw,
+                    )
                     return
                 start = ("Molecule", compound, "compound")
             elif gene:
                 if not GENE_SYMBOL.match(gene):
-                    yield Reject(
-                        path.name, line, layout["gene"], f"not a gene symbol: {gene!r}", raw
-                    )
+                    yield Reject(path.name, line, layout["gene"], f"not a gene symbol: {gene!r}", raw)
                     return
                 start = ("Gene", gene_id(gene), str(self.opts["perturbation_type"]))
             else:
@@ -201,18 +211,32 @@ class MorphologyAdapter(Adapter):
         try:
             dose = None if given is None or given == "" else float(given)
         except (TypeError, ValueError):
-            yield Reject(
-                path.name, line, layout["dose"] or "", f"dose is not a number: {given!r}", raw
-            )
+            yield Reject(path.name, line, layout["dose"] or "", f"dose is not a number: {given!r}", raw)
             return
-        yield Node("MorphologyProfile", profile, clean_props({
-            "dataset": f"{dataset}@{version}", "profile_source": str(self.opts["source_name"]),
-            "plate": plate or None, "well": well, "control": control,
-            "perturbation": start[1] if start else control_type, "features": vector.tolist()}))  # fmt: skip
+        yield Node(
+            "MorphologyProfile",
+            profile,
+            clean_props(
+                {
+                    "dataset": f"{dataset}@{version}",
+                    "profile_source": str(self.opts["source_name"]),
+                    "plate": plate or None,
+                    "well": well,
+                    "control": control,
+                    "perturbation": start[1] if start else control_type,
+                    "features": vector.tolist(),
+                }
+            ),
+        )
         if start is not None:
             if start[0] == "Gene":
                 yield Node("Gene", start[1])
-            yield Edge("PERTURBS", start[0], start[1], "MorphologyProfile", profile,
-                       clean_props({"type": start[2], "dose": dose,
-                                    "dataset": f"{dataset}@{version}"}))  # fmt: skip
+            yield Edge(
+                "PERTURBS",
+                start[0],
+                start[1],
+                "MorphologyProfile",
+                profile,
+                clean_props({"type": start[2], "dose": dose, "dataset": f"{dataset}@{version}"}),
+            )
         yield RowDone()

@@ -43,8 +43,7 @@ class PerturbSeqAdapter(Adapter):
             with H5ad(path) as h5ad:
                 obs, var = h5ad.header.obs, h5ad.header.var
             if len(obs) == 0 or len(var) == 0:
-                raise KgctlError(f"{path}: no perturbations or no read-out genes "
-                                 f"(X is {len(obs)} × {len(var)})")  # fmt: skip
+                raise KgctlError(f"{path}: no perturbations or no read-out genes (X is {len(obs)} × {len(var)})")
             names = var.get("gene_name", var.index)
             self.meta[path] = {"obs": obs, "features": names.astype(str).tolist()}
 
@@ -65,9 +64,16 @@ class PerturbSeqAdapter(Adapter):
         obs = meta["obs"]
         dataset, version = self._dataset(path), self.source_version()
         cell_line = self._cell_line(path)
-        yield dataset_node(dataset, version, kind="Perturb-seq", features=meta["features"],
-                           axis="read-out genes", units="z-normalised expression",
-                           vector_property="features", vector_label="ExpressionProfile")  # fmt: skip
+        yield dataset_node(
+            dataset,
+            version,
+            kind="Perturb-seq",
+            features=meta["features"],
+            axis="read-out genes",
+            units="z-normalised expression",
+            vector_property="features",
+            vector_label="ExpressionProfile",
+        )
         with H5ad(path) as h5ad:
             names = obs.index.astype(str).tolist()
             gene_col = obs["gene"].astype(str).tolist() if "gene" in obs else None
@@ -81,17 +87,40 @@ class PerturbSeqAdapter(Adapter):
                 for offset, values in enumerate(block):
                     i = start + offset
                     if first[names[i]] != i:
-                        yield Reject(path.name, i + 1, "obs_names", f"{names[i]!r} appears more than "
-                                     f"once (row {first[names[i]] + 1} is kept)", names[i])  # fmt: skip
+                        yield Reject(
+                            path.name,
+                            i + 1,
+                            "obs_names",
+                            f"{names[i]!r} appears more than once (row {first[names[i]] + 1} is kept)",
+                            names[i],
+                        )
                         continue
-                    yield from self._row(path, i, names[i], values, dataset, version, cell_line,
-                                         gene_col[i] if gene_col else None,
-                                         gene_ids[i] if gene_ids else None,
-                                         cells[i] if cells else None)  # fmt: skip
+                    yield from self._row(
+                        path,
+                        i,
+                        names[i],
+                        values,
+                        dataset,
+                        version,
+                        cell_line,
+                        gene_col[i] if gene_col else None,
+                        gene_ids[i] if gene_ids else None,
+                        cells[i] if cells else None,
+                    )
 
-    def _row(self, path: Path, i: int, name: str, values: np.ndarray, dataset: str, version: str,
-             cell_line: str | None, gene: str | None, ensembl: str | None,
-             n_cells: Any) -> Iterator[Record]:  # fmt: skip
+    def _row(
+        self,
+        path: Path,
+        i: int,
+        name: str,
+        values: np.ndarray,
+        dataset: str,
+        version: str,
+        cell_line: str | None,
+        gene: str | None,
+        ensembl: str | None,
+        n_cells: Any,
+    ) -> Iterator[Record]:
         parts = name.split("_")
         target = gene or (parts[1] if len(parts) >= 2 else "")
         line = i + 1  # the obs row, 1-based
@@ -112,21 +141,35 @@ class PerturbSeqAdapter(Adapter):
             yield Reject(path.name, line, "gene", f"not a gene symbol: {target!r}", name)
             return
         profile = f"{dataset}:{name}"
-        yield Node("ExpressionProfile", profile, clean_props({
-            "dataset": f"{dataset}@{version}", "sample": name, "assay": "Perturb-seq",
-            "cell_line": cell_line, "control": control,
-            "perturbation": "non-targeting" if control else gene_id(target),
-            "perturbation_type": self.opts["perturbation_type"],
-            "n_cells": int(n_cells) if n_cells is not None and n_cells == n_cells else None,
-            "features": values.tolist()}))  # fmt: skip
+        yield Node(
+            "ExpressionProfile",
+            profile,
+            clean_props(
+                {
+                    "dataset": f"{dataset}@{version}",
+                    "sample": name,
+                    "assay": "Perturb-seq",
+                    "cell_line": cell_line,
+                    "control": control,
+                    "perturbation": "non-targeting" if control else gene_id(target),
+                    "perturbation_type": self.opts["perturbation_type"],
+                    "n_cells": int(n_cells) if n_cells is not None and n_cells == n_cells else None,
+                    "features": values.tolist(),
+                }
+            ),
+        )
         if not control:
             ens = ensembl if ensembl and re.match(r"^ENSG\d+", ensembl) else None
             if ens is None and len(parts) >= 4 and parts[-1].startswith("ENSG"):
                 ens = parts[-1]
             symbol = gene_id(target)
-            yield Node(
-                "Gene", symbol, clean_props({"ensembl_gene_id": ens.split(".")[0] if ens else None})
+            yield Node("Gene", symbol, clean_props({"ensembl_gene_id": ens.split(".")[0] if ens else None}))
+            yield Edge(
+                "PERTURBS",
+                "Gene",
+                symbol,
+                "ExpressionProfile",
+                profile,
+                {"type": self.opts["perturbation_type"], "dataset": f"{dataset}@{version}"},
             )
-            yield Edge("PERTURBS", "Gene", symbol, "ExpressionProfile", profile,
-                       {"type": self.opts["perturbation_type"], "dataset": f"{dataset}@{version}"})  # fmt: skip
         yield RowDone()

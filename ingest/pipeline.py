@@ -60,9 +60,14 @@ RETRIES = RetryCounter()
 logging.getLogger("neo4j.session").addFilter(RETRIES)
 # What a malformed file can raise from inside a parser (CSV, pandas, gzip, HDF5 readers).
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
-    UnicodeDecodeError, csv.Error, EOFError, zlib.error, pd.errors.ParserError,
-    pd.errors.EmptyDataError, OSError,
-)  # fmt: skip
+    UnicodeDecodeError,
+    csv.Error,
+    EOFError,
+    zlib.error,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    OSError,
+)
 
 
 def unreadable(files: list[FileFacts], exc: BaseException) -> KgctlError:
@@ -110,9 +115,7 @@ class Prepared:
 
     def provenance(self, created_at: str) -> Provenance:
         a = self.adapter
-        return Provenance(
-            a.source_label, a.source_version(), self.run_id, a.licence_of(), created_at
-        )
+        return Provenance(a.source_label, a.source_version(), self.run_id, a.licence_of(), created_at)
 
     def run_props(self, *, mode: str, strict: bool, rejects_path: Path) -> dict[str, Any]:
         """What the IngestRun node records about the inputs, whichever path loads them."""
@@ -187,8 +190,9 @@ def tally(
             if len(counts.first_rejects) < SHOWN_REJECTS:
                 counts.first_rejects.append(record.describe())
             if writer:
-                writer.writerow([record.file, record.line, record.field, record.message,
-                                 record.raw.rstrip("\r\n")[:1000]])  # fmt: skip
+                writer.writerow(
+                    [record.file, record.line, record.field, record.message, record.raw.rstrip("\r\n")[:1000]]
+                )
 
 
 def check_ids(record: Node | Edge | EdgeBlock) -> None:
@@ -198,17 +202,15 @@ def check_ids(record: Node | Edge | EdgeBlock) -> None:
         ids = [pc.max(pc.utf8_length(a)).as_py() or 0 for a in (record.start_ids, record.end_ids)]
         longest = max(ids)
     else:
-        longest = max(
-            map(len, [record.id] if isinstance(record, Node) else [record.start_id, record.end_id])
-        )
+        longest = max(map(len, [record.id] if isinstance(record, Node) else [record.start_id, record.end_id]))
     if longest > MAX_ID_CHARS:
-        raise KgctlError(f"an identifier of {longest:,} characters is longer than the {MAX_ID_CHARS:,} "
-                         "an index key holds: is a column shifted or a field corrupt?")  # fmt: skip
+        raise KgctlError(
+            f"an identifier of {longest:,} characters is longer than the {MAX_ID_CHARS:,} "
+            "an index key holds: is a column shifted or a field corrupt?"
+        )
 
 
-def batches(
-    records: Iterator[Record], batch_size: int, counts: Counts, rejects: IO[str] | None
-) -> Iterator[Batch]:
+def batches(records: Iterator[Record], batch_size: int, counts: Counts, rejects: IO[str] | None) -> Iterator[Batch]:
     """Group records into batches that end on a row boundary (a large EdgeBlock is split into
     batch-sized parts; its rows count with the last part)."""
     batch = Batch()
@@ -306,14 +308,15 @@ def ingest(
             check_strict(prepared, rejects_path, batch_size)
         previous = existing_run(conn, run_id)
         if previous and previous.get("status") == "completed" and not force:
-            return {**summary_of(previous), "skipped": True,
-                    "reason": "the same files were already ingested with the same options"}  # fmt: skip
+            return {
+                **summary_of(previous),
+                "skipped": True,
+                "reason": "the same files were already ingested with the same options",
+            }
 
         committed: set[int] = set()
         if previous and previous.get("status") != "completed" and not force:
-            committed = set(
-                previous.get("batches_committed") or range(previous.get("batches_done", 0))
-            )
+            committed = set(previous.get("batches_committed") or range(previous.get("batches_done", 0)))
         run_props = {
             **prepared.run_props(mode="online", strict=strict, rejects_path=rejects_path),
             "status": "running",
@@ -397,10 +400,17 @@ def ingest(
             rejects_path.unlink()
         mark(conn, run_id, "completed", counts, started, run_props)
         result = summary_of(existing_run(conn, run_id) or {})
-        return {**result, "skipped": False, "batches_resumed": len(committed), "writers": writers,
-                "batches_concurrent": concurrent_batches, "deadlock_retries": RETRIES.count - retries,
-                "first_rejects": counts.first_rejects, "peak_rss_bytes": peak_rss_bytes(),
-                "stale_runs_marked": stale}  # fmt: skip
+        return {
+            **result,
+            "skipped": False,
+            "batches_resumed": len(committed),
+            "writers": writers,
+            "batches_concurrent": concurrent_batches,
+            "deadlock_retries": RETRIES.count - retries,
+            "first_rejects": counts.first_rejects,
+            "peak_rss_bytes": peak_rss_bytes(),
+            "stale_runs_marked": stale,
+        }
 
 
 def rejects_folder(folder: Path) -> None:
@@ -421,8 +431,10 @@ def run_lock(folder: Path, run_id: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise KgctlError(f"an ingest of the same files with the same options is running "
-                             f"(run {run_id}, lock {path}); wait for it to finish") from None  # fmt: skip
+            raise KgctlError(
+                f"an ingest of the same files with the same options is running "
+                f"(run {run_id}, lock {path}); wait for it to finish"
+            ) from None
         try:
             yield
         finally:
@@ -451,14 +463,15 @@ def lock_held(path: Path) -> bool | None:
 def mark_stale_runs(conn: Connection) -> list[str]:
     """IngestRuns still `running` whose process is gone (killed, crashed, or the server stopped
     under it: its lock is free) become `interrupted`; a re-run resumes them. Returns their ids."""
-    rows = conn.query(
-        "MATCH (r:IngestRun {status: 'running'}) RETURN r.id AS id, r.lock_file AS lock"
-    )
+    rows = conn.query("MATCH (r:IngestRun {status: 'running'}) RETURN r.id AS id, r.lock_file AS lock")
     stale = [r["id"] for r in rows if r["lock"] and lock_held(Path(r["lock"])) is False]
     if stale:
-        conn.query("MATCH (r:IngestRun {status: 'running'}) WHERE r.id IN $ids "
-                   "SET r.status = 'interrupted', r.interrupted_at = $at", {"ids": stale, "at": now()},
-                   write=True)  # fmt: skip
+        conn.query(
+            "MATCH (r:IngestRun {status: 'running'}) WHERE r.id IN $ids "
+            "SET r.status = 'interrupted', r.interrupted_at = $at",
+            {"ids": stale, "at": now()},
+            write=True,
+        )
     return stale
 
 
@@ -486,12 +499,10 @@ def check_strict(prepared: Prepared, rejects_path: Path, batch_size: int) -> Non
     rejects_path.unlink()
 
 
-def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: float,
-         run_props: dict[str, Any]) -> None:  # fmt: skip
+def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: float, run_props: dict[str, Any]) -> None:
     """Record how the run ended. A completed run is always recorded (so a re-run is a no-op, even
     when every row was rejected); a failed one only if it wrote batches (it can resume)."""
-    props: dict[str, Any] = {"status": status, "finished_at": now(),
-                             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    props: dict[str, Any] = {"status": status, "finished_at": now(), "seconds": round(time.perf_counter() - started, 3)}
     verb = "MATCH"
     if status == "completed":
         props = {
@@ -503,18 +514,34 @@ def mark(conn: Connection, run_id: str, status: str, counts: Counts, started: fl
         }
         verb = "MERGE"
     try:
-        conn.query(f"{verb} (r:IngestRun {{id: $id}}) SET r += $props", {"id": run_id, "props": props},
-                   write=True)  # fmt: skip
+        conn.query(f"{verb} (r:IngestRun {{id: $id}}) SET r += $props", {"id": run_id, "props": props}, write=True)
     except Exception:  # noqa: BLE001  the original error matters more than the bookkeeping
         if status == "completed":
             raise
 
 
 def summary_of(run: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "source", "adapter", "source_version", "status", "mode", "files", "rows_read",
-            "rows_loaded", "rows_rejected", "rows_filtered", "rows_duplicate", "nodes_written",
-            "relationships_written", "batches_done", "seconds", "rejects_file", "started_at",
-            "finished_at")  # fmt: skip
+    keys = (
+        "id",
+        "source",
+        "adapter",
+        "source_version",
+        "status",
+        "mode",
+        "files",
+        "rows_read",
+        "rows_loaded",
+        "rows_rejected",
+        "rows_filtered",
+        "rows_duplicate",
+        "nodes_written",
+        "relationships_written",
+        "batches_done",
+        "seconds",
+        "rejects_file",
+        "started_at",
+        "finished_at",
+    )
     out = {k: run.get(k) for k in keys}
     out["run_id"] = out.pop("id")
     if not run.get("rows_rejected"):

@@ -144,16 +144,19 @@ class Utf8Check:
             return
         if (nul := data.find(b"\0")) >= 0:
             line, column = self.line + data.count(b"\n", 0, nul), nul - data.rfind(b"\n", 0, nul)
-            raise KgctlError(f"{self.path}:{line}: a NUL byte (column {column}): this is not a "
-                             "text file, or it is damaged")  # fmt: skip
+            raise KgctlError(
+                f"{self.path}:{line}: a NUL byte (column {column}): this is not a text file, or it is damaged"
+            )
         try:
             self.decoder.decode(data, final)
         except UnicodeDecodeError as exc:
             seen = bytes(exc.object)  # what the decoder held from before, then `data`
             line = self.line + seen.count(b"\n", 0, exc.start)
             column = exc.start - seen.rfind(b"\n", 0, exc.start)
-            raise KgctlError(f"{self.path}:{line}: not UTF-8 text (byte 0x{seen[exc.start]:02x} at "
-                             f"column {column}); convert the file to UTF-8") from None  # fmt: skip
+            raise KgctlError(
+                f"{self.path}:{line}: not UTF-8 text (byte 0x{seen[exc.start]:02x} at "
+                f"column {column}); convert the file to UTF-8"
+            ) from None
         self.line += data.count(b"\n")
 
 

@@ -23,16 +23,44 @@ from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 INFO_HEADER = ("#string_protein_id", "preferred_name")
 LINK_LAYOUTS = {
     3: ("protein1", "protein2", "combined_score"),
-    10: ("protein1", "protein2", "neighborhood", "fusion", "cooccurence", "coexpression",
-         "experimental", "database", "textmining", "combined_score"),
-    16: ("protein1", "protein2", "neighborhood", "neighborhood_transferred", "fusion", "cooccurence",
-         "homology", "coexpression", "coexpression_transferred", "experiments",
-         "experiments_transferred", "database", "database_transferred", "textmining",
-         "textmining_transferred", "combined_score"),
-}  # fmt: skip
+    10: (
+        "protein1",
+        "protein2",
+        "neighborhood",
+        "fusion",
+        "cooccurence",
+        "coexpression",
+        "experimental",
+        "database",
+        "textmining",
+        "combined_score",
+    ),
+    16: (
+        "protein1",
+        "protein2",
+        "neighborhood",
+        "neighborhood_transferred",
+        "fusion",
+        "cooccurence",
+        "homology",
+        "coexpression",
+        "coexpression_transferred",
+        "experiments",
+        "experiments_transferred",
+        "database",
+        "database_transferred",
+        "textmining",
+        "textmining_transferred",
+        "combined_score",
+    ),
+}
 OPS: dict[str, Callable[[Any, Any], Any]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
-}  # fmt: skip
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
 BLOCK_BYTES = 1 << 20
 FILTER = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|>|<)\s*(\d+)\s*$")
 
@@ -65,7 +93,7 @@ class StringAdapter(Adapter):
             "channel",
             "Channel filter such as 'experimental>=700' (repeatable; all must hold).",
             multiple=True,
-        ),  # fmt: skip
+        ),
         Option("source-version", "Release to record (default: the vNN in the file name)."),
     )
 
@@ -81,23 +109,19 @@ class StringAdapter(Adapter):
         for text in self.opts.get("channel", ()):
             match = FILTER.match(text)
             if not match:
-                raise KgctlError(
-                    f"--channel {text!r}: expected NAME>=VALUE, e.g. experimental>=700"
-                )
+                raise KgctlError(f"--channel {text!r}: expected NAME>=VALUE, e.g. experimental>=700")
             name, op, value = match.groups()
             for path in self.links:
                 with open_text(path) as handle:
                     header = handle.readline().split()
                 if name not in header[2:]:
                     raise KgctlError(
-                        f"--channel {text!r}: {path.name} has no channel {name!r}; it has "
-                        f"{', '.join(header[2:])}"
+                        f"--channel {text!r}: {path.name} has no channel {name!r}; it has {', '.join(header[2:])}"
                     )
             self.filters.append((name, OPS[op], int(value)))
         if self.links and not self.infos and not self.lookup.ids("Gene", "string_id"):
             raise KgctlError(
-                "STRING links name proteins, not genes: pass the matching protein.info file too "
-                "(or ingest it first)"
+                "STRING links name proteins, not genes: pass the matching protein.info file too (or ingest it first)"
             )
 
     def records(self, counter: ByteCounter) -> Iterator[Record]:
@@ -136,16 +160,21 @@ class StringAdapter(Adapter):
                 )
                 continue
             if not GENE_SYMBOL.match(name):
-                yield Reject(
-                    path.name, number, "preferred_name", f"not a gene symbol: {name!r}", line
-                )
+                yield Reject(path.name, number, "preferred_name", f"not a gene symbol: {name!r}", line)
                 continue
             symbol = gene_id(name)
             names[protein] = symbol
             size = fields[2] if len(fields) > 2 else ""
-            yield Node("Gene", symbol, {"string_id": protein, "species": protein.split(".", 1)[0],
-                                        "protein_size": int(size) if size.isdigit() else None,
-                                        "annotation": fields[3] if len(fields) > 3 and fields[3] else None})  # fmt: skip
+            yield Node(
+                "Gene",
+                symbol,
+                {
+                    "string_id": protein,
+                    "species": protein.split(".", 1)[0],
+                    "protein_size": int(size) if size.isdigit() else None,
+                    "annotation": fields[3] if len(fields) > 3 and fields[3] else None,
+                },
+            )
             yield RowDone()
 
 
@@ -193,11 +222,9 @@ class LinkParser:
             table = pacsv.read_csv(
                 pa.py_buffer(block),
                 read_options=pacsv.ReadOptions(column_names=header),
-                parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False,
-                                                 ignore_empty_lines=False),
-                convert_options=pacsv.ConvertOptions(column_types=types, null_values=[],
-                                                     strings_can_be_null=False),
-            )  # fmt: skip
+                parse_options=pacsv.ParseOptions(delimiter=" ", quote_char=False, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False),
+            )
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None
         if table.num_rows != lines:
@@ -222,12 +249,14 @@ class LinkParser:
             keep &= op(scores[name][rows], value)
         loaded = rows[keep]
         return EdgeBlock(
-            "INTERACTS_WITH", "Gene", "Gene",
-            self.symbols.take(pa.array(lo[loaded])), self.symbols.take(pa.array(hi[loaded])),
+            "INTERACTS_WITH",
+            "Gene",
+            "Gene",
+            self.symbols.take(pa.array(lo[loaded])),
+            self.symbols.take(pa.array(hi[loaded])),
             {name: values[loaded] for name, values in scores.items()},
-            {"loaded": len(loaded), "filtered": len(rows) - len(loaded),
-             "duplicate": lines - len(rows)},
-        )  # fmt: skip
+            {"loaded": len(loaded), "filtered": len(rows) - len(loaded), "duplicate": lines - len(rows)},
+        )
 
     def lines(self, path: Path, text: str, first: int, header: list[str]) -> Iterator[Record]:
         columns = header[2:]
@@ -238,19 +267,19 @@ class LinkParser:
         for number, line in enumerate(text.split("\n")[:-1], first):  # the block ends with \n
             fields = line.split()
             if len(fields) != width:
-                yield Reject(path.name, number, "*",
-                             f"expected {width} space-separated fields, found {len(fields)}", line)  # fmt: skip
+                yield Reject(
+                    path.name, number, "*", f"expected {width} space-separated fields, found {len(fields)}", line
+                )
                 continue
             a, b = names.get(fields[0]), names.get(fields[1])
             if a is None or b is None:
                 field, protein = ("protein1", fields[0]) if a is None else ("protein2", fields[1])
-                yield Reject(path.name, number, field,
-                             f"unknown STRING protein {protein!r} (not in protein.info)", line)  # fmt: skip
+                yield Reject(
+                    path.name, number, field, f"unknown STRING protein {protein!r} (not in protein.info)", line
+                )
                 continue
             if a == b:
-                yield Reject(
-                    path.name, number, "protein2", f"both proteins name the same gene {a}", line
-                )
+                yield Reject(path.name, number, "protein2", f"both proteins name the same gene {a}", line)
                 continue
             if a > b:
                 a, b = b, a
@@ -269,14 +298,10 @@ class LinkParser:
                 yield Reject(path.name, number, bad, "score outside 0-1000", line)
                 continue
             seen.add(key)
-            if scores[score_index] < self.min_score or not all(
-                op(scores[i], v) for i, op, v in filters
-            ):
+            if scores[score_index] < self.min_score or not all(op(scores[i], v) for i, op, v in filters):
                 yield RowDone("filtered")
                 continue
-            yield Edge(
-                "INTERACTS_WITH", "Gene", a, "Gene", b, dict(zip(columns, scores, strict=True))
-            )
+            yield Edge("INTERACTS_WITH", "Gene", a, "Gene", b, dict(zip(columns, scores, strict=True)))
             yield RowDone()
 
 

@@ -136,46 +136,44 @@ class TranscriptsAdapter(Adapter):
                 continue
             attrs = dict(GTF_ATTR.findall(fields[8]))
             if "transcript_id" not in attrs:
-                yield Reject(
-                    path.name, number, "transcript_id", "missing from the attributes", line
-                )
+                yield Reject(path.name, number, "transcript_id", "missing from the attributes", line)
                 continue
             if not (fields[3].isdigit() and fields[4].isdigit()) or int(fields[3]) > int(fields[4]):
-                yield Reject(
-                    path.name, number, "start", f"bad coordinates {fields[3]}-{fields[4]}", line
-                )
+                yield Reject(path.name, number, "start", f"bad coordinates {fields[3]}-{fields[4]}", line)
                 continue
             structure = out.setdefault(base_id(attrs["transcript_id"]), Structure(fields[6]))
             span = (int(fields[3]), int(fields[4]))
             (structure.exons if feature == "exon" else structure.cds).append(span)
             yield RowDone()
 
-    def _fasta(self, path: Path, handle: IO[str], structures: dict[str, Structure],
-               ensembl_to_gene: dict[str, str]) -> Iterator[Record]:  # fmt: skip
+    def _fasta(
+        self, path: Path, handle: IO[str], structures: dict[str, Structure], ensembl_to_gene: dict[str, str]
+    ) -> Iterator[Record]:
         header: str | None = None
         header_line = 0
         chunks: list[str] = []
         for number, line in enumerate(handle, 1):
             if line.startswith(">"):
                 if header is not None:
-                    yield from self._transcript(
-                        path, header_line, header, "".join(chunks), structures, ensembl_to_gene
-                    )
+                    yield from self._transcript(path, header_line, header, "".join(chunks), structures, ensembl_to_gene)
                 header, header_line, chunks = line[1:].strip(), number, []
             elif header is None:
                 if line.strip():
-                    yield Reject(
-                        path.name, number, "header", "sequence before the first '>' header", line
-                    )
+                    yield Reject(path.name, number, "header", "sequence before the first '>' header", line)
             else:
                 chunks.append(line.strip())
         if header is not None:
-            yield from self._transcript(
-                path, header_line, header, "".join(chunks), structures, ensembl_to_gene
-            )
+            yield from self._transcript(path, header_line, header, "".join(chunks), structures, ensembl_to_gene)
 
-    def _transcript(self, path: Path, line: int, header: str, sequence: str,
-                    structures: dict[str, Structure], ensembl_to_gene: dict[str, str]) -> Iterator[Record]:  # fmt: skip
+    def _transcript(
+        self,
+        path: Path,
+        line: int,
+        header: str,
+        sequence: str,
+        structures: dict[str, Structure],
+        ensembl_to_gene: dict[str, str],
+    ) -> Iterator[Record]:
         parsed = parse_header(header)
         if parsed is None:
             yield Reject(
@@ -221,12 +219,27 @@ class TranscriptsAdapter(Adapter):
         gene = gene_id(symbol) if human else base_id(gid)
         if human:
             ensembl_to_gene[base_id(gid)] = gene  # known to an ortholog table of the same run
-        yield Node("Gene", gene, clean_props({"ensembl_gene_id": base_id(gid), "species": species,
-                                              "symbol": None if human else symbol}))  # fmt: skip
-        yield Node("Transcript", base_id(tid), clean_props({
-            "version": tid.split(".")[1] if "." in tid else None, "gene_id": base_id(gid),
-            "gene_symbol": gene, "length": len(sequence), "cds_start": cds_start, "cds_end": cds_end,
-            "exon_ends": exon_ends or None, "sequence": sequence.upper()}))  # fmt: skip
+        yield Node(
+            "Gene",
+            gene,
+            clean_props({"ensembl_gene_id": base_id(gid), "species": species, "symbol": None if human else symbol}),
+        )
+        yield Node(
+            "Transcript",
+            base_id(tid),
+            clean_props(
+                {
+                    "version": tid.split(".")[1] if "." in tid else None,
+                    "gene_id": base_id(gid),
+                    "gene_symbol": gene,
+                    "length": len(sequence),
+                    "cds_start": cds_start,
+                    "cds_end": cds_end,
+                    "exon_ends": exon_ends or None,
+                    "sequence": sequence.upper(),
+                }
+            ),
+        )
         yield Edge("ISOFORM_OF", "Transcript", base_id(tid), "Gene", gene)
         yield RowDone()
 
@@ -256,9 +269,7 @@ class TranscriptsAdapter(Adapter):
                 )
                 continue
             if not GENE_SYMBOL.match(symbol):
-                yield Reject(
-                    path.name, number, "external_gene_name", f"not a gene symbol: {symbol!r}", line
-                )
+                yield Reject(path.name, number, "external_gene_name", f"not a gene symbol: {symbol!r}", line)
                 continue
             out[ensembl] = gene_id(symbol)
             yield Node(
@@ -268,9 +279,7 @@ class TranscriptsAdapter(Adapter):
             )
             yield RowDone()
 
-    def _orthologs(
-        self, path: Path, handle: IO[str], ensembl_to_gene: dict[str, str]
-    ) -> Iterator[Record]:
+    def _orthologs(self, path: Path, handle: IO[str], ensembl_to_gene: dict[str, str]) -> Iterator[Record]:
         seen_genes: set[str] = set()
         for number, line in enumerate(handle, 1):
             fields = line.rstrip("\r\n").split("\t")
@@ -305,9 +314,7 @@ def parse_header(header: str) -> tuple[str, str, str | None, tuple[int, int] | N
         if len(parts) < 6 or not parts[0].startswith("ENS") or not parts[1].startswith("ENS"):
             return None
         cds = next((p[4:] for p in parts if p.startswith("CDS:")), None)
-        span = (
-            tuple(int(x) for x in cds.split("-")) if cds and re.fullmatch(r"\d+-\d+", cds) else None
-        )
+        span = tuple(int(x) for x in cds.split("-")) if cds and re.fullmatch(r"\d+-\d+", cds) else None
         return parts[0], parts[1], parts[5] or None, span  # type: ignore[return-value]
     words = header.split()
     if not words or not words[0].startswith("ENS"):

@@ -29,10 +29,17 @@ from kgctl import generators
 from kgctl.core.errors import KgctlError
 
 INJECTIONS = [
-    "') DETACH DELETE n //", '"}) MATCH (n) DETACH DELETE n //', "`) DETACH DELETE n //",
-    "x'}) CALL dbms.security.listUsers() YIELD username RETURN username //", "$id", "{id: 1}",
-    "\\'; MATCH (n) DELETE n; //", "Robert'); DROP DATABASE neo4j;--", "ÄÖü😀\u202e", "a\\b",
-]  # fmt: skip
+    "') DETACH DELETE n //",
+    '"}) MATCH (n) DETACH DELETE n //',
+    "`) DETACH DELETE n //",
+    "x'}) CALL dbms.security.listUsers() YIELD username RETURN username //",
+    "$id",
+    "{id: 1}",
+    "\\'; MATCH (n) DELETE n; //",
+    "Robert'); DROP DATABASE neo4j;--",
+    "ÄÖü😀\u202e",
+    "a\\b",
+]
 ODD_NUMBERS = [
     b"NaN",
     b"nan",
@@ -91,42 +98,56 @@ def samples(data: Path, folder: Path) -> list[Sample]:
     that name them), each of which a clean `--strict` ingest loads."""
     folder.mkdir(parents=True, exist_ok=True)
     string = data / "string"
-    links = _head(string / "9606.protein.links.full.v12.0.subset.txt.gz",
-                  folder / "9606.protein.links.full.v12.0.subset.txt.gz", lambda i, _: i <= 600)  # fmt: skip
+    links = _head(
+        string / "9606.protein.links.full.v12.0.subset.txt.gz",
+        folder / "9606.protein.links.full.v12.0.subset.txt.gz",
+        lambda i, _: i <= 600,
+    )
     with gzip.open(links, "rt") as handle:
         proteins = {p for line in list(handle)[1:] for p in line.split()[:2]}
-    info = _head(string / "9606.protein.info.v12.0.subset.txt.gz",
-                 folder / "9606.protein.info.v12.0.subset.txt.gz",
-                 lambda i, line: i == 0 or line.split("\t")[0] in proteins)  # fmt: skip
+    info = _head(
+        string / "9606.protein.info.v12.0.subset.txt.gz",
+        folder / "9606.protein.info.v12.0.subset.txt.gz",
+        lambda i, line: i == 0 or line.split("\t")[0] in proteins,
+    )
     depmap = data / "depmap"
-    effect = _columns(
-        depmap / "CRISPRGeneEffect.subset.csv.gz", folder / "CRISPRGeneEffect.csv", 12, 80
+    effect = _columns(depmap / "CRISPRGeneEffect.subset.csv.gz", folder / "CRISPRGeneEffect.csv", 12, 80)
+    tpm = _columns(
+        depmap / "OmicsExpressionProteinCodingGenesTPMLogp1.subset.csv.gz",
+        folder / "OmicsExpressionProteinCodingGenesTPMLogp1.csv",
+        12,
+        60,
     )
-    tpm = _columns(depmap / "OmicsExpressionProteinCodingGenesTPMLogp1.subset.csv.gz",
-                   folder / "OmicsExpressionProteinCodingGenesTPMLogp1.csv", 12, 60)  # fmt: skip
     mols = data / "molecules"
-    hub = _head(
-        mols / "repurposing_info.tsv.gz", folder / "repurposing_info.tsv.gz", lambda i, _: i <= 60
+    hub = _head(mols / "repurposing_info.tsv.gz", folder / "repurposing_info.tsv.gz", lambda i, _: i <= 60)
+    jump = _head(
+        mols / "JUMP-Target-1_compound_metadata.tsv.gz",
+        folder / "JUMP-Target-1_compound_metadata.tsv.gz",
+        lambda i, _: i <= 40,
     )
-    jump = _head(mols / "JUMP-Target-1_compound_metadata.tsv.gz",
-                 folder / "JUMP-Target-1_compound_metadata.tsv.gz", lambda i, _: i <= 40)  # fmt: skip
     with gzip.open(jump, "rt") as handle:
         keys = [line.split("\t") for line in handle]
     inchikeys = [row[keys[0].index("InChIKey")] for row in keys[1:6]]
-    gct = _gct(
-        data / "l1000" / "test_l1000_level4.gct.gz", folder / "test_l1000_level4.gct.gz", 40, 12
-    )
+    gct = _gct(data / "l1000" / "test_l1000_level4.gct.gz", folder / "test_l1000_level4.gct.gz", 40, 12)
     rna = data / "rna"
-    genemap = _head(rna / "all_HLs_human_PC1.txt.gz", folder / "all_HLs_human_PC1.txt.gz",
-                    lambda i, line: i <= 80 and (i == 0 or bool(line.split("\t")[1].strip())))  # fmt: skip
+    genemap = _head(
+        rna / "all_HLs_human_PC1.txt.gz",
+        folder / "all_HLs_human_PC1.txt.gz",
+        lambda i, line: i <= 80 and (i == 0 or bool(line.split("\t")[1].strip())),
+    )
     with gzip.open(genemap, "rt") as handle:
         human = {line.split("\t")[0] for line in list(handle)[1:]}
-    orthologs = _head(rna / "1to1_orthologs_expression.txt.gz", folder / "1to1_orthologs_expression.txt.gz",
-                      lambda _, line: line.split("\t")[0] in human)  # fmt: skip
-    h5ad = generators.perturbseq_h5ad(folder / "K562_essential_normalized_bulk_01.h5ad",
-                                      n_perturbations=12, n_readout=20, n_controls=2)  # fmt: skip
-    profiles = generators.cell_painting_profiles(folder / "BR00117010_profiles.csv.gz",
-                                                 compounds=inchikeys, replicates=2, n_dmso=2)  # fmt: skip
+    orthologs = _head(
+        rna / "1to1_orthologs_expression.txt.gz",
+        folder / "1to1_orthologs_expression.txt.gz",
+        lambda _, line: line.split("\t")[0] in human,
+    )
+    h5ad = generators.perturbseq_h5ad(
+        folder / "K562_essential_normalized_bulk_01.h5ad", n_perturbations=12, n_readout=20, n_controls=2
+    )
+    profiles = generators.cell_painting_profiles(
+        folder / "BR00117010_profiles.csv.gz", compounds=inchikeys, replicates=2, n_dmso=2
+    )
     return [
         Sample("string", [info, links]),
         Sample("depmap", [effect], {"source_version": "fuzz"}),
@@ -152,9 +173,7 @@ def _sep(data: bytes) -> bytes:
     return next((s for s in (b"\t", b",", b" ") if s in header), b"\t")
 
 
-def _cell(
-    data: bytes, rng: random.Random, value: Callable[[bytes], bytes], header: bool = False
-) -> bytes:
+def _cell(data: bytes, rng: random.Random, value: Callable[[bytes], bytes], header: bool = False) -> bytes:
     """Replace one or a few random cells (not the header unless asked) by `value(old)`."""
     lines, sep = _lines(data), _sep(data)
     for _ in range(rng.randint(1, 3)):
@@ -199,9 +218,7 @@ def _flip(data: bytes, rng: random.Random, values: bytes | None = None) -> bytes
     buffer = bytearray(data)
     for _ in range(rng.randint(1, 12)):
         if buffer:
-            buffer[rng.randrange(len(buffer))] = (
-                rng.choice(values) if values else rng.randrange(256)
-            )
+            buffer[rng.randrange(len(buffer))] = rng.choice(values) if values else rng.randrange(256)
     return bytes(buffer)
 
 
@@ -229,9 +246,17 @@ MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "blank_lines": lambda d, r: d.replace(b"\n", b"\n\n", r.randint(1, 5)),
     "crlf": lambda d, r: d.replace(b"\n", b"\r\n"),
     "bom": lambda d, r: b"\xef\xbb\xbf" + d,
-}  # fmt: skip
-FILE_CASES = ["empty", "directory", "fifo", "dangling_symlink", "unreadable", "wrong_file",
-              "plain_under_gz_name", "gzip_truncated"]  # fmt: skip
+}
+FILE_CASES = [
+    "empty",
+    "directory",
+    "fifo",
+    "dangling_symlink",
+    "unreadable",
+    "wrong_file",
+    "plain_under_gz_name",
+    "gzip_truncated",
+]
 BINARY_MUTATIONS = ["truncate", "byte_flips", "nul_bytes"]
 
 
@@ -290,8 +315,7 @@ def make_case(number: int, sample_list: list[Sample], folder: Path, rng: random.
         mutated = MUTATIONS[mutation](content, rng)
         path.write_bytes(gzip.compress(mutated, mtime=0) if gz else mutated)
     files = [path if i == which else f for i, f in enumerate(sample.files)]
-    return Case(number, index, sample.source, src.name, mutation, rng.random() < 0.75, files,
-                sample.options)  # fmt: skip
+    return Case(number, index, sample.source, src.name, mutation, rng.random() < 0.75, files, sample.options)
 
 
 def cases(sample_list: list[Sample], folder: Path, count: int, seed: int) -> Iterator[Case]:
@@ -318,18 +342,31 @@ def _serve(server_base: str, rejects: str, pipe: Pipe) -> None:
             before = counts()
             outcome: dict[str, Any] = {"number": case.number}
             try:
-                result = ingest(conn, case.source, case.files, case.options, strict=case.strict,
-                                force=True, rejects_dir=Path(rejects))  # fmt: skip
+                result = ingest(
+                    conn,
+                    case.source,
+                    case.files,
+                    case.options,
+                    strict=case.strict,
+                    force=True,
+                    rejects_dir=Path(rejects),
+                )
                 outcome |= {
                     "outcome": "loaded",
                     **{k: result.get(k) for k in ("rows_read", "rows_loaded", "rows_rejected")},
                 }
             except KgctlError as exc:
-                outcome |= {"outcome": "error", "message": exc.message,
-                            "one_line": "\n" not in exc.message and bool(exc.message.strip())}  # fmt: skip
+                outcome |= {
+                    "outcome": "error",
+                    "message": exc.message,
+                    "one_line": "\n" not in exc.message and bool(exc.message.strip()),
+                }
             except Exception as exc:  # what the CLI would show as a traceback
-                outcome |= {"outcome": "traceback", "message": f"{type(exc).__name__}: {exc}"[:500],
-                            "where": traceback.format_exc(limit=-3)[-1500:]}  # fmt: skip
+                outcome |= {
+                    "outcome": "traceback",
+                    "message": f"{type(exc).__name__}: {exc}"[:500],
+                    "where": traceback.format_exc(limit=-3)[-1500:],
+                }
             after = counts()
             lost = {k: after.get(k, 0) - v for k, v in before.items() if after.get(k, 0) < v}
             changed = case.strict and outcome["outcome"] != "loaded" and after != before
@@ -351,9 +388,7 @@ class Runner:
 
     def _start(self) -> None:
         parent, child = self.context.Pipe()
-        self.worker = self.context.Process(
-            target=_serve, args=(str(self.server_base), str(self.rejects), child)
-        )
+        self.worker = self.context.Process(target=_serve, args=(str(self.server_base), str(self.rejects), child))
         self.worker.start()
         self.pipe = parent
 
@@ -367,14 +402,24 @@ class Runner:
             try:
                 outcome: dict[str, Any] = self.pipe.recv()
             except (EOFError, OSError):  # the worker died (a crash of the interpreter)
-                outcome = {"number": case.number, "outcome": "traceback", "message": "the worker died",
-                           "count_change": False}  # fmt: skip
+                outcome = {
+                    "number": case.number,
+                    "outcome": "traceback",
+                    "message": "the worker died",
+                    "count_change": False,
+                }
                 self.worker = None
         else:
             outcome = {"number": case.number, "outcome": "hang", "count_change": False}
             self.close(kill=True)
-        return {**outcome, "source": case.source, "file": case.target, "mutation": case.mutation,
-                "strict": case.strict, "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+        return {
+            **outcome,
+            "source": case.source,
+            "file": case.target,
+            "mutation": case.mutation,
+            "strict": case.strict,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
     def close(self, kill: bool = False) -> None:
         if self.worker is None:
@@ -389,8 +434,15 @@ class Runner:
         self.worker, self.pipe = None, None
 
 
-def fuzz(server_base: Path, data: Path, folder: Path, count: int, seed: int = 0, timeout: float = 120,
-         on_case: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def fuzz(
+    server_base: Path,
+    data: Path,
+    folder: Path,
+    count: int,
+    seed: int = 0,
+    timeout: float = 120,
+    on_case: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Load every sample cleanly (strict), then run `count` mutated cases; the tally and the cases
     that failed (a traceback, a hang, a count change or a multi-line error)."""
     sample_list = samples(data, folder / "samples")
@@ -401,9 +453,7 @@ def fuzz(server_base: Path, data: Path, folder: Path, count: int, seed: int = 0,
             clean = Case(-1 - i, i, sample.source, "", "none", True, sample.files, sample.options)
             outcome = runner.run(clean)
             if outcome["outcome"] != "loaded":
-                raise KgctlError(
-                    f"the clean {sample.source} sample does not load strictly: {outcome}"
-                )
+                raise KgctlError(f"the clean {sample.source} sample does not load strictly: {outcome}")
         for case in cases(sample_list, folder / "cases", count, seed):
             outcome = runner.run(case)
             found.append(outcome)
@@ -413,13 +463,23 @@ def fuzz(server_base: Path, data: Path, folder: Path, count: int, seed: int = 0,
     finally:
         runner.close()
     tally = Counter(o["outcome"] for o in found)
-    bad = [o for o in found if o["outcome"] in ("traceback", "hang") or o["count_change"]
-           or (o["outcome"] == "error" and not o["one_line"])]  # fmt: skip
-    return {"tried": len(found), "loaded": tally["loaded"], "clear_errors": tally["error"],
-            "tracebacks": tally["traceback"], "hangs": tally["hang"],
-            "count_changes": sum(o["count_change"] for o in found),
-            "multi_line_errors": sum(o["outcome"] == "error" and not o["one_line"] for o in found),
-            "by_mutation": dict(Counter(o["mutation"] for o in found)),
-            "by_source": dict(Counter(o["source"] for o in found)),
-            "seconds_per_case": round(sum(o["seconds"] for o in found) / max(1, len(found)), 3),
-            "timeout_s": timeout, "seed": seed, "failures": bad}  # fmt: skip
+    bad = [
+        o
+        for o in found
+        if o["outcome"] in ("traceback", "hang") or o["count_change"] or (o["outcome"] == "error" and not o["one_line"])
+    ]
+    return {
+        "tried": len(found),
+        "loaded": tally["loaded"],
+        "clear_errors": tally["error"],
+        "tracebacks": tally["traceback"],
+        "hangs": tally["hang"],
+        "count_changes": sum(o["count_change"] for o in found),
+        "multi_line_errors": sum(o["outcome"] == "error" and not o["one_line"] for o in found),
+        "by_mutation": dict(Counter(o["mutation"] for o in found)),
+        "by_source": dict(Counter(o["source"] for o in found)),
+        "seconds_per_case": round(sum(o["seconds"] for o in found) / max(1, len(found)), 3),
+        "timeout_s": timeout,
+        "seed": seed,
+        "failures": bad,
+    }

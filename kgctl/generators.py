@@ -19,15 +19,32 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-CHANNELS_FULL = ("neighborhood", "neighborhood_transferred", "fusion", "cooccurence", "homology",
-                 "coexpression", "coexpression_transferred", "experiments",
-                 "experiments_transferred", "database", "database_transferred", "textmining",
-                 "textmining_transferred")  # fmt: skip
+CHANNELS_FULL = (
+    "neighborhood",
+    "neighborhood_transferred",
+    "fusion",
+    "cooccurence",
+    "homology",
+    "coexpression",
+    "coexpression_transferred",
+    "experiments",
+    "experiments_transferred",
+    "database",
+    "database_transferred",
+    "textmining",
+    "textmining_transferred",
+)
 CELL_PAINTING_COMPARTMENTS = ("Cells", "Cytoplasm", "Nuclei")
-CELL_PAINTING_MEASURES = ("AreaShape_Area", "AreaShape_Eccentricity", "Intensity_MeanIntensity_DNA",
-                          "Intensity_MeanIntensity_ER", "Intensity_MeanIntensity_Mito",
-                          "Texture_Contrast_RNA_3_00_256", "Granularity_1_AGP",
-                          "Correlation_Correlation_DNA_ER")  # fmt: skip
+CELL_PAINTING_MEASURES = (
+    "AreaShape_Area",
+    "AreaShape_Eccentricity",
+    "Intensity_MeanIntensity_DNA",
+    "Intensity_MeanIntensity_ER",
+    "Intensity_MeanIntensity_Mito",
+    "Texture_Contrast_RNA_3_00_256",
+    "Granularity_1_AGP",
+    "Correlation_Correlation_DNA_ER",
+)
 
 
 @contextmanager
@@ -75,24 +92,38 @@ def perturbseq_h5ad(
     readout_ids = ensembl_ids(n_readout)
     targets = list(targets) if targets is not None else readout[:n_perturbations]
     readout_index = {g: j for j, g in enumerate(readout)}
-    target_ids = [readout_ids[readout_index[t]] if t in readout_index else ensembl_ids(1, start=900_000 + i)[0]
-                  for i, t in enumerate(targets)]  # fmt: skip
+    target_ids = [
+        readout_ids[readout_index[t]] if t in readout_index else ensembl_ids(1, start=900_000 + i)[0]
+        for i, t in enumerate(targets)
+    ]
     names, obs_rows = [], []
     for i, (gene, gid) in enumerate(zip(targets, target_ids, strict=True)):
         names.append(f"{1000 + i}_{gene}_P1P2_{gid}")
-        obs_rows.append({"gene": gene, "gene_id": gid, "transcript": "P1P2",
-                         "gene_transcript": f"{1000 + i}_{gene}_P1P2_{gid}",
-                         "UMI_count_unfiltered": int(rng.integers(5_000, 20_000)),
-                         "num_cells_unfiltered": int(rng.integers(50, 300)),
-                         "num_cells_filtered": int(rng.integers(40, 250))})  # fmt: skip
+        obs_rows.append(
+            {
+                "gene": gene,
+                "gene_id": gid,
+                "transcript": "P1P2",
+                "gene_transcript": f"{1000 + i}_{gene}_P1P2_{gid}",
+                "UMI_count_unfiltered": int(rng.integers(5_000, 20_000)),
+                "num_cells_unfiltered": int(rng.integers(50, 300)),
+                "num_cells_filtered": int(rng.integers(40, 250)),
+            }
+        )
     for j in range(n_controls):
         name = f"{9000 + j}_non-targeting_non-targeting_non-targeting"
         names.append(name)
-        obs_rows.append({"gene": "non-targeting", "gene_id": "non-targeting",
-                         "transcript": "non-targeting", "gene_transcript": name,
-                         "UMI_count_unfiltered": int(rng.integers(5_000, 20_000)),
-                         "num_cells_unfiltered": int(rng.integers(500, 3000)),
-                         "num_cells_filtered": int(rng.integers(400, 2500))})  # fmt: skip
+        obs_rows.append(
+            {
+                "gene": "non-targeting",
+                "gene_id": "non-targeting",
+                "transcript": "non-targeting",
+                "gene_transcript": name,
+                "UMI_count_unfiltered": int(rng.integers(5_000, 20_000)),
+                "num_cells_unfiltered": int(rng.integers(500, 3000)),
+                "num_cells_filtered": int(rng.integers(400, 2500)),
+            }
+        )
     x = rng.normal(0, 1, size=(len(names), n_readout)).astype(np.float32)
     if profiles is not None:
         x[: len(targets)] = profiles
@@ -101,9 +132,10 @@ def perturbseq_h5ad(
             x[i, readout_index[gene]] -= 4.0
     x[len(targets) :] *= 0.1
     obs = pd.DataFrame(obs_rows, index=pd.Index(names, name="gene_transcript_id"))
-    var = pd.DataFrame({"gene_name": readout, "mean": rng.random(n_readout),
-                        "std": rng.random(n_readout) + 0.5, "in_matrix": True},
-                       index=pd.Index(readout_ids, name="gene_id"))  # fmt: skip
+    var = pd.DataFrame(
+        {"gene_name": readout, "mean": rng.random(n_readout), "std": rng.random(n_readout) + 0.5, "in_matrix": True},
+        index=pd.Index(readout_ids, name="gene_id"),
+    )
     adata = ad.AnnData(X=x, obs=obs, var=var)
     path.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(path)
@@ -130,15 +162,19 @@ def cell_painting_profiles(
     wells = (f"{r}{c:02d}" for r in "ABCDEFGHIJKLMNOP" for c in range(1, 25))
     perts = [("compound", k) for k in compounds] + [("orf", g) for g in genes]
     for kind, ident in [*(p for p in perts for _ in range(replicates)), *[("negcon", "")] * n_dmso]:
-        row = {"Metadata_Source": source, "Metadata_Plate": plate, "Metadata_Well": next(wells),
-               "Metadata_pert_type": {"compound": "trt", "orf": "trt", "negcon": "control"}[kind],
-               "Metadata_InChIKey": ident if kind == "compound" else ("IAZDPXIOMUYVGZ-UHFFFAOYSA-N" if kind == "negcon" else ""),
-               "Metadata_Symbol": ident if kind == "orf" else "",
-               "Metadata_control_type": "negcon" if kind == "negcon" else "",
-               "Metadata_mmoles_per_liter": 10.0 if kind == "compound" else 0.0}  # fmt: skip
-        row.update(
-            {f: float(v) for f, v in zip(features, rng.normal(0, 1, len(features)), strict=True)}
-        )
+        row = {
+            "Metadata_Source": source,
+            "Metadata_Plate": plate,
+            "Metadata_Well": next(wells),
+            "Metadata_pert_type": {"compound": "trt", "orf": "trt", "negcon": "control"}[kind],
+            "Metadata_InChIKey": ident
+            if kind == "compound"
+            else ("IAZDPXIOMUYVGZ-UHFFFAOYSA-N" if kind == "negcon" else ""),
+            "Metadata_Symbol": ident if kind == "orf" else "",
+            "Metadata_control_type": "negcon" if kind == "negcon" else "",
+            "Metadata_mmoles_per_liter": 10.0 if kind == "compound" else 0.0,
+        }
+        row.update({f: float(v) for f, v in zip(features, rng.normal(0, 1, len(features)), strict=True)})
         rows.append(row)
     frame = pd.DataFrame(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,14 +200,18 @@ class TranscriptModel:
     cds: tuple[int, int]
 
 
-def write_gencode(fasta: Path, gtf: Path, models: Sequence[TranscriptModel], release: str = "44",
-                  genome: str = "GRCh38") -> tuple[Path, Path]:  # fmt: skip
+def write_gencode(
+    fasta: Path, gtf: Path, models: Sequence[TranscriptModel], release: str = "44", genome: str = "GRCh38"
+) -> tuple[Path, Path]:
     """GENCODE `pc_transcripts.fa` (header `>ENST…|ENSG…|OTTHUMG…|OTTHUMT…|NAME-201|NAME|len|
     UTR5:a-b|CDS:c-d|UTR3:e-f|`) and the matching GTF (gene, transcript, exon, CDS lines); gzip
     when the name ends in .gz."""
     fa_lines: list[str] = []
-    gtf_lines = [f"##description: evidence-based annotation of the genome ({genome}), version {release}",
-                 "##provider: GENCODE", "##format: gtf"]  # fmt: skip
+    gtf_lines = [
+        f"##description: evidence-based annotation of the genome ({genome}), version {release}",
+        "##provider: GENCODE",
+        "##format: gtf",
+    ]
     seen_genes: set[str] = set()
     for serial, m in enumerate(models):
         length, (c0, c1) = len(m.sequence), m.cds
@@ -179,26 +219,32 @@ def write_gencode(fasta: Path, gtf: Path, models: Sequence[TranscriptModel], rel
         if m.gid not in seen_genes:
             seen_genes.add(m.gid)
             span = [(e[0], e[1]) for x in models if x.gid == m.gid for e in x.exons]
-            gtf_lines.append(f"{m.chrom}\tHAVANA\tgene\t{min(a for a, _ in span)}\t"
-                             f"{max(b for _, b in span)}\t.\t+\t.\t{gene_attr} level 2;")  # fmt: skip
-        fa_lines.append(f">{m.tid}.1|{m.gid}.1|OTTHUMG{serial:011d}.1|OTTHUMT{serial:011d}.1|{m.name}|"
-                        f"{m.symbol}|{length}|UTR5:1-{c0 - 1}|CDS:{c0}-{c1}|UTR3:{c1 + 1}-{length}|")  # fmt: skip
+            gtf_lines.append(
+                f"{m.chrom}\tHAVANA\tgene\t{min(a for a, _ in span)}\t"
+                f"{max(b for _, b in span)}\t.\t+\t.\t{gene_attr} level 2;"
+            )
+        fa_lines.append(
+            f">{m.tid}.1|{m.gid}.1|OTTHUMG{serial:011d}.1|OTTHUMT{serial:011d}.1|{m.name}|"
+            f"{m.symbol}|{length}|UTR5:1-{c0 - 1}|CDS:{c0}-{c1}|UTR3:{c1 + 1}-{length}|"
+        )
         fa_lines += [m.sequence[i : i + 60] for i in range(0, length, 60)]
-        tx_attr = (f'{gene_attr[:-1]}; transcript_id "{m.tid}.1"; transcript_type "protein_coding"; '
-                   f'transcript_name "{m.name}";')  # fmt: skip
+        tx_attr = (
+            f'{gene_attr[:-1]}; transcript_id "{m.tid}.1"; transcript_type "protein_coding"; '
+            f'transcript_name "{m.name}";'
+        )
         gtf_lines.append(
             f"{m.chrom}\tHAVANA\ttranscript\t{m.exons[0][0]}\t{m.exons[-1][1]}\t.\t+\t.\t{tx_attr} level 2;"
         )
         tpos = 0
         for number, (lo_g, hi_g) in enumerate(m.exons, 1):
             exon_len = hi_g - lo_g + 1
-            gtf_lines.append(
-                f"{m.chrom}\tHAVANA\texon\t{lo_g}\t{hi_g}\t.\t+\t.\t{tx_attr} exon_number {number};"
-            )
+            gtf_lines.append(f"{m.chrom}\tHAVANA\texon\t{lo_g}\t{hi_g}\t.\t+\t.\t{tx_attr} exon_number {number};")
             lo, hi = max(tpos + 1, c0), min(tpos + exon_len, c1)
             if lo <= hi:
-                gtf_lines.append(f"{m.chrom}\tHAVANA\tCDS\t{lo_g + lo - tpos - 1}\t{lo_g + hi - tpos - 1}"
-                                 f"\t.\t+\t0\t{tx_attr} exon_number {number};")  # fmt: skip
+                gtf_lines.append(
+                    f"{m.chrom}\tHAVANA\tCDS\t{lo_g + lo - tpos - 1}\t{lo_g + hi - tpos - 1}"
+                    f"\t.\t+\t0\t{tx_attr} exon_number {number};"
+                )
             tpos += exon_len
     for path, lines in ((fasta, fa_lines), (gtf, gtf_lines)):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,9 +256,7 @@ def write_gencode(fasta: Path, gtf: Path, models: Sequence[TranscriptModel], rel
     return fasta, gtf
 
 
-def transcripts(
-    fasta: Path, gtf: Path, *, genes: Sequence[str], isoforms: int = 2, seed: int = 0
-) -> tuple[Path, Path]:
+def transcripts(fasta: Path, gtf: Path, *, genes: Sequence[str], isoforms: int = 2, seed: int = 0) -> tuple[Path, Path]:
     """A small GENCODE FASTA + GTF: `isoforms` random transcripts per gene."""
     rng = np.random.default_rng(seed)
     models: list[TranscriptModel] = []
@@ -229,21 +273,24 @@ def transcripts(
             for exon_len in lengths:
                 exons.append((pos, pos + exon_len - 1))
                 pos += exon_len - 1 + 2000
-            models.append(TranscriptModel(f"ENST{500_000 + len(models) + 1:011d}", gid, symbol,
-                                          f"{symbol}-{201 + k}", f"chr{g % 22 + 1}", exons, seq,
-                                          (utr5 + 1, utr5 + cds_len)))  # fmt: skip
+            models.append(
+                TranscriptModel(
+                    f"ENST{500_000 + len(models) + 1:011d}",
+                    gid,
+                    symbol,
+                    f"{symbol}-{201 + k}",
+                    f"chr{g % 22 + 1}",
+                    exons,
+                    seq,
+                    (utr5 + 1, utr5 + cds_len),
+                )
+            )
     return write_gencode(fasta, gtf, models)
 
 
 # Codons split into an "optimal" and a "non-optimal" half: a gene's share of optimal codons is one
 # planted determinant of its half-life (codon optimality stabilises mRNA).
-SENSE = [
-    a + b + c
-    for a in "ACGT"
-    for b in "ACGT"
-    for c in "ACGT"
-    if a + b + c not in ("TAA", "TAG", "TGA")
-]
+SENSE = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if a + b + c not in ("TAA", "TAG", "TGA")]
 OPTIMAL = [c for c in SENSE if c[2] in "GC"]
 NONOPTIMAL = [c for c in SENSE if c[2] in "AT"]
 
@@ -271,8 +318,9 @@ def _random_seq(rng: np.random.Generator, n: int, at: float = 0.5) -> str:
     return "".join(rng.choice(list("ACGT"), size=n, p=p))
 
 
-def transcriptome(out: Path, *, genes: int = 300, ortholog_share: float = 0.5,
-                  cds_codons: tuple[int, int] = (100, 300), seed: int = 0) -> Transcriptome:  # fmt: skip
+def transcriptome(
+    out: Path, *, genes: int = 300, ortholog_share: float = 0.5, cds_codons: tuple[int, int] = (100, 300), seed: int = 0
+) -> Transcriptome:
     """A GENCODE-style human and mouse transcriptome with splice isoforms (exon skipping within
     the CDS, in frame), 1:1 orthologs (mouse copies with 8 % substitutions) in Saluki's ortholog
     table layout, and a half-life per human gene (`all_HLs_human_PC1.txt` layout) planted in the
@@ -289,31 +337,27 @@ def transcriptome(out: Path, *, genes: int = 300, ortholog_share: float = 0.5,
     for g, symbol in enumerate(symbols):
         optimality, are_rate = float(rng.uniform(0.1, 0.9)), float(rng.uniform(0, 5))
         utr5 = _random_seq(rng, int(rng.integers(40, 120)))
-        codons = ["ATG"] + [str(rng.choice(OPTIMAL if rng.random() < optimality else NONOPTIMAL))
-                            for _ in range(int(rng.integers(*cds_codons)))] + ["TAA"]  # fmt: skip
-        utr3 = list(
-            _random_seq(rng, int(rng.integers(150, 600)), at=float(rng.uniform(0.45, 0.65)))
+        codons = (
+            ["ATG"]
+            + [
+                str(rng.choice(OPTIMAL if rng.random() < optimality else NONOPTIMAL))
+                for _ in range(int(rng.integers(*cds_codons)))
+            ]
+            + ["TAA"]
         )
+        utr3 = list(_random_seq(rng, int(rng.integers(150, 600)), at=float(rng.uniform(0.45, 0.65))))
         ares = int(rng.poisson(are_rate))
         for at in rng.choice(max(len(utr3) - 5, 1), size=ares, replace=False):
             utr3[at : at + 5] = list("ATTTA")
         utr3_seq = "".join(utr3)
         traits.append((optimality, utr3_seq.count("ATTTA"), len(utr3_seq)))
-        cuts = np.sort(
-            rng.choice(np.arange(10, len(codons) - 10), size=int(rng.integers(2, 7)), replace=False)
-        )
-        chunks = [
-            "".join(codons[a:b]) for a, b in zip([0, *cuts], [*cuts, len(codons)], strict=True)
-        ]
+        cuts = np.sort(rng.choice(np.arange(10, len(codons) - 10), size=int(rng.integers(2, 7)), replace=False))
+        chunks = ["".join(codons[a:b]) for a, b in zip([0, *cuts], [*cuts, len(codons)], strict=True)]
         exon_seqs = [utr5 + chunks[0], *chunks[1:-1], chunks[-1] + utr3_seq]
         kept_sets = [list(range(len(exon_seqs)))]
         inner = list(range(1, len(exon_seqs) - 1))
         for _ in range(int(rng.integers(0, 4))):
-            drop = set(
-                rng.choice(
-                    inner, size=int(rng.integers(1, max(2, len(inner)))), replace=False
-                ).tolist()
-            )
+            drop = set(rng.choice(inner, size=int(rng.integers(1, max(2, len(inner)))), replace=False).tolist())
             kept = [e for e in range(len(exon_seqs)) if e not in drop]
             if kept not in kept_sets:
                 kept_sets.append(kept)
@@ -329,38 +373,44 @@ def transcriptome(out: Path, *, genes: int = 300, ortholog_share: float = 0.5,
             skipped = sum(len(exon_seqs[e]) for e in range(len(exon_seqs)) if e not in kept)
             cds = (len(utr5) + 1, len(utr5) + cds_len - skipped)
             tid = f"ENST{500_000 + len(human) + 1:011d}"
-            human.append(
-                TranscriptModel(
-                    tid, human_ids[g], symbol, f"{symbol}-{201 + k}", chrom, exons, seq, cds
-                )
-            )
+            human.append(TranscriptModel(tid, human_ids[g], symbol, f"{symbol}-{201 + k}", chrom, exons, seq, cds))
             if g < ortholog_share * genes:
                 mutated = np.array(list(seq))
                 hits = rng.random(len(seq)) < 0.08
                 mutated[hits] = rng.choice(list("ACGT"), size=int(hits.sum()))
                 mouse_symbol = symbol.capitalize()
-                mouse.append(TranscriptModel(f"ENSMUST{500_000 + len(mouse) + 1:011d}", mouse_ids[g],
-                                             mouse_symbol, f"{mouse_symbol}-{201 + k}", chrom, exons,
-                                             "".join(mutated), cds))  # fmt: skip
+                mouse.append(
+                    TranscriptModel(
+                        f"ENSMUST{500_000 + len(mouse) + 1:011d}",
+                        mouse_ids[g],
+                        mouse_symbol,
+                        f"{mouse_symbol}-{201 + k}",
+                        chrom,
+                        exons,
+                        "".join(mutated),
+                        cds,
+                    )
+                )
         if g < ortholog_share * genes:
-            ortholog_rows.append(f"{human_ids[g]}\t{mouse_ids[g]}\tortholog_one2one\t"
-                                 f"{rng.uniform(0, 10):.3f}\t{rng.uniform(0, 10):.3f}")  # fmt: skip
+            ortholog_rows.append(
+                f"{human_ids[g]}\t{mouse_ids[g]}\tortholog_one2one\t{rng.uniform(0, 10):.3f}\t{rng.uniform(0, 10):.3f}"
+            )
     opt, are, utr_len = (np.array(v, dtype=float) for v in zip(*traits, strict=True))
 
     def z(v: np.ndarray) -> np.ndarray:
         return np.asarray((v - v.mean()) / (v.std() or 1.0))
 
     life = 2.0 * z(opt) - 1.0 * z(are) - 0.6 * z(np.log(utr_len)) + rng.normal(0, 0.5, genes)
-    paths = write_gencode(
-        out / "gencode.v44.pc_transcripts.fa.gz", out / "gencode.v44.annotation.gtf.gz", human
+    paths = write_gencode(out / "gencode.v44.pc_transcripts.fa.gz", out / "gencode.v44.annotation.gtf.gz", human)
+    mouse_paths = write_gencode(
+        out / "gencode.vM33.pc_transcripts.fa.gz", out / "gencode.vM33.annotation.gtf.gz", mouse, "M33", "GRCm39"
     )
-    mouse_paths = write_gencode(out / "gencode.vM33.pc_transcripts.fa.gz",
-                                out / "gencode.vM33.annotation.gtf.gz", mouse, "M33", "GRCm39")  # fmt: skip
     orthologs = out / "1to1_orthologs_expression.txt"
     orthologs.write_text("\n".join(ortholog_rows) + "\n")
     half = out / "all_HLs_human_PC1.txt"
-    pd.DataFrame({"ensembl_gene_id": human_ids, "external_gene_name": symbols,
-                  "human_PC1": np.round(life, 4)}).to_csv(half, sep="\t", index=False)  # fmt: skip
+    pd.DataFrame({"ensembl_gene_id": human_ids, "external_gene_name": symbols, "human_PC1": np.round(life, 4)}).to_csv(
+        half, sep="\t", index=False
+    )
     return Transcriptome(*paths, *mouse_paths, orthologs, half, symbols)
 
 
@@ -387,17 +437,19 @@ def string_files(
     with gzip_text(links, level=1) as handle:
         handle.write("protein1 protein2 " + " ".join(CHANNELS_FULL) + " combined_score\n")
         for i in range(n_proteins):
-            partners = np.unique(
-                np.concatenate([(i + offsets) % n_proteins, (i - offsets) % n_proteins])
-            )
+            partners = np.unique(np.concatenate([(i + offsets) % n_proteins, (i - offsets) % n_proteins]))
             partners = partners[partners != i]
             lo, hi = np.minimum(i, partners), np.maximum(i, partners)
             mixed = (lo[:, None] * 1_000_003 + hi[:, None] * 999_983 + channel_keys) % 1_000_033
             scores = mixed % 1001
             scores[:, :-1] = np.where(mixed[:, :-1] % 3 == 0, scores[:, :-1], 0)  # sparse channels
             scores[:, -1] = 150 + scores[:, -1] % 850
-            handle.write("".join(f"{proteins[i]} {proteins[p]} {' '.join(map(str, row))}\n"
-                                 for p, row in zip(partners.tolist(), scores.tolist(), strict=True)))  # fmt: skip
+            handle.write(
+                "".join(
+                    f"{proteins[i]} {proteins[p]} {' '.join(map(str, row))}\n"
+                    for p, row in zip(partners.tolist(), scores.tolist(), strict=True)
+                )
+            )
     return info, links
 
 
@@ -421,9 +473,7 @@ def write_string(
     with gzip_text(info) as handle:
         handle.write("#string_protein_id\tpreferred_name\tprotein_size\tannotation\n")
         for protein, symbol in zip(proteins, symbols, strict=True):
-            handle.write(
-                f"{protein}\t{symbol}\t{int(rng.integers(50, 3000))}\tannotation of {symbol}\n"
-            )
+            handle.write(f"{protein}\t{symbol}\t{int(rng.integers(50, 3000))}\tannotation of {symbol}\n")
     prior = 0.041
     evidence = np.clip((channels / 1000 - prior) / (1 - prior), 0, 1)
     combined = 1 - np.prod(1 - evidence, axis=1)
@@ -434,25 +484,36 @@ def write_string(
     links = directory / f"{taxon}.protein.links.full.v12.0.txt.gz"
     with gzip_text(links) as handle:
         handle.write("protein1 protein2 " + " ".join(CHANNELS_FULL) + " combined_score\n")
-        handle.write("".join(f"{proteins[a]} {proteins[b]} {' '.join(map(str, row))}\n"
-                             for (a, b), row in zip(both[order].tolist(), rows[order].tolist(), strict=True)))  # fmt: skip
+        handle.write(
+            "".join(
+                f"{proteins[a]} {proteins[b]} {' '.join(map(str, row))}\n"
+                for (a, b), row in zip(both[order].tolist(), rows[order].tolist(), strict=True)
+            )
+        )
     return info, links
 
 
 DEMO_SMILES = (
-    ("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("caffeine", "Cn1cnc2c1c(=O)n(C)c(=O)n2C"),
-    ("ibuprofen", "CC(C)Cc1ccc(cc1)C(C)C(=O)O"), ("paracetamol", "CC(=O)Nc1ccc(O)cc1"),
+    ("aspirin", "CC(=O)Oc1ccccc1C(=O)O"),
+    ("caffeine", "Cn1cnc2c1c(=O)n(C)c(=O)n2C"),
+    ("ibuprofen", "CC(C)Cc1ccc(cc1)C(C)C(=O)O"),
+    ("paracetamol", "CC(=O)Nc1ccc(O)cc1"),
     ("imatinib", "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1"),
     ("gefitinib", "COc1cc2ncnc(Nc3ccc(F)c(Cl)c3)c2cc1OCCCN1CCOCC1"),
     ("erlotinib", "COCCOc1cc2ncnc(Nc3cccc(c3)C#C)c2cc1OCCOC"),
     ("bortezomib", "CC(C)C[C@H](NC(=O)[C@H](Cc1ccccc1)NC(=O)c1cnccn1)B(O)O"),
-    ("metformin", "CN(C)C(=N)N=C(N)N"), ("tamoxifen", "CC/C(=C(\\c1ccccc1)c1ccc(OCCN(C)C)cc1)c1ccccc1"),
-    ("doxorubicin", "COc1cccc2C(=O)c3c(O)c4C[C@](O)(C[C@H](O[C@H]5C[C@H](N)[C@H](O)[C@H](C)O5)c4c(O)c3C(=O)c12)C(=O)CO"),
-    ("vorinostat", "ONC(=O)CCCCCCC(=O)Nc1ccccc1"), ("sirolimus-core", "OC1CCC(CC1)C=O"),
+    ("metformin", "CN(C)C(=N)N=C(N)N"),
+    ("tamoxifen", "CC/C(=C(\\c1ccccc1)c1ccc(OCCN(C)C)cc1)c1ccccc1"),
+    (
+        "doxorubicin",
+        "COc1cccc2C(=O)c3c(O)c4C[C@](O)(C[C@H](O[C@H]5C[C@H](N)[C@H](O)[C@H](C)O5)c4c(O)c3C(=O)c12)C(=O)CO",
+    ),
+    ("vorinostat", "ONC(=O)CCCCCCC(=O)Nc1ccccc1"),
+    ("sirolimus-core", "OC1CCC(CC1)C=O"),
     ("olaparib", "O=C(c1cc(Cc2n[nH]c(=O)c3ccccc23)ccc1F)N1CCN(CC1)C(=O)C1CC1"),
     ("nutlin-core", "COc1ccc(cc1)C1N=C(N(C1)C(=O)N1CCNC(=O)C1)c1ccc(Cl)cc1"),
     ("dasatinib", "Cc1nc(Nc2ncc(s2)C(=O)Nc2c(C)cccc2Cl)cc(n1)N1CCN(CCO)CC1"),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -542,15 +603,27 @@ def planted_modules(
     x += rng.normal(0, 0.3 / np.sqrt(n_readout), x.shape)
     x *= np.sqrt(n_readout) / 2  # z-scores of a strong knockdown: a few units per read-out gene
     readout = genes[:n_readout] if n_readout <= n_genes else gene_symbols(n_readout)
-    h5ad = perturbseq_h5ad(directory / "K562_demo_normalized_bulk_01.h5ad", targets=genes[:n_perturbed],
-                           readout=readout, profiles=x.astype(np.float32), n_controls=4, seed=seed)  # fmt: skip
+    h5ad = perturbseq_h5ad(
+        directory / "K562_demo_normalized_bulk_01.h5ad",
+        targets=genes[:n_perturbed],
+        readout=readout,
+        profiles=x.astype(np.float32),
+        n_controls=4,
+        seed=seed,
+    )
     # Molecules targeting genes of one module each.
     rows = []
     for i, (name, smiles) in enumerate(DEMO_SMILES):
         members = np.flatnonzero(module == i % n_modules)
         targets = rng.choice(members, size=min(3, len(members)), replace=False)
-        rows.append({"pert_iname": name, "moa": f"module {i % n_modules} inhibitor",
-                     "target": "|".join(genes[t] for t in sorted(targets)), "smiles": smiles})  # fmt: skip
+        rows.append(
+            {
+                "pert_iname": name,
+                "moa": f"module {i % n_modules} inhibitor",
+                "target": "|".join(genes[t] for t in sorted(targets)),
+                "smiles": smiles,
+            }
+        )
     molecules = directory / "molecules.tsv"
     pd.DataFrame(rows).to_csv(molecules, sep="\t", index=False)
     return PlantedModules(info, links, h5ad, molecules, genes, module)
@@ -570,9 +643,7 @@ def main() -> None:
     @click.option("--readout", default=60)
     @click.option("--seed", default=0)
     def perturbseq(out: Path, perturbations: int, readout: int, seed: int) -> None:
-        click.echo(
-            perturbseq_h5ad(out, n_perturbations=perturbations, n_readout=readout, seed=seed)
-        )
+        click.echo(perturbseq_h5ad(out, n_perturbations=perturbations, n_readout=readout, seed=seed))
 
     @cli.command()
     @click.argument("out", type=click.Path(path_type=Path))

@@ -55,10 +55,7 @@ def skip_or_fail(reason: str) -> NoReturn:
 def free_ports(count: int) -> list[int]:
     """Distinct free ports: every socket stays bound until all are chosen."""
     with ExitStack() as stack:
-        socks = [
-            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            for _ in range(count)
-        ]
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
         for sock in socks:
             sock.bind(("127.0.0.1", 0))
         return [int(sock.getsockname()[1]) for sock in socks]
@@ -190,12 +187,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
-def run_cli(
-    env: dict[str, str], *args: str, timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
+def run_cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """`kgctl ARGS` in a subprocess, as a user runs it (the timeout leaves room for slow CI)."""
-    return subprocess.run([sys.executable, "-m", "kgctl.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "kgctl.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def cli_json(env: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
@@ -205,8 +201,9 @@ def cli_json(env: dict[str, str], *args: str, timeout: float = 900) -> dict[str,
     return dict(json.loads(proc.stdout))
 
 
-def ingest_files(conn: Connection, source: str, files: list[Path], folder: Path,
-                 options: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:  # fmt: skip
+def ingest_files(
+    conn: Connection, source: str, files: list[Path], folder: Path, options: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
     """An ingest whose rejects go under the test's folder."""
     from kgctl.ingest.pipeline import ingest
 
@@ -226,8 +223,10 @@ def planted_gene_graph(conn: Connection, folder: Path) -> dict[str, Any]:
 
 def cal_config(path: Path, dataset: str, epochs: int, batch_size: int = 32) -> Path:
     """A small CAL config file for the planted graph's `dataset` (node split, no search)."""
-    path.write_text(f'[cal]\ndataset = "{dataset}"\npca_dim = 16\nhidden_dim = 64\nepochs = {epochs}\n'
-                    f'batch_size = {batch_size}\ncheckpoint_every = 1\nsplit = "node"\nsearch = ""\n')  # fmt: skip
+    path.write_text(
+        f'[cal]\ndataset = "{dataset}"\npca_dim = 16\nhidden_dim = 64\nepochs = {epochs}\n'
+        f'batch_size = {batch_size}\ncheckpoint_every = 1\nsplit = "node"\nsearch = ""\n'
+    )
     return path
 
 
@@ -268,12 +267,19 @@ def context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     data = shared_data_dir()
     if not (data / "README.md").exists():
         skip_or_fail(f"the shared real data is not at {data} (set KGCTL_SHARED_DATA)")
-    ingest_files(conn, "molecules", [data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"],
-                 folder, {"source_name": "jump-target", "licence": "MIT"})  # fmt: skip
-    ingest_files(conn, "l1000", [data / "l1000" / "compounds.tsv.gz",
-                                 data / "l1000" / "test_l1000_level4.gct.gz"], folder)  # fmt: skip
-    keys = [r["id"] for r in conn.query("MATCH (m:Molecule)-[:TARGETS]->() "
-                                        "RETURN DISTINCT m.id AS id ORDER BY id LIMIT 40")]  # fmt: skip
+    ingest_files(
+        conn,
+        "molecules",
+        [data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"],
+        folder,
+        {"source_name": "jump-target", "licence": "MIT"},
+    )
+    ingest_files(
+        conn, "l1000", [data / "l1000" / "compounds.tsv.gz", data / "l1000" / "test_l1000_level4.gct.gz"], folder
+    )
+    keys = [
+        r["id"] for r in conn.query("MATCH (m:Molecule)-[:TARGETS]->() RETURN DISTINCT m.id AS id ORDER BY id LIMIT 40")
+    ]
     profiles = cell_painting_profiles(folder / "profiles.csv.gz", compounds=keys, seed=3)
     ingest_files(conn, "morphology", [profiles], folder)
     for _ in derive_context_edges(conn):
@@ -306,15 +312,15 @@ def shared_data() -> Path:
     return path
 
 
-def kill_during_ingest(server: TestServer, args: list[str], victim: str, at_batch: int,
-                       timeout: float = 600) -> int:  # fmt: skip
+def kill_during_ingest(server: TestServer, args: list[str], victim: str, at_batch: int, timeout: float = 600) -> int:
     """Run `kgctl ARGS` and SIGKILL `victim` (the kgctl process, or the Neo4j server) once the
     ingest has committed `at_batch` batches; the ingest's exit code (-SIGKILL when kgctl was
     killed, non-zero when its server was)."""
     server_pid = server.server.pid()
     assert server_pid is not None
-    ingest = subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args], env=server.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "kgctl.cli", *args], env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     with server.connect() as conn:
         deadline = time.monotonic() + timeout
         while ingest.poll() is None and time.monotonic() < deadline:
@@ -330,10 +336,10 @@ def canonical_dump(conn: Connection) -> tuple[list[str], list[str]]:
     """Every data node and relationship with its properties but their creation time (when a
     write happened, not what it wrote), sorted, as JSON lines: two graphs are equal when their
     dumps are."""
-    nodes = conn.query("MATCH (n) WHERE NOT n:IngestRun AND NOT n:SchemaVersion "
-                       "RETURN labels(n) AS l, properties(n) AS p")  # fmt: skip
-    rels = conn.query("MATCH (a)-[r]->(b) RETURN a.id AS a, type(r) AS t, b.id AS b, "
-                      "properties(r) AS p")  # fmt: skip
+    nodes = conn.query(
+        "MATCH (n) WHERE NOT n:IngestRun AND NOT n:SchemaVersion RETURN labels(n) AS l, properties(n) AS p"
+    )
+    rels = conn.query("MATCH (a)-[r]->(b) RETURN a.id AS a, type(r) AS t, b.id AS b, properties(r) AS p")
 
     def line(row: dict[str, Any]) -> str:
         row["p"] = {k: v for k, v in row["p"].items() if k != "created_at"}
@@ -370,8 +376,7 @@ def query_plan(conn: Connection) -> tuple[list[tuple[str, dict[str, Any]]], dict
     return plan, skipped
 
 
-def _query_client(base: str, plan: list[tuple[str, dict[str, Any]]], seconds: float,
-                  seed: int) -> dict[str, Any]:  # fmt: skip
+def _query_client(base: str, plan: list[tuple[str, dict[str, Any]]], seconds: float, seed: int) -> dict[str, Any]:
     """One load client: named queries in a seeded random order until the time is up."""
     import random
 
@@ -393,8 +398,9 @@ def _query_client(base: str, plan: list[tuple[str, dict[str, Any]]], seconds: fl
     return {"latencies": latencies, "errors": errors}
 
 
-def query_load(server_base: Path, plan: list[tuple[str, dict[str, Any]]], clients: int,
-               seconds: float) -> dict[str, Any]:  # fmt: skip
+def query_load(
+    server_base: Path, plan: list[tuple[str, dict[str, Any]]], clients: int, seconds: float
+) -> dict[str, Any]:
     """`clients` processes running the plan's queries for `seconds`: throughput, latency
     percentiles and every error."""
     import multiprocessing
@@ -402,16 +408,24 @@ def query_load(server_base: Path, plan: list[tuple[str, dict[str, Any]]], client
 
     started = time.perf_counter()
     with ProcessPoolExecutor(clients, mp_context=multiprocessing.get_context("spawn")) as pool:
-        found = list(pool.map(_query_client, [str(server_base)] * clients, [plan] * clients,
-                              [seconds] * clients, range(clients)))  # fmt: skip
+        found = list(
+            pool.map(_query_client, [str(server_base)] * clients, [plan] * clients, [seconds] * clients, range(clients))
+        )
     wall = time.perf_counter() - started
     ms = np.array([x for r in found for x in r["latencies"]]) * 1000
-    return {"clients": clients, "seconds": seconds, "queries": sorted(q for q, _ in plan),
-            "answered": int(len(ms)), "throughput_qps": round(len(ms) / wall, 1),
-            "latency_ms": {"p50": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
-                           "p99": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
-                           "max": round(float(ms.max()), 1) if len(ms) else None},
-            "errors": [e for r in found for e in r["errors"]]}  # fmt: skip
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "queries": sorted(q for q, _ in plan),
+        "answered": int(len(ms)),
+        "throughput_qps": round(len(ms) / wall, 1),
+        "latency_ms": {
+            "p50": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+            "p99": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
+            "max": round(float(ms.max()), 1) if len(ms) else None,
+        },
+        "errors": [e for r in found for e in r["errors"]],
+    }
 
 
 def listening(ports: set[int]) -> list[str]:

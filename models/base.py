@@ -44,9 +44,7 @@ class Writes:
             "relationship": f"({self.start_label})-[:{self.relationship}]->({self.end_label})"
             if self.relationship
             else None,
-            "embedding": f"{self.embedding_label}.embedding_{model}"
-            if self.embedding_label
-            else None,
+            "embedding": f"{self.embedding_label}.embedding_{model}" if self.embedding_label else None,
         }
 
 
@@ -172,8 +170,9 @@ class Model(ABC):
         """The module from the arguments its task recorded (to load a trained one)."""
 
     @abstractmethod
-    def evaluate(self, run: Run, inputs: Any, conn: Connection, options: dict[str, Any],
-                 device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+    def evaluate(
+        self, run: Run, inputs: Any, conn: Connection, options: dict[str, Any], device: str, on_progress: OnProgress
+    ) -> dict[str, Any]:
         """Held-out figures beside baselines; written to `evaluation.json` by the caller."""
 
     @classmethod
@@ -187,6 +186,5 @@ class Model(ABC):
         return json.dumps(cls.headline(result), indent=1, default=str).splitlines()
 
     @abstractmethod
-    def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any],
-                device: str) -> Prediction:  # fmt: skip
+    def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         """Scores and embeddings of a trained module, as the `writes` declaration says."""

@@ -24,9 +24,7 @@ class ModelConfig:
     batch_size: int = setting(512, "Examples per step, shared by the --nproc processes.")
     lr: float = setting(3e-4, "AdamW learning rate.")
     weight_decay: float = setting(1e-4, "AdamW weight decay.")
-    schedule: str = setting(
-        "cosine", "Learning rate per epoch: cosine to 0, or constant.", SCHEDULES
-    )
+    schedule: str = setting("cosine", "Learning rate per epoch: cosine to 0, or constant.", SCHEDULES)
     checkpoint_every: int = setting(10, "Epochs between checkpoints (and one at the end).")
     patience: int = setting(
         0,
@@ -61,9 +59,7 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with the non-None `changes`."""
-        return type(self)(
-            **{**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}}
-        )
+        return type(self)(**{**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
 
     @classmethod
     def load(cls, path: Path | None, section: str, **overrides: Any) -> Self:

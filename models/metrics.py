@@ -69,9 +69,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return None if math.isnan(rho) else rho
 
 
-def ranking(
-    pos: np.ndarray, neg: np.ndarray, pos_cos: np.ndarray, neg_cos: np.ndarray, k: int = 100
-) -> dict[str, Any]:
+def ranking(pos: np.ndarray, neg: np.ndarray, pos_cos: np.ndarray, neg_cos: np.ndarray, k: int = 100) -> dict[str, Any]:
     """Every ranking figure of one score on one set of positives and negatives."""
     return {
         "auc": auc(pos, neg),
@@ -93,5 +91,8 @@ def mean_sd(values: list[float | None]) -> dict[str, float | int | None]:
 
 def summary(values: list[float]) -> dict[str, Any]:
     """Mean ± SD (population) over seeds, and each seed's value."""
-    return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values)), 4),
-            "per_seed": [round(v, 4) for v in values]}  # fmt: skip
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        "sd": round(float(np.std(values)), 4),
+        "per_seed": [round(v, 4) for v in values],
+    }

@@ -24,16 +24,17 @@ def write_report(run: Run, out: Path) -> dict[str, Any]:
     for plot in sorted((run.dir / "plots").glob("*.png")):
         pngs.append(Path(shutil.copy(plot, out / plot.name)))
     metrics = run.record.get("metrics", {})
-    sections = "".join(f"<h2>{html.escape(kind)}</h2>{_table(_rows(value))}"
-                       for kind, value in metrics.items())  # fmt: skip
+    sections = "".join(f"<h2>{html.escape(kind)}</h2>{_table(_rows(value))}" for kind, value in metrics.items())
     images = "".join(
         f'<figure><img alt="{html.escape(p.name)}" src="data:image/png;base64,'
         f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.name)}'
         "</figcaption></figure>"
         for p in pngs
     )
-    facts = {k: run.record.get(k) for k in ("id", "model", "status", "created_at", "code_version",
-                                            "view", "device", "epochs")}  # fmt: skip
+    facts = {
+        k: run.record.get(k)
+        for k in ("id", "model", "status", "created_at", "code_version", "view", "device", "epochs")
+    }
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>kgctl run {html.escape(run.id)}</title>
 <style>
@@ -61,8 +62,12 @@ def _curves(run: Run, out: Path) -> list[Path]:
     if not history_file.exists():
         return []
     epochs = json.loads(history_file.read_text())["epochs"]
-    names = [k for k in epochs[0] if k not in ("epoch", "lr", "steps", "seconds", "resumed")
-             and all(isinstance(e.get(k), int | float) for e in epochs)]  # fmt: skip
+    names = [
+        k
+        for k in epochs[0]
+        if k not in ("epoch", "lr", "steps", "seconds", "resumed")
+        and all(isinstance(e.get(k), int | float) for e in epochs)
+    ]
     if not names:
         return []
     import matplotlib
@@ -99,8 +104,7 @@ def _rows(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>"
-                    for k, v in rows)  # fmt: skip
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
 
 

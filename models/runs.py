@@ -87,9 +87,19 @@ def new_run(data_dir: Path, model: str, config: dict[str, Any]) -> Run:
     run_id = f"{model}-{stamp}-{secrets.token_hex(3)}"
     folder = runs_dir(data_dir) / run_id
     folder.mkdir(parents=True)
-    run = Run(folder, {"id": run_id, "model": model, "format": FORMAT, "status": "created",
-                       "created_at": now(), "code_version": code_version(), "config": config,
-                       "metrics": {}})  # fmt: skip
+    run = Run(
+        folder,
+        {
+            "id": run_id,
+            "model": model,
+            "format": FORMAT,
+            "status": "created",
+            "created_at": now(),
+            "code_version": code_version(),
+            "config": config,
+            "metrics": {},
+        },
+    )
     run.save()
     return run
 
@@ -98,8 +108,7 @@ def load_run(data_dir: Path, run_id: str) -> Run:
     """The run with this id; an id that is not a run id (a path, `..`) is refused before any
     file is touched."""
     if not RUN_ID.match(run_id):
-        raise KgctlError(f"{run_id!r} is not a run id (like cal-20261130-181500-1a2b3c; "
-                         "`kgctl runs list` shows them)")  # fmt: skip
+        raise KgctlError(f"{run_id!r} is not a run id (like cal-20261130-181500-1a2b3c; `kgctl runs list` shows them)")
     folder = runs_dir(data_dir) / run_id
     if not (folder / RUN_FILE).exists():
         known = [r.id for r in list_runs(data_dir)][:10]
@@ -110,8 +119,11 @@ def load_run(data_dir: Path, run_id: str) -> Run:
 
 def list_runs(data_dir: Path) -> list[Run]:
     """Runs, newest first."""
-    found = [Run(p.parent, json.loads(p.read_text())) for p in runs_dir(data_dir).glob(f"*/{RUN_FILE}")
-             if RUN_ID.match(p.parent.name)]  # fmt: skip
+    found = [
+        Run(p.parent, json.loads(p.read_text()))
+        for p in runs_dir(data_dir).glob(f"*/{RUN_FILE}")
+        if RUN_ID.match(p.parent.name)
+    ]
     return sorted(found, key=lambda r: (r.record["created_at"], r.id), reverse=True)
 
 
@@ -119,8 +131,12 @@ def record_model_run(conn: Connection, run: Run) -> None:
     """Mirror the run as a `ModelRun` node; nested fields are JSON strings (Neo4j has no maps)."""
     r = run.record
     props = {
-        "model": r["model"], "status": r["status"], "created_at": r["created_at"],
-        "code_version": r["code_version"], "device": r.get("device"), "view": r.get("view"),
+        "model": r["model"],
+        "status": r["status"],
+        "created_at": r["created_at"],
+        "code_version": r["code_version"],
+        "device": r.get("device"),
+        "view": r.get("view"),
         "config": json.dumps(r["config"], sort_keys=True),
         "selection": json.dumps(r.get("selection"), sort_keys=True),
         "data": json.dumps(r.get("data", {}), sort_keys=True),
@@ -129,23 +145,37 @@ def record_model_run(conn: Connection, run: Run) -> None:
         "data_fingerprint": r.get("data", {}).get("view_fingerprint"),
         "task_sha256": r.get("data", {}).get("task_sha256"),
         "written_back_at": r.get("written", {}).get("at"),
-    }  # fmt: skip
-    conn.query("MERGE (m:ModelRun {id: $id}) SET m += $props, m.updated_at = datetime()",
-               {"id": run.id, "props": props}, write=True)  # fmt: skip
+    }
+    conn.query(
+        "MERGE (m:ModelRun {id: $id}) SET m += $props, m.updated_at = datetime()",
+        {"id": run.id, "props": props},
+        write=True,
+    )
 
 
 def model_of(run: Run) -> Model:
     """The registered model of a run, with the run's own config."""
     if run.record.get("format") != FORMAT:
-        raise KgctlError(f"run {run.id} was recorded by kgctl {run.record.get('code_version')}, before "
-                         "the model platform: train it again (`kgctl runs delete` still removes "
-                         "what it wrote)")  # fmt: skip
+        raise KgctlError(
+            f"run {run.id} was recorded by kgctl {run.record.get('code_version')}, before "
+            "the model platform: train it again (`kgctl runs delete` still removes "
+            "what it wrote)"
+        )
     cls = model_class(run.model)
     return cls(cls.config_class(**run.config))
 
 
-def train(conn: Connection, data_dir: Path, name: str, config: ModelConfig, *, device: str = "auto",
-          nproc: int = 1, stop_after: int | None = None, on_progress: OnProgress = silent) -> Run:  # fmt: skip
+def train(
+    conn: Connection,
+    data_dir: Path,
+    name: str,
+    config: ModelConfig,
+    *,
+    device: str = "auto",
+    nproc: int = 1,
+    stop_after: int | None = None,
+    on_progress: OnProgress = silent,
+) -> Run:
     """Export the model's view, build its inputs and task, train, and record the run (folder and
     ModelRun). The folder keeps everything evaluation and prediction need."""
     model = create(name, config)
@@ -153,14 +183,26 @@ def train(conn: Connection, data_dir: Path, name: str, config: ModelConfig, *, d
     run = new_run(data_dir, name, config.to_dict())
     inputs.save(run.dir / INPUTS)
     task = model.task(inputs)
-    run.update(status="training", view=model.view, device=resolve_device(device),
-               data={**model.describe(inputs, task), "task_sha256": task.fingerprint()})  # fmt: skip
+    run.update(
+        status="training",
+        view=model.view,
+        device=resolve_device(device),
+        data={**model.describe(inputs, task), "task_sha256": task.fingerprint()},
+    )
     record_model_run(conn, run)
     return _fit(conn, run, model, inputs, device, nproc, stop_after, False, on_progress)
 
 
-def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto", nproc: int = 1,
-           stop_after: int | None = None, on_progress: OnProgress = silent) -> Run:  # fmt: skip
+def resume(
+    conn: Connection,
+    data_dir: Path,
+    run_id: str,
+    *,
+    device: str = "auto",
+    nproc: int = 1,
+    stop_after: int | None = None,
+    on_progress: OnProgress = silent,
+) -> Run:
     """Continue an interrupted run from its last checkpoint: the same inputs, split and config,
     checked against the run's training-data checksum."""
     run = load_run(data_dir, run_id)
@@ -173,14 +215,31 @@ def resume(conn: Connection, data_dir: Path, run_id: str, *, device: str = "auto
     return _fit(conn, run, model, inputs, device, nproc, stop_after, True, on_progress)
 
 
-def _fit(conn: Connection, run: Run, model: Model, inputs: Inputs, device: str, nproc: int,
-         stop_after: int | None, resume: bool, on_progress: OnProgress) -> Run:  # fmt: skip
+def _fit(
+    conn: Connection,
+    run: Run,
+    model: Model,
+    inputs: Inputs,
+    device: str,
+    nproc: int,
+    stop_after: int | None,
+    resume: bool,
+    on_progress: OnProgress,
+) -> Run:
     def make_task(config: ModelConfig) -> Task:
         return create(run.model, config).task(inputs)
 
     try:
-        selected = fit_selected(model.config, make_task, run.dir, device=device, nproc=nproc,
-                                resume=resume, stop_after=stop_after, on_progress=on_progress)  # fmt: skip
+        selected = fit_selected(
+            model.config,
+            make_task,
+            run.dir,
+            device=device,
+            nproc=nproc,
+            resume=resume,
+            stop_after=stop_after,
+            on_progress=on_progress,
+        )
     except BaseException:
         run.update(status="interrupted")
         record_model_run(conn, run)
@@ -188,11 +247,15 @@ def _fit(conn: Connection, run: Run, model: Model, inputs: Inputs, device: str, 
     result = selected.result
     result.pop("history", None)
     done = result["complete"]
-    run.update(status="trained" if done else "interrupted", device=result["device"],
-               config=selected.config.to_dict() if done else run.config,
-               selection=selected.record() if done else None,
-               metrics={**run.record.get("metrics", {}), "training": result},
-               history_file="history.json", epochs=result["epochs_done"])  # fmt: skip
+    run.update(
+        status="trained" if done else "interrupted",
+        device=result["device"],
+        config=selected.config.to_dict() if done else run.config,
+        selection=selected.record() if done else None,
+        metrics={**run.record.get("metrics", {}), "training": result},
+        history_file="history.json",
+        epochs=result["epochs_done"],
+    )
     record_model_run(conn, run)
     return run
 
@@ -203,13 +266,21 @@ def trained_run(data_dir: Path, run_id: str) -> tuple[Run, Model]:
     run = load_run(data_dir, run_id)
     model = model_of(run)
     if run.record["status"] != "trained":
-        raise KgctlError(f"run {run_id} is {run.record['status']}; finish it with "
-                         f"`kgctl train {run.model} --resume {run_id}`")  # fmt: skip
+        raise KgctlError(
+            f"run {run_id} is {run.record['status']}; finish it with `kgctl train {run.model} --resume {run_id}`"
+        )
     return run, model
 
 
-def evaluate(conn: Connection, data_dir: Path, run_id: str, options: dict[str, Any], *,
-             device: str = "auto", on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    conn: Connection,
+    data_dir: Path,
+    run_id: str,
+    options: dict[str, Any],
+    *,
+    device: str = "auto",
+    on_progress: OnProgress = silent,
+) -> dict[str, Any]:
     """The model's evaluation of a trained run: `<kind>.json` in the folder (`evaluation`
     unless the result names another kind, e.g. `evidence`), its headline on the run record and
     its ModelRun."""
@@ -231,17 +302,27 @@ def evaluate(conn: Connection, data_dir: Path, run_id: str, options: dict[str, A
     }
 
 
-def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[str, Any], *,
-            device: str = "auto", write_back: bool = False, allow_split: bool = False) -> dict[str, Any]:  # fmt: skip
+def predict(
+    conn: Connection | None,
+    data_dir: Path,
+    run_id: str,
+    options: dict[str, Any],
+    *,
+    device: str = "auto",
+    write_back: bool = False,
+    allow_split: bool = False,
+) -> dict[str, Any]:
     """Score with a trained run into `predictions.parquet`; with `write_back`, replace what the
     run wrote to the graph (idempotent), as the model's `writes` declares. A run that left part
     of its data out (a split) is written back only with `allow_split`."""
     run, model = trained_run(data_dir, run_id)
     left_out = model.left_out()
     if write_back and left_out and not allow_split:
-        raise KgctlError(f"run {run_id}: {left_out}, so its predictions miss what it never saw. Train "
-                         f"the final model with `kgctl train {run.model} --from-run {run_id} {model.all_data}`, "
-                         "or pass --allow-split to write this run back anyway")  # fmt: skip
+        raise KgctlError(
+            f"run {run_id}: {left_out}, so its predictions miss what it never saw. Train "
+            f"the final model with `kgctl train {run.model} --from-run {run_id} {model.all_data}`, "
+            "or pass --allow-split to write this run back anyway"
+        )
     kind = resolve_device(device)
     module = load_module(run.dir, model.build_module, kind)
     prediction = model.predict(run, model.load_inputs(run.dir / INPUTS), module, options, kind)
@@ -253,9 +334,14 @@ def predict(conn: Connection | None, data_dir: Path, run_id: str, options: dict[
         if conn is None:
             raise KgctlError("write-back needs a connection to the graph")
         written = write(conn, run, model, prediction)
-    return {"run_id": run_id, "model": run.model, "prediction": prediction.facts,
-            "file": str(run.dir / PREDICTIONS) if prediction.edges is not None else None,
-            "written": written, "highlights": prediction.highlights}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "model": run.model,
+        "prediction": prediction.facts,
+        "file": str(run.dir / PREDICTIONS) if prediction.edges is not None else None,
+        "written": written,
+        "highlights": prediction.highlights,
+    }
 
 
 def settings_from(data_dir: Path, run_id: str, name: str) -> ModelConfig:
@@ -291,14 +377,20 @@ def write(conn: Connection, run: Run, model: Model, prediction: Prediction) -> d
     if writes.relationship and prediction.edges is not None:
         assert writes.start_label and writes.end_label
         prov = Provenance(f"kgctl {run.model}", __version__, run.id, licence_of(run), at)
-        count = write_relationships(conn, writes.relationship, writes.start_label,
-                                    writes.end_label, prediction.edges, prov, run.model)  # fmt: skip
-        written["relationships"] = {"type": writes.relationship, "start_label": writes.start_label,
-                                    "end_label": writes.end_label, "count": count}  # fmt: skip
+        count = write_relationships(
+            conn, writes.relationship, writes.start_label, writes.end_label, prediction.edges, prov, run.model
+        )
+        written["relationships"] = {
+            "type": writes.relationship,
+            "start_label": writes.start_label,
+            "end_label": writes.end_label,
+            "count": count,
+        }
     if writes.embedding_label and prediction.embeddings is not None:
         assert prediction.embedding_ids is not None
-        written["embeddings"] = write_embeddings(conn, writes.embedding_label, run.model, run.id,
-                                                 prediction.embedding_ids, prediction.embeddings)  # fmt: skip
+        written["embeddings"] = write_embeddings(
+            conn, writes.embedding_label, run.model, run.id, prediction.embedding_ids, prediction.embeddings
+        )
     written["seconds"] = round(time.perf_counter() - started, 2)
     run.update(written=written)
     record_model_run(conn, run)
@@ -313,8 +405,7 @@ def what_it_wrote(run: Run) -> dict[str, Any]:
     return dict(run.record.get("written", {}))
 
 
-def delete(conn: Connection | None, data_dir: Path, run_id: str,
-           keep_files: bool = False) -> dict[str, Any]:  # fmt: skip
+def delete(conn: Connection | None, data_dir: Path, run_id: str, keep_files: bool = False) -> dict[str, Any]:
     """Remove what the run wrote (its relationships, the embeddings it still owns), its ModelRun
     node and, unless `keep_files`, its folder."""
     run = load_run(data_dir, run_id)
@@ -324,12 +415,10 @@ def delete(conn: Connection | None, data_dir: Path, run_id: str,
         rels = written.get("relationships")
         removed["relationships"] = delete_relationships(conn, rels["type"], run_id) if rels else 0
         emb = written.get("embeddings")
-        removed["embeddings"] = (
-            delete_embeddings(conn, emb["label"], run.model, run_id) if emb else 0
-        )
+        removed["embeddings"] = delete_embeddings(conn, emb["label"], run.model, run_id) if emb else 0
         removed["model_run_nodes"] = conn.query(
-            "MATCH (m:ModelRun {id: $id}) DETACH DELETE m RETURN count(*) AS n", {"id": run_id},
-            write=True)[0]["n"]  # fmt: skip
+            "MATCH (m:ModelRun {id: $id}) DETACH DELETE m RETURN count(*) AS n", {"id": run_id}, write=True
+        )[0]["n"]
     if not keep_files:
         shutil.rmtree(run.dir)
     removed["files"] = None if keep_files else str(run.dir)

@@ -33,8 +33,10 @@ def grid(config: ModelConfig) -> list[dict[str, Any]]:
     for part in filter(str.strip, config.search.split(";")):
         key, eq, values = (s.strip() for s in part.partition("="))
         if not eq or key in ("search", "seed", "epochs") or key not in field_types(cls):
-            raise KgctlError(f"search: {part.strip()!r} is not 'setting=value,value' over "
-                             f"{type(config).__name__}'s settings (seed and epochs excluded)")  # fmt: skip
+            raise KgctlError(
+                f"search: {part.strip()!r} is not 'setting=value,value' over "
+                f"{type(config).__name__}'s settings (seed and epochs excluded)"
+            )
         axes.append([(key, _parse(config, key, v.strip())) for v in values.split(",") if v.strip()])
     return [dict(combo) for combo in itertools.product(*axes)]
 
@@ -64,9 +66,13 @@ class Selected:
 
     def record(self) -> dict[str, Any]:
         selection = self.result.get("selection") or {}
-        return {"epoch": selection.get("epoch"), "value": selection.get("value"),
-                "metric": selection.get("metric"), "settings": _chosen(self.config, self.candidates),
-                "candidates": self.candidates}  # fmt: skip
+        return {
+            "epoch": selection.get("epoch"),
+            "value": selection.get("value"),
+            "metric": selection.get("metric"),
+            "settings": _chosen(self.config, self.candidates),
+            "candidates": self.candidates,
+        }
 
 
 def _chosen(config: ModelConfig, candidates: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -75,16 +81,31 @@ def _chosen(config: ModelConfig, candidates: list[dict[str, Any]] | None) -> dic
     return {k: getattr(config, k) for k in candidates[0]["settings"]}
 
 
-def fit_selected(config: ModelConfig, make_task: Callable[[ModelConfig], Task], out: Path, *,
-                 device: str = "auto", nproc: int = 1, resume: bool = False,
-                 stop_after: int | None = None, on_progress: OnProgress = silent) -> Selected:  # fmt: skip
+def fit_selected(
+    config: ModelConfig,
+    make_task: Callable[[ModelConfig], Task],
+    out: Path,
+    *,
+    device: str = "auto",
+    nproc: int = 1,
+    resume: bool = False,
+    stop_after: int | None = None,
+    on_progress: OnProgress = silent,
+) -> Selected:
     """Train `make_task(config)` into `out`, or with a search, every combination under
     `out/search/` and the best one's files copied into `out`. Finished candidates are not
     trained again, so an interrupted search resumes where it stopped."""
     combos = grid(config)
     if combos == [{}]:
-        fitted = fit(make_task(config), out, device=device, nproc=nproc, resume=resume,
-                     stop_after=stop_after, on_progress=on_progress)  # fmt: skip
+        fitted = fit(
+            make_task(config),
+            out,
+            device=device,
+            nproc=nproc,
+            resume=resume,
+            stop_after=stop_after,
+            on_progress=on_progress,
+        )
         return Selected(config, fitted.result, None)
     candidates: list[dict[str, Any]] = []
     results: dict[str, tuple[ModelConfig, dict[str, Any]]] = {}
@@ -99,20 +120,23 @@ def fit_selected(config: ModelConfig, make_task: Callable[[ModelConfig], Task], 
                 raise KgctlError(
                     f"search {config.search!r} needs validation data, and split = {getattr(config, 'split', '?')} has none: pass --search '', or --from-run RUN to train with what a split run chose"
                 )
-            result = fit(task, folder, device=device, nproc=nproc,
-                         resume=resume and (folder / CHECKPOINT).exists(), stop_after=stop_after,
-                         on_progress=on_progress).result  # fmt: skip
+            result = fit(
+                task,
+                folder,
+                device=device,
+                nproc=nproc,
+                resume=resume and (folder / CHECKPOINT).exists(),
+                stop_after=stop_after,
+                on_progress=on_progress,
+            ).result
             result.pop("history", None)
             if not result["complete"]:
                 return Selected(candidate, result, candidates)
             (folder / SELECTION).write_text(json.dumps(result, indent=1))
         selection = result["selection"] or {}
-        candidates.append({"settings": combo, "validation": selection.get("value"),
-                           "epoch": selection.get("epoch")})  # fmt: skip
+        candidates.append({"settings": combo, "validation": selection.get("value"), "epoch": selection.get("epoch")})
         results[label(combo)] = (candidate, result)
-    best = max(
-        candidates, key=lambda c: c["validation"] if c["validation"] is not None else float("-inf")
-    )
+    best = max(candidates, key=lambda c: c["validation"] if c["validation"] is not None else float("-inf"))
     chosen, result = results[label(best["settings"])]
     for name in (MODEL, HISTORY, CHECKPOINT):
         shutil.copyfile(out / SEARCH / label(best["settings"]) / name, out / name)
@@ -132,17 +156,23 @@ def final_settings(config: ModelConfig, selection: dict[str, Any] | None) -> dic
 CHOSEN = "chosen.json"
 
 
-def fit_or_load(config: ModelConfig, make_task: Callable[[ModelConfig], Task], out: Path, *,
-                device: str = "auto", on_progress: OnProgress = silent) -> tuple[ModelConfig, dict[str, Any]]:  # fmt: skip
+def fit_or_load(
+    config: ModelConfig,
+    make_task: Callable[[ModelConfig], Task],
+    out: Path,
+    *,
+    device: str = "auto",
+    on_progress: OnProgress = silent,
+) -> tuple[ModelConfig, dict[str, Any]]:
     """`fit_selected` into `out` once: later calls read the chosen config and its selection
     record from `out/chosen.json` (evaluation re-runs train nothing again)."""
     if (out / CHOSEN).exists() and (out / MODEL).exists():
         saved = json.loads((out / CHOSEN).read_text())
         return type(config)(**saved["config"]), saved["selection"]
     selected = fit_selected(config, make_task, out, device=device, on_progress=on_progress)
-    record = {**selected.record(), "final": {k: v for k, v in selected.result.items()
-                                             if k in ("final_loss", "final", "epochs_done", "warnings")}}  # fmt: skip
-    (out / CHOSEN).write_text(
-        json.dumps({"config": selected.config.to_dict(), "selection": record}, indent=1)
-    )
+    record = {
+        **selected.record(),
+        "final": {k: v for k, v in selected.result.items() if k in ("final_loss", "final", "epochs_done", "warnings")},
+    }
+    (out / CHOSEN).write_text(json.dumps({"config": selected.config.to_dict(), "selection": record}, indent=1))
     return selected.config, record

@@ -65,8 +65,16 @@ class Fitted:
     module: nn.Module | None
 
 
-def fit(task: Task, out: Path | None, *, device: str = "auto", nproc: int = 1, resume: bool = False,
-        stop_after: int | None = None, on_progress: OnProgress = silent) -> Fitted:  # fmt: skip
+def fit(
+    task: Task,
+    out: Path | None,
+    *,
+    device: str = "auto",
+    nproc: int = 1,
+    resume: bool = False,
+    stop_after: int | None = None,
+    on_progress: OnProgress = silent,
+) -> Fitted:
     """Train `task` and leave `model.pt`, `checkpoint.pt` and `history.json` in `out`
     (`out` None: in memory, one process, no checkpoints). `stop_after` ends this call after that
     many epochs in all; `resume` continues from the checkpoint."""
@@ -87,8 +95,13 @@ def fit(task: Task, out: Path | None, *, device: str = "auto", nproc: int = 1, r
         context = mp.get_context("spawn")
         messages = context.SimpleQueue()
         args = (nproc, _free_port(), task, out, kind, resume, stop_after, messages)
-        processes = start_processes(_spawned, args=args, nprocs=nproc, join=False,  # type: ignore[no-untyped-call]
-                                    start_method="spawn")  # fmt: skip
+        processes = start_processes(
+            _spawned,
+            args=args,
+            nprocs=nproc,
+            join=False,  # type: ignore[no-untyped-call]
+            start_method="spawn",
+        )
         while not processes.join(timeout=0.2):
             _relay(messages, on_progress)
         _relay(messages, on_progress)
@@ -113,7 +126,7 @@ def fit(task: Task, out: Path | None, *, device: str = "auto", nproc: int = 1, r
         "selection": history["selection"],
         "warnings": task.warnings(epochs),
         "history": epochs,
-    }  # fmt: skip
+    }
     return Fitted(result, module)
 
 
@@ -128,8 +141,17 @@ def _relay(messages: Any, on_progress: OnProgress) -> None:
         on_progress(*messages.get())
 
 
-def _spawned(rank: int, world: int, port: int, task: Task, out: Path, kind: str, resume: bool,
-             stop_after: int | None, messages: Any) -> None:  # fmt: skip
+def _spawned(
+    rank: int,
+    world: int,
+    port: int,
+    task: Task,
+    out: Path,
+    kind: str,
+    resume: bool,
+    stop_after: int | None,
+    messages: Any,
+) -> None:
     def report(done: float, total: float | None, text: str) -> None:
         if rank == 0:
             messages.put((done, total, text))
@@ -144,14 +166,23 @@ def schedule_for(optimizer: torch.optim.Optimizer, name: str, epochs: int) -> An
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind: str,
-            resume: bool, stop_after: int | None,
-            report: Callable[[float, float | None, str], None]) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+def _worker(
+    rank: int,
+    world: int,
+    port: int,
+    task: Task,
+    out: Path | None,
+    kind: str,
+    resume: bool,
+    stop_after: int | None,
+    report: Callable[[float, float | None, str], None],
+) -> tuple[nn.Module, dict[str, Any]]:
     config = task.config
     cuda = kind == "cuda"
     if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}",
-                                rank=rank, world_size=world)  # fmt: skip
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        )
         if not cuda:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     device = torch.device(f"cuda:{rank}" if cuda else "cpu")
@@ -161,9 +192,7 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
     torch.manual_seed(config.seed)
     module = task.build_module().to(device)
     wrapped: nn.Module = DistributedDataParallel(module) if world > 1 else module
-    optimizer = torch.optim.AdamW(
-        module.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = schedule_for(optimizer, config.schedule, config.epochs)
     epochs: list[dict[str, Any]] = []
     start = 0
@@ -197,8 +226,9 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
             if not names:
                 names = list(figures)
                 totals = torch.zeros(len(names) + 2, device=device)
-            totals += torch.stack([loss.detach().float(), *(figures[k].detach().float() for k in names),
-                                   torch.ones((), device=device)])  # fmt: skip
+            totals += torch.stack(
+                [loss.detach().float(), *(figures[k].detach().float() for k in names), torch.ones((), device=device)]
+            )
         schedule.step()
         if world > 1:
             dist.all_reduce(totals)
@@ -214,36 +244,53 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
         if figure is not None:
             entry[task.selection_metric] = round(figure, 6)
             if best is None or figure > best["figure"]:
-                best = {"epoch": epoch + 1, "figure": figure,
-                        "state": {k: v.detach().clone() for k, v in module.state_dict().items()}}  # fmt: skip
+                best = {
+                    "epoch": epoch + 1,
+                    "figure": figure,
+                    "state": {k: v.detach().clone() for k, v in module.state_dict().items()},
+                }
             stop = config.patience > 0 and epoch + 1 - best["epoch"] >= config.patience
-        entry |= {"lr": schedule.get_last_lr()[0], "steps": int(count) // world if len(totals) else 0,
-                  "seconds": round(time.perf_counter() - tic, 4)}  # fmt: skip
+        entry |= {
+            "lr": schedule.get_last_lr()[0],
+            "steps": int(count) // world if len(totals) else 0,
+            "seconds": round(time.perf_counter() - tic, 4),
+        }
         epochs.append(entry)
         report(
             epoch + 1,
             config.epochs,
             f"{task.name} epoch {epoch + 1}/{config.epochs} loss {entry['loss']:.3f}",
         )
-        if (
-            out is not None
-            and rank == 0
-            and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end or stop)
-        ):
-            atomic_save({"model": module.state_dict(), "optimizer": optimizer.state_dict(),
-                         "schedule": schedule.state_dict(), "epoch": epoch + 1, "epochs": epochs,
-                         "best": best}, out / CHECKPOINT)  # fmt: skip
+        if out is not None and rank == 0 and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == end or stop):
+            atomic_save(
+                {
+                    "model": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "epoch": epoch + 1,
+                    "epochs": epochs,
+                    "best": best,
+                },
+                out / CHECKPOINT,
+            )
         if stop:
             end, stopped = epoch + 1, True
             break
-    peak = (torch.cuda.max_memory_allocated(device) / 1e9 if cuda
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # fmt: skip
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 1e9
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    )
     selection = None
     if best is not None:
         module.load_state_dict(best["state"])
-        selection = {"metric": task.selection_metric, "epoch": best["epoch"],
-                     "value": round(best["figure"], 6), "stopped_early": stopped,
-                     "patience": config.patience}  # fmt: skip
+        selection = {
+            "metric": task.selection_metric,
+            "epoch": best["epoch"],
+            "value": round(best["figure"], 6),
+            "stopped_early": stopped,
+            "patience": config.patience,
+        }
     history = {
         "epochs": epochs,
         "resumed_from": start if resume else None,
@@ -252,8 +299,15 @@ def _worker(rank: int, world: int, port: int, task: Task, out: Path | None, kind
     }
     if out is not None and rank == 0:
         if end == config.epochs or stopped:
-            atomic_save({"model": task.name, "module_args": task.module_args,
-                         "state_dict": module.state_dict(), "selection": selection}, out / MODEL)  # fmt: skip
+            atomic_save(
+                {
+                    "model": task.name,
+                    "module_args": task.module_args,
+                    "state_dict": module.state_dict(),
+                    "selection": selection,
+                },
+                out / MODEL,
+            )
         (out / HISTORY).write_text(json.dumps(history, indent=1))
     if world > 1:
         dist.barrier()

@@ -22,9 +22,7 @@ from kgctl.graph.connection import Connection
 if TYPE_CHECKING:
     import pandas as pd
 
-PARAM = re.compile(
-    r"^//\s*param\s+(\w+)\s*:\s*(string|int|float|bool)\s*(?:=\s*(\S+))?\s*(?:-\s*(.*))?$"
-)
+PARAM = re.compile(r"^//\s*param\s+(\w+)\s*:\s*(string|int|float|bool)\s*(?:=\s*(\S+))?\s*(?:-\s*(.*))?$")
 TYPES = {"string": str, "int": int, "float": float, "bool": bool}
 REQUIRED = object()
 
@@ -39,9 +37,12 @@ class Param:
     def convert(self, value: Any) -> Any:
         """A command-line string parsed, or a Python value checked, as the declared type."""
         if not isinstance(value, str):
-            ok = {"string": False, "int": isinstance(value, int) and not isinstance(value, bool),
-                  "float": isinstance(value, int | float) and not isinstance(value, bool),
-                  "bool": isinstance(value, bool)}[self.type]  # fmt: skip
+            ok = {
+                "string": False,
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "float": isinstance(value, int | float) and not isinstance(value, bool),
+                "bool": isinstance(value, bool),
+            }[self.type]
             if not ok:
                 raise KgctlError(f"--param {self.name}: {value!r} is not {self.type}")
             return self._in_range(float(value) if self.type == "float" else value)
@@ -76,8 +77,9 @@ class Query:
         names = {p.name: p for p in self.params}
         unknown = sorted(set(given) - set(names))
         if unknown:
-            raise KgctlError(f"query {self.name}: unknown parameter {', '.join(unknown)} "
-                             f"(takes {', '.join(names) or 'none'})")  # fmt: skip
+            raise KgctlError(
+                f"query {self.name}: unknown parameter {', '.join(unknown)} (takes {', '.join(names) or 'none'})"
+            )
         bound = {}
         for p in self.params:
             if p.name in given:
@@ -123,8 +125,9 @@ def get(name: str) -> Query:
     return queries[name]
 
 
-def rows(conn: Connection, name: str, given: dict[str, Any],
-         limit: int | None = None) -> tuple[Query, list[dict[str, Any]]]:  # fmt: skip
+def rows(
+    conn: Connection, name: str, given: dict[str, Any], limit: int | None = None
+) -> tuple[Query, list[dict[str, Any]]]:
     """A named query's rows, its parameters checked first, in a READ transaction; `limit` sets
     the query's own `limit` parameter when it has one and cuts the rows in any case."""
     query = get(name)
@@ -137,14 +140,16 @@ def rows(conn: Connection, name: str, given: dict[str, Any],
     try:
         found = conn.read(query.cypher, params)
     except Neo4jError as exc:
-        what = "tried to write; named queries are read-only" if "AccessMode" in str(exc.code) else (
-            f"{exc.code}: {str(exc.message or exc).splitlines()[0]}")  # fmt: skip
+        what = (
+            "tried to write; named queries are read-only"
+            if "AccessMode" in str(exc.code)
+            else (f"{exc.code}: {str(exc.message or exc).splitlines()[0]}")
+        )
         raise KgctlError(f"query {name}: {what}") from None
     return query, found[:limit] if limit is not None else found
 
 
-def run(name: str, conn: Connection | None = None, *, limit: int | None = None,
-        **params: Any) -> pd.DataFrame:  # fmt: skip
+def run(name: str, conn: Connection | None = None, *, limit: int | None = None, **params: Any) -> pd.DataFrame:
     """A named query's rows as a DataFrame; without `conn`, on the configured (or managed)
     server. Parameters are typed by the query's header: `run("nearest", gene="TP53", k=5)`."""
     import pandas as pd

@@ -73,11 +73,13 @@ def example(conn: Connection) -> Example:
         ORDER BY n DESC, top DESC, g.id LIMIT 1
         MATCH (g)-[p:PREDICTED_ASSOCIATION {run: m.id}]->(o:Gene)
         RETURN g.id AS gene, o.id AS partner, m.model AS model, m.id AS run
-        ORDER BY p.score DESC, o.id LIMIT 1""")  # fmt: skip
+        ORDER BY p.score DESC, o.id LIMIT 1""")
     if found:
         return Example(**found[0])
-    known = conn.read("MATCH (g:Gene) WITH g, COUNT { (g)-[:INTERACTS_WITH]-() } AS n "
-                      "ORDER BY n DESC, g.id LIMIT 1 RETURN g.id AS gene")  # fmt: skip
+    known = conn.read(
+        "MATCH (g:Gene) WITH g, COUNT { (g)-[:INTERACTS_WITH]-() } AS n "
+        "ORDER BY n DESC, g.id LIMIT 1 RETURN g.id AS gene"
+    )
     return Example(known[0]["gene"] if known else None, None, None, None)
 
 
@@ -91,11 +93,14 @@ def grass() -> str:
     ]
     for label in NODE_LABELS:
         fill, border, caption = _LABEL_STYLE[label]
-        rules.append(f"node.{label} {{\n  color: {fill};\n  border-color: {border};\n"
-                     f'  text-color-internal: #FFFFFF;\n  caption: "{caption}";\n}}')  # fmt: skip
+        rules.append(
+            f"node.{label} {{\n  color: {fill};\n  border-color: {border};\n"
+            f'  text-color-internal: #FFFFFF;\n  caption: "{caption}";\n}}'
+        )
     for rel_type, (colour, width, caption) in _TYPE_STYLE.items():
-        rules.append(f"relationship.{rel_type} {{\n  color: {colour};\n  shaft-width: {width};\n"
-                     f'  caption: "{caption}";\n}}')  # fmt: skip
+        rules.append(
+            f'relationship.{rel_type} {{\n  color: {colour};\n  shaft-width: {width};\n  caption: "{caption}";\n}}'
+        )
     return "\n\n".join(rules) + "\n"
 
 
@@ -129,13 +134,14 @@ def params_command(values: dict[str, Any]) -> str:
 
 def _runnable(text: str, caption: str = "") -> str:
     figcaption = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return (f'<figure><pre class="pre-scrollable code runnable">{html.escape(text)}</pre>'
-            f"{figcaption}</figure>")  # fmt: skip
+    return f'<figure><pre class="pre-scrollable code runnable">{html.escape(text)}</pre>{figcaption}</figure>'
 
 
 def _slide(title: str, lead: str, body: str) -> str:
-    return (f'<slide class="row-fluid"><div class="col-sm-3"><h3>{html.escape(title)}</h3>'
-            f'<p class="lead">{lead}</p></div><div class="col-sm-9">{body}</div></slide>')  # fmt: skip
+    return (
+        f'<slide class="row-fluid"><div class="col-sm-3"><h3>{html.escape(title)}</h3>'
+        f'<p class="lead">{lead}</p></div><div class="col-sm-9">{body}</div></slide>'
+    )
 
 
 def guide_html(ex: Example, style_url: str, queries: dict[str, Query] | None = None) -> str:
@@ -144,20 +150,22 @@ def guide_html(ex: Example, style_url: str, queries: dict[str, Query] | None = N
     queries = queries if queries is not None else available()
     gene = html.escape(ex.gene or "(none yet)")
     if ex.run:
-        where = (f"The examples use gene <b>{gene}</b>, which has the most predictions of run "
-                 f"<code>{html.escape(ex.run)}</code> ({html.escape(ex.model or '')}).")  # fmt: skip
-    elif ex.gene:
-        where = (f"No model run has been written back yet; the examples use <b>{gene}</b>, the gene "
-                 "with the most known interactions. <code>kgctl demo</code> writes predictions.")  # fmt: skip
-    else:
         where = (
-            "The graph is empty: run <code>kgctl demo</code> or <code>kgctl ingest</code> first."
+            f"The examples use gene <b>{gene}</b>, which has the most predictions of run "
+            f"<code>{html.escape(ex.run)}</code> ({html.escape(ex.model or '')})."
         )
+    elif ex.gene:
+        where = (
+            f"No model run has been written back yet; the examples use <b>{gene}</b>, the gene "
+            "with the most known interactions. <code>kgctl demo</code> writes predictions."
+        )
+    else:
+        where = "The graph is empty: run <code>kgctl demo</code> or <code>kgctl ingest</code> first."
     slides = [
         _slide(
             "kgctl",
             "One context graph: genes, molecules, profiles, transcripts, and the "
-            "predictions of every model with their run.",  # fmt: skip
+            "predictions of every model with their run.",
             f"<p>{where}</p><p>Click a grey box to put it in the editor, then run it "
             "(Ctrl+Enter). First load kgctl's stylesheet: genes are blue, molecules orange, "
             "known interactions thin and grey, <b>predicted associations thick and red</b>.</p>"
@@ -174,25 +182,27 @@ def guide_html(ex: Example, style_url: str, queries: dict[str, Query] | None = N
     for query in queries.values():
         values = example_params(query, ex)
         described = "".join(
-            f"<li><code>{html.escape(p.name)}</code> ({p.type}) {html.escape(p.help)}</li>"
-            for p in query.params
+            f"<li><code>{html.escape(p.name)}</code> ({p.type}) {html.escape(p.help)}</li>" for p in query.params
         )
-        slides.append(_slide(
-            query.name, html.escape(query.description),
-            (f"<ul>{described}</ul>" if described else "")
-            + (_runnable(params_command(values), "set its parameters") if values else "")
-            + _runnable(query.cypher, f"kgctl query {query.name}")))  # fmt: skip
-    return ('<article class="guide"><carousel class="deck container-fluid">'
-            + "".join(slides) + "</carousel></article>\n")  # fmt: skip
+        slides.append(
+            _slide(
+                query.name,
+                html.escape(query.description),
+                (f"<ul>{described}</ul>" if described else "")
+                + (_runnable(params_command(values), "set its parameters") if values else "")
+                + _runnable(query.cypher, f"kgctl query {query.name}"),
+            )
+        )
+    return (
+        '<article class="guide"><carousel class="deck container-fluid">' + "".join(slides) + "</carousel></article>\n"
+    )
 
 
-def browser_link(browser_url: str, bolt_uri: str, user: str, database: str,
-                 command: str | None = None) -> str:  # fmt: skip
+def browser_link(browser_url: str, bolt_uri: str, user: str, database: str, command: str | None = None) -> str:
     """Browser's URL with the connection form filled in (`dbms`, `db`), and optionally a
     command waiting in the editor (`cmd=edit`)."""
     scheme, _, address = bolt_uri.partition("://")
-    params = {"dbms": f"{scheme}://{user}@{address}", "db": database,
-              "preselectAuthMethod": "NATIVE"}  # fmt: skip
+    params = {"dbms": f"{scheme}://{user}@{address}", "db": database, "preselectAuthMethod": "NATIVE"}
     if command:
         params |= {"cmd": "edit", "arg": command}
     return f"{browser_url}?{urlencode(params, safe=':/@')}"
@@ -213,9 +223,7 @@ class GuideServer:
                 owner.requests += 1
                 body = (page[0] if page else "not found\n").encode()
                 self.send_response(200 if page else 404)
-                self.send_header(
-                    "Content-Type", f"{page[1] if page else 'text/plain'}; charset=utf-8"
-                )
+                self.send_header("Content-Type", f"{page[1] if page else 'text/plain'}; charset=utf-8")
                 self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -232,8 +240,7 @@ class GuideServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.pages = {GUIDE_PATH: (guide_html(ex, self.style_url), "text/html"),
-                      STYLE_PATH: (grass(), "text/plain")}  # fmt: skip
+        self.pages = {GUIDE_PATH: (guide_html(ex, self.style_url), "text/html"), STYLE_PATH: (grass(), "text/plain")}
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -79,9 +79,9 @@ def test_evidence_check_reads_pair_lists_and_gene_sets(tmp_path: Path) -> None:
     found = top_novel(lambda lo, hi: model[lo:hi].clone(), inputs, 3)
     assert {tuple(p) for p in found.tolist()} == {(4, 5), (6, 7), (8, 9)}
     result = evidence_check(inputs, {"cal": lambda lo, hi: model[lo:hi].clone()}, [pairs, sets], 3)
-    assert result["all"]["cal"] == 1.0 and result["files"][str(pairs)]["supported"][
-        "cal"
-    ] == pytest.approx(2 / 3, abs=1e-4)
+    assert result["all"]["cal"] == 1.0 and result["files"][str(pairs)]["supported"]["cal"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
     assert 0 <= result["all"]["random"] < 1 and result["top"] == 3
 
     bad = tmp_path / "broken.tsv"
@@ -93,8 +93,7 @@ def test_evidence_check_reads_pair_lists_and_gene_sets(tmp_path: Path) -> None:
 @pytest.mark.model("graphsage")
 def test_graphsage_learns_the_planted_modules_for_unseen_genes() -> None:
     inputs = planted_inputs(seed=3)
-    config = GraphSAGEConfig(dataset="planted", split="node", pca_dim=16, hidden_dim=32, epochs=60,
-                             patience=0, seed=1)  # fmt: skip
+    config = GraphSAGEConfig(dataset="planted", split="node", pca_dim=16, hidden_dim=32, epochs=60, patience=0, seed=1)
     task = graphsage_task(inputs, config)
     fitted = fit(task, None, device="cpu")
     assert fitted.module is not None and fitted.result["selection"]["epoch"] >= 1

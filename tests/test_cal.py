@@ -32,17 +32,14 @@ from kgctl.models.trainer import fit
 from kgctl.testing import planted_inputs as planted
 
 
-def train(
-    emb: np.ndarray, pairs: np.ndarray, config: CALConfig, out: Path, **options: Any
-) -> dict[str, Any]:
+def train(emb: np.ndarray, pairs: np.ndarray, config: CALConfig, out: Path, **options: Any) -> dict[str, Any]:
     return fit(CALTask(config, emb, pairs), out, device="cpu", **options).result
 
 
 pytestmark = pytest.mark.model("cal")
 
 
-CONFIG = CALConfig(dataset="d", pca_dim=8, hidden_dim=32, layers=2, epochs=4, batch_size=32,
-                   checkpoint_every=1)  # fmt: skip
+CONFIG = CALConfig(dataset="d", pca_dim=8, hidden_dim=32, layers=2, epochs=4, batch_size=32, checkpoint_every=1)
 
 
 def test_model_matches_the_reference_shape() -> None:
@@ -70,8 +67,9 @@ def test_in_batch_loss_masks_known_partners_and_self() -> None:
     masked = logits.clone()
     masked[0, 1] = masked[1, 0] = float("-inf")  # rows and columns of the hub 0
     target = torch.arange(3)
-    expected = 0.5 * (torch.nn.functional.cross_entropy(masked, target)
-                      + torch.nn.functional.cross_entropy(masked.T, target))  # fmt: skip
+    expected = 0.5 * (
+        torch.nn.functional.cross_entropy(masked, target) + torch.nn.functional.cross_entropy(masked.T, target)
+    )
     assert torch.allclose(loss, expected)
     # With every off-diagonal entry a known pair, nothing is left to contrast: loss 0.
     full = torch.sort(torch.tensor([i * n + j for i in range(n) for j in range(n)])).values
@@ -117,9 +115,7 @@ def test_node_split_holds_genes_out() -> None:
     assert (u[split.test[:, 0]] | u[split.test[:, 1]]).all()
     assert int(u.sum()) == round(0.3 * len(np.unique(inputs.positives)))
     together = np.concatenate([split.train, split.validation, split.test])
-    assert sorted(pair_keys(together, inputs.n).tolist()) == sorted(
-        pair_keys(inputs.positives, inputs.n).tolist()
-    )
+    assert sorted(pair_keys(together, inputs.n).tolist()) == sorted(pair_keys(inputs.positives, inputs.n).tolist())
     edge = make_split(inputs, config, "edge", 7)
     assert len(edge.test) == round(0.2 * len(inputs.positives)) and not edge.unseen.any()
 
@@ -137,10 +133,7 @@ def test_negatives_exclude_every_known_pair_and_match_the_test_composition() -> 
     both_pos = (u[split.test[:, 0]] & u[split.test[:, 1]]).mean()
     assert (u[neg[:, 0]] & u[neg[:, 1]]).mean() == pytest.approx(both_pos, abs=0.01)
     band = ambiguous_pairs(inputs, split)
-    assert (
-        len(band)
-        and not np.isin(pair_keys(band, inputs.n), pair_keys(inputs.positives, inputs.n)).any()
-    )
+    assert len(band) and not np.isin(pair_keys(band, inputs.n), pair_keys(inputs.positives, inputs.n)).any()
     assert np.isin(pair_keys(band, inputs.n), pair_keys(inputs.known, inputs.n)).all()
     assert (u[band[:, 0]] | u[band[:, 1]]).all()
     reference = reference_negatives(inputs, inputs.positives)
@@ -209,20 +202,17 @@ def test_bilinear_baseline_learns_a_map_cosine_cannot_see() -> None:
     w = fit_bilinear(emb, train_pairs, config)
     assert np.allclose(w, w.T) and np.array_equal(w, fit_bilinear(emb, train_pairs, config))
     negative = np.column_stack([np.arange(0, 120, 2), np.arange(3, 123, 2)])
-    assert (
-        metrics.auc(bilinear_scores(emb, w, test_pairs), bilinear_scores(emb, w, negative)) > 0.95
-    )
+    assert metrics.auc(bilinear_scores(emb, w, test_pairs), bilinear_scores(emb, w, negative)) > 0.95
     assert metrics.auc(cosine_scores(emb, test_pairs), cosine_scores(emb, negative)) < 0.75
     assert np.allclose(bilinear_scores(emb, np.eye(8), pairs), cosine_scores(emb, pairs))
 
 
 def test_threshold_sweep_scores_every_threshold_on_one_held_out_set(tmp_path: Path) -> None:
     strict = planted()
-    loose = Inputs(
-        strict.genes, strict.features, strict.known, strict.known, {}
-    )  # every known pair
-    result = threshold_sweep({900.0: strict, 400.0: loose}, CONFIG.replace(epochs=2), tmp_path,
-                             seeds=(1, 2), device="cpu")  # fmt: skip
+    loose = Inputs(strict.genes, strict.features, strict.known, strict.known, {})  # every known pair
+    result = threshold_sweep(
+        {900.0: strict, 400.0: loose}, CONFIG.replace(epochs=2), tmp_path, seeds=(1, 2), device="cpu"
+    )
     assert result["thresholds"] == [400.0, 900.0]
     for seed in ("1", "2"):
         run = result["per_seed"][seed]
@@ -273,8 +263,7 @@ def test_query_headers_and_parameters() -> None:
     found = queries.available()
     assert {"novel-candidates", "cross-boundary", "understudied", "nearest"} <= set(found)
     q = found["novel-candidates"]
-    assert q.bind({"gene": "KIF3", "limit": "5"}) == {
-        "gene": "KIF3", "model": "cal", "run": None, "limit": 5}  # fmt: skip
+    assert q.bind({"gene": "KIF3", "limit": "5"}) == {"gene": "KIF3", "model": "cal", "run": None, "limit": 5}
     with pytest.raises(KgctlError, match="gene=… is required"):
         q.bind({})
     with pytest.raises(KgctlError, match="unknown parameter genes"):

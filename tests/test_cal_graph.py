@@ -46,31 +46,22 @@ def test_train_two_processes_resume_predict_and_delete(
     assert training["epochs_done"] == 4 and two["data"]["split"]["unseen_genes"] > 0
     # Stop after 2 epochs, resume: the same weights as one uninterrupted run.
     whole = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")
-    part = cli_json(
-        env, "train", "cal", "--config", str(config), "--device", "cpu", "--stop-after", "2"
-    )
+    part = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu", "--stop-after", "2")
     assert part["status"] == "interrupted"
     resumed = cli_json(env, "train", "cal", "--resume", part["id"], "--device", "cpu")
-    assert (
-        resumed["status"] == "trained" and resumed["metrics"]["training"]["resumed_from_epoch"] == 2
-    )
-    assert (
-        resumed["metrics"]["training"]["final_loss"] == whole["metrics"]["training"]["final_loss"]
-    )
+    assert resumed["status"] == "trained" and resumed["metrics"]["training"]["resumed_from_epoch"] == 2
+    assert resumed["metrics"]["training"]["final_loss"] == whole["metrics"]["training"]["final_loss"]
     assert resumed["data"]["embedding_sha256"] == whole["data"]["embedding_sha256"]
     status = graph.query("MATCH (m:ModelRun) RETURN m.id AS id, m.status AS s")
     assert {r["id"]: r["s"] for r in status}[part["id"]] == "trained"
 
-    evaluation = cli_json(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node",
-                       "--thresholds", "400,700")  # fmt: skip
+    evaluation = cli_json(env, "evaluate", whole["id"], "--seeds", "1,2", "--splits", "node", "--thresholds", "400,700")
     sweep = evaluation["threshold_sweep"]
     assert sweep["positives"]["400"] > sweep["positives"]["700"] == whole["data"]["positive_pairs"]
     tests = {r["test"] for r in sweep["per_seed"].values()}
     assert tests == {round(0.2 * sweep["positives"]["700"])}
     assert set(sweep["summary"]) == {"400", "700"}
-    recorded = graph.query(
-        "MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m", {"id": whole["id"]}
-    )
+    recorded = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m", {"id": whole["id"]})
     assert set(json.loads(recorded[0]["m"])["evaluation"]["threshold_sweep"]) == {"400", "700"}
     summary = evaluation["held_out"]["node"]["summary"]
     assert set(summary) == {
@@ -83,10 +74,7 @@ def test_train_two_processes_resume_predict_and_delete(
     }
     chosen = evaluation["held_out"]["node"]["per_seed"]["1"]["selection"]
     assert chosen["cal"]["epoch"] >= 1 and chosen["graphsage"]["metric"] == "validation_auc"
-    assert (
-        summary["cal"]["random"]["auc"]["n"] == 2
-        and summary["cal"]["random"]["auc"]["sd"] is not None
-    )
+    assert summary["cal"]["random"]["auc"]["n"] == 2 and summary["cal"]["random"]["auc"]["sd"] is not None
     assert evaluation["reference"]["cal"]["auc"] > 0.5 and len(evaluation["plots"]) == 3
 
     # An option of another model (here a third-party one's) is refused, never ignored.
@@ -101,27 +89,26 @@ def test_train_two_processes_resume_predict_and_delete(
     first = cli_json(env, "predict", whole["id"], "--top-k", "5", *split_ok)
     again = cli_json(env, "predict", whole["id"], "--top-k", "5", *split_ok)
     cli_json(env, "predict", two["id"], "--top-k", "3", *split_ok)
-    assert (
-        first["written"]["relationships"]["count"]
-        == again["written"]["relationships"]["count"]
-        == 220 * 5
-    )
-    counts = {r["run"]: r["n"] for r in graph.query(
-        "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")}  # fmt: skip
+    assert first["written"]["relationships"]["count"] == again["written"]["relationships"]["count"] == 220 * 5
+    counts = {
+        r["run"]: r["n"]
+        for r in graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")
+    }
     assert counts == {whole["id"]: 220 * 5, two["id"]: 220 * 3}  # re-running replaced, not added
-    rows = cli_json(
-        env, "query", "cross-boundary", "--param", "bound=0.3", "--param", f"run={two['id']}"
-    )["rows"]
+    rows = cli_json(env, "query", "cross-boundary", "--param", "bound=0.3", "--param", f"run={two['id']}")["rows"]
     assert rows and all(abs(r["expression_cosine"]) < 0.3 and r["run"] == two["id"] for r in rows)
 
     refused = run_cli(env, "runs", "delete", whole["id"])  # no terminal to ask, no --yes
     assert refused.returncode == 1 and "needs --yes" in refused.stderr
     cli_json(env, "runs", "delete", whole["id"], "--yes")
-    counts = {r["run"]: r["n"] for r in graph.query(
-        "MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")}  # fmt: skip
+    counts = {
+        r["run"]: r["n"]
+        for r in graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION]->() RETURN p.run AS run, count(p) AS n")
+    }
     assert counts == {two["id"]: 220 * 3}
-    owners = graph.query("MATCH (g:Gene) WHERE g.embedding_cal IS NOT NULL "
-                         "RETURN collect(DISTINCT g.embedding_cal_run) AS runs")[0]["runs"]  # fmt: skip
+    owners = graph.query(
+        "MATCH (g:Gene) WHERE g.embedding_cal IS NOT NULL RETURN collect(DISTINCT g.embedding_cal_run) AS runs"
+    )[0]["runs"]
     assert owners == [two["id"]]  # the later write-back owns the embeddings; untouched
     listed = [r["id"] for r in cli_json(env, "runs", "list")["runs"]]
     assert whole["id"] not in listed and two["id"] in listed
@@ -137,14 +124,10 @@ def test_clear_errors(planted_graph: str, neo4j_server: TestServer) -> None:
     proc = run_cli(neo4j_server.env, "train", "cal", "--dataset", "nope@1")
     assert proc.returncode != 0 and "nope@1" in proc.stderr
     # --resume continues a run with its own config: config options are refused, not ignored.
-    proc = run_cli(
-        neo4j_server.env, "train", "cal", "--resume", missing, "--epochs", "5", "--pca-dim", "8"
-    )
+    proc = run_cli(neo4j_server.env, "train", "cal", "--resume", missing, "--epochs", "5", "--pca-dim", "8")
     assert proc.returncode != 0
     assert "--epochs, --pca-dim do not apply: --resume continues run" in proc.stderr
-    proc = run_cli(
-        neo4j_server.env, "train", "cal", "--dataset", planted_graph, "--transform", "sideways"
-    )
+    proc = run_cli(neo4j_server.env, "train", "cal", "--dataset", planted_graph, "--transform", "sideways")
     assert proc.returncode == 2 and "'sideways' is not one of 'both', 'half'" in proc.stderr
 
 
@@ -155,33 +138,35 @@ def test_channel_filter_selects_exactly_the_channel_pairs(
     inputs = collect_inputs(graph, config, tmp_path / "view")
     expected = graph.query(
         "MATCH (a:Gene)-[r:INTERACTS_WITH]-(b:Gene) WHERE r.experiments >= 700 AND a.id < b.id "
-        "AND (a)-[:PERTURBS]->() AND (b)-[:PERTURBS]->() RETURN a.id AS a, b.id AS b")  # fmt: skip
-    got = {tuple(sorted((inputs.genes[i], inputs.genes[j]))) for i, j in inputs.positives}
-    assert (
-        got == {(r["a"], r["b"]) for r in expected} and inputs.meta["rule"] == "experiments >= 700"
+        "AND (a)-[:PERTURBS]->() AND (b)-[:PERTURBS]->() RETURN a.id AS a, b.id AS b"
     )
-    everything = graph.query("MATCH (a:Gene)-[r:INTERACTS_WITH]->(b:Gene) WHERE (a)-[:PERTURBS]->() "
-                             "AND (b)-[:PERTURBS]->() RETURN count(r) AS n")[0]["n"]  # fmt: skip
+    got = {tuple(sorted((inputs.genes[i], inputs.genes[j]))) for i, j in inputs.positives}
+    assert got == {(r["a"], r["b"]) for r in expected} and inputs.meta["rule"] == "experiments >= 700"
+    everything = graph.query(
+        "MATCH (a:Gene)-[r:INTERACTS_WITH]->(b:Gene) WHERE (a)-[:PERTURBS]->() "
+        "AND (b)-[:PERTURBS]->() RETURN count(r) AS n"
+    )[0]["n"]
     assert len(inputs.known) == everything > len(inputs.positives)
 
 
-def test_co_essential_positives_on_real_depmap(
-    graph: Connection, shared_data: Path, tmp_path: Path
-) -> None:
-    ingest_files(
-        graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], tmp_path
-    )
-    dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0][
-        "id"
-    ]
+def test_co_essential_positives_on_real_depmap(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
+    ingest_files(graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], tmp_path)
+    dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0]["id"]
     build_coessentiality(graph, dataset=dataset, method="pearson", threshold=0.5)
-    config = CALConfig(dataset=dataset, relationship="CO_ESSENTIAL", pca_dim=16, hidden_dim=64,
-                       epochs=2, batch_size=128, loss="random-negatives", transform="both", negatives=64)  # fmt: skip
+    config = CALConfig(
+        dataset=dataset,
+        relationship="CO_ESSENTIAL",
+        pca_dim=16,
+        hidden_dim=64,
+        epochs=2,
+        batch_size=128,
+        loss="random-negatives",
+        transform="both",
+        negatives=64,
+    )
     inputs = collect_inputs(graph, config, tmp_path / "view")
     kept = set(inputs.genes.tolist())
-    edges = graph.query(
-        "MATCH (a:Gene)-[r:CO_ESSENTIAL]->(b:Gene) RETURN a.id AS a, b.id AS b, r.score AS s"
-    )
+    edges = graph.query("MATCH (a:Gene)-[r:CO_ESSENTIAL]->(b:Gene) RETURN a.id AS a, b.id AS b, r.score AS s")
     inside = [e for e in edges if e["a"] in kept and e["b"] in kept]
     assert len(inputs.positives) == len(inside) > 100 and all(e["s"] >= 0.5 for e in edges)
     assert inputs.meta["rule"] == "any score" and 800 < inputs.n <= 887
@@ -191,22 +176,30 @@ def test_co_essential_positives_on_real_depmap(
     assert result["complete"] and info["dim"] == 16
 
 
-def test_a_run_of_an_earlier_kgctl_is_deleted_and_refused_clearly(
-    graph: Connection, tmp_path: Path
-) -> None:
+def test_a_run_of_an_earlier_kgctl_is_deleted_and_refused_clearly(graph: Connection, tmp_path: Path) -> None:
     """A CAL run folder from before the model platform (no `format`, `written_back`), with its
     edges and embeddings as schema version 3 migrated them."""
     run_id = "cal-20261121-074544-abcdef"
     folder = tmp_path / "runs" / run_id
     folder.mkdir(parents=True)
-    record = {"id": run_id, "model": "cal", "status": "trained", "created_at": "2026-11-21T07:45:44+00:00",
-              "code_version": "0.1.0+a942536", "config": {"dataset": "d"}, "metrics": {},
-              "written_back": {"relationships": 1, "embeddings": 2}}  # fmt: skip
+    record = {
+        "id": run_id,
+        "model": "cal",
+        "status": "trained",
+        "created_at": "2026-11-21T07:45:44+00:00",
+        "code_version": "0.1.0+a942536",
+        "config": {"dataset": "d"},
+        "metrics": {},
+        "written_back": {"relationships": 1, "embeddings": 2},
+    }
     (folder / "run.json").write_text(json.dumps(record))
-    graph.query("CREATE (a:Gene {id: 'A', embedding_cal: [1.0, 0.0], embedding_cal_run: $id}), "
-                "(b:Gene {id: 'B', embedding_cal: [0.0, 1.0], embedding_cal_run: $id}), "
-                "(a)-[:PREDICTED_ASSOCIATION {score: 0.9, run: $id}]->(b), (:ModelRun {id: $id})",
-                {"id": run_id}, write=True)  # fmt: skip
+    graph.query(
+        "CREATE (a:Gene {id: 'A', embedding_cal: [1.0, 0.0], embedding_cal_run: $id}), "
+        "(b:Gene {id: 'B', embedding_cal: [0.0, 1.0], embedding_cal_run: $id}), "
+        "(a)-[:PREDICTED_ASSOCIATION {score: 0.9, run: $id}]->(b), (:ModelRun {id: $id})",
+        {"id": run_id},
+        write=True,
+    )
     with pytest.raises(KgctlError, match="before the model platform: train it again"):
         runs.evaluate(graph, tmp_path, run_id, {})
     removed = runs.delete(graph, tmp_path, run_id)
@@ -224,11 +217,21 @@ def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
     planted_graph: str, graph: Connection, neo4j_server: TestServer, tmp_path: Path
 ) -> None:
     env = neo4j_server.env
-    small = ("--dataset", planted_graph, "--pca-dim", "16", "--hidden-dim", "64", "--epochs", "30",
-             "--batch-size", "64", "--device", "cpu")  # fmt: skip
-    chosen = cli_json(
-        env, "train", "cal", *small, "--split", "node", "--search", "transform=half,both"
+    small = (
+        "--dataset",
+        planted_graph,
+        "--pca-dim",
+        "16",
+        "--hidden-dim",
+        "64",
+        "--epochs",
+        "30",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
     )
+    chosen = cli_json(env, "train", "cal", *small, "--split", "node", "--search", "transform=half,both")
     selection = chosen["selection"]
     assert len(selection["candidates"]) == 2 and 1 <= selection["epoch"] <= 30
     best = max(selection["candidates"], key=lambda c: c["validation"])
@@ -238,33 +241,32 @@ def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
     # --split none has no validation pairs: a search there is refused, --from-run is the way.
     proc = run_cli(env, "train", "cal", *small, "--split", "none")
     assert proc.returncode != 0 and "--from-run RUN" in proc.stderr
-    final = cli_json(
-        env, "train", "cal", "--from-run", chosen["id"], "--split", "none", "--device", "cpu"
-    )
+    final = cli_json(env, "train", "cal", "--from-run", chosen["id"], "--split", "none", "--device", "cpu")
     assert final["config"]["transform"] == chosen["config"]["transform"]
-    assert (
-        final["metrics"]["training"]["epochs_done"] == selection["epoch"]
-        and final["config"]["search"] == ""
-    )
+    assert final["metrics"]["training"]["epochs_done"] == selection["epoch"] and final["config"]["search"] == ""
     assert final["data"]["split"]["train"] == final["data"]["positive_pairs"]
-    written = cli_json(
-        env, "predict", final["id"], "--write-back", "--top-k", "5", "--device", "cpu"
-    )
-    rows = graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
-                       "count(p.raw_score) AS raw, min(p.rank) AS lo", {"id": final["id"]})[0]  # fmt: skip
+    written = cli_json(env, "predict", final["id"], "--write-back", "--top-k", "5", "--device", "cpu")
+    rows = graph.query(
+        "MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
+        "count(p.raw_score) AS raw, min(p.rank) AS lo",
+        {"id": final["id"]},
+    )[0]
     assert rows["n"] == rows["raw"] == written["written"]["relationships"]["count"] == 220 * 5
-    assert (
-        written["prediction"]["hubness"] == "zscore"
-        and written["prediction"]["most_listed"]["max_lists"] >= 1
-    )
+    assert written["prediction"]["hubness"] == "zscore" and written["prediction"]["most_listed"]["max_lists"] >= 1
     # The evidence check: the generator's own module truth as a gene-set file, against cosine
     # and random unknown pairs.
     from kgctl.generators import planted_modules
 
     truth = planted_modules(tmp_path / "truth", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
     gmt = tmp_path / "modules.gmt"
-    gmt.write_text("".join(f"M{m}\tplanted\t" + "\t".join(g for g, k in zip(truth.genes, truth.module.tolist(), strict=True) if k == m) + "\n"
-                           for m in range(12)))  # fmt: skip
+    gmt.write_text(
+        "".join(
+            f"M{m}\tplanted\t"
+            + "\t".join(g for g, k in zip(truth.genes, truth.module.tolist(), strict=True) if k == m)
+            + "\n"
+            for m in range(12)
+        )
+    )
     check = cli_json(env, "evaluate", final["id"], "--evidence", str(gmt), "--evidence-top", "200")
     shares = check["all"]
     assert set(shares) == {"cal", "cosine", "random"} and shares["cal"] > shares["random"]
@@ -274,21 +276,19 @@ def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
     assert recorded["metrics"]["evidence"]["all"] == shares
 
 
-def test_default_cal_no_longer_memorises_the_real_data(
-    graph: Connection, shared_data: Path, tmp_path: Path
-) -> None:
+def test_default_cal_no_longer_memorises_the_real_data(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     """STRING ≥ 700 × DepMap gene effect (shared data): the default (half transform, known
     partners masked, validation-selected epoch) never reaches in-batch accuracy 1 while its
     validation AUC rises; both sides through f without a validation stop memorises, and warns."""
     string = shared_data / "string"
-    ingest_files(graph, "string", [string / "9606.protein.info.v12.0.subset.txt.gz",
-                                   string / "9606.protein.links.full.v12.0.subset.txt.gz"], tmp_path)  # fmt: skip
     ingest_files(
-        graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], tmp_path
+        graph,
+        "string",
+        [string / "9606.protein.info.v12.0.subset.txt.gz", string / "9606.protein.links.full.v12.0.subset.txt.gz"],
+        tmp_path,
     )
-    dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0][
-        "id"
-    ]
+    ingest_files(graph, "depmap", [shared_data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], tmp_path)
+    dataset = graph.query("MATCH (d:Dataset) WHERE d.kind = 'gene-effect' RETURN d.id AS id")[0]["id"]
     config = CALConfig(dataset=dataset, split="node", epochs=40, patience=0, search="")
     inputs = collect_inputs(graph, config, tmp_path / "view")
     assert inputs.n == 829 and len(inputs.positives) == 1511

@@ -36,9 +36,7 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 GROUPS = {("db",), ("ingest",), ("build",), ("train",), ("runs",)}
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in all_commands(cli) if p and p not in GROUPS], ids=" ".join
-)
+@pytest.mark.parametrize("path", [p for p in all_commands(cli) if p and p not in GROUPS], ids=" ".join)
 def test_every_command_takes_json(path: tuple[str, ...]) -> None:
     assert "--json" in CliRunner().invoke(cli, [*path, "--help"]).output
 
@@ -49,8 +47,11 @@ def test_models_json_lists_each_model_with_its_view_and_writes() -> None:
     assert result.exit_code == 0, result.output
     cal = {m["name"]: m for m in json.loads(result.output)["models"]}["cal"]
     assert cal["view"] == "gene-association" and cal["config"] == "CALConfig"
-    assert cal["writes"] == {"relationship": "(Gene)-[:PREDICTED_ASSOCIATION]->(Gene)",
-                             "embedding": "Gene.embedding_cal", "vector_index": "gene_embedding_cal"}  # fmt: skip
+    assert cal["writes"] == {
+        "relationship": "(Gene)-[:PREDICTED_ASSOCIATION]->(Gene)",
+        "embedding": "Gene.embedding_cal",
+        "vector_index": "gene_embedding_cal",
+    }
     help_text = CliRunner().invoke(cli, ["train", "cal", "--help"]).output
     for field in (
         "--pca-dim",
@@ -76,9 +77,7 @@ def test_status_json_on_the_managed_server(neo4j_server: TestServer) -> None:
 
 
 def test_status_json_on_an_external_server(neo4j_server: TestServer) -> None:
-    env = clean_env(
-        NEO4J_URI=neo4j_server.server.bolt_uri, NEO4J_PASSWORD=neo4j_server.server.password()
-    )
+    env = clean_env(NEO4J_URI=neo4j_server.server.bolt_uri, NEO4J_PASSWORD=neo4j_server.server.password())
     status = json.loads(run_cli(env, "db", "status", "--json").stdout)
     assert status["managed"] is False and status["running"] is True
     assert status["neo4j_version"].startswith("5.26.")
@@ -112,11 +111,10 @@ def test_wrong_password_is_a_clear_error_without_traceback(neo4j_server: TestSer
     status = run_cli(env, "db", "status", "--json")  # it runs and refuses us: not "not running"
     assert status.returncode == 1 and "rejected the credentials" in status.stderr
     assert json.loads(status.stdout)["ok"] is False
-    managed = run_cli(clean_env(KGCTL_CONFIG=neo4j_server.env["KGCTL_CONFIG"],
-                                NEO4J_PASSWORD="ignored?"), "db", "schema")  # fmt: skip
-    assert (
-        managed.returncode == 1 and "NEO4J_PASSWORD (or [neo4j] password) is set" in managed.stderr
+    managed = run_cli(
+        clean_env(KGCTL_CONFIG=neo4j_server.env["KGCTL_CONFIG"], NEO4J_PASSWORD="ignored?"), "db", "schema"
     )
+    assert managed.returncode == 1 and "NEO4J_PASSWORD (or [neo4j] password) is set" in managed.stderr
 
 
 def test_managed_only_commands_refuse_an_external_uri() -> None:
@@ -151,8 +149,10 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
         proc = run_cli(test_server.env, "db", "start")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"error: port {port} (bolt) on 127.0.0.1 is already in use by another process: "
-                     "stop it, or choose another port with server.bolt_port in kgctl.toml"]  # fmt: skip
+    assert lines == [
+        f"error: port {port} (bolt) on 127.0.0.1 is already in use by another process: "
+        "stop it, or choose another port with server.bolt_port in kgctl.toml"
+    ]
     assert test_server.server.pid() is None
 
 
@@ -170,9 +170,15 @@ def test_start_status_stop_through_the_cli(spare_server: TestServer) -> None:
     assert "not running" in run_cli(env, "db", "status").stdout
 
 
-@pytest.mark.parametrize("args", [("export", "gene-association", "--out"),
-                                  ("ingest", "string", "x.txt", "--rejects-dir"),
-                                  ("download", "string", "--out"), ("runs", "show", "r", "--report")])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", "gene-association", "--out"),
+        ("ingest", "string", "x.txt", "--rejects-dir"),
+        ("download", "string", "--out"),
+        ("runs", "show", "r", "--report"),
+    ],
+)
 def test_an_output_folder_that_is_a_file_is_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
     existing = tmp_path / "a-file"
     existing.write_text("keep me\n")

@@ -29,8 +29,9 @@ print(json.dumps([m for m in {heavy} if m in sys.modules]))
 def heavy_after(*args: str) -> list[str]:
     """The heavy modules a fresh interpreter holds after importing the CLI and running `args`."""
     code = PROBE.format(heavy=repr(HEAVY))
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], capture_output=True,
-                         text=True, check=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(list(args))], capture_output=True, text=True, check=True, timeout=300
+    )
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

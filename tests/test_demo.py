@@ -23,9 +23,7 @@ from kgctl.testing import TestServer, cli_json, graph_counts, skip_or_fail, wipe
 
 pytestmark = [pytest.mark.model("cal"), pytest.mark.slow]
 
-ARTIFACTS = Path(
-    os.environ.get("KGCTL_TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")
-)
+ARTIFACTS = Path(os.environ.get("KGCTL_TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
 WAIT = 180  # seconds for any one thing to appear in the page: room for a slow, loaded CI machine
 
 
@@ -44,8 +42,9 @@ def chromium() -> Any:
     reason where either is missing (`make test` installs them with apt), failed under CI."""
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
-        skip_or_fail("Debian chromium and chromium-driver are not installed (make test installs "
-                     "them with apt-get when it can)")  # fmt: skip
+        skip_or_fail(
+            "Debian chromium and chromium-driver are not installed (make test installs them with apt-get when it can)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -72,9 +71,13 @@ def test_browser_shows_the_demo_genes_predicted_edges(
     from selenium.webdriver.support.ui import WebDriverWait
 
     demo, conn = demo_graph
-    served = subprocess.Popen([sys.executable, "-m", "kgctl.cli", "browser", "--serve", "--json"],
-                              env=neo4j_server.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)  # fmt: skip
+    served = subprocess.Popen(
+        [sys.executable, "-m", "kgctl.cli", "browser", "--serve", "--json"],
+        env=neo4j_server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     driver: Any = None
     try:
         assert served.stdout is not None
@@ -96,14 +99,18 @@ def test_browser_shows_the_demo_genes_predicted_edges(
         def run(command: str) -> Any:
             """Press the editor's run button; the new frame of the command that starts so, once it
             appears (Browser adds frames of its own too, such as `:play start` after connecting)."""
-            before = {
-                f.id for f in driver.find_elements(By.CSS_SELECTOR, "article[data-testid=frame]")
-            }
+            before = {f.id for f in driver.find_elements(By.CSS_SELECTOR, "article[data-testid=frame]")}
             element("[data-testid=editor-Run]").click()
 
             def new_frame(_: Any) -> Any:
-                return next((f for f in driver.find_elements(By.CSS_SELECTOR, "article[data-testid=frame]")
-                             if f.id not in before and command in f.text), None)  # fmt: skip
+                return next(
+                    (
+                        f
+                        for f in driver.find_elements(By.CSS_SELECTOR, "article[data-testid=frame]")
+                        if f.id not in before and command in f.text
+                    ),
+                    None,
+                )
 
             return wait.until(new_frame)
 
@@ -111,25 +118,27 @@ def test_browser_shows_the_demo_genes_predicted_edges(
             """Click the guide's visible code block that starts so; it lands in the editor."""
 
             def shown(_: Any) -> Any:
-                return next((p for p in guide.find_elements(By.CSS_SELECTOR, "pre.runnable")
-                             if p.is_displayed() and p.text.startswith(start)), None)  # fmt: skip
+                return next(
+                    (
+                        p
+                        for p in guide.find_elements(By.CSS_SELECTOR, "pre.runnable")
+                        if p.is_displayed() and p.text.startswith(start)
+                    ),
+                    None,
+                )
 
             wait.until(shown).click()
             wait.until(lambda _: start[:12] in editor())
 
         def slide(title: str) -> None:
             for _ in range(len(queries.available()) + 3):
-                if title in [
-                    h.text
-                    for h in guide.find_elements(By.CSS_SELECTOR, ".slide h3")
-                    if h.is_displayed()
-                ]:
+                if title in [h.text for h in guide.find_elements(By.CSS_SELECTOR, ".slide h3") if h.is_displayed()]:
                     return
                 guide.find_element(By.CSS_SELECTOR, "[data-testid=nextSlide]").click()
             raise AssertionError(f"the guide has no slide {title!r}")
 
         driver.get(info["browser_url"])
-        wait.until(lambda _: f":play {info['guide_url']}" in editor())  # fmt: skip # waiting in the editor
+        wait.until(lambda _: f":play {info['guide_url']}" in editor())  # waiting in the editor
         element("[data-testid=password]").send_keys(neo4j_server.server.password() + Keys.ENTER)
         wait.until(lambda _: not driver.find_elements(By.CSS_SELECTOR, "[data-testid=password]"))
         guide = run(":play")
@@ -146,9 +155,7 @@ def test_browser_shows_the_demo_genes_predicted_edges(
         drawn = run("MATCH (g:Gene")
         wait.until(lambda _: drawn.find_elements(By.CSS_SELECTOR, "svg g.relationship"))
         # Predicted edges are drawn in the stylesheet's colour, apart from the grey known ones.
-        wait.until(
-            lambda _: drawn.find_elements(By.CSS_SELECTOR, 'svg g.relationship [fill="#E0245E"]')
-        )
+        wait.until(lambda _: drawn.find_elements(By.CSS_SELECTOR, 'svg g.relationship [fill="#E0245E"]'))
         assert "PREDICTED_ASSOCIATION" in drawn.text and "INTERACTS_WITH" in drawn.text
         driver.save_screenshot(str(ARTIFACTS / "browser-graph.png"))
 
@@ -165,22 +172,17 @@ def test_browser_shows_the_demo_genes_predicted_edges(
         assert (ARTIFACTS / "browser-gene-neighbourhood.png").stat().st_size > 10_000
 
         # The run's report renders in the same browser.
-        report = cli_json(neo4j_server.env, "runs", "show", demo["evaluated_run_id"], "--report",
-                          str(tmp_path / "report"))  # fmt: skip
-        driver.get(Path(report["report"]).as_uri())
-        wait.until(
-            lambda _: all(
-                img.get_property("naturalWidth") for img in driver.find_elements(By.TAG_NAME, "img")
-            )
+        report = cli_json(
+            neo4j_server.env, "runs", "show", demo["evaluated_run_id"], "--report", str(tmp_path / "report")
         )
+        driver.get(Path(report["report"]).as_uri())
+        wait.until(lambda _: all(img.get_property("naturalWidth") for img in driver.find_elements(By.TAG_NAME, "img")))
         top = "Math.min(...[...document.querySelectorAll('figure')].map(f => f.getBoundingClientRect().top))"
         driver.execute_script(f"window.scrollTo(0, {top} + window.scrollY - 20)")  # the plots
         driver.save_screenshot(str(ARTIFACTS / "report.png"))
     finally:
         if driver is not None:
-            driver.save_screenshot(
-                str(ARTIFACTS / "browser-last.png")
-            )  # what a failure looked like
+            driver.save_screenshot(str(ARTIFACTS / "browser-last.png"))  # what a failure looked like
             driver.quit()
         served.terminate()
         served.wait(timeout=60)
@@ -199,24 +201,24 @@ def test_demo_end_to_end(
     # never saw (seeds 42, 123, 456). Observed: 0.94 against 0.69.
     assert node["cal"]["auc"]["n"] == 3
     assert node["cal"]["auc"]["mean"] > node["cosine"]["auc"]["mean"] + 0.15
-    assert (
-        node["cal"]["auc_degree_matched"]["mean"]
-        > node["cosine"]["auc_degree_matched"]["mean"] + 0.15
-    )
+    assert node["cal"]["auc_degree_matched"]["mean"] > node["cosine"]["auc_degree_matched"]["mean"] + 0.15
     assert edge["cal"]["auc"]["mean"] > edge["cosine"]["auc"]["mean"] + 0.15
     assert node["degree_product"]["auc"]["mean"] == pytest.approx(0.5, abs=0.05)  # unseen: degree 0
     assert all(Path(p).exists() for p in demo["plots"]) and len(demo["plots"]) == 6
     assert demo["novel_candidates"] and demo["planted_truth"]["same_module"] >= 80
     partners = [r["partner"] for r in demo["novel_candidates"]]
-    assert not graph.query("MATCH (g:Gene {id: $g})-[:INTERACTS_WITH]-(h:Gene) WHERE h.id IN $p "
-                           "RETURN h.id", {"g": demo["gene"], "p": partners})  # fmt: skip
+    assert not graph.query(
+        "MATCH (g:Gene {id: $g})-[:INTERACTS_WITH]-(h:Gene) WHERE h.id IN $p RETURN h.id",
+        {"g": demo["gene"], "p": partners},
+    )
     run_id = demo["run_id"]
-    genes = graph.query("MATCH (g:Gene) WHERE g.embedding_cal_run = $id RETURN count(g) AS n",
-                        {"id": run_id})[0]["n"]  # fmt: skip
-    edges = graph.query("MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
-                        "min(p.rank) AS lo, max(p.rank) AS hi, collect(DISTINCT p.model) AS m, "
-                        "collect(DISTINCT p.licence) AS l, collect(DISTINCT p.source) AS s",
-                        {"id": run_id})[0]  # fmt: skip
+    genes = graph.query("MATCH (g:Gene) WHERE g.embedding_cal_run = $id RETURN count(g) AS n", {"id": run_id})[0]["n"]
+    edges = graph.query(
+        "MATCH ()-[p:PREDICTED_ASSOCIATION {run: $id}]->() RETURN count(p) AS n, "
+        "min(p.rank) AS lo, max(p.rank) AS hi, collect(DISTINCT p.model) AS m, "
+        "collect(DISTINCT p.licence) AS l, collect(DISTINCT p.source) AS s",
+        {"id": run_id},
+    )[0]
     assert genes == 2000 and edges["n"] == 2000 * 10
     assert (edges["lo"], edges["hi"], edges["m"], edges["s"]) == (1, 10, ["cal"], ["kgctl cal"])
     assert edges["l"] == ["CC0-1.0"]  # the licence the demo declares for its generated inputs
@@ -226,26 +228,22 @@ def test_demo_end_to_end(
     # chose on validation; the evaluated run holds the held-out figures.
     assert json.loads(model_run["config"])["split"] == "none"
     assert json.loads(model_run["metrics"])["training"]["epochs_done"] == demo["selection"]["epoch"]
-    evaluated = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m",
-                            {"id": demo["evaluated_run_id"]})[0]["m"]  # fmt: skip
+    evaluated = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m", {"id": demo["evaluated_run_id"]})[0][
+        "m"
+    ]
     assert json.loads(evaluated)["evaluation"]["node"]
-    report = cli_json(neo4j_server.env, "runs", "show", demo["evaluated_run_id"], "--report",
-                      str(tmp_path / "report"))  # fmt: skip
+    report = cli_json(neo4j_server.env, "runs", "show", demo["evaluated_run_id"], "--report", str(tmp_path / "report"))
     page = Path(report["report"]).read_text()
     assert len(report["pngs"]) == 7 and all(Path(p).stat().st_size > 1000 for p in report["pngs"])
     assert page.count("data:image/png;base64,") == len(report["pngs"])
     shown = page.split('<script type="application/json" id="metrics">')[1].split("</script>")[0]
-    assert json.loads(html.unescape(shown)) == json.loads(
-        evaluated
-    )  # the page's metrics are the run's
+    assert json.loads(html.unescape(shown)) == json.loads(evaluated)  # the page's metrics are the run's
     cal_node = json.loads(evaluated)["evaluation"]["node"]["cal"]["auc"]
     assert f"{cal_node['mean']} ± {cal_node['sd']}" in html.unescape(page)
     assert model_run["task_sha256"] and model_run["written_back_at"]
     assert json.loads(model_run["written"])["relationships"]["count"] == 20_000
     gene = demo["gene"]
-    nearest = cli_json(
-        neo4j_server.env, "query", "nearest", "--param", f"gene={gene}", "--param", "k=5"
-    )
+    nearest = cli_json(neo4j_server.env, "query", "nearest", "--param", f"gene={gene}", "--param", "k=5")
     assert len(nearest["rows"]) == 5 and gene not in [r["gene"] for r in nearest["rows"]]
     before = graph_counts(graph)
     deleted = cli_json(neo4j_server.env, "runs", "delete", run_id, "--yes")
@@ -259,6 +257,4 @@ def test_demo_end_to_end(
     )
     after = graph_counts(graph)
     assert after.get("PREDICTED_ASSOCIATION", 0) == 0 and after.get("ModelRun", 0) == 0
-    assert after == {
-        k: v for k, v in before.items() if k not in ("PREDICTED_ASSOCIATION", "ModelRun")
-    }
+    assert after == {k: v for k, v in before.items() if k not in ("PREDICTED_ASSOCIATION", "ModelRun")}

@@ -40,9 +40,16 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path.startswith("/v2/articles/"):
             article = path.split("/")[3]
-            listing = [{"name": name.rsplit("/", 1)[1], "download_url": f"https://ndownloader.figshare.com{name}",
-                        "computed_md5": hashlib.md5(data).hexdigest(), "size": len(data)}
-                       for name, data in self.server.files.items() if name.startswith(f"/files/{article}/")]  # fmt: skip
+            listing = [
+                {
+                    "name": name.rsplit("/", 1)[1],
+                    "download_url": f"https://ndownloader.figshare.com{name}",
+                    "computed_md5": hashlib.md5(data).hexdigest(),
+                    "size": len(data),
+                }
+                for name, data in self.server.files.items()
+                if name.startswith(f"/files/{article}/")
+            ]
             body = json.dumps(listing).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -102,8 +109,11 @@ def test_broken_transfer_resumes_with_range(publisher: Publisher, tmp_path: Path
     remote = resolve("perturbseq", (), mirror(publisher))[0]
     assert remote.md5 is not None
     publisher.break_after = 500_000
-    with pytest.raises(KgctlError, match=r"K562_essential_normalized_bulk_01.h5ad: got 500,000 of "
-                       r"[\d,]+ bytes; run the same command again to resume"):  # fmt: skip
+    with pytest.raises(
+        KgctlError,
+        match=r"K562_essential_normalized_bulk_01.h5ad: got 500,000 of "
+        r"[\d,]+ bytes; run the same command again to resume",
+    ):
         fetch(remote, tmp_path)
     assert (tmp_path / "K562_essential_normalized_bulk_01.h5ad.part").stat().st_size == 500_000
     result = fetch(remote, tmp_path)
@@ -123,19 +133,30 @@ def test_checksum_mismatch_is_refused(publisher: Publisher, tmp_path: Path) -> N
 
 def test_cli_json_and_unknown_file(publisher: Publisher, tmp_path: Path) -> None:
     runner = CliRunner()
-    out = runner.invoke(cli, ["download", "string", "--file", "9606.protein.info.v12.0.txt.gz",
-                              "--out", str(tmp_path), "--mirror", mirror(publisher), "--json"])  # fmt: skip
+    out = runner.invoke(
+        cli,
+        [
+            "download",
+            "string",
+            "--file",
+            "9606.protein.info.v12.0.txt.gz",
+            "--out",
+            str(tmp_path),
+            "--mirror",
+            mirror(publisher),
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["files"][0]["status"] == "downloaded"
-    bad = runner.invoke(cli, ["download", "perturbseq", "--file", "nope.h5ad", "--out", str(tmp_path),
-                              "--mirror", mirror(publisher)])  # fmt: skip
+    bad = runner.invoke(
+        cli, ["download", "perturbseq", "--file", "nope.h5ad", "--out", str(tmp_path), "--mirror", mirror(publisher)]
+    )
     assert bad.exit_code == 1 and "no file named 'nope.h5ad'" in bad.stderr
 
 
 @pytest.mark.neo4j
-def test_gencode_release_downloads_and_ingests(
-    publisher: Publisher, tmp_path: Path, graph: Connection
-) -> None:
+def test_gencode_release_downloads_and_ingests(publisher: Publisher, tmp_path: Path, graph: Connection) -> None:
     """The gencode release's official names and paths, fetched and read by the transcripts
     adapter: human and mouse isoforms, and the ortholog table joining them in one run."""
     made = transcriptome(tmp_path / "made", genes=6, seed=1)
@@ -147,6 +168,8 @@ def test_gencode_release_downloads_and_ingests(
     files = sorted((tmp_path / "dl").iterdir())
     result = ingest_files(graph, "transcripts", files, tmp_path)
     assert result["rows_rejected"] == 0
-    counts = graph.query("MATCH (m:Gene {species: '10090'})<-[:ORTHOLOG_OF]-(h:Gene {species: '9606'}) "
-                         "WHERE EXISTS { (:Transcript)-[:ISOFORM_OF]->(m) } RETURN count(*) AS n")[0]  # fmt: skip
+    counts = graph.query(
+        "MATCH (m:Gene {species: '10090'})<-[:ORTHOLOG_OF]-(h:Gene {species: '9606'}) "
+        "WHERE EXISTS { (:Transcript)-[:ISOFORM_OF]->(m) } RETURN count(*) AS n"
+    )[0]
     assert counts["n"] == 3  # half of the genes have a mouse ortholog, with its transcripts

@@ -21,7 +21,9 @@ from kgctl.ingest.pipeline import ingest
 from kgctl.testing import TestServer
 
 INFO = "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(6))
-HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
+HEADER = (
+    "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
+)
 LINKS = {(0, 1): 900, (0, 2): 400, (1, 2): 700, (3, 4): 150}  # G5 has no links
 
 
@@ -40,13 +42,16 @@ def small(graph: Connection, tmp_path: Path) -> Connection:
     (tmp_path / "info.txt").write_text(INFO)
     body = "".join(f"9606.P{a} 9606.P{b} 0 0 0 0 0 0 0 {s}\n" for (a, b), s in LINKS.items())
     (tmp_path / "links.txt").write_text(HEADER + body)
-    ingest(
-        graph, "string", [tmp_path / "info.txt", tmp_path / "links.txt"], {}, rejects_dir=tmp_path
+    ingest(graph, "string", [tmp_path / "info.txt", tmp_path / "links.txt"], {}, rejects_dir=tmp_path)
+    graph.query(
+        "CREATE (:Dataset {id: 'eff@1', vector_label: 'Gene', vector_property: 'effect', features: ['c1', 'c2']})",
+        write=True,
     )
-    graph.query("CREATE (:Dataset {id: 'eff@1', vector_label: 'Gene', vector_property: 'effect', "
-                "features: ['c1', 'c2']})", write=True)  # fmt: skip
-    graph.query("UNWIND keys($v) AS g MATCH (n:Gene {id: g}) SET n.effect = $v[g]",
-                {"v": {"G0": [0.5, -1.0], "G2": [2.0, 0.0], "G4": [-0.25, 1.5]}}, write=True)  # fmt: skip
+    graph.query(
+        "UNWIND keys($v) AS g MATCH (n:Gene {id: g}) SET n.effect = $v[g]",
+        {"v": {"G0": [0.5, -1.0], "G2": [2.0, 0.0], "G4": [-0.25, 1.5]}},
+        write=True,
+    )
     return graph
 
 
@@ -60,10 +65,7 @@ def test_round_trip_counts_features_and_id_map(small: Connection, tmp_path: Path
     assert view.x[0].tolist() == [0.5, -1.0] and view.x[4].tolist() == [-0.25, 1.5]
     assert all(math.isnan(v) for v in view.x[1])
     src, dst, score = view.edges["INTERACTS_WITH"]
-    got = {
-        (view.node_ids[s], view.node_ids[d]): float(w)
-        for s, d, w in zip(src, dst, score, strict=True)
-    }
+    got = {(view.node_ids[s], view.node_ids[d]): float(w) for s, d, w in zip(src, dst, score, strict=True)}
     assert got == {(f"G{a}", f"G{b}"): float(s) for (a, b), s in LINKS.items()}
     data = view.to_pyg()
     assert data.num_nodes == 6 and data.edge_index.shape == (2, 8) and data.x.shape == (6, 2)
@@ -73,8 +75,7 @@ def test_round_trip_counts_features_and_id_map(small: Connection, tmp_path: Path
     assert again.x is not None and again.node_ids == view.node_ids
     assert np.array_equal(again.x, view.x, equal_nan=True)
     assert all(
-        np.array_equal(a, b)
-        for a, b in zip(again.edges["INTERACTS_WITH"], view.edges["INTERACTS_WITH"], strict=True)
+        np.array_equal(a, b) for a, b in zip(again.edges["INTERACTS_WITH"], view.edges["INTERACTS_WITH"], strict=True)
     )
 
 
@@ -84,15 +85,13 @@ def test_cache_and_min_score(small: Connection, tmp_path: Path) -> None:
     assert not first.meta.get("cached")
     assert export_view(small, "gene-association", out).meta["cached"]  # unchanged graph
     filtered = export_view(small, "gene-association", out, min_score=700)  # other options
-    assert not filtered.meta.get("cached") and filtered.meta["relationships"] == {
-        "Gene|INTERACTS_WITH|Gene": 2
-    }
-    small.query("MATCH (a:Gene {id: 'G5'}), (b:Gene {id: 'G0'}) "
-                "CREATE (b)-[:INTERACTS_WITH {combined_score: 800}]->(a)", write=True)  # fmt: skip
+    assert not filtered.meta.get("cached") and filtered.meta["relationships"] == {"Gene|INTERACTS_WITH|Gene": 2}
+    small.query(
+        "MATCH (a:Gene {id: 'G5'}), (b:Gene {id: 'G0'}) CREATE (b)-[:INTERACTS_WITH {combined_score: 800}]->(a)",
+        write=True,
+    )
     changed = export_view(small, "gene-association", out, min_score=700)
-    assert not changed.meta.get("cached") and changed.meta["relationships"] == {
-        "Gene|INTERACTS_WITH|Gene": 3
-    }
+    assert not changed.meta.get("cached") and changed.meta["relationships"] == {"Gene|INTERACTS_WITH|Gene": 3}
 
 
 def test_cache_covers_only_what_the_view_reads(small: Connection, tmp_path: Path) -> None:
@@ -100,9 +99,12 @@ def test_cache_covers_only_what_the_view_reads(small: Connection, tmp_path: Path
     first = export_view(small, "gene-association", out, dataset="eff@1")
     # A model's write-back (scored edges, embeddings, a ModelRun) and a source the view does not
     # read leave the view's cache valid.
-    small.query("MATCH (a:Gene {id: 'G0'}), (b:Gene {id: 'G5'}) "
-                "CREATE (a)-[:PREDICTED_ASSOCIATION {score: 0.9, run: 'cal-x'}]->(b) "
-                "SET a.embedding_cal = [0.1, 0.2] CREATE (:ModelRun {id: 'cal-x'})", write=True)  # fmt: skip
+    small.query(
+        "MATCH (a:Gene {id: 'G0'}), (b:Gene {id: 'G5'}) "
+        "CREATE (a)-[:PREDICTED_ASSOCIATION {score: 0.9, run: 'cal-x'}]->(b) "
+        "SET a.embedding_cal = [0.1, 0.2] CREATE (:ModelRun {id: 'cal-x'})",
+        write=True,
+    )
     ingest(small, "molecules", [write_molecules(tmp_path)], {}, rejects_dir=tmp_path)
     assert export_view(small, "gene-association", out, dataset="eff@1").meta["cached"]
     # The context view reads molecules: the same ingest is news to it.
@@ -114,8 +116,7 @@ def test_cache_covers_only_what_the_view_reads(small: Connection, tmp_path: Path
     assert context.meta["nodes"]["Molecule"] == 1
     # A new ingest of what it reads (here the features' Dataset) invalidates it.
     small.query("MATCH (d:Dataset {id: 'eff@1'}) SET d.licence = 'CC-BY-4.0'", write=True)
-    ingest(small, "string", [tmp_path / "info.txt", tmp_path / "links.txt"], {"min_score": 800},
-           rejects_dir=tmp_path)  # fmt: skip
+    ingest(small, "string", [tmp_path / "info.txt", tmp_path / "links.txt"], {"min_score": 800}, rejects_dir=tmp_path)
     again = export_view(small, "gene-association", out, dataset="eff@1")
     assert not again.meta.get("cached") and again.meta["licences"] == ["CC-BY-4.0"]
     assert first.meta["fingerprint"] != again.meta["fingerprint"]
@@ -129,8 +130,18 @@ def write_molecules(folder: Path, extra: bool = False) -> Path:
 
 
 def test_cli_json(small: Connection, neo4j_server: TestServer, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "kgctl.cli", "export", "gene-association", "--out", str(tmp_path / "v"),
-           "--dataset", "eff@1", "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "kgctl.cli",
+        "export",
+        "gene-association",
+        "--out",
+        str(tmp_path / "v"),
+        "--dataset",
+        "eff@1",
+        "--json",
+    ]
     proc = subprocess.run(cmd, env=neo4j_server.env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -148,14 +159,13 @@ def test_real_string_view(graph: Connection, shared_data: Path, tmp_path: Path) 
     ]
     ingest(graph, "string", files, {}, rejects_dir=tmp_path)
     view = as_view(export_view(graph, "gene-association", tmp_path / "view"))
-    assert len(view.node_ids) == 19_699 and view.meta["relationships"] == {
-        "Gene|INTERACTS_WITH|Gene": 170_298
-    }
+    assert len(view.node_ids) == 19_699 and view.meta["relationships"] == {"Gene|INTERACTS_WITH|Gene": 170_298}
     src, dst, score = view.edges["INTERACTS_WITH"]
     names = [(view.node_ids[i], view.node_ids[j]) for i, j in zip(src, dst, strict=True)]
     pairs = dict(zip(names, score, strict=True))
-    expected = graph.query("MATCH (a:Gene {id: 'CES1'})-[r:INTERACTS_WITH]-(b:Gene {id: 'CYP2E1'}) "
-                           "RETURN r.combined_score AS s")[0]["s"]  # fmt: skip
+    expected = graph.query(
+        "MATCH (a:Gene {id: 'CES1'})-[r:INTERACTS_WITH]-(b:Gene {id: 'CYP2E1'}) RETURN r.combined_score AS s"
+    )[0]["s"]
     assert pairs[("CES1", "CYP2E1")] == expected
 
 
@@ -180,10 +190,14 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
         "MorphologyProfile": 1,
     }
     assert view.meta["relationships"] == {
-        "Molecule|TARGETS|Gene": 2, "Molecule|PERTURBS|MorphologyProfile": 1,
-        "Molecule|PERTURBS|ExpressionProfile": 1, "Gene|PERTURBS|ExpressionProfile": 1,
-        "Gene|INTERACTS_WITH|Gene": 1, "Molecule|SIMILAR_TO|Molecule": 1,
-        "ExpressionProfile|SIMILAR_TO|ExpressionProfile": 1}  # fmt: skip
+        "Molecule|TARGETS|Gene": 2,
+        "Molecule|PERTURBS|MorphologyProfile": 1,
+        "Molecule|PERTURBS|ExpressionProfile": 1,
+        "Gene|PERTURBS|ExpressionProfile": 1,
+        "Gene|INTERACTS_WITH|Gene": 1,
+        "Molecule|SIMILAR_TO|Molecule": 1,
+        "ExpressionProfile|SIMILAR_TO|ExpressionProfile": 1,
+    }
     bits, profiles = view.x["Molecule"], view.x["ExpressionProfile"]
     assert bits is not None and profiles is not None and view.x["Gene"] is None
     assert bits.shape == (2, 16) and bits[0, 0] == 1 and bits[0, 15] == 1
@@ -195,16 +209,11 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
         round(float(w[0]), 2),
     ) == ("M1", "M2", 0.85)
     data = view.to_pyg()
-    assert (
-        data["Molecule", "TARGETS", "Gene"].edge_index.shape == (2, 2)
-        and data["Gene"].num_nodes == 3
-    )
+    assert data["Molecule", "TARGETS", "Gene"].edge_index.shape == (2, 2) and data["Gene"].num_nodes == 3
     edge_index, weight, node_type, labels = view.homogeneous()
     assert edge_index.shape == (2, 16) and labels == list(view.nodes)
     walker = CSRGraph.from_edge_index(edge_index, int(node_type.numel()), weight, node_type)
-    walks = random_walks(
-        walker, torch.arange(2), 4, walks_per_node=50, seed=0
-    )  # from the molecules
+    walks = random_walks(walker, torch.arange(2), 4, walks_per_node=50, seed=0)  # from the molecules
     weights = path_weights(walks, weight)  # edge ids index the homogeneous edge list
     assert bool((weights[:, 1:] <= 1.0).all()) and float(weights[:, 1].min()) >= 0.85
     again = as_hetero(export_view(graph, "context", tmp_path / "ctx"))
@@ -214,12 +223,16 @@ def test_context_view_round_trip_and_walks(graph: Connection, tmp_path: Path) ->
 
 
 def test_transcripts_view(graph: Connection, tmp_path: Path) -> None:
-    fasta, gtf = generators.transcripts(tmp_path / "gencode.v44.pc_transcripts.fa",
-                                        tmp_path / "gencode.v44.annotation.gtf",
-                                        genes=["TP53", "BRCA1", "EGFR"], isoforms=2)  # fmt: skip
+    fasta, gtf = generators.transcripts(
+        tmp_path / "gencode.v44.pc_transcripts.fa",
+        tmp_path / "gencode.v44.annotation.gtf",
+        genes=["TP53", "BRCA1", "EGFR"],
+        isoforms=2,
+    )
     ingest(graph, "transcripts", [fasta, gtf], {}, rejects_dir=tmp_path)
-    graph.query("MATCH (a:Gene {id: 'TP53'}), (b:Gene {id: 'EGFR'}) "
-                "CREATE (a)-[:ORTHOLOG_OF {type: 'test'}]->(b)", write=True)  # fmt: skip
+    graph.query(
+        "MATCH (a:Gene {id: 'TP53'}), (b:Gene {id: 'EGFR'}) CREATE (a)-[:ORTHOLOG_OF {type: 'test'}]->(b)", write=True
+    )
     view = as_hetero(export_view(graph, "transcripts", tmp_path / "tx"))
     assert view.meta["nodes"] == {"Transcript": 6, "Gene": 3}
     assert view.meta["relationships"] == {
@@ -227,19 +240,21 @@ def test_transcripts_view(graph: Connection, tmp_path: Path) -> None:
         "Gene|ORTHOLOG_OF|Gene": 1,
     }
     table = view.tables["Transcript"].to_pydict()
-    truth = {r["id"]: r for r in graph.query("MATCH (t:Transcript)-[:ISOFORM_OF]->(g:Gene) "
-                                             "RETURN t.id AS id, t.sequence AS seq, t.cds_start AS cds, g.id AS gene")}  # fmt: skip
-    for i, tid in enumerate(view.nodes["Transcript"]):
-        assert (
-            table["sequence"][i] == truth[tid]["seq"] and table["cds_start"][i] == truth[tid]["cds"]
+    truth = {
+        r["id"]: r
+        for r in graph.query(
+            "MATCH (t:Transcript)-[:ISOFORM_OF]->(g:Gene) "
+            "RETURN t.id AS id, t.sequence AS seq, t.cds_start AS cds, g.id AS gene"
         )
+    }
+    for i, tid in enumerate(view.nodes["Transcript"]):
+        assert table["sequence"][i] == truth[tid]["seq"] and table["cds_start"][i] == truth[tid]["cds"]
         assert table["length"][i] == len(truth[tid]["seq"])
     src, dst, _ = view.edges[("Transcript", "ISOFORM_OF", "Gene")]
     assert {(view.nodes["Transcript"][s], view.nodes["Gene"][d]) for s, d in zip(src, dst, strict=True)} == {
-        (tid, r["gene"]) for tid, r in truth.items()}  # fmt: skip
+        (tid, r["gene"]) for tid, r in truth.items()
+    }
     again = as_hetero(load_view(tmp_path / "tx"))
-    assert (
-        again.tables["Transcript"].equals(view.tables["Transcript"]) and again.nodes == view.nodes
-    )
+    assert again.tables["Transcript"].equals(view.tables["Transcript"]) and again.nodes == view.nodes
     data = view.to_pyg()
     assert data["Transcript", "ISOFORM_OF", "Gene"].edge_index.shape == (2, 6)

@@ -47,8 +47,16 @@ from kgctl.testing import context_graph
 pytestmark = pytest.mark.model("infoalign")
 
 # Small real drugs and simple variants: enough shapes and scaffolds for a pretraining test.
-DRUGS = ["CC(=O)Oc1ccccc1C(=O)O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
-         "CN1CCC[C@H]1c1cccnc1", "OC(=O)c1ccccc1O", "c1ccc2ccccc2c1", "CCN(CC)CC", "CCOC(=O)C"]  # fmt: skip
+DRUGS = [
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "CN1CCC[C@H]1c1cccnc1",
+    "OC(=O)c1ccccc1O",
+    "c1ccc2ccccc2c1",
+    "CCN(CC)CC",
+    "CCOC(=O)C",
+]
 SMILES = (
     DRUGS
     + [f"{'C' * i}c1ccc(cc1){'O' if i % 2 else 'N'}" for i in range(1, 21)]
@@ -58,18 +66,26 @@ SMILES = (
 RINGS = DRUGS + [f"{'C' * j}C1{'C' * (size - 1)}1" for size in range(3, 11) for j in range(1, 6)]
 
 
-def view_of(smiles: list[str], edges: dict[tuple[str, str, str], tuple[list[int], list[int], list[float]]],
-            expression: np.ndarray | None = None, genes: int = 0) -> HeteroView:  # fmt: skip
+def view_of(
+    smiles: list[str],
+    edges: dict[tuple[str, str, str], tuple[list[int], list[int], list[float]]],
+    expression: np.ndarray | None = None,
+    genes: int = 0,
+) -> HeteroView:
     """A context view without Neo4j: molecules (first), genes and expression profiles."""
     n_expr = 0 if expression is None else len(expression)
     return HeteroView(
-        nodes={"Molecule": [f"M{i}" for i in range(len(smiles))], "Gene": [f"G{i}" for i in range(genes)],
-               "ExpressionProfile": [f"E{i}" for i in range(n_expr)], "MorphologyProfile": []},
+        nodes={
+            "Molecule": [f"M{i}" for i in range(len(smiles))],
+            "Gene": [f"G{i}" for i in range(genes)],
+            "ExpressionProfile": [f"E{i}" for i in range(n_expr)],
+            "MorphologyProfile": [],
+        },
         x={"Molecule": None, "Gene": None, "ExpressionProfile": expression, "MorphologyProfile": None},
         edges={k: (np.array(s), np.array(d), np.array(w, dtype=np.float32)) for k, (s, d, w) in edges.items()},
         meta={"fingerprint": "test", "nodes": {}, "relationships": {}, "licences": ["CC0-1.0"]},
         tables={"Molecule": pa.table({"smiles": smiles})},
-    )  # fmt: skip
+    )
 
 
 def test_molecular_graphs_and_gathering() -> None:
@@ -85,10 +101,14 @@ def test_molecular_graphs_and_gathering() -> None:
 
 def test_walk_targets_have_the_exact_path_weights_and_masks() -> None:
     # M0 –0.5– M1 (only each other), M2 alone, M3 –0.8– E0: every walk is determined
-    view = view_of(["CCO", "CCN", "CCC", "CCCl"],
-                   {("Molecule", "SIMILAR_TO", "Molecule"): ([0], [1], [0.5]),
-                    ("Molecule", "PERTURBS", "ExpressionProfile"): ([3], [0], [0.8])},
-                   expression=np.array([[0.2, np.nan, 1.0]], dtype=np.float32))  # fmt: skip
+    view = view_of(
+        ["CCO", "CCN", "CCC", "CCCl"],
+        {
+            ("Molecule", "SIMILAR_TO", "Molecule"): ([0], [1], [0.5]),
+            ("Molecule", "PERTURBS", "ExpressionProfile"): ([3], [0], [0.8]),
+        },
+        expression=np.array([[0.2, np.nan, 1.0]], dtype=np.float32),
+    )
     inputs = from_view(view, InfoAlignConfig(holdout_targets=0))
     assert inputs.labels[:3] == ["Molecule", "Gene", "ExpressionProfile"]
     assert inputs.rows["fingerprint"].tolist() == [0, 1, 2, 3, -1]
@@ -96,13 +116,9 @@ def test_walk_targets_have_the_exact_path_weights_and_masks() -> None:
     task = InfoAlignTask(InfoAlignConfig(holdout_targets=0), inputs)
     task.to(torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
-    nodes, weights = walk_targets(
-        task._on["graph"], task._on["weight"], torch.tensor([0, 2, 3]), 4, generator
-    )
+    nodes, weights = walk_targets(task._on["graph"], task._on["weight"], torch.tensor([0, 2, 3]), 4, generator)
     assert nodes.tolist() == [[0, 1, 0, 1, 0], [2, 2, 2, 2, 2], [3, 4, 3, 4, 3]]
-    expected = np.array(
-        [[1, 0.5, 0.25, 0.125, 0.0625], [1, 0, 0, 0, 0], [1, 0.8, 0.64, 0.512, 0.4096]]
-    )
+    expected = np.array([[1, 0.5, 0.25, 0.125, 0.0625], [1, 0, 0, 0, 0], [1, 0.8, 0.64, 0.512, 0.4096]])
     assert np.allclose(weights.numpy(), expected)
     rows, w, present = space_weights(nodes, weights, task._on["rows"]["fingerprint"])
     assert present.tolist() == [[True] * 5, [True] * 5, [True, False, True, False, True]]
@@ -114,8 +130,13 @@ def test_walk_targets_have_the_exact_path_weights_and_masks() -> None:
     logits = torch.randn(3, 3)
     features = torch.tensor([[0.3, float("nan"), 0.9]])
     got = space_loss(logits, features, rows_e, w_e, present_e)
-    terms = [float(w_e[i, t]) * float(torch.nn.functional.binary_cross_entropy_with_logits(logits[i, d], features[0, d]))
-             for i in range(3) for t in range(5) if present_e[i, t] for d in (0, 2)]  # fmt: skip
+    terms = [
+        float(w_e[i, t]) * float(torch.nn.functional.binary_cross_entropy_with_logits(logits[i, d], features[0, d]))
+        for i in range(3)
+        for t in range(5)
+        if present_e[i, t]
+        for d in (0, 2)
+    ]
     assert len(terms) == 4 and float(got) == pytest.approx(sum(terms) / 4, rel=1e-5)
     fingerprint = task._on["features"]["fingerprint"]
     assert fingerprint.shape == (4, 1024) and bool(
@@ -155,11 +176,12 @@ def test_a_short_pretraining_lowers_the_loss() -> None:
         [1.0] * len(range(0, n, 4)),
     )
     expression = np.random.default_rng(0).normal(size=(6, 12)).astype(np.float32)
-    view = view_of(SMILES, {("Molecule", "SIMILAR_TO", "Molecule"): sim,
-                            ("Molecule", "PERTURBS", "ExpressionProfile"): perturbs}, expression)  # fmt: skip
-    config = InfoAlignConfig(
-        hidden=32, layers=2, epochs=12, batch_size=16, lr=2e-3, holdout_targets=0
+    view = view_of(
+        SMILES,
+        {("Molecule", "SIMILAR_TO", "Molecule"): sim, ("Molecule", "PERTURBS", "ExpressionProfile"): perturbs},
+        expression,
     )
+    config = InfoAlignConfig(hidden=32, layers=2, epochs=12, batch_size=16, lr=2e-3, holdout_targets=0)
     inputs = from_view(view, config)
     fitted = fit(InfoAlignTask(config, inputs), None, device="cpu")
     history = fitted.result["history"]
@@ -177,9 +199,7 @@ def test_the_frozen_encoder_stays_frozen() -> None:
     labels = rng.integers(0, 2, size=(len(RINGS), 2)).astype(float)
     labels[::5, 1] = np.nan
     data = Assays("chembl2k", RINGS, labels, ["a", "b"], "auc", 0)
-    found = evaluate_set(
-        data, {"frozen": lambda s: embed(net, featurise(s)[0], "cpu")}, (0,), rf_trees=5
-    )
+    found = evaluate_set(data, {"frozen": lambda s: embed(net, featurise(s)[0], "cpu")}, (0,), rf_trees=5)
     after = net.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert not net.training and set(found["methods"]) == {
@@ -196,9 +216,7 @@ def test_scaffold_split_and_metrics() -> None:
     assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(3 * len(SMILES)))
     scaffolds = {k: {murcko_scaffold((SMILES * 3)[i]) for i in v} for k, v in split.items()}
     assert not scaffolds["train"] & scaffolds["test"] and not scaffolds["valid"] & scaffolds["test"]
-    assert len(split["test"]) <= 0.25 * 3 * len(SMILES) and len(split["valid"]) <= 0.15 * 3 * len(
-        SMILES
-    )
+    assert len(split["test"]) <= 0.25 * 3 * len(SMILES) and len(split["valid"]) <= 0.15 * 3 * len(SMILES)
     groups = scaffold_groups(["c1ccccc1C", "c1ccccc1CC", "CCO", "CCN"])
     assert groups[0] == groups[1] and len(set(groups.tolist())) == 3  # acyclic: groups of their own
     y = np.array([[1, 0, np.nan], [0, 0, 1], [1, np.nan, 0], [0, 0, 1]])
@@ -224,9 +242,7 @@ def test_config_checks_and_published_settings() -> None:
         InfoAlignConfig(holdout_targets=1.0)
     args = module_args(published, from_view(view_of(SMILES[:4], {}), published))
     assert args["decoders"] == {"fingerprint": 1024}
-    net = InfoAlignNet(
-        **{**args, "decoders": {"fingerprint": 1024, "gene": 1973, "cell": 2749, "expression": 978}}
-    )
+    net = InfoAlignNet(**{**args, "decoders": {"fingerprint": 1024, "gene": 1973, "cell": 2749, "expression": 978}})
     encoder = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("decoders"))
     assert 3_000_000 < encoder < 4_000_000  # the method counts 3,520,805 (with OGB's vocabularies)
 
@@ -240,9 +256,7 @@ def test_real_property_sets(shared_data: Path) -> None:
     }
     for name, (folder, metric) in SETS.items():
         data = read_assays(shared_data / "infoalign" / folder, name)
-        assert (len(data.smiles) + data.unreadable, len(data.tasks)) == sizes[
-            name
-        ] and data.metric == metric
+        assert (len(data.smiles) + data.unreadable, len(data.tasks)) == sizes[name] and data.metric == metric
     chembl = read_assays(shared_data / "infoalign" / SETS["chembl2k"][0], "chembl2k")
     split = scaffold_split(chembl.smiles)
     assert {k: len(v) for k, v in split.items()}["test"] == pytest.approx(589, abs=20)
@@ -259,37 +273,37 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     config = InfoAlignConfig(hidden=32, layers=2, epochs=3, batch_size=64)
     run = runs.train(graph, tmp_path / "kgctl", "infoalign", config, device="cpu")
     data = run.record["data"]
-    assert (
-        data["spaces"]["expression"][1] == 978 and data["spaces"]["morphology"][0] == 40 * 2 + 4
-    )  # and DMSO
+    assert data["spaces"]["expression"][1] == 978 and data["spaces"]["morphology"][0] == 40 * 2 + 4  # and DMSO
     assert data["targets"]["held_out_molecules"] > 20
     targets = runs.evaluate(graph, tmp_path / "kgctl", run.id, {"rf_trees": 10}, device="cpu")
-    assert {"infoalign_knn", "untrained_knn", "tanimoto_knn", "random_forest"} == set(
-        targets["methods"]
-    )
+    assert {"infoalign_knn", "untrained_knn", "tanimoto_knn", "random_forest"} == set(targets["methods"])
     assert all(0 <= m["recall_at_10"] <= 1 for m in targets["methods"].values())
-    chembl = runs.evaluate(graph, tmp_path / "kgctl", run.id, {
-        "task": "chembl2k", "file": str(shared_data / "infoalign" / SETS["chembl2k"][0]),
-        "probe_seeds": "0", "rf_trees": 10}, device="cpu")  # fmt: skip
+    chembl = runs.evaluate(
+        graph,
+        tmp_path / "kgctl",
+        run.id,
+        {
+            "task": "chembl2k",
+            "file": str(shared_data / "infoalign" / SETS["chembl2k"][0]),
+            "probe_seeds": "0",
+            "rf_trees": 10,
+        },
+        device="cpu",
+    )
     assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint_mlp", "random_forest"}
-    assert (
-        0.5 < chembl["methods"]["random_forest"]["auc"]["mean"] < 1
-        and chembl["context"]["molecules"] == 2355
-    )
-    written = runs.predict(graph, tmp_path / "kgctl", run.id, {"top_k": 5}, device="cpu",
-                           write_back=True, allow_split=True)["written"]  # fmt: skip
-    assert (
-        written["relationships"]["count"] > 0
-        and written["embeddings"]["property"] == "embedding_infoalign"
-    )
-    name = graph.query("MATCH (m:Molecule)-[p:PREDICTED_ASSOCIATION]->() WHERE m.name IS NOT NULL "
-                       "RETURN m.name AS n ORDER BY p.score DESC LIMIT 1")[0]["n"]  # fmt: skip
+    assert 0.5 < chembl["methods"]["random_forest"]["auc"]["mean"] < 1 and chembl["context"]["molecules"] == 2355
+    written = runs.predict(
+        graph, tmp_path / "kgctl", run.id, {"top_k": 5}, device="cpu", write_back=True, allow_split=True
+    )["written"]
+    assert written["relationships"]["count"] > 0 and written["embeddings"]["property"] == "embedding_infoalign"
+    name = graph.query(
+        "MATCH (m:Molecule)-[p:PREDICTED_ASSOCIATION]->() WHERE m.name IS NOT NULL "
+        "RETURN m.name AS n ORDER BY p.score DESC LIMIT 1"
+    )[0]["n"]
     like = queries.run("molecules-like", graph, molecule=name, k=5)
     assert len(like) == 5 and like["similarity"].is_monotonic_decreasing
     predicted = queries.run("predicted-targets", graph, molecule=name)
-    assert (
-        len(predicted) >= 1 and predicted["run"].eq(run.id).all() and predicted["rank"].iloc[0] == 1
-    )
+    assert len(predicted) >= 1 and predicted["run"].eq(run.id).all() and predicted["rank"].iloc[0] == 1
     assert all(len(v) >= 1 for v in predicted["via_molecules"])  # evidence: a neighbour targets it
     with pytest.raises(KgctlError, match="needs --file"):
         runs.evaluate(graph, tmp_path / "kgctl", run.id, {"task": "toxcast"}, device="cpu")

@@ -27,7 +27,9 @@ from kgctl.testing import TestServer, graph_counts, ingest_files
 INFO = "#string_protein_id\tpreferred_name\tprotein_size\tannotation\n" + "".join(
     f"9606.ENSP0000000000{i}\tGENE{i}\t\t\n" for i in range(5)
 )
-HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
+HEADER = (
+    "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score\n"
+)
 
 
 def link(a: int, b: int, score: str = "800") -> str:
@@ -48,11 +50,18 @@ def info(tmp_path: Path) -> Path:
     return write(tmp_path / "9606.protein.info.v12.0.txt", INFO)
 
 
-def test_malformed_and_unknown_rows_are_quarantined(
-    graph: Connection, tmp_path: Path, info: Path
-) -> None:
-    links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "high") + "9606.ENSP00000000001 only\n"
-                  + link(0, 9) + link(1, 0) + link(3, 3) + link(2, 3, "1200"))  # fmt: skip
+def test_malformed_and_unknown_rows_are_quarantined(graph: Connection, tmp_path: Path, info: Path) -> None:
+    links = write(
+        tmp_path / "links.txt",
+        HEADER
+        + link(0, 1)
+        + link(1, 2, "high")
+        + "9606.ENSP00000000001 only\n"
+        + link(0, 9)
+        + link(1, 0)
+        + link(3, 3)
+        + link(2, 3, "1200"),
+    )
     result = ingest_files(graph, "string", [info, links], tmp_path)
     assert result["rows_rejected"] == 5 and result["relationships_written"] == 1
     assert graph_counts(graph)["INTERACTS_WITH"] == 1
@@ -61,9 +70,7 @@ def test_malformed_and_unknown_rows_are_quarantined(
     reasons = {tuple(r.split("\t")[:3]): r.split("\t")[3] for r in rejects[1:]}
     assert reasons[("links.txt", "3", "combined_score")] == "not an integer score"
     assert reasons[("links.txt", "4", "*")] == "expected 10 space-separated fields, found 2"
-    assert (
-        "unknown STRING protein '9606.ENSP00000000009'" in reasons[("links.txt", "5", "protein2")]
-    )
+    assert "unknown STRING protein '9606.ENSP00000000009'" in reasons[("links.txt", "5", "protein2")]
     assert "same gene" in reasons[("links.txt", "7", "protein2")]
     assert reasons[("links.txt", "8", "combined_score")] == "score outside 0-1000"
     assert result["first_rejects"][0].startswith("links.txt:3: field 'combined_score'")
@@ -72,8 +79,11 @@ def test_malformed_and_unknown_rows_are_quarantined(
 def test_strict_rejects_the_whole_run(graph: Connection, tmp_path: Path, info: Path) -> None:
     links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "x"))
     before = graph_counts(graph)
-    with pytest.raises(KgctlError, match=r"--strict: 1 of 7 rows are invalid, so nothing was written; "
-                       r"first: links.txt:3: field 'combined_score': not an integer score"):  # fmt: skip
+    with pytest.raises(
+        KgctlError,
+        match=r"--strict: 1 of 7 rows are invalid, so nothing was written; "
+        r"first: links.txt:3: field 'combined_score': not an integer score",
+    ):
         ingest_files(graph, "string", [info, links], tmp_path, strict=True)
     assert graph_counts(graph) == before
     with pytest.raises(KgctlError, match="--min-score 1001: STRING scores run 0-1000"):
@@ -86,9 +96,7 @@ def test_strict_rejects_the_whole_run(graph: Connection, tmp_path: Path, info: P
 
 
 def test_invalid_smiles(graph: Connection, tmp_path: Path) -> None:
-    table = write(
-        tmp_path / "mols.csv", "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nbroken,C1CC(\nempty,\n"
-    )
+    table = write(tmp_path / "mols.csv", "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nbroken,C1CC(\nempty,\n")
     result = ingest_files(graph, "molecules", [table], tmp_path)
     assert result["rows_rejected"] == 2 and graph_counts(graph)["Molecule"] == 1
     assert result["first_rejects"] == [
@@ -125,39 +133,39 @@ def test_file_level_errors_change_nothing(
     assert graph_counts(graph) == before
 
 
-def test_truncated_gzip_is_refused_before_any_write(
-    graph: Connection, tmp_path: Path, info: Path
-) -> None:
+def test_truncated_gzip_is_refused_before_any_write(graph: Connection, tmp_path: Path, info: Path) -> None:
     full = write(tmp_path / "links.txt.gz", HEADER + link(0, 1) * 20_000, compress=True)
     data = full.read_bytes()
     truncated = tmp_path / "truncated.txt.gz"
     truncated.write_bytes(data[: len(data) // 2])
     before = graph_counts(graph)
-    with pytest.raises(KgctlError, match=r"truncated.txt.gz: truncated gzip file \(ends after [\d,]+ "
-                       r"decompressed bytes, about line [\d,]+\)"):  # fmt: skip
+    with pytest.raises(
+        KgctlError,
+        match=r"truncated.txt.gz: truncated gzip file \(ends after [\d,]+ "
+        r"decompressed bytes, about line [\d,]+\)",
+    ):
         ingest_files(graph, "string", [info, truncated], tmp_path)
     assert graph_counts(graph) == before
 
 
 def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> None:
-    gct = write(
-        tmp_path / "bad.gct", "#1.3\n2\t3\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n"
-    )
+    gct = write(tmp_path / "bad.gct", "#1.3\n2\t3\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n")
     compounds = shared_data / "l1000" / "compounds.tsv.gz"
     before = graph_counts(graph)
     with pytest.raises(KgctlError, match=r"bad.gct:3: the header names 2 samples; line 2 says 3"):
         ingest_files(graph, "l1000", [gct, compounds], tmp_path)
-    short = write(
-        tmp_path / "short.gct", "#1.3\n3\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n"
-    )
+    short = write(tmp_path / "short.gct", "#1.3\n3\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\n")
     with pytest.raises(KgctlError, match=r"short.gct:5: the file ends after 1 of 3 data rows"):
         ingest_files(graph, "l1000", [short, compounds], tmp_path)
-    long = write(tmp_path / "long.gct", "#1.3\n1\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\n"
-                 "P1\tA\t1.0\t2.0\nP2\tB\t3.0\t4.0\n")  # fmt: skip
+    long = write(
+        tmp_path / "long.gct", "#1.3\n1\t2\t1\t0\nid\tpr_gene_symbol\tS1\tS2\nP1\tA\t1.0\t2.0\nP2\tB\t3.0\t4.0\n"
+    )
     with pytest.raises(KgctlError, match=r"long.gct:5: more data rows than the 1 line 2 declares"):
         ingest_files(graph, "l1000", [long, compounds], tmp_path)
-    for dims, error in (("-1\t2\t1\t0", "2: field 'dimensions'"),  # 137 TiB were allocated:
-                        ("99999999999999\t2\t1\t0", "4: the file ends after 0 of")):  # fmt: skip
+    for dims, error in (
+        ("-1\t2\t1\t0", "2: field 'dimensions'"),  # 137 TiB were allocated:
+        ("99999999999999\t2\t1\t0", "4: the file ends after 0 of"),
+    ):
         odd = write(tmp_path / "dims.gct", f"#1.3\n{dims}\nid\tpr_gene_symbol\tS1\tS2\n")
         with pytest.raises(KgctlError, match=f"dims.gct:{error}"):
             ingest_files(graph, "l1000", [odd, compounds], tmp_path)
@@ -167,11 +175,11 @@ def test_wrong_shapes(graph: Connection, tmp_path: Path, shared_data: Path) -> N
 def test_a_quote_in_a_compound_table_is_data(graph: Connection, tmp_path: Path) -> None:
     """A `"` opening a header cell once made the reader join the rest of the file into one field
     (a traceback, found by the fuzzer); the table is plain tab-separated."""
-    gct = write(
-        tmp_path / "one.gct", "#1.3\n1\t1\t1\t0\nid\tpr_gene_symbol\tBRD-K00000001\nP1\tA\t1.0\n"
+    gct = write(tmp_path / "one.gct", "#1.3\n1\t1\t1\t0\nid\tpr_gene_symbol\tBRD-K00000001\nP1\tA\t1.0\n")
+    compounds = write(
+        tmp_path / "compounds.tsv",
+        'pert_id\t"}) MATCH (n) DETACH DELETE n //\tcanonical_smiles\nBRD-K00000001\t"aspirin\tCC(=O)Oc1ccccc1C(=O)O\n',
     )
-    compounds = write(tmp_path / "compounds.tsv", 'pert_id\t"}) MATCH (n) DETACH DELETE n //\t'
-                      'canonical_smiles\nBRD-K00000001\t"aspirin\tCC(=O)Oc1ccccc1C(=O)O\n')  # fmt: skip
     result = ingest_files(graph, "l1000", [gct, compounds], tmp_path)
     assert result["status"] == "completed", result
     assert not any("compounds.tsv" in r for r in result["first_rejects"]), result["first_rejects"]
@@ -182,16 +190,13 @@ def test_a_quote_in_a_compound_table_is_data(graph: Connection, tmp_path: Path) 
 def test_interrupted_run_resumes(
     graph: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writers: int
 ) -> None:
-    info = write(tmp_path / "9606.protein.info.v12.0.txt", "#string_protein_id\tpreferred_name\n"
-                 + "".join(f"9606.P{i}\tG{i}\n" for i in range(100)))  # fmt: skip
+    info = write(
+        tmp_path / "9606.protein.info.v12.0.txt",
+        "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(100)),
+    )
     links = write(
         tmp_path / "links.txt",
-        HEADER
-        + "".join(
-            f"9606.P{i} 9606.P{j} 0 0 0 0 0 0 0 500\n"
-            for i in range(100)
-            for j in range(i + 1, 100)
-        ),
+        HEADER + "".join(f"9606.P{i} 9606.P{j} 0 0 0 0 0 0 0 500\n" for i in range(100) for j in range(i + 1, 100)),
     )
     # One pair already in the graph: its type is present, so relationship batches may go
     # concurrently (a first load of a type is written one batch at a time).
@@ -219,9 +224,7 @@ def test_interrupted_run_resumes(
     written = graph_counts(graph)["INTERACTS_WITH"]
     assert written < 4950
     monkeypatch.setattr(pipeline, "write_batch", real)
-    result = ingest_files(
-        graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers
-    )
+    result = ingest_files(graph, "string", [info, links], tmp_path, batch_size=1000, writers=writers)
     assert result["batches_resumed"] == state["b"] and result["status"] == "completed"
     assert (result["batches_concurrent"] > 0) == (writers == 2)
     assert result["relationships_written"] == 4950
@@ -229,19 +232,33 @@ def test_interrupted_run_resumes(
 
 
 @pytest.mark.slow
-def test_cli_reports_one_line_without_traceback(
-    neo4j_server: TestServer, tmp_path: Path, info: Path
-) -> None:
+def test_cli_reports_one_line_without_traceback(neo4j_server: TestServer, tmp_path: Path, info: Path) -> None:
     links = write(tmp_path / "links.txt", HEADER + link(0, 1) + link(1, 2, "x"))
-    cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(info), str(links), "--strict",
-           "--json", "--rejects-dir", str(tmp_path / "rej")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "kgctl.cli",
+        "ingest",
+        "string",
+        str(info),
+        str(links),
+        "--strict",
+        "--json",
+        "--rejects-dir",
+        str(tmp_path / "rej"),
+    ]
     proc = subprocess.run(cmd, env=neo4j_server.env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "error: --strict: 1 of 7 rows are invalid" in proc.stderr
     assert json.loads(proc.stdout)["ok"] is False
-    proc = subprocess.run(cmd[:-4] + ["--json", "--rejects-dir", str(tmp_path / "rej")],
-                          env=neo4j_server.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        cmd[:-4] + ["--json", "--rejects-dir", str(tmp_path / "rej")],
+        env=neo4j_server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = json.loads(proc.stdout)
     assert proc.returncode == 0 and out["rows_rejected"] == 1 and out["relationships_written"] == 1
 
@@ -280,9 +297,7 @@ def test_a_byte_order_mark_is_read_past(graph: Connection, tmp_path: Path) -> No
     links = write(tmp_path / "links.txt.gz", bom + HEADER + link(0, 1) + link(1, 2), compress=True)
     result = ingest_files(graph, "string", [info, links], tmp_path)
     assert result["rows_rejected"] == 0 and result["relationships_written"] == 2
-    assert {r["id"] for r in graph.query("MATCH (g:Gene) RETURN g.id AS id")} == {
-        f"GENE{i}" for i in range(5)
-    }
+    assert {r["id"] for r in graph.query("MATCH (g:Gene) RETURN g.id AS id")} == {f"GENE{i}" for i in range(5)}
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -296,24 +311,21 @@ def test_a_non_utf8_byte_is_named_by_line_before_anything_is_written(
     path = tmp_path / ("links.txt.gz" if compress else "links.txt")
     path.write_bytes(gzip.compress(bad) if compress else bad)
     before = graph_counts(graph)
-    with pytest.raises(
-        KgctlError, match=r"links.txt(.gz)?:5: not UTF-8 text \(byte 0xff at column 38\)"
-    ):
+    with pytest.raises(KgctlError, match=r"links.txt(.gz)?:5: not UTF-8 text \(byte 0xff at column 38\)"):
         ingest_files(graph, "string", [info, path], tmp_path)
     assert graph_counts(graph) == before
 
 
-def test_cell_painting_odd_metadata_and_a_truncated_parquet(
-    graph: Connection, tmp_path: Path
-) -> None:
+def test_cell_painting_odd_metadata_and_a_truncated_parquet(graph: Connection, tmp_path: Path) -> None:
     """A numeric Metadata_Source and a dose that is not a number are data, not tracebacks: the
     first is used as text, the second row is quarantined; a truncated parquet is one line."""
     import pandas as pd
 
     from kgctl import generators
 
-    made = generators.cell_painting_profiles(tmp_path / "made.parquet", compounds=[],
-                                             genes=["TP53", "KRAS"], replicates=2, n_dmso=1)  # fmt: skip
+    made = generators.cell_painting_profiles(
+        tmp_path / "made.parquet", compounds=[], genes=["TP53", "KRAS"], replicates=2, n_dmso=1
+    )
     frame = pd.read_parquet(made)
     frame["Metadata_Source"] = 4  # an integer column
     frame["Metadata_mmoles_per_liter"] = ["10"] * (len(frame) - 1) + ["high"]  # text dose
@@ -321,9 +333,7 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(
     frame.to_parquet(profiles)
     result = ingest_files(graph, "morphology", [profiles], tmp_path)
     assert result["rows_rejected"] == 1 and result["rows_loaded"] == len(frame) - 1
-    assert result["first_rejects"][0].endswith(
-        "field 'Metadata_mmoles_per_liter': dose is not a number: 'high'"
-    )
+    assert result["first_rejects"][0].endswith("field 'Metadata_mmoles_per_liter': dose is not a number: 'high'")
     ids = [r["id"] for r in graph.query("MATCH (p:MorphologyProfile) RETURN p.id AS id")]
     assert ids and all(":4:" in i for i in ids)
     truncated = tmp_path / "truncated.parquet"
@@ -351,9 +361,7 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(
     assert graph_counts(graph) == before
 
 
-def test_header_only_files_are_an_error_not_an_empty_success(
-    graph: Connection, tmp_path: Path
-) -> None:
+def test_header_only_files_are_an_error_not_an_empty_success(graph: Connection, tmp_path: Path) -> None:
     info = write(tmp_path / "info.txt", INFO.splitlines(keepends=True)[0])
     links = write(tmp_path / "links.txt", HEADER)
     with pytest.raises(KgctlError, match="info.txt, links.txt: no data rows"):
@@ -388,10 +396,7 @@ def test_expression_short_rows_and_repeated_genes_are_quarantined(
     assert result["rows_rejected"] == 2
     rejects = Path(result["rejects_file"]).read_text()
     assert "appears more than once (the first is kept)" in rejects
-    assert (
-        f"matrix.tsv\t3\t{'EGFR' if orientation == 'genes-by-samples' else 's2'}\tshort row"
-        in rejects
-    )
+    assert f"matrix.tsv\t3\t{'EGFR' if orientation == 'genes-by-samples' else 's2'}\tshort row" in rejects
     assert graph.query("MATCH (d:Dataset {name: 'm'}) RETURN d.features AS f")[0]["f"] == [
         "TP53",
         "KRAS",
@@ -401,13 +406,10 @@ def test_expression_short_rows_and_repeated_genes_are_quarantined(
 
 
 @pytest.mark.adapter("perturbseq")
-def test_perturbseq_repeated_observations_are_rejected_not_counted_as_loaded(
-    graph: Connection, tmp_path: Path
-) -> None:
+def test_perturbseq_repeated_observations_are_rejected_not_counted_as_loaded(graph: Connection, tmp_path: Path) -> None:
     import anndata
 
-    path = generators.perturbseq_h5ad(tmp_path / "K562_dup.h5ad", n_perturbations=6,
-                                      n_readout=10, n_controls=2)  # fmt: skip
+    path = generators.perturbseq_h5ad(tmp_path / "K562_dup.h5ad", n_perturbations=6, n_readout=10, n_controls=2)
     adata = anndata.read_h5ad(path)
     names = list(adata.obs_names)
     names[3] = names[1]  # the fourth row repeats the second's id
@@ -443,12 +445,9 @@ def test_an_h5ad_on_which_libhdf5_loops_forever_is_one_line_and_nothing_is_writt
     attribute) sends libhdf5 into an endless loop (HDFGroup/hdf5#1707); the read is bounded."""
     import kgctl.ingest.h5ad
 
-    path = generators.perturbseq_h5ad(tmp_path / "K562_loop.h5ad", n_perturbations=6,
-                                      n_readout=10, n_controls=2)  # fmt: skip
+    path = generators.perturbseq_h5ad(tmp_path / "K562_loop.h5ad", n_perturbations=6, n_readout=10, n_controls=2)
     data = bytearray(path.read_bytes())
-    size_then_text = (
-        b"\x04\x00\x00\x00\x00\x00\x00\x00dict"  # a heap object's 8-byte size, its text
-    )
+    size_then_text = b"\x04\x00\x00\x00\x00\x00\x00\x00dict"  # a heap object's 8-byte size, its text
     at = data.rfind(size_then_text)
     assert data.count(size_then_text) >= 2, "the generated file no longer has the heap layout"
     data[at] = 163
@@ -456,8 +455,11 @@ def test_an_h5ad_on_which_libhdf5_loops_forever_is_one_line_and_nothing_is_writt
     monkeypatch.setattr(kgctl.ingest.h5ad, "READ_TIMEOUT_S", 5.0)  # the loop never ends anyway
     before = graph_counts(graph)
     for source in ("perturbseq", "expression"):
-        with pytest.raises(KgctlError, match=r"K562_loop.h5ad: damaged .h5ad file \(obs, var or "
-                           r"the shape of X\): reading it did not finish in 5 s") as caught:  # fmt: skip
+        with pytest.raises(
+            KgctlError,
+            match=r"K562_loop.h5ad: damaged .h5ad file \(obs, var or "
+            r"the shape of X\): reading it did not finish in 5 s",
+        ) as caught:
             ingest_files(graph, source, [path], tmp_path)
         assert "\n" not in caught.value.message
     assert graph_counts(graph) == before
@@ -470,8 +472,7 @@ def test_the_h5ad_reader_reports_bad_files_in_one_line_and_serves_the_next(tmp_p
 
     from kgctl.ingest.h5ad import _IDLE, H5ad
 
-    sound = generators.perturbseq_h5ad(tmp_path / "K562.h5ad", n_perturbations=5, n_readout=7,
-                                       n_controls=1)  # fmt: skip
+    sound = generators.perturbseq_h5ad(tmp_path / "K562.h5ad", n_perturbations=5, n_readout=7, n_controls=1)
     not_hdf5 = write(tmp_path / "K562_text.h5ad", "gene\tvalue\n")
     packed = tmp_path / "K562_packed.h5ad"
     packed.write_bytes(gzip.compress(sound.read_bytes()))
@@ -488,8 +489,11 @@ def test_the_h5ad_reader_reports_bad_files_in_one_line_and_serves_the_next(tmp_p
     assert len(_IDLE) == 1  # one reader, started once, kept for the next file
     with H5ad(sound) as h5ad:  # a reader that crashes (libhdf5 can segfault on a damaged file)
         os.kill(h5ad._reader.process.pid, signal.SIGSEGV)
-        with pytest.raises(KgctlError, match=r"K562.h5ad: damaged .h5ad file \(X rows 1-2\): "
-                           r"the HDF5 reader crashed \(exit code -11\)"):  # fmt: skip
+        with pytest.raises(
+            KgctlError,
+            match=r"K562.h5ad: damaged .h5ad file \(X rows 1-2\): "
+            r"the HDF5 reader crashed \(exit code -11\)",
+        ):
             h5ad.rows(0, 2)
     assert not _IDLE  # the crashed reader is not given to the next file
 
@@ -505,8 +509,7 @@ def test_a_full_disk_while_writing_rejects_is_one_line_and_the_rerun_converges(
     rejects.mkdir()
     run_id = pipeline.prepare("string", [info, links], {}, Lookup(graph.query)).run_id
     (rejects / f"{run_id}.rejects.tsv").symlink_to("/dev/full")
-    cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(info), str(links),
-           "--rejects-dir", str(rejects)]  # fmt: skip
+    cmd = [sys.executable, "-m", "kgctl.cli", "ingest", "string", str(info), str(links), "--rejects-dir", str(rejects)]
     before = graph_counts(graph)
     proc = subprocess.run(cmd, env=neo4j_server.env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -516,8 +519,7 @@ def test_a_full_disk_while_writing_rejects_is_one_line_and_the_rerun_converges(
     ]
     assert graph_counts(graph) == before  # it failed before its first batch: nothing written
     (rejects / f"{run_id}.rejects.tsv").unlink()
-    again = subprocess.run([*cmd, "--json"], env=neo4j_server.env, capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
+    again = subprocess.run([*cmd, "--json"], env=neo4j_server.env, capture_output=True, text=True, timeout=300)
     out = json.loads(again.stdout)
     assert again.returncode == 0 and out["status"] == "completed" and out["rows_rejected"] == 3000
     assert graph_counts(graph)["INTERACTS_WITH"] == 1

@@ -22,9 +22,7 @@ def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_pat
     mols = shared_data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"
     h5ad = generators.perturbseq_h5ad(tmp_path / "K562_bulk.h5ad", n_perturbations=12, n_readout=20)
     start_managed(spare_server.settings)
-    result = bulk_ingest(
-        spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej"
-    )
+    result = bulk_ingest(spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej")
     assert result["mode"] == "bulk" and result["status"] == "completed"
     with spare_server.connect() as conn:
         bulk = graph_counts(conn)
@@ -43,9 +41,7 @@ def test_bulk_equals_online(spare_server: TestServer, shared_data: Path, tmp_pat
         online = graph_counts(conn)
     assert online["Molecule"] == bulk["Molecule"] and online["TARGETS"] == bulk["TARGETS"]
     assert online["IngestRun"] == 2 and online["PERTURBS"] == 12
-    with pytest.raises(
-        KgctlError, match=r"--bulk needs an empty database; this one has [\d,]+ nodes"
-    ):
+    with pytest.raises(KgctlError, match=r"--bulk needs an empty database; this one has [\d,]+ nodes"):
         bulk_ingest(spare_server.settings, "molecules", [mols], {}, rejects_dir=tmp_path / "rej")
 
 
@@ -56,9 +52,7 @@ def test_a_concurrent_writers_data_survives_bulk(
     """Another writer commits after the emptiness check, while --bulk writes its import files:
     the import must not replace the database (it rechecks on a read-only start)."""
     table = tmp_path / "mols.csv"
-    table.write_text(
-        "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\ncaffeine,Cn1cnc2c1c(=O)n(C)c(=O)n2C\n"
-    )
+    table.write_text("name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\ncaffeine,Cn1cnc2c1c(=O)n(C)c(=O)n2C\n")
     start_managed(spare_server.settings)
     arguments = bulk.ImportFiles.arguments
 

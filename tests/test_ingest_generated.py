@@ -16,18 +16,22 @@ from kgctl.testing import graph_counts, ingest_files
 
 @pytest.mark.adapter("perturbseq")
 def test_perturbseq(graph: Connection, tmp_path: Path) -> None:
-    h5ad = generators.perturbseq_h5ad(tmp_path / "K562_essential_normalized_bulk_01.h5ad",
-                                      n_perturbations=30, n_readout=50, n_controls=4)  # fmt: skip
+    h5ad = generators.perturbseq_h5ad(
+        tmp_path / "K562_essential_normalized_bulk_01.h5ad", n_perturbations=30, n_readout=50, n_controls=4
+    )
     result = ingest_files(graph, "perturbseq", [h5ad], tmp_path)
     counts = graph_counts(graph)
     assert result["rows_read"] == 34
     assert counts["ExpressionProfile"] == 34 and counts["Gene"] == 30 and counts["PERTURBS"] == 30
     assert counts["Dataset"] == 1
-    controls = graph.query("MATCH (p:ExpressionProfile {control: true}) WHERE NOT ()-[:PERTURBS]->(p) "
-                           "RETURN count(p) AS n")[0]["n"]  # fmt: skip
+    controls = graph.query(
+        "MATCH (p:ExpressionProfile {control: true}) WHERE NOT ()-[:PERTURBS]->(p) RETURN count(p) AS n"
+    )[0]["n"]
     assert controls == 4
-    row = graph.query("MATCH (g:Gene {id: 'KIF1'})-[r:PERTURBS]->(p) RETURN r.type AS t, p.cell_line AS c, "
-                      "p.features AS f, g.ensembl_gene_id AS e")[0]  # fmt: skip
+    row = graph.query(
+        "MATCH (g:Gene {id: 'KIF1'})-[r:PERTURBS]->(p) RETURN r.type AS t, p.cell_line AS c, "
+        "p.features AS f, g.ensembl_gene_id AS e"
+    )[0]
     assert (row["t"], row["c"], row["e"]) == ("CRISPRi", "K562", "ENSG00000100000")
     assert len(row["f"]) == 50 and row["f"][0] < -2  # the target's own knockdown
     assert ingest_files(graph, "perturbseq", [h5ad], tmp_path)["skipped"]
@@ -39,9 +43,7 @@ def test_perturbseq(graph: Connection, tmp_path: Path) -> None:
 def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix: str) -> None:
     jump = shared_data / "molecules" / "JUMP-Target-1_compound_metadata.tsv.gz"
     ingest_files(graph, "molecules", [jump], tmp_path, {"source_name": "JUMP-Target"})
-    keys = [
-        r["id"] for r in graph.query("MATCH (m:Molecule) RETURN m.id AS id ORDER BY id LIMIT 5")
-    ]
+    keys = [r["id"] for r in graph.query("MATCH (m:Molecule) RETURN m.id AS id ORDER BY id LIMIT 5")]
     profiles = generators.cell_painting_profiles(
         tmp_path / f"BR00117010_profiles{suffix}",
         compounds=keys,
@@ -56,29 +58,32 @@ def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix
     assert after["MorphologyProfile"] == 17
     assert after["PERTURBS"] == 14
     assert after["Molecule"] == before["Molecule"]
-    wells = graph.query("MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile) RETURN r.type AS t, "
-                        "p.plate AS plate, size(p.features) AS n LIMIT 1")[0]  # fmt: skip
+    wells = graph.query(
+        "MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile) RETURN r.type AS t, "
+        "p.plate AS plate, size(p.features) AS n LIMIT 1"
+    )[0]
     assert wells == {"t": "compound", "plate": "BR00117010", "n": 24}
     assert ingest_files(graph, "morphology", [profiles], tmp_path)["skipped"]
 
 
 @pytest.mark.adapter("transcripts")
 def test_transcripts(graph: Connection, tmp_path: Path) -> None:
-    fasta, gtf = generators.transcripts(tmp_path / "gencode.v44.pc_transcripts.fa",
-                                        tmp_path / "gencode.v44.annotation.gtf",
-                                        genes=["TP53", "BRCA1", "EGFR", "MYC"], isoforms=3)  # fmt: skip
+    fasta, gtf = generators.transcripts(
+        tmp_path / "gencode.v44.pc_transcripts.fa",
+        tmp_path / "gencode.v44.annotation.gtf",
+        genes=["TP53", "BRCA1", "EGFR", "MYC"],
+        isoforms=3,
+    )
     result = ingest_files(graph, "transcripts", [fasta, gtf], tmp_path, {"source_version": "44"})
     counts = graph_counts(graph)
     assert counts["Transcript"] == 12 and counts["ISOFORM_OF"] == 12 and counts["Gene"] == 4
     assert result["rows_rejected"] == 0
-    rows = graph.query("MATCH (t:Transcript)-[:ISOFORM_OF]->(g:Gene {id: 'EGFR'}) "
-                       "RETURN t.length AS n, size(t.sequence) AS s, t.exon_ends AS e, t.source AS src")  # fmt: skip
-    assert len(rows) == 3 and all(
-        r["n"] == r["s"] == r["e"][-1] and r["src"] == "GENCODE" for r in rows
+    rows = graph.query(
+        "MATCH (t:Transcript)-[:ISOFORM_OF]->(g:Gene {id: 'EGFR'}) "
+        "RETURN t.length AS n, size(t.sequence) AS s, t.exon_ends AS e, t.source AS src"
     )
-    assert ingest_files(graph, "transcripts", [fasta, gtf], tmp_path, {"source_version": "44"})[
-        "skipped"
-    ]
+    assert len(rows) == 3 and all(r["n"] == r["s"] == r["e"][-1] and r["src"] == "GENCODE" for r in rows)
+    assert ingest_files(graph, "transcripts", [fasta, gtf], tmp_path, {"source_version": "44"})["skipped"]
 
 
 @pytest.mark.adapter("transcripts")
@@ -101,23 +106,18 @@ def test_gtf_cds_matches_gencode_header(tmp_path: Path) -> None:
 
 @pytest.mark.adapter("expression")
 def test_expression_both_orientations(graph: Connection, tmp_path: Path) -> None:
-    frame = pd.DataFrame([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], index=pd.Index(["TP53", "EGFR"], name="gene"),
-                         columns=["s1", "s2", "s3"])  # fmt: skip
+    frame = pd.DataFrame(
+        [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], index=pd.Index(["TP53", "EGFR"], name="gene"), columns=["s1", "s2", "s3"]
+    )
     frame.to_csv(tmp_path / "genes_by_samples.tsv", sep="\t")
     frame.T.rename_axis("sample").to_parquet(tmp_path / "samples_by_genes.parquet")
-    ingest_files(
-        graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path, {"dataset": "a"}
-    )
-    ingest_files(
-        graph, "expression", [tmp_path / "samples_by_genes.parquet"], tmp_path, {"dataset": "b"}
-    )
+    ingest_files(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path, {"dataset": "a"})
+    ingest_files(graph, "expression", [tmp_path / "samples_by_genes.parquet"], tmp_path, {"dataset": "b"})
     a = graph.query("MATCH (p:ExpressionProfile {id: 'a:s2'}) RETURN p.features AS f")[0]["f"]
     b = graph.query("MATCH (p:ExpressionProfile {id: 'b:s2'}) RETURN p.features AS f")[0]["f"]
     assert a == b == [2.0, 5.0]
-    ingest_files(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path,
-                 {"dataset": "c", "mode": "genes"})  # fmt: skip
-    gene = graph.query("MATCH (d:Dataset {name: 'c'}), (g:Gene {id: 'EGFR'}) "
-                       "RETURN g[d.vector_property] AS v")[0]["v"]  # fmt: skip
+    ingest_files(graph, "expression", [tmp_path / "genes_by_samples.tsv"], tmp_path, {"dataset": "c", "mode": "genes"})
+    gene = graph.query("MATCH (d:Dataset {name: 'c'}), (g:Gene {id: 'EGFR'}) RETURN g[d.vector_property] AS v")[0]["v"]
     assert gene == [4.0, 5.0, 6.0]
 
 
@@ -125,8 +125,7 @@ def test_expression_both_orientations(graph: Connection, tmp_path: Path) -> None
 def test_molecules_smi_and_sdf(graph: Connection, tmp_path: Path) -> None:
     from rdkit import Chem
 
-    smiles = {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "caffeine": "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
-              "ethanol": "OCC"}  # fmt: skip
+    smiles = {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "caffeine": "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "ethanol": "OCC"}
     smi = tmp_path / "set.smi"
     smi.write_text("".join(f"{s} {n}\n" for n, s in smiles.items()) + "not_a_smiles broken\n")
     sdf = tmp_path / "set.sdf"
@@ -172,8 +171,9 @@ def test_two_depmap_releases_keep_their_own_vectors(graph: Connection, tmp_path:
 @pytest.mark.adapter("depmap")
 def test_depmap_infinities_and_a_gene_twice_are_refused(graph: Connection, tmp_path: Path) -> None:
     effect = tmp_path / "CRISPRGeneEffect.csv"
-    effect.write_text("ModelID,TP53 (7157),KRAS (3845)\nACH-000001,-0.1,0.2\nACH-000002,inf,0.3\n"
-                      "ACH-000003,0.1,1e999\n")  # fmt: skip
+    effect.write_text(
+        "ModelID,TP53 (7157),KRAS (3845)\nACH-000001,-0.1,0.2\nACH-000002,inf,0.3\nACH-000003,0.1,1e999\n"
+    )
     result = ingest_files(graph, "depmap", [effect], tmp_path, {"source_version": "x"})
     assert result["rows_rejected"] == 2 and result["rows_loaded"] == 1
     assert result["first_rejects"] == [
@@ -181,6 +181,9 @@ def test_depmap_infinities_and_a_gene_twice_are_refused(graph: Connection, tmp_p
         "CRISPRGeneEffect.csv:4: field 'KRAS (3845)': not a finite number: '1e999'",
     ]
     effect.write_text("ModelID,TP53 (7157),TP53 (7157)\nACH-000001,-0.1,0.2\n")
-    with pytest.raises(KgctlError, match=r"CRISPRGeneEffect.csv:1: columns 'TP53 \(7157\)' and "
-                       r"'TP53 \(7157\)' are the same gene TP53"):  # fmt: skip
+    with pytest.raises(
+        KgctlError,
+        match=r"CRISPRGeneEffect.csv:1: columns 'TP53 \(7157\)' and "
+        r"'TP53 \(7157\)' are the same gene TP53",
+    ):
         ingest_files(graph, "depmap", [effect], tmp_path, {"source_version": "y"})

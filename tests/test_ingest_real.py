@@ -36,16 +36,19 @@ def test_string_full_and_info(graph: Connection, shared_data: Path, tmp_path: Pa
     assert len(edge) == 1
     r = edge[0]["r"]
     assert {edge[0]["a"], edge[0]["b"]} == {"CYP2E1", "CES1"}
-    assert (r["combined_score"], r["coexpression"], r["coexpression_transferred"], r["database"],
-            r["experiments_transferred"], r["homology"]) == (905, 42, 67, 900, 71, 0)  # fmt: skip
+    assert (
+        r["combined_score"],
+        r["coexpression"],
+        r["coexpression_transferred"],
+        r["database"],
+        r["experiments_transferred"],
+        r["homology"],
+    ) == (905, 42, 67, 900, 71, 0)
     assert r["source"] == "STRING" and r["source_version"] == "12.0"
     assert r["run"] == result["run_id"] and r["licence"] == "CC-BY-4.0"
     assert r["created_at"].isoformat().startswith(result["started_at"][:10])  # a Neo4j datetime
     run_node = graph.query("MATCH (r:IngestRun) RETURN properties(r) AS r")[0]["r"]
-    assert (
-        run_node["file_sha256"][1]
-        == "c80551303f94336ce112fc31ab69dce32ef16f8561c9dda1f7b2929d4369550a"
-    )
+    assert run_node["file_sha256"][1] == "c80551303f94336ce112fc31ab69dce32ef16f8561c9dda1f7b2929d4369550a"
     assert run_node["rows_loaded"] == 19_699 + 170_298
 
     again = ingest_files(graph, "string", files, tmp_path)
@@ -63,12 +66,12 @@ def test_string_detailed_filters(graph: Connection, shared_data: Path, tmp_path:
     frame = pd.read_csv(links, sep=" ")
     strong = frame[(frame.combined_score >= 700) & (frame.experimental >= 400)]
     expected = len({tuple(sorted(p)) for p in zip(strong.protein1, strong.protein2, strict=True)})
-    result = ingest_files(graph, "string", files, tmp_path,
-                 options={"min_score": 700, "channel": ("experimental>=400",)})  # fmt: skip
+    result = ingest_files(
+        graph, "string", files, tmp_path, options={"min_score": 700, "channel": ("experimental>=400",)}
+    )
     assert result["relationships_written"] == expected
     assert graph_counts(graph)["INTERACTS_WITH"] == expected
-    low = graph.query("MATCH ()-[r:INTERACTS_WITH]->() RETURN min(r.combined_score) AS s, "
-                      "min(r.experimental) AS e")[0]  # fmt: skip
+    low = graph.query("MATCH ()-[r:INTERACTS_WITH]->() RETURN min(r.combined_score) AS s, min(r.experimental) AS e")[0]
     assert low["s"] >= 700 and low["e"] >= 400
 
 
@@ -83,8 +86,10 @@ def test_depmap_effect_and_expression(graph: Connection, shared_data: Path, tmp_
     assert counts["CellLine"] == 58
     assert counts["Gene"] == 887 + 1
     assert counts["Dataset"] == 2
-    gene = graph.query("MATCH (d:Dataset {kind: 'gene-effect'}), (g:Gene {id: 'SNRPF'}) "
-                       "RETURN g[d.vector_property] AS v, g.entrez_id AS e")[0]  # fmt: skip
+    gene = graph.query(
+        "MATCH (d:Dataset {kind: 'gene-effect'}), (g:Gene {id: 'SNRPF'}) "
+        "RETURN g[d.vector_property] AS v, g.entrez_id AS e"
+    )[0]
     order = graph.query("MATCH (d:Dataset {kind: 'gene-effect'}) RETURN d.features AS f")[0]["f"]
     frame = pd.read_csv(effect, index_col=0)
     column = next(c for c in frame.columns if c.startswith("SNRPF "))
@@ -97,9 +102,7 @@ def test_depmap_effect_and_expression(graph: Connection, shared_data: Path, tmp_
 @pytest.mark.adapter("molecules")
 def test_molecules_repurposing_hub(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     table = shared_data / "molecules" / "repurposing_info.tsv.gz"
-    result = ingest_files(
-        graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"}
-    )
+    result = ingest_files(graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"})
     assert result["rows_read"] == 13_553 and result["rows_rejected"] == 0
     counts = graph_counts(graph)
     frame = pd.read_csv(table, sep="\t", dtype=str)
@@ -110,15 +113,11 @@ def test_molecules_repurposing_hub(graph: Connection, shared_data: Path, tmp_pat
     assert counts["TARGETS"] == 12_067  # distinct (RDKit InChIKey, target) pairs
     mol = graph.query("MATCH (m:Molecule {name: 'imatinib'}) RETURN m LIMIT 1")[0]["m"]
     assert len(mol["fingerprint"]) == 2048 // 8 and mol["id"].count("-") == 2
-    again = ingest_files(
-        graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"}
-    )
+    again = ingest_files(graph, "molecules", [table], tmp_path, options={"source_version": "2020-03-24"})
     assert again["skipped"] and graph_counts(graph) == counts
 
 
-@pytest.mark.parametrize(
-    "matrix", ["test_l1000.gct.gz", "test_l1000_level3.gctx", "test_l1000_level4.gct.gz"]
-)
+@pytest.mark.parametrize("matrix", ["test_l1000.gct.gz", "test_l1000_level3.gctx", "test_l1000_level4.gct.gz"])
 @pytest.mark.adapter("l1000")
 def test_l1000(graph: Connection, shared_data: Path, tmp_path: Path, matrix: str) -> None:
     d = shared_data / "l1000"
@@ -129,23 +128,20 @@ def test_l1000(graph: Connection, shared_data: Path, tmp_path: Path, matrix: str
     assert counts["Molecule"] == 51
     assert counts["ExpressionProfile"] == 377 - 48
     assert counts["PERTURBS"] == 303  # the other 26 profiles are DMSO / untreated controls
-    controls = graph.query("MATCH (p:ExpressionProfile {control: true}) WHERE NOT ()-[:PERTURBS]->(p) "
-                           "RETURN count(p) AS n")[0]["n"]  # fmt: skip
+    controls = graph.query(
+        "MATCH (p:ExpressionProfile {control: true}) WHERE NOT ()-[:PERTURBS]->(p) RETURN count(p) AS n"
+    )[0]["n"]
     assert controls == 26
     assert Path(result["rejects_file"]).read_text().count("BRD-K20696416") > 0
 
 
 @pytest.mark.adapter("expression")
 @pytest.mark.adapter("transcripts")
-def test_expression_matrix_and_orthologs(
-    graph: Connection, shared_data: Path, tmp_path: Path
-) -> None:
+def test_expression_matrix_and_orthologs(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
     matrix = shared_data / "depmap" / "OmicsExpressionProteinCodingGenesTPMLogp1.subset.csv.gz"
     ingest_files(graph, "expression", [matrix], tmp_path, options={"dataset": "ccle-sample"})
     assert graph_counts(graph)["ExpressionProfile"] == 55
-    vector = graph.query(
-        "MATCH (p:ExpressionProfile {id: 'ccle-sample:ACH-002029'}) RETURN p.features AS f"
-    )[0]["f"]
+    vector = graph.query("MATCH (p:ExpressionProfile {id: 'ccle-sample:ACH-002029'}) RETURN p.features AS f")[0]["f"]
     assert len(vector) == 106
 
     rna = shared_data / "rna"
@@ -156,6 +152,4 @@ def test_expression_matrix_and_orthologs(
     pairs = pd.read_csv(orthologs, sep="\t", header=None, dtype=str)
     expected = int(pairs[0].isin(known).sum())
     assert graph_counts(graph)["ORTHOLOG_OF"] == expected
-    assert result["rows_rejected"] == (len(pd.read_csv(genemap, sep="\t")) - len(hl)) + (
-        len(pairs) - expected
-    )
+    assert result["rows_rejected"] == (len(pd.read_csv(genemap, sep="\t")) - len(hl)) + (len(pairs) - expected)

@@ -53,11 +53,15 @@ def toy_inputs() -> Inputs:
     """Gene 0: three isoforms; gene 1: one transcript, ortholog of gene 2 (two transcripts);
     gene 3: one transcript, nothing else (no positive pair)."""
     rng = np.random.default_rng(0)
-    arrays = [
-        six_tracks("".join(rng.choice(list("ACGT"), n))) for n in (40, 50, 60, 45, 70, 75, 33)
-    ]
-    return pack([f"T{i}" for i in range(7)], ["G0", "G1", "G2", "G3"],
-                np.array([0, 0, 0, 1, 2, 2, 3]), np.array([[1, 2]]), arrays, {})  # fmt: skip
+    arrays = [six_tracks("".join(rng.choice(list("ACGT"), n))) for n in (40, 50, 60, 45, 70, 75, 33)]
+    return pack(
+        [f"T{i}" for i in range(7)],
+        ["G0", "G1", "G2", "G3"],
+        np.array([0, 0, 0, 1, 2, 2, 3]),
+        np.array([[1, 2]]),
+        arrays,
+        {},
+    )
 
 
 def test_pair_sampler_never_pairs_a_transcript_with_itself() -> None:
@@ -84,9 +88,7 @@ def test_pair_sampler_never_pairs_a_transcript_with_itself() -> None:
     never = PairSampler(inputs, max_length=1000, ortholog_prob=0.0, weight_c=0.4)
     a, b, _ = never.draw(rng)
     g = inputs.gene_of
-    assert all(
-        g[x] == g[y] for x, y in zip(a, b, strict=True) if g[x] != 1
-    )  # gene 1 has only orthologs
+    assert all(g[x] == g[y] for x, y in zip(a, b, strict=True) if g[x] != 1)  # gene 1 has only orthologs
 
 
 def test_dcl_loss_matches_a_direct_computation() -> None:
@@ -101,9 +103,7 @@ def test_dcl_loss_matches_a_direct_computation() -> None:
         cross = sum(math.exp(float(a[i] @ b[j]) / tau) for j in range(4) if j != i)
         return -float(w[i]) * float(a[i] @ b[i]) / tau + math.log(same) + math.log(cross)
 
-    direct = 0.5 * (
-        sum(one(u1, u2, i) for i in range(4)) / 4 + sum(one(u2, u1, i) for i in range(4)) / 4
-    )
+    direct = 0.5 * (sum(one(u1, u2, i) for i in range(4)) / 4 + sum(one(u2, u1, i) for i in range(4)) / 4)
     assert float(loss) == pytest.approx(direct, rel=1e-4)
 
 
@@ -207,15 +207,15 @@ def test_real_utr_sets(shared_data: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.neo4j
-def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(
-    graph: Connection, tmp_path: Path
-) -> None:
+def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(graph: Connection, tmp_path: Path) -> None:
     made = transcriptome(tmp_path / "tx", genes=160, cds_codons=(40, 120), seed=0)
     result = ingest_files(graph, "transcripts", made.transcript_files, tmp_path)
     assert result["rows_rejected"] == 0
-    mouse = graph.query("MATCH (t:Transcript)-[:ISOFORM_OF]->(m:Gene)<-[:ORTHOLOG_OF]-(h:Gene) "
-                        "RETURN count(DISTINCT m) AS m, collect(DISTINCT m.species)[0] AS s, "
-                        "collect(DISTINCT h.species)[0] AS hs")[0]  # fmt: skip
+    mouse = graph.query(
+        "MATCH (t:Transcript)-[:ISOFORM_OF]->(m:Gene)<-[:ORTHOLOG_OF]-(h:Gene) "
+        "RETURN count(DISTINCT m) AS m, collect(DISTINCT m.species)[0] AS s, "
+        "collect(DISTINCT h.species)[0] AS hs"
+    )[0]
     assert mouse["m"] == 80 and mouse["s"] == "10090" and mouse["hs"] == "9606"
     data_dir = tmp_path / "kgctl"
     config = IsoCLRConfig(encoder="tiny", epochs=10, batch_size=64, projection="64,64,32", seed=3)
@@ -224,8 +224,13 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(
     assert data["genes_with_orthologs"] == 160 and data["positive_genes"] >= 130
     training = run.record["metrics"]["training"]
     assert math.isfinite(training["final_loss"]) and 0 < training["final"]["accuracy"] < 1
-    options = {"task": "half-life", "file": str(made.half_life), "probe_seeds": "0",
-               "fractions": "0.1", "scratch_steps": 200}  # fmt: skip
+    options = {
+        "task": "half-life",
+        "file": str(made.half_life),
+        "probe_seeds": "0",
+        "fractions": "0.1",
+        "scratch_steps": 200,
+    }
     result = runs.evaluate(graph, data_dir, run.id, options, device="cpu")
     methods = result["methods"]
     print({m: v["0.1"]["mean"] for m, v in methods.items()}, result["train_sizes"])
@@ -236,10 +241,12 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(
 
     written = runs.predict(graph, data_dir, run.id, {"top_k": 3}, device="cpu", write_back=True)
     assert written["written"]["relationships"]["count"] == 3 * written["prediction"]["transcripts"]
-    flags = graph.query("MATCH (a:Transcript)-[s:SIMILAR_TO {run: $id}]->(b:Transcript) "
-                        "RETURN sum(CASE WHEN s.same_gene THEN 1 ELSE 0 END) AS same, count(s) AS n, "
-                        "sum(CASE WHEN s.same_gene AND NOT s.homologous THEN 1 ELSE 0 END) AS bad",
-                        {"id": run.id})[0]  # fmt: skip
+    flags = graph.query(
+        "MATCH (a:Transcript)-[s:SIMILAR_TO {run: $id}]->(b:Transcript) "
+        "RETURN sum(CASE WHEN s.same_gene THEN 1 ELSE 0 END) AS same, count(s) AS n, "
+        "sum(CASE WHEN s.same_gene AND NOT s.homologous THEN 1 ELSE 0 END) AS bad",
+        {"id": run.id},
+    )[0]
     assert flags["same"] > 0 and flags["bad"] == 0
     _, rows = queries.rows(graph, "isoforms-diverging", {"limit": "5"})
     assert rows and [r["similarity"] for r in rows] == sorted(r["similarity"] for r in rows)
@@ -247,10 +254,7 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(
     assert {r["gene"] for r in one} == {rows[0]["gene"]}
     summary = queries.run("run-summary", graph, model="isoclr").iloc[0]
     assert summary["run"] == run.id and summary["relationship_types"] == ["SIMILAR_TO"]
-    assert (
-        summary["edges"] == flags["n"]
-        and summary["embeddings"] == written["prediction"]["transcripts"]
-    )
+    assert summary["edges"] == flags["n"] and summary["embeddings"] == written["prediction"]["transcripts"]
     runs.delete(graph, data_dir, run.id)
     assert not graph.query("MATCH ()-[s:SIMILAR_TO]->() RETURN s LIMIT 1")
 

@@ -25,12 +25,16 @@ MODELS = sorted(available())
 
 def snapshot(conn: Connection) -> dict[str, Any]:
     """Counts, property keys and vector indexes: what a delete must restore."""
-    keys = conn.query("CALL db.propertyKeys() YIELD propertyKey RETURN collect(propertyKey) AS k")[
-        0
-    ]["k"]
-    in_use = [k for k in keys if conn.query(
-        "MATCH (n) WHERE n[$k] IS NOT NULL RETURN 1 AS x LIMIT 1 UNION "
-        "MATCH ()-[r]->() WHERE r[$k] IS NOT NULL RETURN 1 AS x LIMIT 1", {"k": k})]  # fmt: skip
+    keys = conn.query("CALL db.propertyKeys() YIELD propertyKey RETURN collect(propertyKey) AS k")[0]["k"]
+    in_use = [
+        k
+        for k in keys
+        if conn.query(
+            "MATCH (n) WHERE n[$k] IS NOT NULL RETURN 1 AS x LIMIT 1 UNION "
+            "MATCH ()-[r]->() WHERE r[$k] IS NOT NULL RETURN 1 AS x LIMIT 1",
+            {"k": k},
+        )
+    ]
     vector = conn.query("SHOW VECTOR INDEXES YIELD name RETURN collect(name) AS n")[0]["n"]
     return {
         "counts": graph_counts(conn),
@@ -71,12 +75,8 @@ def test_model_contract(name: str, graph: Connection, tmp_path: Path) -> None:
     if cls(config).left_out():  # trained without its held-out data: written back only when asked
         with pytest.raises(KgctlError, match="--allow-split"):
             runs.predict(graph, data_dir, whole.id, {}, device="cpu", write_back=True)
-    first = runs.predict(
-        graph, data_dir, whole.id, {}, device="cpu", write_back=True, allow_split=True
-    )
-    again = runs.predict(
-        graph, data_dir, whole.id, {}, device="cpu", write_back=True, allow_split=True
-    )
+    first = runs.predict(graph, data_dir, whole.id, {}, device="cpu", write_back=True, allow_split=True)
+    again = runs.predict(graph, data_dir, whole.id, {}, device="cpu", write_back=True, allow_split=True)
     runs.predict(graph, data_dir, part.id, {}, device="cpu", write_back=True, allow_split=True)
     writes = cls.writes
     if writes.relationship:
@@ -85,16 +85,17 @@ def test_model_contract(name: str, graph: Connection, tmp_path: Path) -> None:
         rows = graph.query(
             f"MATCH (:{writes.start_label})-[p:{writes.relationship}]->(:{writes.end_label}) "
             "WHERE p.run = $id RETURN count(p) AS n, collect(DISTINCT [p.source, p.source_version, "
-            "p.licence, p.model]) AS prov, min(p.created_at) AS at", {"id": whole.id})[0]  # fmt: skip
+            "p.licence, p.model]) AS prov, min(p.created_at) AS at",
+            {"id": whole.id},
+        )[0]
         assert rows["n"] == count and len(rows["prov"]) == 1 and None not in rows["prov"][0]
         assert rows["prov"][0][3] == name and rows["at"] is not None
     if writes.embedding_label:
         prop = embedding_property(name)
-        owned = graph.query(f"MATCH (n:{writes.embedding_label}) WHERE n.{prop}_run = $id "
-                            "RETURN count(n) AS n", {"id": part.id})[0]["n"]  # fmt: skip
-        assert (
-            owned == first["written"]["embeddings"]["count"] > 0
-        )  # the later write-back owns them
+        owned = graph.query(
+            f"MATCH (n:{writes.embedding_label}) WHERE n.{prop}_run = $id RETURN count(n) AS n", {"id": part.id}
+        )[0]["n"]
+        assert owned == first["written"]["embeddings"]["count"] > 0  # the later write-back owns them
         indexes = graph.query("SHOW VECTOR INDEXES YIELD name RETURN collect(name) AS n")[0]["n"]
         assert vector_index_name(writes.embedding_label, name) in indexes
 

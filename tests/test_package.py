@@ -33,16 +33,29 @@ def tree_copy(folder: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, folder)
     for name in ("kgctl", "graph", "ingest", "models", "queries"):
-        shutil.copytree(ROOT / name, folder / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        shutil.copytree(ROOT / name, folder / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     return folder
 
 
 @pytest.mark.slow
 def test_wheel_holds_every_module_and_data_file(tmp_path: Path) -> None:
     source = tree_copy(tmp_path / "tree")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp_path), str(source)], check=True, timeout=900)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+        timeout=900,
+    )
     (wheel,) = tmp_path.glob("kgctl-*.whl")
     names = {n for n in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in n}
     expected = package_files(ROOT)
@@ -59,8 +72,14 @@ def test_wheel_holds_every_module_and_data_file(tmp_path: Path) -> None:
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
@@ -69,9 +88,7 @@ def test_layering_contracts_hold_and_catch_a_violation(tmp_path: Path) -> None:
     clean = lint_imports(copy)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     schema = copy / "graph" / "schema.py"
-    schema.write_text(
-        schema.read_text() + "\nimport kgctl.models.registry  # a deliberate violation\n"
-    )
+    schema.write_text(schema.read_text() + "\nimport kgctl.models.registry  # a deliberate violation\n")
     broken = lint_imports(copy)
     assert broken.returncode != 0
     assert "kgctl.graph.schema -> kgctl.models.registry" in broken.stdout

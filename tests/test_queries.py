@@ -20,32 +20,27 @@ pytestmark = pytest.mark.neo4j
 
 
 def small_graph(conn: Connection) -> None:
-    conn.query("CREATE (a:Gene {id: 'QA'})-[:INTERACTS_WITH {score: 900}]->(b:Gene {id: 'QB'}), "
-               "(b)-[:INTERACTS_WITH {score: 700}]->(:Gene {id: 'QC'})", write=True)  # fmt: skip
+    conn.query(
+        "CREATE (a:Gene {id: 'QA'})-[:INTERACTS_WITH {score: 900}]->(b:Gene {id: 'QB'}), "
+        "(b)-[:INTERACTS_WITH {score: 700}]->(:Gene {id: 'QC'})",
+        write=True,
+    )
 
 
-def test_a_writing_query_is_refused_and_writes_nothing(
-    graph: Connection, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_writing_query_is_refused_and_writes_nothing(graph: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Neo4jError):
         graph.read("CREATE (:Gene {id: 'written'})")
-    evil = queries.parse(
-        "evil", "// Writes, which a named query must not.\nCREATE (:Gene {id: 'evil'})"
-    )
+    evil = queries.parse("evil", "// Writes, which a named query must not.\nCREATE (:Gene {id: 'evil'})")
     monkeypatch.setattr(queries, "available", lambda: {"evil": evil})
     with pytest.raises(KgctlError, match="query evil: tried to write; named queries are read-only"):
         queries.rows(graph, "evil", {})
     assert not graph.query("MATCH (g:Gene) WHERE g.id IN ['written', 'evil'] RETURN g")
 
 
-def test_a_broken_query_is_one_line_naming_it(
-    graph: Connection, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_broken_query_is_one_line_naming_it(graph: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = queries.parse("broken", "// Not Cypher.\nMATCH (n RETURN n")
     monkeypatch.setattr(queries, "available", lambda: {"broken": broken})
-    with pytest.raises(
-        KgctlError, match=r"^query broken: Neo\.ClientError\.Statement\.SyntaxError"
-    ) as info:
+    with pytest.raises(KgctlError, match=r"^query broken: Neo\.ClientError\.Statement\.SyntaxError") as info:
         queries.rows(graph, "broken", {})
     assert "\n" not in str(info.value)
 
@@ -72,7 +67,8 @@ def test_graph_stats_and_the_dataframe_api(graph: Connection) -> None:
 def predictions_graph(conn: Connection) -> None:
     """Genes with a known interaction, two CAL runs written back (cal-2 the newer), a molecule,
     gene and transcript embeddings with their vector indexes."""
-    conn.query("""
+    conn.query(
+        """
         CREATE (a:Gene {id: 'QA'}), (b:Gene {id: 'QB'}), (c:Gene {id: 'QC'}), (d:Gene {id: 'QD'}),
                (a)-[:INTERACTS_WITH {combined_score: 900, source: 'STRING', run: 'ingest-1'}]->(b),
                (:ModelRun {id: 'cal-1', model: 'cal', written_back_at: '2026-01-01T00:00:00Z'}),
@@ -91,7 +87,9 @@ def predictions_graph(conn: Connection) -> None:
                (m3)-[:TARGETS]->(d),
                (m2)-[:PREDICTED_ASSOCIATION {run: 'ia-1', model: 'infoalign', score: 0.7, rank: 1,
                     split: 'novel', known: false, via: ['M3']}]->(d)
-    """, write=True)  # fmt: skip
+    """,
+        write=True,
+    )
     genes = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
     write_embeddings(conn, "Gene", "cal", "cal-2", ["QA", "QB", "QC", "QD"], genes)
     write_embeddings(conn, "Transcript", "isoclr", "iso-1", ["T1", "T2"], genes[:2] + 0.5)
@@ -107,9 +105,7 @@ def test_every_shipped_query_answers_on_a_graph_with_predictions(graph: Connecti
         return list(queries.run(name, graph, **params).to_dict("records"))
 
     answered: dict[str, bool] = {}
-    assert [r["partner"] for r in ask("novel-candidates", gene="QA")] == [
-        "QC"
-    ]  # newest run; QB known
+    assert [r["partner"] for r in ask("novel-candidates", gene="QA")] == ["QC"]  # newest run; QB known
     assert [r["partner"] for r in ask("novel-candidates", gene="QA", run="cal-1")] == ["QD"]
     assert {r["run"] for r in ask("cross-boundary", bound=0.2)} == {"cal-2"}
     assert {r["partner"] for r in ask("understudied")} == {"QB", "QC"}
@@ -117,25 +113,27 @@ def test_every_shipped_query_answers_on_a_graph_with_predictions(graph: Connecti
     assert [r["gene"] for r in nearest] == ["QB", "QC"] and nearest[0]["known_interaction"] is True
     around = ask("gene-neighbourhood", gene="QA")
     assert {(r["kind"], r["partner"], r["run"]) for r in around} == {
-        ("known", "QB", None), ("predicted", "QC", "cal-2"), ("predicted", "QB", "cal-2"),
-        ("predicted", "QD", "cal-1")}  # fmt: skip
+        ("known", "QB", None),
+        ("predicted", "QC", "cal-2"),
+        ("predicted", "QB", "cal-2"),
+        ("predicted", "QD", "cal-1"),
+    }
     behind = ask("evidence", a="QA", b="QB")
-    assert {(r["type"], r["source"]) for r in behind} == {("INTERACTS_WITH", "STRING"),
-                                                          ("PREDICTED_ASSOCIATION", "kgctl cal")}  # fmt: skip
+    assert {(r["type"], r["source"]) for r in behind} == {
+        ("INTERACTS_WITH", "STRING"),
+        ("PREDICTED_ASSOCIATION", "kgctl cal"),
+    }
     drugs = ask("targets-of-partners", gene="QA")
     assert [(r["molecule"], r["via_partner"]) for r in drugs] == [("M1", "QC")]
     assert any(r["name"] == "Gene" and r["count"] == 4 for r in ask("graph-stats"))
     summary = ask("run-summary", model="cal")
-    assert (
-        summary[0]["run"] == "cal-2" and summary[0]["edges"] == 2 and summary[0]["embeddings"] == 4
-    )
+    assert summary[0]["run"] == "cal-2" and summary[0]["edges"] == 2 and summary[0]["embeddings"] == 4
     diverging = ask("isoforms-diverging")
     assert [(r["gene"], r["isoform_a"], r["isoform_b"]) for r in diverging] == [("QA", "T1", "T2")]
     like = ask("molecules-like", molecule="drug one", k=2)
     assert [r["molecule"] for r in like] == ["M2", "M3"] and like[1]["known_targets"] == ["QD"]
     predicted = ask("predicted-targets", molecule="drug two")
-    assert [(r["gene"], r["via_molecules"], r["path"]) for r in predicted] == [
-        ("QD", ["M3"], ["drug two", "M3", "QD"])]  # fmt: skip
+    assert [(r["gene"], r["via_molecules"], r["path"]) for r in predicted] == [("QD", ["M3"], ["drug two", "M3", "QD"])]
     assert set(answered) == set(queries.available())  # a new query file needs a case here
 
 
@@ -152,9 +150,7 @@ def test_the_browser_guide_and_stylesheet_served_on_loopback(graph: Connection) 
     with GuideServer(ex) as served:
         assert served.base_url.startswith("http://localhost:")
         with urlopen(served.guide_url) as response:
-            assert (
-                response.headers["Access-Control-Allow-Origin"] == "*"
-            )  # Browser fetches cross-origin
+            assert response.headers["Access-Control-Allow-Origin"] == "*"  # Browser fetches cross-origin
             page = response.read().decode()
         with urlopen(served.style_url) as response:
             style = response.read().decode()
@@ -170,7 +166,10 @@ def test_the_browser_guide_and_stylesheet_served_on_loopback(graph: Connection) 
     assert f":style {served.style_url}" in page
     assert all(f"node.{label} {{" in style for label in NODE_LABELS)
     assert "relationship.PREDICTED_ASSOCIATION {\n  color: #E0245E;\n  shaft-width: 4px;" in style
-    link = browser_link("http://127.0.0.1:7474/browser/", "bolt://127.0.0.1:7687", "neo4j", "neo4j",
-                        ":play http://127.0.0.1:1/g.html")  # fmt: skip
-    assert link == ("http://127.0.0.1:7474/browser/?dbms=bolt://neo4j@127.0.0.1:7687&db=neo4j"
-                    "&preselectAuthMethod=NATIVE&cmd=edit&arg=:play+http://127.0.0.1:1/g.html")  # fmt: skip
+    link = browser_link(
+        "http://127.0.0.1:7474/browser/", "bolt://127.0.0.1:7687", "neo4j", "neo4j", ":play http://127.0.0.1:1/g.html"
+    )
+    assert link == (
+        "http://127.0.0.1:7474/browser/?dbms=bolt://neo4j@127.0.0.1:7687&db=neo4j"
+        "&preselectAuthMethod=NATIVE&cmd=edit&arg=:play+http://127.0.0.1:1/g.html"
+    )

@@ -31,11 +31,7 @@ def marked(kind: str) -> set[str]:
                 and node.func.attr == kind
                 and ast.unparse(node.func.value) == "pytest.mark"
             ):
-                found |= {
-                    a.value
-                    for a in node.args
-                    if isinstance(a, ast.Constant) and isinstance(a.value, str)
-                }
+                found |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
     return found
 
 
@@ -62,11 +58,7 @@ def test_a_third_party_model_registers_through_its_entry_point() -> None:
     ]
     assert plugin["writes"]["embedding"] == "Gene.embedding_cal_half"
     proc = run_cli(env, "train", "cal_half", "--help")
-    assert (
-        proc.returncode == 0
-        and "--transform [both|half]" in proc.stdout
-        and "[default: half]" in proc.stdout
-    )
+    assert proc.returncode == 0 and "--transform [both|half]" in proc.stdout and "[default: half]" in proc.stdout
     assert "cal_half" not in available()  # not installed in this process: nothing leaks
 
 

@@ -22,8 +22,9 @@ from kgctl.graph.schema import (
 
 def test_every_architecture_label_has_a_unique_id_constraint(graph: Connection) -> None:
     described = describe_schema(graph)
-    unique = {(c["labelsOrTypes"][0], tuple(c["properties"])) for c in described["constraints"]
-              if c["type"] == "UNIQUENESS"}  # fmt: skip
+    unique = {
+        (c["labelsOrTypes"][0], tuple(c["properties"])) for c in described["constraints"] if c["type"] == "UNIQUENESS"
+    }
     for label in NODE_LABELS:
         assert (label, ("id",)) in unique
     assert described["missing"] == []
@@ -49,8 +50,10 @@ def test_apply_recreates_what_was_dropped(graph: Connection) -> None:
 
 
 def test_apply_drops_indexes_an_older_schema_had(graph: Connection) -> None:
-    graph.query("CREATE INDEX interacts_with_ingest_run IF NOT EXISTS "
-                "FOR ()-[x:INTERACTS_WITH]-() ON (x.ingest_run)", write=True)  # fmt: skip
+    graph.query(
+        "CREATE INDEX interacts_with_ingest_run IF NOT EXISTS FOR ()-[x:INTERACTS_WITH]-() ON (x.ingest_run)",
+        write=True,
+    )
     assert "interacts_with_ingest_run" in RETIRED_INDEXES
     apply_schema(graph)
     names = {row["name"] for row in graph.query("SHOW INDEXES YIELD name")}
@@ -65,15 +68,14 @@ def test_version_2_graph_migrates_to_one_provenance_vocabulary(graph: Connection
         "(a)-[:INTERACTS_WITH {combined_score: 900, ingest_run: 'ingest-string-1'}]->(b), "
         "(a)-[:PREDICTED_ASSOCIATION {score: 0.9, run_id: 'cal-20260101-000000-abcdef'}]->(b)",
         write=True,
-    )  # fmt: skip
-    graph.query("CREATE INDEX predicted_association_run_id IF NOT EXISTS "
-                "FOR ()-[x:PREDICTED_ASSOCIATION]-() ON (x.run_id)", write=True)  # fmt: skip
+    )
+    graph.query(
+        "CREATE INDEX predicted_association_run_id IF NOT EXISTS FOR ()-[x:PREDICTED_ASSOCIATION]-() ON (x.run_id)",
+        write=True,
+    )
     assert apply_schema(graph)["previous_version"] == 2
     node = graph.query("MATCH (a:Gene {id: 'A'}) RETURN properties(a) AS p")[0]["p"]
-    rels = {
-        r["t"]: r["p"]
-        for r in graph.query("MATCH ()-[r]->() RETURN type(r) AS t, properties(r) AS p")
-    }
+    rels = {r["t"]: r["p"] for r in graph.query("MATCH ()-[r]->() RETURN type(r) AS t, properties(r) AS p")}
     assert node["run"] == rels["INTERACTS_WITH"]["run"] == "ingest-string-1"
     assert rels["PREDICTED_ASSOCIATION"]["run"] == "cal-20260101-000000-abcdef"
     assert not {"ingest_run", "run_id"} & {
@@ -93,14 +95,12 @@ def test_uniqueness_is_enforced(graph: Connection) -> None:
 
 
 def test_newer_graph_schema_is_refused(graph: Connection) -> None:
-    graph.query("MATCH (v:SchemaVersion {id: 'kgctl'}) SET v.version = $v", {"v": SCHEMA_VERSION + 1},
-                write=True)  # fmt: skip
+    graph.query("MATCH (v:SchemaVersion {id: 'kgctl'}) SET v.version = $v", {"v": SCHEMA_VERSION + 1}, write=True)
     try:
         with pytest.raises(KgctlError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
             apply_schema(graph)
     finally:  # the session's server is shared: tests that do not wipe it must not see version + 1
-        graph.query("MATCH (v:SchemaVersion {id: 'kgctl'}) SET v.version = $v",
-                    {"v": SCHEMA_VERSION}, write=True)  # fmt: skip
+        graph.query("MATCH (v:SchemaVersion {id: 'kgctl'}) SET v.version = $v", {"v": SCHEMA_VERSION}, write=True)
 
 
 def test_labels_and_types_come_from_the_whitelist() -> None:

@@ -22,8 +22,7 @@ class Scripted(Task):
     """A one-weight model whose validation figure follows a script, one value per epoch (for a
     candidate, shifted by `offset`); it snapshots the weights it is validated with."""
 
-    def __init__(self, config: ModelConfig, script: list[float], offset: float = 0.0,
-                 validates: bool = True) -> None:  # fmt: skip
+    def __init__(self, config: ModelConfig, script: list[float], offset: float = 0.0, validates: bool = True) -> None:
         super().__init__("scripted", config, {})
         self.script, self.offset, self.validates = script, offset, validates
         self.seen: list[Tensor] = []
@@ -82,9 +81,13 @@ def test_search_grid_is_parsed_strictly() -> None:
     assert len(combos) == 4 and {"transform": "both", "temperature": 0.1} in combos
     assert grid(config.replace(search="mask=true,false")) == [{"mask": True}, {"mask": False}]
     assert grid(config.replace(search="")) == [{}]
-    for bad, says in (("colour=red", "not 'setting=value,value'"), ("seed=1,2", "seed and epochs excluded"),
-                      ("transform=sideways", "transform must be one of"), ("temperature=hot", "not a float"),
-                      ("transform", "not 'setting=value,value'")):  # fmt: skip
+    for bad, says in (
+        ("colour=red", "not 'setting=value,value'"),
+        ("seed=1,2", "seed and epochs excluded"),
+        ("transform=sideways", "transform must be one of"),
+        ("temperature=hot", "not a float"),
+        ("transform", "not 'setting=value,value'"),
+    ):
         with pytest.raises(KgctlError, match=says):
             grid(config.replace(search=bad))
 
@@ -92,8 +95,9 @@ def test_search_grid_is_parsed_strictly() -> None:
 def test_search_trains_every_candidate_keeps_the_best_and_resumes(tmp_path: Path) -> None:
     from kgctl.models.cal.config import CALConfig
 
-    config = CALConfig(dataset="d", epochs=4, lr=0.1, schedule="constant", patience=0,
-                       search="temperature=0.05,0.1,0.2")  # fmt: skip
+    config = CALConfig(
+        dataset="d", epochs=4, lr=0.1, schedule="constant", patience=0, search="temperature=0.05,0.1,0.2"
+    )
     script = [0.2, 0.6, 0.5, 0.4]
     offsets = {0.05: 0.0, 0.1: 0.2, 0.2: -0.1}
 
@@ -123,14 +127,9 @@ def test_cal_warns_when_it_memorises() -> None:
     from kgctl.models.cal.config import CALConfig
     from kgctl.models.cal.task import CALTask
 
-    task = CALTask(CALConfig(dataset="d", batch_size=512), np.zeros((4, 2), np.float32),
-                   np.zeros((1000, 2), np.int64))  # fmt: skip
+    task = CALTask(CALConfig(dataset="d", batch_size=512), np.zeros((4, 2), np.float32), np.zeros((1000, 2), np.int64))
     memorised: list[dict[str, Any]] = [{"loss": 0.15, "accuracy": 1.0}]
     (warning,) = task.warnings(memorised)
-    assert (
-        "memorising" in warning
-        and "accuracy reached 1.000" in warning
-        and "far below chance" in warning
-    )
+    assert "memorising" in warning and "accuracy reached 1.000" in warning and "far below chance" in warning
     assert task.warnings([{"loss": 4.1, "accuracy": 0.07}]) == []  # the reference's end state
     assert "far below chance" in task.warnings([{"loss": 1.0, "accuracy": 0.5}])[0]

@@ -117,9 +117,7 @@ def test_startup_crash_reports_exit_code_and_log_tail(spare_server: TestServer) 
     srv.start()  # initialise the store (and password) with a good configuration
     srv.stop()
     bad_setting = {"server.bolt.thread_pool_max_size": "many"}
-    broken = ManagedServer(
-        replace(srv.config, server=replace(srv.config.server, settings=bad_setting))
-    )
+    broken = ManagedServer(replace(srv.config, server=replace(srv.config.server, settings=bad_setting)))
     with pytest.raises(KgctlError) as err:
         broken.start()
     assert "Neo4j exited during startup with code" in err.value.message
@@ -139,9 +137,7 @@ def test_stop_gives_up_loudly_then_force_kills_and_nothing_is_lost(
         conn.query("CREATE (:Gene {id: 'BRCA1'})", write=True)
     os.kill(pid, signal.SIGSTOP)  # a server that does not react to SIGTERM
     try:
-        with pytest.raises(
-            KgctlError, match=rf"Neo4j \(pid {pid}\) is still running 2 s after SIGTERM"
-        ):
+        with pytest.raises(KgctlError, match=rf"Neo4j \(pid {pid}\) is still running 2 s after SIGTERM"):
             srv.stop(timeout=2)
         assert srv.pid() == pid
         result = srv.stop(timeout=1, force=True)
@@ -159,9 +155,12 @@ def test_a_command_waits_for_a_start_that_was_interrupted(spare_server: TestServ
     """`kgctl db start` killed while Neo4j starts leaves the server starting on its own; the
     next command waits for it instead of failing with 'connection refused'."""
     srv = spare_server.server
-    starting = subprocess.Popen([sys.executable, "-m", "kgctl.cli", "db", "start"],
-                                env=spare_server.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+    starting = subprocess.Popen(
+        [sys.executable, "-m", "kgctl.cli", "db", "start"],
+        env=spare_server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 600  # install and first start on a slow machine
     while srv.pid() is None and time.monotonic() < deadline and starting.poll() is None:
         time.sleep(0.05)

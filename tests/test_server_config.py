@@ -29,9 +29,7 @@ GIB = 1024**3
 
 def server(tmp_path: Path, java: str | None = None, **settings: Any) -> ManagedServer:
     dist = Distribution(tmp_path / "dist", Pins("5.26.30", "5.24.0", "5.26.5"))
-    config = ServerConfig(
-        tmp_path / "home", tmp_path / "pw", dist, ServerSettings(**settings), java
-    )
+    config = ServerConfig(tmp_path / "home", tmp_path / "pw", dist, ServerSettings(**settings), java)
     return ManagedServer(config)
 
 
@@ -125,9 +123,7 @@ def test_generated_passwords_are_plain_alphanumerics() -> None:
 
 
 conf_keys = st.from_regex(r"[a-z][a-z_]{0,10}(\.[a-z][a-z0-9_]{0,10}){1,3}", fullmatch=True)
-conf_values = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"), max_size=20
-)
+conf_values = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"), max_size=20)
 
 
 @settings(max_examples=200, deadline=None)

@@ -35,7 +35,12 @@ def test_tanimoto_on_packed_fingerprints(rows: int) -> None:
     score = tanimoto_scorer(packed)
     # a∧b = 2 bits, a∨b = 4; FF vs FE: 7 / 8; FF vs F0: 4 / 8; FF vs 0F: 4 / 8; FE vs F0: 4 / 7
     assert pairs_above(6, score, 0.5, rows).as_set(4) == {
-        (0, 1, 0.5), (0, 4, 0.5), (2, 4, 0.5), (4, 5, 0.875), (0, 5, 0.5714)}  # fmt: skip
+        (0, 1, 0.5),
+        (0, 4, 0.5),
+        (2, 4, 0.5),
+        (4, 5, 0.875),
+        (0, 5, 0.5714),
+    }
     assert pairs_above(6, score, 0.0, rows).as_set(4) >= {
         (0, 3, 0.0),
         (1, 2, 0.0),
@@ -48,8 +53,7 @@ def test_reference_coessentiality_top_n(rows: int) -> None:
     # G = max(0, -effect), NaN → 0: [[1,2,0],[1,1,0],[0,0,0],[.5,0,1]]; G·Gᵀ off the diagonal:
     # (0,1) 3, (0,3) 0.5, (1,3) 0.5, the rest 0; the tie at 0.5 goes to the smaller (i, j)
     top = top_pairs(4, essentiality_scorer(effect), 2, rows)
-    assert list(zip(top.i.tolist(), top.j.tolist(), top.score.tolist(), strict=True)) == [
-        (0, 1, 3.0), (0, 3, 0.5)]  # fmt: skip
+    assert list(zip(top.i.tolist(), top.j.tolist(), top.score.tolist(), strict=True)) == [(0, 1, 3.0), (0, 3, 0.5)]
     assert len(top_pairs(4, essentiality_scorer(effect), 100, rows)) == 6
 
 

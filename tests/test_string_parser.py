@@ -15,7 +15,9 @@ from kgctl.graph.schema import STRING_CHANNELS
 from kgctl.ingest.readers import open_binary
 from kgctl.ingest.string import LINK_LAYOUTS, LinkParser
 
-HEADER = "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score"
+HEADER = (
+    "protein1 protein2 neighborhood fusion cooccurence coexpression experimental database textmining combined_score"
+)
 
 
 def links_file(path: Path, bad: bool) -> tuple[Path, dict[str, str]]:
@@ -31,9 +33,14 @@ def links_file(path: Path, bad: bool) -> tuple[Path, dict[str, str]]:
         lines.append(" ".join([a, b, *map(str, scores)]))
         lines.append(" ".join([b, a, *map(str, scores)]))  # STRING's mirrored line
     if bad:
-        for at, line in [(500, "9606.P1 9606.P2 1 2"), (1500, "9606.P1 9606.NOPE 0 0 0 0 0 0 0 9"),
-                         (2500, "9606.Q3 9606.Q4 0 0 x 0 0 0 0 9"), (4000, "9606.Q5 9606.Q6 0 0 0 0 0 0 0 1001"),
-                         (5000, "9606.P1 9606.ALIAS 0 0 0 0 0 0 0 5"), (5500, "")]:  # fmt: skip
+        for at, line in [
+            (500, "9606.P1 9606.P2 1 2"),
+            (1500, "9606.P1 9606.NOPE 0 0 0 0 0 0 0 9"),
+            (2500, "9606.Q3 9606.Q4 0 0 x 0 0 0 0 9"),
+            (4000, "9606.Q5 9606.Q6 0 0 0 0 0 0 0 1001"),
+            (5000, "9606.P1 9606.ALIAS 0 0 0 0 0 0 0 5"),
+            (5500, ""),
+        ]:
             lines.insert(at, line)
     path.write_text("\n".join(lines) + "\n")
     return path, names
@@ -41,9 +48,7 @@ def links_file(path: Path, bad: bool) -> tuple[Path, dict[str, str]]:
 
 def parse(path: Path, names: dict[str, str], block_bytes: int | None) -> dict[str, Any]:
     filters = [("experimental", operator.ge, 100)]
-    parser = LinkParser(
-        names, filters, min_score=50, **({"block_bytes": block_bytes} if block_bytes else {})
-    )
+    parser = LinkParser(names, filters, min_score=50, **({"block_bytes": block_bytes} if block_bytes else {}))
     if block_bytes is None:  # the reference: the line parser over the whole file
         text = path.read_text()
         header, _, body = text.partition("\n")
@@ -77,9 +82,7 @@ def test_blocks_equal_lines_on_clean_input(tmp_path: Path) -> None:
     for size in (1 << 20, 4096, 999):
         got = parse(path, names, size)
         assert got["blocks"] > 0  # the columnar path ran
-        assert {k: v for k, v in got.items() if k != "blocks"} == {
-            k: v for k, v in reference.items() if k != "blocks"
-        }
+        assert {k: v for k, v in got.items() if k != "blocks"} == {k: v for k, v in reference.items() if k != "blocks"}
     assert reference["rows"]["loaded"] > 100 and reference["rows"]["filtered"] > 100
     assert reference["rows"]["duplicate"] >= 3000
 
@@ -88,13 +91,17 @@ def test_blocks_equal_lines_on_clean_input(tmp_path: Path) -> None:
 def test_blocks_with_bad_rows_fall_back_and_name_the_line(tmp_path: Path) -> None:
     path, names = links_file(tmp_path / "links.txt", bad=True)
     reference = parse(path, names, None)
-    assert reference["rejects"] == [(501, "*"), (1501, "protein2"), (2501, "cooccurence"),
-                                    (4001, "combined_score"), (5001, "protein2"), (5501, "*")]  # fmt: skip
+    assert reference["rejects"] == [
+        (501, "*"),
+        (1501, "protein2"),
+        (2501, "cooccurence"),
+        (4001, "combined_score"),
+        (5001, "protein2"),
+        (5501, "*"),
+    ]
     got = parse(path, names, 4096)
     assert got["blocks"] > 0
-    assert {k: v for k, v in got.items() if k != "blocks"} == {
-        k: v for k, v in reference.items() if k != "blocks"
-    }
+    assert {k: v for k, v in got.items() if k != "blocks"} == {k: v for k, v in reference.items() if k != "blocks"}
 
 
 @pytest.mark.adapter("string")

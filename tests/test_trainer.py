@@ -18,8 +18,7 @@ from kgctl.models.cal.data import unordered
 from kgctl.models.cal.task import CALTask
 from kgctl.models.trainer import CHECKPOINT, MODEL, fit, shard
 
-CONFIG = CALConfig(dataset="d", pca_dim=8, hidden_dim=32, layers=2, epochs=4, batch_size=32,
-                   checkpoint_every=1)  # fmt: skip
+CONFIG = CALConfig(dataset="d", pca_dim=8, hidden_dim=32, layers=2, epochs=4, batch_size=32, checkpoint_every=1)
 
 
 def task(config: CALConfig = CONFIG, n: int = 120, seed: int = 0) -> CALTask:
@@ -54,8 +53,9 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path: Pat
 
 def test_two_processes_on_cpu_report_progress_to_the_caller(tmp_path: Path) -> None:
     heard: list[tuple[float, float | None, str]] = []
-    result = fit(task(CONFIG.replace(epochs=2)), tmp_path, device="cpu", nproc=2,
-                 on_progress=lambda *a: heard.append(a)).result  # fmt: skip
+    result = fit(
+        task(CONFIG.replace(epochs=2)), tmp_path, device="cpu", nproc=2, on_progress=lambda *a: heard.append(a)
+    ).result
     assert result["complete"] and result["backend"] == "gloo" and result["nproc"] == 2
     assert result["history"][-1]["steps"] >= 1 and np.isfinite(result["final_loss"])
     assert heard[0][:2] == (0, 2) and heard[-1][:2] == (2, 2) and "epoch 2/2" in heard[-1][2]

@@ -98,12 +98,8 @@ def _render_stop(r: Result) -> None:
 
 
 @db.command("stop")
-@click.option(
-    "--timeout", type=float, default=None, help="Seconds to wait after SIGTERM [default: 120]."
-)
-@click.option(
-    "--force", is_flag=True, help="SIGKILL the server if it has not stopped by the timeout."
-)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait after SIGTERM [default: 120].")
+@click.option("--force", is_flag=True, help="SIGKILL the server if it has not stopped by the timeout.")
 @json_command(_render_stop)
 def db_stop(timeout: float | None, force: bool) -> Result:
     """Stop the managed Neo4j.
@@ -173,13 +169,9 @@ def _render_schema(r: Result) -> None:
     click.echo(f"Schema version {r['version']} (kgctl expects {r['expected_version']})")
     if r.get("applied"):
         created = r["applied"]["created"]
-        click.echo(
-            f"  applied: {len(created)} created, {len(r['applied']['unchanged'])} already present"
-        )
+        click.echo(f"  applied: {len(created)} created, {len(r['applied']['unchanged'])} already present")
     for c in r["constraints"]:
-        click.echo(
-            f"  constraint {c['name']:<40} {c['labelsOrTypes'][0]}.{','.join(c['properties'])}"
-        )
+        click.echo(f"  constraint {c['name']:<40} {c['labelsOrTypes'][0]}.{','.join(c['properties'])}")
     for i in r["indexes"]:
         if not i["owningConstraint"]:
             target = f"{i['labelsOrTypes'][0]}.{','.join(i['properties'])}"
@@ -189,8 +181,12 @@ def _render_schema(r: Result) -> None:
 
 
 @db.command("schema")
-@click.option("--apply/--no-apply", default=True, show_default=True,
-              help="Create missing constraints and indexes before showing them.")  # fmt: skip
+@click.option(
+    "--apply/--no-apply",
+    default=True,
+    show_default=True,
+    help="Create missing constraints and indexes before showing them.",
+)
 @json_command(_render_schema)
 def db_schema(apply: bool) -> Result:
     """Apply and show the graph schema.
@@ -233,19 +229,21 @@ def _render_demo(r: Result) -> None:
     for kind in ("node", "edge"):
         if kind in ev:
             cal, cos = ev[kind]["cal"]["auc"], ev[kind]["cosine"]["auc"]
-            click.echo(f"  held-out {kind} split AUC: CAL {cal['mean']:.3f} ± {cal['sd'] or 0:.3f}, "
-                       f"cosine {cos['mean']:.3f} ± {cos['sd'] or 0:.3f} (seeds {len(r['seeds'])})")  # fmt: skip
+            click.echo(
+                f"  held-out {kind} split AUC: CAL {cal['mean']:.3f} ± {cal['sd'] or 0:.3f}, "
+                f"cosine {cos['mean']:.3f} ± {cos['sd'] or 0:.3f} (seeds {len(r['seeds'])})"
+            )
     truth = r["planted_truth"]
     click.echo(
         f"  top {truth['top_novel']} novel predictions: {truth['same_module']} join genes of the same planted module"
     )
-    click.echo(
-        f"Top novel candidates for {r['gene']} (kgctl query novel-candidates --param gene={r['gene']}):"
-    )
+    click.echo(f"Top novel candidates for {r['gene']} (kgctl query novel-candidates --param gene={r['gene']}):")
     for row in r["novel_candidates"]:
         truth = "same planted module" if row["same_planted_module"] else "not in its module"
-        click.echo(f"  {row['partner']:<10} score {row['score']:.3f}  expression cosine "
-                   f"{row['expression_cosine']:+.3f}  ({truth})")  # fmt: skip
+        click.echo(
+            f"  {row['partner']:<10} score {row['score']:.3f}  expression cosine "
+            f"{row['expression_cosine']:+.3f}  ({truth})"
+        )
     click.echo(f"Open {r['browser_url']} and connect to {r['bolt_uri']} as neo4j / {r['password']}")
     click.echo(f"Paste: {r['cypher']}")
     click.echo("Stop the server with: kgctl db stop")

@@ -12,20 +12,23 @@ from kgctl.ingest.download import RELEASES, fetch, resolve
 
 def _render(r: Result) -> None:
     for f in r["files"]:
-        click.echo(
-            f"{f['status']:>10}  {f['path']}  ({f['bytes']:,} bytes, sha256 {f['sha256'][:16]}…)"
-        )
+        click.echo(f"{f['status']:>10}  {f['path']}  ({f['bytes']:,} bytes, sha256 {f['sha256'][:16]}…)")
 
 
 @click.command("download")
 @click.argument("release", type=click.Choice(sorted(RELEASES)))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="Folder to download into.")  # fmt: skip
-@click.option("--file", "files", multiple=True,
-              help="An official file name of the release (repeatable; default: the usual ones).")  # fmt: skip
 @click.option(
-    "--mirror", help="Fetch the same paths from this base URL instead (a mirror or cache)."
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="Folder to download into.",
 )
+@click.option(
+    "--file", "files", multiple=True, help="An official file name of the release (repeatable; default: the usual ones)."
+)
+@click.option("--mirror", help="Fetch the same paths from this base URL instead (a mirror or cache).")
 @json_command(_render)
 def download(release: str, out_dir: Path, files: tuple[str, ...], mirror: str | None) -> Result:
     """Download a public release (STRING, DepMap, Perturb-seq, Repurposing Hub, GENCODE).

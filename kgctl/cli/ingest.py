@@ -52,40 +52,69 @@ def ingest_group() -> None:
 
 
 def _command(cls: type[Adapter]) -> click.Command:
-    def run(files: tuple[Path, ...], strict: bool, force: bool, batch_size: int, writers: int,
-            bulk: bool, rejects_dir: Path | None, licence: str | None, **options: Any) -> Result:  # fmt: skip
+    def run(
+        files: tuple[Path, ...],
+        strict: bool,
+        force: bool,
+        batch_size: int,
+        writers: int,
+        bulk: bool,
+        rejects_dir: Path | None,
+        licence: str | None,
+        **options: Any,
+    ) -> Result:
         settings = load_settings()
         rejects = rejects_dir or settings.paths.data_dir / "rejects"
         options["licence"] = licence
         if bulk:
             from kgctl.ingest.bulk import bulk_ingest
 
-            return bulk_ingest(settings, cls.name, list(files), options, strict=strict,
-                               rejects_dir=rejects)  # fmt: skip
+            return bulk_ingest(settings, cls.name, list(files), options, strict=strict, rejects_dir=rejects)
         with connect_with_spinner(settings) as conn, progress_bar("bytes") as on_progress:
-            return ingest(conn, cls.name, list(files), options, strict=strict, force=force,
-                          batch_size=batch_size, writers=writers, rejects_dir=rejects,
-                          on_progress=on_progress)  # fmt: skip
+            return ingest(
+                conn,
+                cls.name,
+                list(files),
+                options,
+                strict=strict,
+                force=force,
+                batch_size=batch_size,
+                writers=writers,
+                rejects_dir=rejects,
+                on_progress=on_progress,
+            )
 
     command = add_options(json_command(_render)(run), cls.options)
     common = [
         click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path)),
-        click.option("--strict", is_flag=True,
-                     help="Reject the whole run if any row is bad (nothing is written)."),
-        click.option("--force", is_flag=True,
-                     help="Ingest again even if these files were already ingested."),
-        click.option("--batch-size", type=click.IntRange(1, 500_000), default=DEFAULT_BATCH,
-                     show_default=True, help="Rows per transaction."),
-        click.option("--writers", type=click.IntRange(1, 64), default=DEFAULT_WRITERS,
-                     show_default=True,
-                     help="Concurrent transactions for relationship-only batches."),
-        click.option("--bulk", is_flag=True,
-                     help="First load into an empty database with neo4j-admin import (managed server)."),
-        click.option("--rejects-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Where rejected rows go (default: <data dir>/rejects)."),
-        click.option("--licence", help=f"Licence of these files, recorded on everything written "
-                     f"[default: {cls.licence}]."),
-    ]  # fmt: skip
+        click.option("--strict", is_flag=True, help="Reject the whole run if any row is bad (nothing is written)."),
+        click.option("--force", is_flag=True, help="Ingest again even if these files were already ingested."),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, 500_000),
+            default=DEFAULT_BATCH,
+            show_default=True,
+            help="Rows per transaction.",
+        ),
+        click.option(
+            "--writers",
+            type=click.IntRange(1, 64),
+            default=DEFAULT_WRITERS,
+            show_default=True,
+            help="Concurrent transactions for relationship-only batches.",
+        ),
+        click.option(
+            "--bulk", is_flag=True, help="First load into an empty database with neo4j-admin import (managed server)."
+        ),
+        click.option(
+            "--rejects-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where rejected rows go (default: <data dir>/rejects).",
+        ),
+        click.option(
+            "--licence", help=f"Licence of these files, recorded on everything written [default: {cls.licence}]."
+        ),
+    ]
     for decorator in reversed(common):
         command = decorator(command)
     doc = f"Ingest {cls.source}: {cls.formats}."
@@ -97,9 +126,11 @@ def _render_undo(r: Result) -> None:
         click.echo(f"{r['run_id']} was undone already ({r['undone_at']}).")
         return
     props = ", ".join(f"{k} from {n:,} nodes" for k, n in r["vector_properties"].items())
-    click.echo(f"Undid {r['run_id']} ({r['source']}, was {r['status_before']}): {r['relationships']:,} "
-               f"relationships and {r['nodes']:,} nodes removed, {r['nodes_kept_shared']:,} nodes kept "
-               f"(other sources or runs use them)" + (f"; removed {props}" if props else ""))  # fmt: skip
+    click.echo(
+        f"Undid {r['run_id']} ({r['source']}, was {r['status_before']}): {r['relationships']:,} "
+        f"relationships and {r['nodes']:,} nodes removed, {r['nodes_kept_shared']:,} nodes kept "
+        f"(other sources or runs use them)" + (f"; removed {props}" if props else "")
+    )
 
 
 @ingest_group.command("undo")
@@ -116,8 +147,12 @@ def undo_command(run_id: str, yes: bool) -> Result:
     """
     from kgctl.ingest.undo import undo
 
-    confirm_or_stop(yes, f"Remove what ingest run {run_id} wrote to the graph?",
-                    f"ingest undo {run_id}: removing data needs --yes", "nothing removed")  # fmt: skip
+    confirm_or_stop(
+        yes,
+        f"Remove what ingest run {run_id} wrote to the graph?",
+        f"ingest undo {run_id}: removing data needs --yes",
+        "nothing removed",
+    )
     with connect_with_spinner(load_settings()) as conn:
         return undo(conn, run_id)
 

@@ -14,28 +14,40 @@ import click
 # every short help against the command's own.
 LAZY: dict[str, tuple[str, str]] = {
     "db": ("kgctl.cli.db:db", "Install, start, stop and inspect the Neo4j server; apply the schema."),
-    "demo": ("kgctl.cli.db:demo",
-             "The whole loop on generated data: ingest, train CAL, evaluate, write back, query."),
+    "demo": ("kgctl.cli.db:demo", "The whole loop on generated data: ingest, train CAL, evaluate, write back, query."),
     "ingest": ("kgctl.cli.ingest:register_ingest_commands", "Load a source's files into the graph."),
-    "download": ("kgctl.cli.download:download",
-                 "Download a public release (STRING, DepMap, Perturb-seq, Repurposing Hub, GENCODE)."),
-    "build": ("kgctl.cli.build:build_group",
-              "Derive edges from what is in the graph (a build replaces the earlier one of its kind)."),
+    "download": (
+        "kgctl.cli.download:download",
+        "Download a public release (STRING, DepMap, Perturb-seq, Repurposing Hub, GENCODE).",
+    ),
+    "build": (
+        "kgctl.cli.build:build_group",
+        "Derive edges from what is in the graph (a build replaces the earlier one of its kind).",
+    ),
     "export": ("kgctl.cli.export:export", "Export a view for the models."),
-    "train": ("kgctl.cli.train:train_commands",
-              "Train a registered model on a view exported from the graph (`kgctl models` lists them)."),
-    "evaluate": ("kgctl.cli.dispatched:evaluate_command",
-                 "Evaluate a trained run with its model's protocol: held-out splits beside baselines."),
-    "predict": ("kgctl.cli.dispatched:predict_command",
-                "Score with a trained run and keep the predictions in the run folder."),
+    "train": (
+        "kgctl.cli.train:train_commands",
+        "Train a registered model on a view exported from the graph (`kgctl models` lists them).",
+    ),
+    "evaluate": (
+        "kgctl.cli.dispatched:evaluate_command",
+        "Evaluate a trained run with its model's protocol: held-out splits beside baselines.",
+    ),
+    "predict": (
+        "kgctl.cli.dispatched:predict_command",
+        "Score with a trained run and keep the predictions in the run folder.",
+    ),
     "runs": ("kgctl.cli.runs:runs_group", "List, show and delete model runs."),
-    "query": ("kgctl.cli.query:query",
-              "Run a named query from queries/ (without NAME: list them with their parameters)."),
-    "browser": ("kgctl.cli.browser:browser",
-                "Print the Neo4j Browser URL with the connection details, and serve kgctl's guide."),
-    "models": ("kgctl.cli.models:models",
-               "List the registered models: the view each reads and what it writes back."),
-}  # fmt: skip
+    "query": (
+        "kgctl.cli.query:query",
+        "Run a named query from queries/ (without NAME: list them with their parameters).",
+    ),
+    "browser": (
+        "kgctl.cli.browser:browser",
+        "Print the Neo4j Browser URL with the connection details, and serve kgctl's guide.",
+    ),
+    "models": ("kgctl.cli.models:models", "List the registered models: the view each reads and what it writes back."),
+}
 
 
 def load(name: str) -> click.Command:
@@ -73,7 +85,14 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from LAZY's short help, so `--help` imports nothing."""
         limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)))
-        rows = [(name, _shorten(LAZY[name][1], limit) if name in LAZY and name not in self.commands
-                 else self.commands[name].get_short_help_str(limit)) for name in self.list_commands(ctx)]  # fmt: skip
+        rows = [
+            (
+                name,
+                _shorten(LAZY[name][1], limit)
+                if name in LAZY and name not in self.commands
+                else self.commands[name].get_short_help_str(limit),
+            )
+            for name in self.list_commands(ctx)
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)

@@ -13,11 +13,15 @@ from kgctl.cli.output import Result, json_command
 def _render(r: Result) -> None:
     for m in r["models"]:
         click.echo(f"{m['name']:<12} {m['description']}")
-        click.echo(f"{'':<12} reads the {m['view']} view; writes "
-                   f"{', '.join(v for v in m['writes'].values() if v) or 'nothing'}")  # fmt: skip
-        click.echo(f"{'':<12} config {m['config']} ({len(m['config_fields'])} fields); "
-                   f"evaluate {' '.join('--' + o for o in m['evaluate_options']) or '-'}; "
-                   f"predict {' '.join('--' + o for o in m['predict_options']) or '-'}")  # fmt: skip
+        click.echo(
+            f"{'':<12} reads the {m['view']} view; writes "
+            f"{', '.join(v for v in m['writes'].values() if v) or 'nothing'}"
+        )
+        click.echo(
+            f"{'':<12} config {m['config']} ({len(m['config_fields'])} fields); "
+            f"evaluate {' '.join('--' + o for o in m['evaluate_options']) or '-'}; "
+            f"predict {' '.join('--' + o for o in m['predict_options']) or '-'}"
+        )
 
 
 @click.command("models")
@@ -30,13 +34,24 @@ def models() -> Result:
     from kgctl.graph.writeback import vector_index_name
     from kgctl.models.registry import available
 
-    return {"models": [{
-        "name": name, "description": cls.description, "view": cls.view,
-        "writes": {**cls.writes.describe(name),
-                   "vector_index": vector_index_name(cls.writes.embedding_label, name)
-                   if cls.writes.embedding_label else None},
-        "module": cls.__module__, "config": cls.config_class.__name__,
-        "config_fields": [f.name for f in dataclasses.fields(cls.config_class)],
-        "evaluate_options": [o.name for o in cls.evaluate_options],
-        "predict_options": [o.name for o in cls.predict_options],
-    } for name, cls in available().items()]}  # fmt: skip
+    return {
+        "models": [
+            {
+                "name": name,
+                "description": cls.description,
+                "view": cls.view,
+                "writes": {
+                    **cls.writes.describe(name),
+                    "vector_index": vector_index_name(cls.writes.embedding_label, name)
+                    if cls.writes.embedding_label
+                    else None,
+                },
+                "module": cls.__module__,
+                "config": cls.config_class.__name__,
+                "config_fields": [f.name for f in dataclasses.fields(cls.config_class)],
+                "evaluate_options": [o.name for o in cls.evaluate_options],
+                "predict_options": [o.name for o in cls.predict_options],
+            }
+            for name, cls in available().items()
+        ]
+    }

@@ -22,9 +22,7 @@ def click_option(opt: Option, *, with_default: bool = True) -> Callable[[F], F]:
     else:
         kwargs["type"] = click.Choice(opt.choices) if opt.choices else opt.type
         if opt.type is bool and not opt.multiple:
-            return click.option(
-                f"--{opt.name}/--no-{opt.name}", opt.key, default=None, help=opt.help
-            )
+            return click.option(f"--{opt.name}/--no-{opt.name}", opt.key, default=None, help=opt.help)
         if with_default and opt.default is not None:
             kwargs |= {"default": opt.default, "show_default": True}
         elif opt.default not in (None, ""):
@@ -58,6 +56,4 @@ def refuse(names: Iterable[str], why: str) -> None:
     """A clear error when any of these options was given: they do not apply here."""
     shown = [f"--{n.replace('_', '-')}" for n in given(names)]
     if shown:
-        raise KgctlError(
-            f"{', '.join(shown)} {'does' if len(shown) == 1 else 'do'} not apply: {why}"
-        )
+        raise KgctlError(f"{', '.join(shown)} {'does' if len(shown) == 1 else 'do'} not apply: {why}")

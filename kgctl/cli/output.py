@@ -116,9 +116,7 @@ def progress_bar(unit: str = "steps") -> Iterator[OnProgress]:
         columns.append(MofNCompleteColumn())
     columns.append(TimeRemainingColumn())
     console = stderr()
-    with Progress(
-        *columns, console=console, transient=True, disable=not console.is_terminal
-    ) as bar:
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("", total=None)
 
         def update(done: float, total: float | None, text: str) -> None:

@@ -47,9 +47,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("query")
 @click.argument("name", required=False)
-@click.option(
-    "--param", "params", multiple=True, metavar="K=V", help="A query parameter (repeatable)."
-)
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A query parameter (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
 @click.option(
     "--format",
@@ -68,11 +66,25 @@ def query(name: str | None, params: tuple[str, ...], limit: int | None, fmt: str
     from kgctl import queries
 
     if name is None:
-        return {"queries": [{"name": q.name, "description": q.description,
-                             "params": [{"name": p.name, "type": p.type, "help": p.help,
-                                         "default": None if p.default is queries.REQUIRED else p.default,
-                                         "required": p.default is queries.REQUIRED} for p in q.params]}
-                            for q in queries.available().values()]}  # fmt: skip
+        return {
+            "queries": [
+                {
+                    "name": q.name,
+                    "description": q.description,
+                    "params": [
+                        {
+                            "name": p.name,
+                            "type": p.type,
+                            "help": p.help,
+                            "default": None if p.default is queries.REQUIRED else p.default,
+                            "required": p.default is queries.REQUIRED,
+                        }
+                        for p in q.params
+                    ],
+                }
+                for q in queries.available().values()
+            ]
+        }
     given = _parse_params(params)
     queries.get(name).bind(given)  # a clear error before connecting
     with connected() as (_, conn):
@@ -82,7 +94,8 @@ def query(name: str | None, params: tuple[str, ...], limit: int | None, fmt: str
 
 def _render_queries(r: Result) -> None:
     for q in r["queries"]:
-        args = " ".join(f"{p['name']}=<{p['type']}>" if p["required"] else f"[{p['name']}={p['default']}]"
-                        for p in q["params"])  # fmt: skip
+        args = " ".join(
+            f"{p['name']}=<{p['type']}>" if p["required"] else f"[{p['name']}={p['default']}]" for p in q["params"]
+        )
         click.echo(f"{q['name']:<18} {q['description']}")
         click.echo(f"{'':<18} params: {args}")

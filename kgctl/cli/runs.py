@@ -21,8 +21,7 @@ def _render_list(r: Result) -> None:
         click.echo("No runs yet (kgctl train <model>; kgctl models lists them).")
     for run in r["runs"]:
         done = run.get("written") or {}
-        written = " write-back interrupted" if done.get("status") == "writing" else (
-            " written back" if done else "")  # fmt: skip
+        written = " write-back interrupted" if done.get("status") == "writing" else (" written back" if done else "")
         click.echo(f"{run['id']}  {run['model']}  {run['status']}{written}  {run['created_at']}")
 
 
@@ -33,23 +32,24 @@ def runs_list() -> Result:
     from kgctl.models.runs import list_runs
 
     runs = list_runs(load_settings().paths.data_dir)
-    return {"runs": [{k: r.record.get(k) for k in ("id", "model", "status", "created_at", "written")}
-                     for r in runs]}  # fmt: skip
+    return {"runs": [{k: r.record.get(k) for k in ("id", "model", "status", "created_at", "written")} for r in runs]}
 
 
 def _render_show(r: Result) -> None:
     if "report" in r:
-        click.echo(
-            f"Report: {r['report']} ({len(r['pngs'])} plots; sections {', '.join(r['sections'])})"
-        )
+        click.echo(f"Report: {r['report']} ({len(r['pngs'])} plots; sections {', '.join(r['sections'])})")
     else:
         click.echo(json.dumps(r, indent=1, default=str))
 
 
 @runs_group.command("show")
 @click.argument("run_id", metavar="RUN")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write a self-contained HTML report (curves, plots, metrics) into this folder.")  # fmt: skip
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a self-contained HTML report (curves, plots, metrics) into this folder.",
+)
 @json_command(_render_show)
 def runs_show(run_id: str, report_dir: Path | None) -> Result:
     """Show a run's record: config, data, metrics, what it wrote (or write its report)."""
@@ -64,15 +64,16 @@ def runs_show(run_id: str, report_dir: Path | None) -> Result:
 
 
 def _render_delete(r: Result) -> None:
-    click.echo(f"Deleted run {r['run_id']} ({r['model']}): {r.get('relationships', 0):,} relationships, "
-               f"{r.get('embeddings', 0):,} embeddings, {r.get('model_run_nodes', 0)} ModelRun node"
-               + (f"; removed {r['files']}" if r["files"] else ""))  # fmt: skip
+    click.echo(
+        f"Deleted run {r['run_id']} ({r['model']}): {r.get('relationships', 0):,} relationships, "
+        f"{r.get('embeddings', 0):,} embeddings, {r.get('model_run_nodes', 0)} ModelRun node"
+        + (f"; removed {r['files']}" if r["files"] else "")
+    )
 
 
 @runs_group.command("delete")
 @click.argument("run_id", metavar="RUN")
-@click.option("--keep-files", is_flag=True,
-              help="Keep the run folder; remove only what it wrote to the graph.")  # fmt: skip
+@click.option("--keep-files", is_flag=True, help="Keep the run folder; remove only what it wrote to the graph.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_command(_render_delete)
 def runs_delete(run_id: str, keep_files: bool, yes: bool) -> Result:
@@ -84,7 +85,11 @@ def runs_delete(run_id: str, keep_files: bool, yes: bool) -> Result:
 
     run = load_run(load_settings().paths.data_dir, run_id)  # a clear error before connecting
     what = "what it wrote to the graph" + ("" if keep_files else f" and {run.dir}")
-    confirm_or_stop(yes, f"Delete run {run_id} ({run.model}): {what}?",
-                    f"runs delete {run_id}: deleting needs --yes", "nothing deleted")  # fmt: skip
+    confirm_or_stop(
+        yes,
+        f"Delete run {run_id} ({run.model}): {what}?",
+        f"runs delete {run_id}: deleting needs --yes",
+        "nothing deleted",
+    )
     with connected() as (settings, conn):
         return delete(conn, settings.paths.data_dir, run_id, keep_files)

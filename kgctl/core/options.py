@@ -57,9 +57,7 @@ def field_types(config_class: type) -> dict[str, tuple[type, bool]]:
         optional = isinstance(hint, types.UnionType) and type(None) in args
         plain = next(a for a in args if a is not type(None)) if optional else hint
         if plain not in (str, int, float, bool):
-            raise TypeError(
-                f"{config_class.__name__}.{f.name}: {hint} is not str, int, float, bool"
-            )
+            raise TypeError(f"{config_class.__name__}.{f.name}: {hint} is not str, int, float, bool")
         out[f.name] = (plain, optional)
     return out
 
@@ -77,7 +75,7 @@ def config_options(config_class: type) -> tuple[Option, ...]:
                 f.metadata.get("help", "") + shown,
                 plain,
                 choices=f.metadata.get("choices"),
-            )  # fmt: skip
+            )
         )
     return tuple(options)
 

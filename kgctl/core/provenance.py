@@ -18,8 +18,13 @@ def now() -> str:
 def code_version() -> str:
     """kgctl's version, plus the git commit when running from a checkout."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
@@ -48,6 +53,5 @@ class Provenance:
     def assignments(var: str) -> str:
         """Cypher `SET` items of every provenance property from the `$prov` parameter."""
         return ", ".join(
-            f"{var}.{k} = " + ("datetime($prov.created_at)" if k == "created_at" else f"$prov.{k}")
-            for k in PROVENANCE
+            f"{var}.{k} = " + ("datetime($prov.created_at)" if k == "created_at" else f"$prov.{k}") for k in PROVENANCE
         )

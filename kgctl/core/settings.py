@@ -160,15 +160,11 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
 
     paths = Paths(
         data_dir=Path(
-            pick("KGCTL_HOME", paths_cfg, "data_dir")
-            or _xdg(env, "XDG_DATA_HOME", ".local/share") / "kgctl"
+            pick("KGCTL_HOME", paths_cfg, "data_dir") or _xdg(env, "XDG_DATA_HOME", ".local/share") / "kgctl"
         ),
-        config_dir=Path(
-            pick("KGCTL_CONFIG_DIR", paths_cfg, "config_dir") or _default_config_dir(env)
-        ),
+        config_dir=Path(pick("KGCTL_CONFIG_DIR", paths_cfg, "config_dir") or _default_config_dir(env)),
         cache_dir=Path(
-            pick("KGCTL_CACHE_DIR", paths_cfg, "cache_dir")
-            or _xdg(env, "XDG_CACHE_HOME", ".cache") / "kgctl"
+            pick("KGCTL_CACHE_DIR", paths_cfg, "cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache") / "kgctl"
         ),
     )
     neo4j = Neo4jSettings(

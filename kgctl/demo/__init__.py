@@ -24,8 +24,9 @@ from kgctl.models.cal import CALConfig
 from kgctl.models.cal.predict import novel
 
 # The reference hyper-parameters (lr, τ, weight decay, schedule), smaller for a 2-core laptop.
-DEMO_CONFIG = CALConfig(pca_dim=128, hidden_dim=256, epochs=60, batch_size=256, split="edge", search="",
-                        checkpoint_every=20)  # fmt: skip
+DEMO_CONFIG = CALConfig(
+    pca_dim=128, hidden_dim=256, epochs=60, batch_size=256, split="edge", search="", checkpoint_every=20
+)
 SEEDS = (42, 123, 456)
 TOP_K = 10
 VERSION = "kgctl-demo-generated"  # the source_version of everything the demo ingests
@@ -42,8 +43,9 @@ STEPS = (
 )
 
 
-def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS,
-             on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+def run_demo(
+    conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS, on_progress: OnProgress = silent
+) -> dict[str, Any]:
     """Every step of the demo; `on_progress` hears of each finished step."""
     started = time.perf_counter()
     work = data_dir / "demo"
@@ -55,11 +57,16 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
 
     tic = time.perf_counter()
     data = planted_modules(work / "data", seed=0)
-    files = {"string": [data.string_info, data.string_links], "perturbseq": [data.perturbseq],
-             "molecules": [data.molecules]}  # fmt: skip
+    files = {
+        "string": [data.string_info, data.string_links],
+        "perturbseq": [data.perturbseq],
+        "molecules": [data.molecules],
+    }
     hashes = [hashlib.sha256(f.read_bytes()).hexdigest() for group in files.values() for f in group]
-    foreign = conn.query("MATCH (r:IngestRun) WHERE any(h IN r.file_sha256 WHERE NOT h IN $hashes) "
-                         "RETURN count(r) AS n", {"hashes": hashes})[0]["n"]  # fmt: skip
+    foreign = conn.query(
+        "MATCH (r:IngestRun) WHERE any(h IN r.file_sha256 WHERE NOT h IN $hashes) RETURN count(r) AS n",
+        {"hashes": hashes},
+    )[0]["n"]
     if foreign:
         raise KgctlError(
             f"the graph already holds data from {foreign} other ingest run(s); the demo writes "
@@ -77,10 +84,7 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
             {"source_version": VERSION, "licence": LICENCE},
             rejects_dir=work / "rejects",
         )
-        loads[source] = {
-            k: summary.get(k)
-            for k in ("run_id", "status", "nodes_written", "relationships_written")
-        }
+        loads[source] = {k: summary.get(k) for k in ("run_id", "status", "nodes_written", "relationships_written")}
     dataset = f"{data.perturbseq.name.removesuffix('.h5ad')}@{VERSION}"
     if not conn.query("MATCH (d:Dataset {id: $id}) RETURN d.id", {"id": dataset}):
         raise KgctlError(f"demo: the Perturb-seq ingest left no Dataset {dataset!r}")
@@ -112,9 +116,7 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     hidden = frame[frame["input_cosine"].abs() < 0.2].groupby("start")["raw_score"]
     stats = hidden.agg(["count", "mean"])
     gene = str(stats[stats["count"] >= 3].sort_values("mean", ascending=False).index[0])
-    _, candidates = queries.rows(
-        conn, "novel-candidates", {"gene": gene, "run": run.id, "limit": 10}
-    )
+    _, candidates = queries.rows(conn, "novel-candidates", {"gene": gene, "run": run.id, "limit": 10})
     module = dict(zip(data.genes, data.module.tolist(), strict=True))
 
     def same_module(a: str, b: str) -> bool:  # the generator's truth, which the model never saw
@@ -125,14 +127,25 @@ def run_demo(conn: Connection, data_dir: Path, *, seeds: tuple[int, ...] = SEEDS
     top = best.slice(0, 100).to_pylist()
     same = [same_module(r["start"], r["end"]) for r in top]
     return {
-        "run_id": run.id, "evaluated_run_id": chosen.id, "selection": chosen.record["selection"],
-        "dataset": dataset, "loads": loads, "written": predicted["written"],
+        "run_id": run.id,
+        "evaluated_run_id": chosen.id,
+        "selection": chosen.record["selection"],
+        "dataset": dataset,
+        "loads": loads,
+        "written": predicted["written"],
         "evaluation": runs.load_run(data_dir, chosen.id).record["metrics"]["evaluation"],
         "plots": result["plots"],
-        "gene": gene, "novel_candidates": candidates,
-        "planted_truth": {"top_novel": len(top), "same_module": int(np.sum(same)),
-                          "note": "novel = no INTERACTS_WITH at any score; truth = the generator's modules"},
-        "cypher": (f"MATCH (g:Gene {{id: '{gene}'}})-[p:PREDICTED_ASSOCIATION {{run: '{run.id}'}}]->(h) "
-                   "OPTIONAL MATCH (g)-[i:INTERACTS_WITH]-(h) RETURN g, p, h, i"),
-        "timings": timings, "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+        "gene": gene,
+        "novel_candidates": candidates,
+        "planted_truth": {
+            "top_novel": len(top),
+            "same_module": int(np.sum(same)),
+            "note": "novel = no INTERACTS_WITH at any score; truth = the generator's modules",
+        },
+        "cypher": (
+            f"MATCH (g:Gene {{id: '{gene}'}})-[p:PREDICTED_ASSOCIATION {{run: '{run.id}'}}]->(h) "
+            "OPTIONAL MATCH (g)-[i:INTERACTS_WITH]-(h) RETURN g, p, h, i"
+        ),
+        "timings": timings,
+        "seconds": round(time.perf_counter() - started, 1),
+    }

@@ -28,41 +28,69 @@ def loads(data: Path) -> list[tuple[str, list[Path], dict[str, Any]]]:
     """(source, files, options) of every ingest, in order."""
     string, molecules, l1000 = data / "string", data / "molecules", data / "l1000"
     plan: list[tuple[str, list[Path], dict[str, Any]]] = [
-        ("string", [string / "9606.protein.info.v12.0.subset.txt.gz",
-                    string / "9606.protein.links.full.v12.0.subset.txt.gz"], {}),
-        ("depmap", [data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"],
-         {"source_version": "chronos-model2-sample"}),
-        ("molecules", [molecules / "repurposing_info.tsv.gz"],
-         {"source_name": "repurposing-hub", "source_version": "2020-03-24", "licence": REPURPOSING_TERMS}),
-        ("molecules", [molecules / "JUMP-Target-1_compound_metadata.tsv.gz"],
-         {"source_name": "jump-target", "source_version": "2da0551", "licence": "MIT"}),
-        ("l1000", [l1000 / "compounds.tsv.gz", l1000 / "test_l1000_level4.gct.gz"],
-         {"source_version": "LJP005_A375_24H_X1"}),
-    ]  # fmt: skip
+        (
+            "string",
+            [string / "9606.protein.info.v12.0.subset.txt.gz", string / "9606.protein.links.full.v12.0.subset.txt.gz"],
+            {},
+        ),
+        ("depmap", [data / "depmap" / "CRISPRGeneEffect.subset.csv.gz"], {"source_version": "chronos-model2-sample"}),
+        (
+            "molecules",
+            [molecules / "repurposing_info.tsv.gz"],
+            {"source_name": "repurposing-hub", "source_version": "2020-03-24", "licence": REPURPOSING_TERMS},
+        ),
+        (
+            "molecules",
+            [molecules / "JUMP-Target-1_compound_metadata.tsv.gz"],
+            {"source_name": "jump-target", "source_version": "2da0551", "licence": "MIT"},
+        ),
+        (
+            "l1000",
+            [l1000 / "compounds.tsv.gz", l1000 / "test_l1000_level4.gct.gz"],
+            {"source_version": "LJP005_A375_24H_X1"},
+        ),
+    ]
     for name, (path, _) in SETS.items():  # structures only: the adapter reads no label column
-        plan.append(("molecules", [data / "infoalign" / path],
-                     {"source_name": f"infoalign-{name}", "source_version": "eed96f3",
-                      "licence": DOWNSTREAM_LICENCE}))  # fmt: skip
+        plan.append(
+            (
+                "molecules",
+                [data / "infoalign" / path],
+                {"source_name": f"infoalign-{name}", "source_version": "eed96f3", "licence": DOWNSTREAM_LICENCE},
+            )
+        )
     return plan
 
 
-def build_context_graph(conn: Connection, data: Path, work: Path, *,
-                        on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+def build_context_graph(
+    conn: Connection, data: Path, work: Path, *, on_progress: OnProgress = silent
+) -> dict[str, Any]:
     """Ingest the sources and derive the similarity edges; returns what each step did."""
     plan = loads(data)
     missing = [str(f) for _, files, _ in plan for f in files if not f.exists()]
     if missing:
-        raise KgctlError(
-            f"missing real data: {', '.join(missing[:3])} (is --data the shared/data folder?)"
-        )
+        raise KgctlError(f"missing real data: {', '.join(missing[:3])} (is --data the shared/data folder?)")
     steps = len(plan) + 3
     started = time.perf_counter()
     done: dict[str, Any] = {"ingests": [], "builds": []}
     for i, (source, files, options) in enumerate(plan, 1):
         summary = ingest(conn, source, files, options, rejects_dir=work / "rejects")
-        done["ingests"].append({"source": source, "files": [f.name for f in files],
-                                **{k: summary.get(k) for k in ("run_id", "status", "rows_read", "rows_rejected",
-                                                               "nodes_written", "relationships_written")}})  # fmt: skip
+        done["ingests"].append(
+            {
+                "source": source,
+                "files": [f.name for f in files],
+                **{
+                    k: summary.get(k)
+                    for k in (
+                        "run_id",
+                        "status",
+                        "rows_read",
+                        "rows_rejected",
+                        "nodes_written",
+                        "relationships_written",
+                    )
+                },
+            }
+        )
         on_progress(i, steps, f"ingested {files[-1].name}")
     for j, made in enumerate(derive_context_edges(conn), len(plan) + 1):
         done["builds"].append(made)
@@ -77,6 +105,8 @@ def derive_context_edges(conn: Connection) -> Iterator[dict[str, Any]]:
     """InfoAlign's similarity edges, one build at a time: Tanimoto within Murcko scaffolds (E6),
     then Pearson among the vectors of every gene, expression and morphology Dataset (E7–E9)."""
     yield build_similarity(conn, dataset=None, molecules=True, within_scaffold=True)
-    for row in conn.query("MATCH (d:Dataset) WHERE d.vector_label IN "
-                          "['Gene', 'ExpressionProfile', 'MorphologyProfile'] RETURN d.id AS id ORDER BY id"):  # fmt: skip
+    for row in conn.query(
+        "MATCH (d:Dataset) WHERE d.vector_label IN "
+        "['Gene', 'ExpressionProfile', 'MorphologyProfile'] RETURN d.id AS id ORDER BY id"
+    ):
         yield build_similarity(conn, dataset=row["id"], metric="pearson")

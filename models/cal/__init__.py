@@ -43,21 +43,27 @@ class AssociationModel(Model):
     evaluate_options: ClassVar[tuple[Option, ...]] = (
         Option("seeds", "Comma-separated seeds (model and split).", str, "42,123,456"),
         Option("splits", "Held-out splits to evaluate.", str, "edge,node"),
-        Option("thresholds", "Also train one model per positives score threshold (e.g. "
-               "400,700,900) and score them all on one held-out set of the strictest's pairs.", str, ""),
-        Option("evidence", "Instead: score the run's novel predictions against these comma-separated "
-               "files, pair lists (two gene columns, .tsv/.csv) or gene sets (.gmt).", str, ""),
+        Option(
+            "thresholds",
+            "Also train one model per positives score threshold (e.g. "
+            "400,700,900) and score them all on one held-out set of the strictest's pairs.",
+            str,
+            "",
+        ),
+        Option(
+            "evidence",
+            "Instead: score the run's novel predictions against these comma-separated "
+            "files, pair lists (two gene columns, .tsv/.csv) or gene sets (.gmt).",
+            str,
+            "",
+        ),
         Option("evidence-top", "--evidence: how many top novel pairs per method.", int, 500),
-    )  # fmt: skip
-    predict_options: ClassVar[tuple[Option, ...]] = (
-        Option("top-k", "Partners kept per gene.", int, 10),
     )
+    predict_options: ClassVar[tuple[Option, ...]] = (Option("top-k", "Partners kept per gene.", int, 10),)
     config: AssociationConfig
 
     def build_inputs(self, conn: Connection, views: Path) -> Inputs:
-        return collect_inputs(
-            conn, self.config, views / f"gene-association-{self.config.relationship}"
-        )
+        return collect_inputs(conn, self.config, views / f"gene-association-{self.config.relationship}")
 
     def load_inputs(self, path: Path) -> Inputs:
         return Inputs.load(path)
@@ -66,9 +72,14 @@ class AssociationModel(Model):
         """The run's `data` record: the view, the split and the embedding."""
         assert task.split is not None and task.embedding is not None
         info = task.embedding
-        return {**inputs.meta, "split": task.split.counts(), "embedding_dim": info["dim"],
-                "explained_variance": round(info["explained_variance"], 4),
-                "embedding_sha256": info["sha256"], "pca_fit_genes": info["fit_genes"]}  # fmt: skip
+        return {
+            **inputs.meta,
+            "split": task.split.counts(),
+            "embedding_dim": info["dim"],
+            "explained_variance": round(info["explained_variance"], 4),
+            "embedding_sha256": info["sha256"],
+            "pca_fit_genes": info["fit_genes"],
+        }
 
     def left_out(self) -> str | None:
         if self.config.split == "none":
@@ -93,8 +104,15 @@ class CAL(AssociationModel):
     name = "cal"
     description = "Contrastive association learning: gene pairs (STRING) close in a map of expression embeddings."
     config_class = CALConfig
-    test_config = {"pca_dim": 8, "hidden_dim": 32, "layers": 1, "epochs": 3, "batch_size": 32, "search": "",
-                   "checkpoint_every": 1}  # fmt: skip
+    test_config = {
+        "pca_dim": 8,
+        "hidden_dim": 32,
+        "layers": 1,
+        "epochs": 3,
+        "batch_size": 32,
+        "search": "",
+        "checkpoint_every": 1,
+    }
     config: CALConfig
 
     def task(self, inputs: Inputs) -> CALTask:
@@ -103,10 +121,12 @@ class CAL(AssociationModel):
     def build_module(self, **module_args: Any) -> nn.Module:
         return CALModel(**module_args)
 
-    def evaluate(self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
-                 device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
-        return association_evaluate(run, inputs, conn, options, self.config,
-                                    lambda: self.pair_rows(run, inputs), device, on_progress)  # fmt: skip
+    def evaluate(
+        self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any], device: str, on_progress: OnProgress
+    ) -> dict[str, Any]:
+        return association_evaluate(
+            run, inputs, conn, options, self.config, lambda: self.pair_rows(run, inputs), device, on_progress
+        )
 
     def pair_rows(self, run: Run, inputs: Inputs) -> Rows:
         """The trained run's all-pairs scores, by rows."""
@@ -117,17 +137,23 @@ class CAL(AssociationModel):
         x = torch.from_numpy(embed(inputs.features, split.fit, self.config.pca_dim)[0])
         return cal_rows(encode(cal_model(run.dir), x), x, self.config.transform)
 
-    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any],
-                device: str) -> Prediction:  # fmt: skip
+    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         from kgctl.models.cal.predict import predict
 
         assert isinstance(module, CALModel)
         return predict(self.config, inputs, module, int(options.get("top_k", 10)), device)
 
 
-def association_evaluate(run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
-                         config: CALConfig, model_rows: Callable[[], Rows], device: str,
-                         on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+def association_evaluate(
+    run: Run,
+    inputs: Inputs,
+    conn: Connection,
+    options: dict[str, Any],
+    config: CALConfig,
+    model_rows: Callable[[], Rows],
+    device: str,
+    on_progress: OnProgress,
+) -> dict[str, Any]:
     """`kgctl evaluate` for a gene-association run: the held-out protocol of every method
     (CAL at `config`), or with --evidence, the evidence check of the run's novel predictions."""
     from kgctl.models.cal.evaluate import evaluate
@@ -146,12 +172,14 @@ def association_evaluate(run: Run, inputs: Inputs, conn: Connection, options: di
     if not seeds or not splits or set(splits) - {"edge", "node"}:
         raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
     sweep = inputs_by_threshold(conn, run.views, config, thresholds) if thresholds else None
-    return evaluate(run, inputs, config, splits=splits, seeds=seeds, device=device,
-                    on_progress=on_progress, thresholds=sweep)  # fmt: skip
+    return evaluate(
+        run, inputs, config, splits=splits, seeds=seeds, device=device, on_progress=on_progress, thresholds=sweep
+    )
 
 
-def inputs_by_threshold(conn: Connection, views: Path, config: CALConfig,
-                        thresholds: tuple[float, ...]) -> dict[float, Inputs]:  # fmt: skip
+def inputs_by_threshold(
+    conn: Connection, views: Path, config: CALConfig, thresholds: tuple[float, ...]
+) -> dict[float, Inputs]:
     """The run's inputs again with positives at each score threshold (for a threshold sweep)."""
     if config.channel is not None:
         raise KgctlError("a threshold sweep needs positives chosen by score, not a channel filter")

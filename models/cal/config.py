@@ -23,16 +23,10 @@ DEFAULT_MIN_SCORE = {"INTERACTS_WITH": 700.0}
 class AssociationConfig(ModelConfig):
     """What every gene-association model reads: the features, the positives and the split."""
 
-    dataset: str = setting(
-        "", "Dataset id of the gene features (required; `MATCH (d:Dataset) RETURN d.id`)."
-    )
+    dataset: str = setting("", "Dataset id of the gene features (required; `MATCH (d:Dataset) RETURN d.id`).")
     relationship: str = setting("INTERACTS_WITH", "Positives' relationship type.", RELATIONSHIPS)
-    min_score: float | None = setting(
-        None, "Positives score at least this (default 700 for STRING)."
-    )
-    channel: str | None = setting(
-        None, "Or positives by a STRING channel, e.g. experiments.", STRING_CHANNELS
-    )
+    min_score: float | None = setting(None, "Positives score at least this (default 700 for STRING).")
+    channel: str | None = setting(None, "Or positives by a STRING channel, e.g. experiments.", STRING_CHANNELS)
     min_channel: float = setting(700.0, "... at least this on the channel.")
     max_missing: float = setting(0.2, "Genes with a larger share of missing features are left out.")
     pca_dim: int = setting(50, "PCA dimension of the input embedding.")
@@ -41,21 +35,30 @@ class AssociationConfig(ModelConfig):
     validation_fraction: float = setting(0.1, "The share of validation pairs.")
     unseen_fraction: float = setting(0.3, "Node split: the share of genes held out.")
     patience: int = setting(
-        20, "Stop after this many epochs without a better validation AUC (0: never early); "
+        20,
+        "Stop after this many epochs without a better validation AUC (0: never early); "
         "the best epoch's weights are kept either way.",
-    )  # fmt: skip
+    )
     hubness: str = setting(
-        "zscore", "Per-gene rankings corrected for hub genes: each partner's scores standardised "
-        "over all genes (zscore), CSLS, or raw scores (none).", HUBNESS,
-    )  # fmt: skip
+        "zscore",
+        "Per-gene rankings corrected for hub genes: each partner's scores standardised "
+        "over all genes (zscore), CSLS, or raw scores (none).",
+        HUBNESS,
+    )
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
-            (self.channel is None or self.relationship == "INTERACTS_WITH", "channel filters apply to INTERACTS_WITH only"),
+            (
+                self.channel is None or self.relationship == "INTERACTS_WITH",
+                "channel filters apply to INTERACTS_WITH only",
+            ),
             (self.pca_dim >= 2, "pca_dim >= 2"),
-            (0 < self.test_fraction < 1 and 0 <= self.validation_fraction < 1 - self.test_fraction, "fractions out of range"),
+            (
+                0 < self.test_fraction < 1 and 0 <= self.validation_fraction < 1 - self.test_fraction,
+                "fractions out of range",
+            ),
             (0 < self.unseen_fraction < 1, "unseen_fraction must be in (0, 1)"),
-        ]  # fmt: skip
+        ]
 
     @property
     def threshold(self) -> float | None:
@@ -77,19 +80,20 @@ class CALConfig(AssociationConfig):
     hidden_dim: int = setting(1024, "Width of the MLP g.")
     layers: int = setting(3, "Hidden blocks of g.")
     transform: str = setting(
-        "half", "The reference's half transform (one gene through f, scored both ways), or "
-        "both genes through f (memorises its training pairs on the real data).", TRANSFORMS,
-    )  # fmt: skip
-    mask: bool = setting(True, "In-batch loss: mask known partners and repeated genes.")
-    loss: str = setting(
-        "in-batch", "In-batch InfoNCE, or K random negatives from a pool of f(X).", LOSSES
+        "half",
+        "The reference's half transform (one gene through f, scored both ways), or "
+        "both genes through f (memorises its training pairs on the real data).",
+        TRANSFORMS,
     )
+    mask: bool = setting(True, "In-batch loss: mask known partners and repeated genes.")
+    loss: str = setting("in-batch", "In-batch InfoNCE, or K random negatives from a pool of f(X).", LOSSES)
     negatives: int = setting(511, "random-negatives: K per anchor.")
     temperature: float = setting(0.05, "InfoNCE temperature τ.")
     search: str = setting(
-        "temperature=0.05,0.1", "Settings to choose among on validation (e.g. "
+        "temperature=0.05,0.1",
+        "Settings to choose among on validation (e.g. "
         "'transform=half,both;mask=true,false'): one model each, the best kept, all recorded.",
-    )  # fmt: skip
+    )
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
@@ -97,4 +101,4 @@ class CALConfig(AssociationConfig):
             (self.hidden_dim >= 1 and self.layers >= 1, "hidden_dim and layers >= 1"),
             (self.batch_size >= 8, "batch_size >= 8"),
             (self.temperature > 0, "temperature must be positive"),
-        ]  # fmt: skip
+        ]

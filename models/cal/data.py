@@ -72,24 +72,29 @@ class Inputs:
         return np.sort(pair_keys(self.known, self.n))
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, genes=self.genes, features=self.features, known=self.known,
-                            positives=self.positives, meta=json.dumps(self.meta))  # fmt: skip
+        np.savez_compressed(
+            path,
+            genes=self.genes,
+            features=self.features,
+            known=self.known,
+            positives=self.positives,
+            meta=json.dumps(self.meta),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Inputs:
         with np.load(path, allow_pickle=False) as f:
-            return cls(
-                f["genes"], f["features"], f["known"], f["positives"], json.loads(str(f["meta"]))
-            )
+            return cls(f["genes"], f["features"], f["known"], f["positives"], json.loads(str(f["meta"])))
 
 
 def collect_inputs(conn: Connection, config: AssociationConfig, view_dir: Path) -> Inputs:
     """Export the view (cached by graph fingerprint) and apply the config's rules."""
     if not config.dataset:
-        raise KgctlError("CAL needs a feature dataset: set `dataset` in the config or pass --dataset "
-                         "(`MATCH (d:Dataset) RETURN d.id` lists them)")  # fmt: skip
-    view = export_view(conn, "gene-association", view_dir, dataset=config.dataset,
-                       relationships=(config.relationship,))  # fmt: skip
+        raise KgctlError(
+            "CAL needs a feature dataset: set `dataset` in the config or pass --dataset "
+            "(`MATCH (d:Dataset) RETURN d.id` lists them)"
+        )
+    view = export_view(conn, "gene-association", view_dir, dataset=config.dataset, relationships=(config.relationship,))
     assert isinstance(view, View)
     channel_pairs = None
     if config.channel is not None:
@@ -103,9 +108,7 @@ def collect_inputs(conn: Connection, config: AssociationConfig, view_dir: Path) 
     return build_inputs(view, config, channel_pairs)
 
 
-def build_inputs(
-    view: View, config: AssociationConfig, channel_pairs: np.ndarray | None = None
-) -> Inputs:
+def build_inputs(view: View, config: AssociationConfig, channel_pairs: np.ndarray | None = None) -> Inputs:
     """Keep genes with at most `max_missing` missing features (the rest filled with the column
     mean); known pairs at any score; positives by score threshold or channel filter."""
     if view.x is None:
@@ -113,9 +116,7 @@ def build_inputs(
     missing = np.isnan(view.x).mean(axis=1)
     keep = np.flatnonzero(missing <= config.max_missing)
     if len(keep) < 10:
-        raise KgctlError(
-            f"only {len(keep)} genes have features in {config.dataset!r}; CAL needs more"
-        )
+        raise KgctlError(f"only {len(keep)} genes have features in {config.dataset!r}; CAL needs more")
     x = view.x[keep].astype(np.float64)
     column_mean = np.nanmean(x, axis=0)
     x = np.where(np.isnan(x), np.nan_to_num(column_mean)[None, :], x).astype(np.float32)
@@ -137,13 +138,22 @@ def build_inputs(
         rule = f"score >= {threshold:g}" if threshold is not None else "any score"
     positives = unordered(chosen, n)
     if len(positives) < 20:
-        raise KgctlError(f"only {len(positives)} {config.relationship} pairs among genes with "
-                         f"features pass {rule}; CAL needs more")  # fmt: skip
-    meta = {"view_fingerprint": view.meta.get("fingerprint"), "licences": view.meta.get("licences", []),
-            "dataset": config.dataset,
-            "relationship": config.relationship, "rule": rule, "genes_in_view": len(view.node_ids),
-            "genes": n, "features": int(x.shape[1]), "known_pairs": len(known),
-            "positive_pairs": len(positives), "genes_in_positives": int(len(np.unique(positives)))}  # fmt: skip
+        raise KgctlError(
+            f"only {len(positives)} {config.relationship} pairs among genes with features pass {rule}; CAL needs more"
+        )
+    meta = {
+        "view_fingerprint": view.meta.get("fingerprint"),
+        "licences": view.meta.get("licences", []),
+        "dataset": config.dataset,
+        "relationship": config.relationship,
+        "rule": rule,
+        "genes_in_view": len(view.node_ids),
+        "genes": n,
+        "features": int(x.shape[1]),
+        "known_pairs": len(known),
+        "positive_pairs": len(positives),
+        "genes_in_positives": int(len(np.unique(positives))),
+    }
     return Inputs(np.asarray([view.node_ids[i] for i in keep]), x, known, positives, meta)
 
 
@@ -164,8 +174,12 @@ class Split:
         return ~self.unseen
 
     def counts(self) -> dict[str, int]:
-        return {"train": len(self.train), "validation": len(self.validation),
-                "test": len(self.test), "unseen_genes": int(self.unseen.sum())}  # fmt: skip
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+            "unseen_genes": int(self.unseen.sum()),
+        }
 
 
 def make_split(inputs: Inputs, config: AssociationConfig, kind: str, seed: int) -> Split:
@@ -205,19 +219,25 @@ def embed(features: np.ndarray, fit: np.ndarray, dim: int) -> tuple[np.ndarray, 
     flip = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
     components = components * flip[:, None]
     scores = (x - mean) @ components.T
-    emb = (scores / np.maximum(np.linalg.norm(scores, axis=1, keepdims=True), 1e-8)).astype(
-        np.float32
-    )
+    emb = (scores / np.maximum(np.linalg.norm(scores, axis=1, keepdims=True), 1e-8)).astype(np.float32)
     variance = s**2
-    info = {"dim": k, "explained_variance": float(variance[:k].sum() / variance.sum()),
-            "fit_genes": int(fit.sum()), "sha256": hashlib.sha256(emb.tobytes()).hexdigest()}  # fmt: skip
+    info = {
+        "dim": k,
+        "explained_variance": float(variance[:k].sum() / variance.sum()),
+        "fit_genes": int(fit.sum()),
+        "sha256": hashlib.sha256(emb.tobytes()).hexdigest(),
+    }
     return emb, info
 
 
 def sample_pairs(
-    pool_a: np.ndarray, pool_b: np.ndarray, count: int, exclude: np.ndarray, n: int,
+    pool_a: np.ndarray,
+    pool_b: np.ndarray,
+    count: int,
+    exclude: np.ndarray,
+    n: int,
     rng: np.random.Generator,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Up to `count` distinct unordered pairs (a from pool_a, b from pool_b, a ≠ b) whose key is
     not in the sorted array `exclude`."""
     chosen = np.zeros(0, dtype=np.int64)
@@ -235,8 +255,7 @@ def sample_pairs(
     return np.column_stack([chosen // n, chosen % n]).astype(np.int64)
 
 
-def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator,
-              cap: int = 50_000) -> np.ndarray:  # fmt: skip
+def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator, cap: int = 50_000) -> np.ndarray:
     """`ratio` negatives per test positive (at most `cap`), excluding every known pair at any
     score. Node split: the same shares of pairs with one and with two unseen genes as the test
     positives, so recognising training genes earns nothing."""
@@ -248,14 +267,17 @@ def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator
     unseen, seen = np.flatnonzero(split.unseen), np.flatnonzero(~split.unseen)
     both = split.unseen[split.test[:, 0]] & split.unseen[split.test[:, 1]]
     n_both = round(total * both.mean())
-    return np.concatenate([
-        sample_pairs(unseen, unseen, n_both, exclude, inputs.n, rng),
-        sample_pairs(unseen, seen, total - n_both, exclude, inputs.n, rng),
-    ])  # fmt: skip
+    return np.concatenate(
+        [
+            sample_pairs(unseen, unseen, n_both, exclude, inputs.n, rng),
+            sample_pairs(unseen, seen, total - n_both, exclude, inputs.n, rng),
+        ]
+    )
 
 
-def degree_matched_negatives(inputs: Inputs, split: Split, degree: np.ndarray, ratio: int,
-                             rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def degree_matched_negatives(
+    inputs: Inputs, split: Split, degree: np.ndarray, ratio: int, rng: np.random.Generator
+) -> np.ndarray:
     """For each test positive (a, b), `ratio` pairs (u, v) with u in a's and v in b's training-
     degree bin (powers of two) and, in a node split, the same seen/unseen status; no known pair."""
     exclude = inputs.known_keys
@@ -279,24 +301,19 @@ def degree_matched_negatives(inputs: Inputs, split: Split, degree: np.ndarray, r
     return np.column_stack([chosen // inputs.n, chosen % inputs.n]).astype(np.int64)
 
 
-def validation_negatives(inputs: Inputs, split: Split, ratio: int,
-                         rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def validation_negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator) -> np.ndarray:
     """Negatives for the validation pairs, which join seen genes only: seen-seen pairs that no
     known pair joins, `ratio` per validation pair."""
     exclude = inputs.known_keys
     seen = np.flatnonzero(~split.unseen)
-    return sample_pairs(
-        seen, seen, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng
-    )
+    return sample_pairs(seen, seen, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng)
 
 
 def ambiguous_pairs(inputs: Inputs, split: Split) -> np.ndarray:
     """Known pairs below the positives' rule (e.g. STRING 400–699 for a 700 threshold): reported
     as a band of their own, never used as negatives. In a node split, those touching an unseen
     gene, like the test positives."""
-    band = inputs.known[
-        ~np.isin(pair_keys(inputs.known, inputs.n), pair_keys(inputs.positives, inputs.n))
-    ]
+    band = inputs.known[~np.isin(pair_keys(inputs.known, inputs.n), pair_keys(inputs.positives, inputs.n))]
     if split.kind == "node":
         band = band[split.unseen[band[:, 0]] | split.unseen[band[:, 1]]]
     return band

@@ -48,8 +48,15 @@ class Scorer:
     split's validation pairs), input cosine, and degree product, bilinear form and walk-embedding
     cosine (all three fit on the training pairs only)."""
 
-    def __init__(self, inputs: Inputs, split: Split, emb: np.ndarray, model: CALModel,
-                 config: CALConfig, graphsage: np.ndarray | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        inputs: Inputs,
+        split: Split,
+        emb: np.ndarray,
+        model: CALModel,
+        config: CALConfig,
+        graphsage: np.ndarray | None = None,
+    ) -> None:
         self.emb = emb
         self.transform = config.transform
         self.fx = encode(model, torch.from_numpy(emb))
@@ -64,9 +71,7 @@ class Scorer:
             return pair_scores(self.fx, x, torch.from_numpy(pairs), self.transform).numpy()
         if method == "graphsage":
             assert self.graphsage is not None, "GraphSAGE was not trained for this split"
-            return np.asarray(
-                np.einsum("ij,ij->i", self.graphsage[pairs[:, 0]], self.graphsage[pairs[:, 1]])
-            )
+            return np.asarray(np.einsum("ij,ij->i", self.graphsage[pairs[:, 0]], self.graphsage[pairs[:, 1]]))
         if method == "cosine":
             return cosine_scores(self.emb, pairs)
         if method == "degree_product":
@@ -90,8 +95,9 @@ def bilinear_scores(emb: np.ndarray, w: np.ndarray, pairs: np.ndarray) -> np.nda
     return np.asarray(np.einsum("ij,jk,ik->i", unit[pairs[:, 0]], w, unit[pairs[:, 1]]))
 
 
-def trained(folder: Path, config: CALConfig, emb: np.ndarray, pairs: np.ndarray, device: str,
-            on_progress: OnProgress) -> CALModel:  # fmt: skip
+def trained(
+    folder: Path, config: CALConfig, emb: np.ndarray, pairs: np.ndarray, device: str, on_progress: OnProgress
+) -> CALModel:
     """A CAL model trained on `pairs` (no validation) in `folder`, unless it is already there."""
     if not (folder / MODEL).exists():
         fit(CALTask(config, emb, pairs), folder, device=device, on_progress=on_progress)
@@ -105,8 +111,9 @@ def cal_model(folder: Path) -> CALModel:
     return model
 
 
-def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str,
-                on_progress: OnProgress) -> tuple[np.ndarray, CALModel, CALConfig, dict[str, Any]]:  # fmt: skip
+def split_model(
+    run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str, on_progress: OnProgress
+) -> tuple[np.ndarray, CALModel, CALConfig, dict[str, Any]]:
     """The embedding, a trained model, its chosen config and its selection record for (split,
     seed): the run's own model when it was trained on exactly that split, else one chosen on the
     split's validation pairs and trained now under `evaluation/`."""
@@ -120,15 +127,14 @@ def split_model(run: Run, inputs: Inputs, config: CALConfig, split: Split, devic
         assert isinstance(c, CALConfig)
         return cal_task(inputs, c)
 
-    chosen, selection = fit_or_load(
-        seeded, make_task, folder, device=device, on_progress=on_progress
-    )
+    chosen, selection = fit_or_load(seeded, make_task, folder, device=device, on_progress=on_progress)
     assert isinstance(chosen, CALConfig)
     return emb, cal_model(folder), chosen, selection
 
 
-def graphsage_vectors(run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str,
-                      on_progress: OnProgress) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+def graphsage_vectors(
+    run: Run, inputs: Inputs, config: CALConfig, split: Split, device: str, on_progress: OnProgress
+) -> tuple[np.ndarray, dict[str, Any]]:
     """GraphSAGE's node embeddings over the split's training graph and its selection record: the
     run's own model when it is a GraphSAGE run on exactly that split, else one trained now."""
     from kgctl.models.graphsage import GraphSAGEModel
@@ -140,14 +146,13 @@ def graphsage_vectors(run: Run, inputs: Inputs, config: CALConfig, split: Split,
     )
 
     mine = {**run.config, "seed": split.seed, "split": split.kind}
-    own = (
-        run.model == "graphsage"
-        and run.config["split"] == split.kind
-        and run.config["seed"] == split.seed
-    )
+    own = run.model == "graphsage" and run.config["split"] == split.kind and run.config["seed"] == split.seed
     folder = run.dir if own else run.dir / "evaluation" / f"graphsage-{split.kind}-seed{split.seed}"
-    gconfig = GraphSAGEConfig(**mine) if run.model == "graphsage" \
-        else GraphSAGEConfig(**{**config.shared(), "seed": split.seed, "split": split.kind})  # fmt: skip
+    gconfig = (
+        GraphSAGEConfig(**mine)
+        if run.model == "graphsage"
+        else GraphSAGEConfig(**{**config.shared(), "seed": split.seed, "split": split.kind})
+    )
     selection = run.record.get("selection") or {}
     if not own:
 
@@ -155,15 +160,14 @@ def graphsage_vectors(run: Run, inputs: Inputs, config: CALConfig, split: Split,
             assert isinstance(c, GraphSAGEConfig)
             return graphsage_task(inputs, c)
 
-        _, selection = fit_or_load(
-            gconfig, make_task, folder, device=device, on_progress=on_progress
-        )
+        _, selection = fit_or_load(gconfig, make_task, folder, device=device, on_progress=on_progress)
     vectors = GraphSAGEModel(gconfig).node_vectors(load_module(folder, GraphSAGE), inputs, "cpu")
     return vectors.numpy(), selection
 
 
-def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, device: str,
-           on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+def honest(
+    run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, device: str, on_progress: OnProgress
+) -> dict[str, Any]:
     """Held-out figures of every method for one split and seed."""
     split = make_split(inputs, config, kind, seed)
     emb, model, chosen, selection = split_model(run, inputs, config, split, device, on_progress)
@@ -172,36 +176,31 @@ def honest(run: Run, inputs: Inputs, config: CALConfig, kind: str, seed: int, de
     rng = np.random.default_rng(seed)
     negative_sets = {
         "random": negatives(inputs, split, NEGATIVE_RATIO, rng),
-        "degree_matched": degree_matched_negatives(
-            inputs, split, score.degree, NEGATIVE_RATIO, rng
-        ),
+        "degree_matched": degree_matched_negatives(inputs, split, score.degree, NEGATIVE_RATIO, rng),
     }
     pos_cos = cosine_scores(emb, split.test)
     neg_cos = {name: cosine_scores(emb, neg) for name, neg in negative_sets.items()}
     mean_degree = (score.degree[split.test[:, 0]] + score.degree[split.test[:, 1]]) / 2
-    result: dict[str, Any] = {"split": split.counts(), "negatives": {k: len(v) for k, v in negative_sets.items()},
-                              "selection": {"cal": selection, "graphsage": sage_selection},
-                              "methods": {}}  # fmt: skip
-    val_neg = (
-        validation_negatives(inputs, split, NEGATIVE_RATIO, rng) if len(split.validation) else None
-    )
+    result: dict[str, Any] = {
+        "split": split.counts(),
+        "negatives": {k: len(v) for k, v in negative_sets.items()},
+        "selection": {"cal": selection, "graphsage": sage_selection},
+        "methods": {},
+    }
+    val_neg = validation_negatives(inputs, split, NEGATIVE_RATIO, rng) if len(split.validation) else None
     ambiguous = ambiguous_pairs(inputs, split)
     result["ambiguous_pairs"] = len(ambiguous)
     rows = cal_rows(score.fx, torch.from_numpy(emb), chosen.transform)
-    result["hubness"] = {h: partner_hits(rows, inputs.n, split.validation, split.train, h)
-                         for h in HUBNESS}  # fmt: skip
+    result["hubness"] = {h: partner_hits(rows, inputs.n, split.validation, split.train, h) for h in HUBNESS}
     for method in METHODS:
         pos = score(method, split.test)
         neg_scores = {name: score(method, neg) for name, neg in negative_sets.items()}
         figures: dict[str, Any] = {
-            name: metrics.ranking(pos, neg_scores[name], pos_cos, neg_cos[name])
-            for name in negative_sets
+            name: metrics.ranking(pos, neg_scores[name], pos_cos, neg_cos[name]) for name in negative_sets
         }
         figures["spearman_mean_degree"] = metrics.spearman(mean_degree, pos)
         if val_neg is not None:
-            figures["validation_auc"] = metrics.auc(
-                score(method, split.validation), score(method, val_neg)
-            )
+            figures["validation_auc"] = metrics.auc(score(method, split.validation), score(method, val_neg))
         if len(ambiguous) >= metrics.CB_MIN:  # below-threshold known pairs: never negatives
             figures["ambiguous_auc"] = metrics.auc(score(method, ambiguous), neg_scores["random"])
         result["methods"][method] = figures
@@ -222,17 +221,25 @@ def reference(run: Run, inputs: Inputs, config: CALConfig) -> dict[str, Any]:
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
     fx = encode(cal_model(run.dir), torch.from_numpy(emb))
     neg = reference_negatives(inputs, inputs.positives)
-    out: dict[str, Any] = {"protocol": "reference (transductive: training pairs; negatives exclude only positives)",
-                           "positives": len(split.train), "negatives": len(neg)}  # fmt: skip
+    out: dict[str, Any] = {
+        "protocol": "reference (transductive: training pairs; negatives exclude only positives)",
+        "positives": len(split.train),
+        "negatives": len(neg),
+    }
     pos_cos, neg_cos = cosine_scores(emb, split.train), cosine_scores(emb, neg)
     x = torch.from_numpy(emb)
     for method, pos, negs in (
-        ("cal", pair_scores(fx, x, torch.from_numpy(split.train), config.transform).numpy(),
-         pair_scores(fx, x, torch.from_numpy(neg), config.transform).numpy()),
+        (
+            "cal",
+            pair_scores(fx, x, torch.from_numpy(split.train), config.transform).numpy(),
+            pair_scores(fx, x, torch.from_numpy(neg), config.transform).numpy(),
+        ),
         ("cosine", pos_cos, neg_cos),
-    ):  # fmt: skip
-        out[method] = {"auc": metrics.auc(pos, negs),
-                       "cb_auc": metrics.cross_boundary_auc(pos, negs, pos_cos, neg_cos, 0.2)}  # fmt: skip
+    ):
+        out[method] = {
+            "auc": metrics.auc(pos, negs),
+            "cb_auc": metrics.cross_boundary_auc(pos, negs, pos_cos, neg_cos, 0.2),
+        }
     return out
 
 
@@ -243,10 +250,12 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [r["methods"][method] for r in per_seed]
         entry: dict[str, Any] = {}
         for neg in ("random", "degree_matched"):
-            entry[neg] = {key: metrics.mean_sd([r[neg][key] for r in rows])
-                          for key in rows[0][neg] if key != "cb_sweep"}  # fmt: skip
-            entry[neg]["cb_sweep"] = {b: metrics.mean_sd([r[neg]["cb_sweep"][b]["auc"] for r in rows])
-                                      for b in rows[0][neg]["cb_sweep"]}  # fmt: skip
+            entry[neg] = {
+                key: metrics.mean_sd([r[neg][key] for r in rows]) for key in rows[0][neg] if key != "cb_sweep"
+            }
+            entry[neg]["cb_sweep"] = {
+                b: metrics.mean_sd([r[neg]["cb_sweep"][b]["auc"] for r in rows]) for b in rows[0][neg]["cb_sweep"]
+            }
         for key in ("spearman_mean_degree", "validation_auc", "ambiguous_auc"):
             if key in rows[0]:
                 entry[key] = metrics.mean_sd([r.get(key) for r in rows])
@@ -254,35 +263,54 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def evaluate(run: Run, inputs: Inputs, config: CALConfig, *, splits: tuple[str, ...] = ("edge", "node"),
-             seeds: tuple[int, ...] = SEEDS, device: str = "auto", on_progress: OnProgress = silent,
-             thresholds: dict[float, Inputs] | None = None) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    run: Run,
+    inputs: Inputs,
+    config: CALConfig,
+    *,
+    splits: tuple[str, ...] = ("edge", "node"),
+    seeds: tuple[int, ...] = SEEDS,
+    device: str = "auto",
+    on_progress: OnProgress = silent,
+    thresholds: dict[float, Inputs] | None = None,
+) -> dict[str, Any]:
     """Both protocols (the reference one for a CAL run only), and a threshold sweep when given
     inputs per threshold; the plots go into the run folder. `config`: CAL's settings."""
-    result: dict[str, Any] = {"seeds": list(seeds), "negative_ratio": NEGATIVE_RATIO,
-                              "reference": reference(run, inputs, config) if run.model == "cal" else None,
-                              "held_out": {}}  # fmt: skip
+    result: dict[str, Any] = {
+        "seeds": list(seeds),
+        "negative_ratio": NEGATIVE_RATIO,
+        "reference": reference(run, inputs, config) if run.model == "cal" else None,
+        "held_out": {},
+    }
     plots: list[str] = []
     for kind in splits:
         per_seed = [honest(run, inputs, config, kind, seed, device, on_progress) for seed in seeds]
         plots += plot(run.dir / "plots", kind, per_seed[0].pop("plot_data"))
         for r in per_seed[1:]:
             r.pop("plot_data")
-        result["held_out"][kind] = {"summary": summarise(per_seed),
-                                    "per_seed": dict(zip(map(str, seeds), per_seed, strict=True))}  # fmt: skip
+        result["held_out"][kind] = {
+            "summary": summarise(per_seed),
+            "per_seed": dict(zip(map(str, seeds), per_seed, strict=True)),
+        }
     if thresholds:
-        final = CALConfig(
-            **final_settings(config, run.record.get("selection") if run.model == "cal" else None)
+        final = CALConfig(**final_settings(config, run.record.get("selection") if run.model == "cal" else None))
+        result["threshold_sweep"] = threshold_sweep(
+            thresholds, final, run.dir / "evaluation", seeds=seeds, device=device, on_progress=on_progress
         )
-        result["threshold_sweep"] = threshold_sweep(thresholds, final, run.dir / "evaluation",
-                                                    seeds=seeds, device=device, on_progress=on_progress)  # fmt: skip
     result["plots"] = plots
     return result
 
 
-def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder: Path, *,
-                    seeds: tuple[int, ...] = SEEDS, test_fraction: float = 0.2,
-                    device: str = "auto", on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+def threshold_sweep(
+    by_threshold: dict[float, Inputs],
+    config: CALConfig,
+    folder: Path,
+    *,
+    seeds: tuple[int, ...] = SEEDS,
+    test_fraction: float = 0.2,
+    device: str = "auto",
+    on_progress: OnProgress = silent,
+) -> dict[str, Any]:
     """One model per positives threshold, every one scored on the same held-out pairs
     (methods/cal.md §8.6): per seed, `test_fraction` of the strictest threshold's pairs, removed
     from every threshold's training pairs, against one negative set that no known pair joins."""
@@ -290,8 +318,7 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
     strict = by_threshold[thresholds[-1]]
     for t in thresholds:
         inputs = by_threshold[t]
-        if not (np.array_equal(inputs.genes, strict.genes)
-                and np.array_equal(inputs.known, strict.known)):  # fmt: skip
+        if not (np.array_equal(inputs.genes, strict.genes) and np.array_equal(inputs.known, strict.known)):
             raise KgctlError(f"threshold {t:g}: the inputs come from a different view or gene set")
     n = strict.n
     emb, _ = embed(strict.features, np.ones(n, dtype=bool), config.pca_dim)
@@ -301,9 +328,7 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
         rng = np.random.default_rng(seed)
         pos = strict.positives
         test = pos[np.sort(rng.permutation(len(pos))[: round(test_fraction * len(pos))])]
-        neg = negatives(
-            strict, Split("edge", seed, test[:0], test[:0], test, unseen), NEGATIVE_RATIO, rng
-        )
+        neg = negatives(strict, Split("edge", seed, test[:0], test[:0], test, unseen), NEGATIVE_RATIO, rng)
         held = pair_keys(test, n)
         rows: dict[str, Any] = {}
         for t in thresholds:
@@ -321,33 +346,46 @@ def threshold_sweep(by_threshold: dict[float, Inputs], config: CALConfig, folder
             rows[f"{t:g}"] = {"train_pairs": len(train_pairs), "methods": figures}
         per_seed[str(seed)] = {"test": len(test), "negatives": len(neg), "thresholds": rows}
     summary = {
-        f"{t:g}": {m: {k: metrics.mean_sd([r["thresholds"][f"{t:g}"]["methods"][m][k]
-                                           for r in per_seed.values()]) for k in ("auc", "auprc")}
-                   for m in SWEPT}
+        f"{t:g}": {
+            m: {
+                k: metrics.mean_sd([r["thresholds"][f"{t:g}"]["methods"][m][k] for r in per_seed.values()])
+                for k in ("auc", "auprc")
+            }
+            for m in SWEPT
+        }
         for t in thresholds
-    }  # fmt: skip
-    return {"protocol": f"fixed held-out set: {test_fraction:g} of the pairs passing "
-                        f"{thresholds[-1]:g}, held out of every threshold's training pairs",
-            "thresholds": thresholds, "seeds": list(seeds),
-            "positives": {f"{t:g}": len(by_threshold[t].positives) for t in thresholds},
-            "view_fingerprint": strict.meta.get("view_fingerprint"), "summary": summary,
-            "per_seed": per_seed}  # fmt: skip
+    }
+    return {
+        "protocol": f"fixed held-out set: {test_fraction:g} of the pairs passing "
+        f"{thresholds[-1]:g}, held out of every threshold's training pairs",
+        "thresholds": thresholds,
+        "seeds": list(seeds),
+        "positives": {f"{t:g}": len(by_threshold[t].positives) for t in thresholds},
+        "view_fingerprint": strict.meta.get("view_fingerprint"),
+        "summary": summary,
+        "per_seed": per_seed,
+    }
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     """The figures a person reads first: held-out AUC mean ± SD per split and method."""
     out: dict[str, Any] = {}
     for kind, block in result["held_out"].items():
-        out[kind] = {m: {"auc": block["summary"][m]["random"]["auc"],
-                         "auc_degree_matched": block["summary"][m]["degree_matched"]["auc"],
-                         "cb_auc": block["summary"][m]["random"]["cb_auc"]}
-                     for m in METHODS}  # fmt: skip
+        out[kind] = {
+            m: {
+                "auc": block["summary"][m]["random"]["auc"],
+                "auc_degree_matched": block["summary"][m]["degree_matched"]["auc"],
+                "cb_auc": block["summary"][m]["random"]["cb_auc"],
+            }
+            for m in METHODS
+        }
     for t, row in result.get("threshold_sweep", {}).get("summary", {}).items():
         out.setdefault("threshold_sweep", {})[t] = {m: {"auc": row[m]["auc"]} for m in SWEPT}
     ref = result["reference"]
     if ref:
-        out["reference_transductive"] = {m: {"auc": ref[m]["auc"], "cb_auc": ref[m]["cb_auc"]["auc"]}
-                                         for m in ("cal", "cosine")}  # fmt: skip
+        out["reference_transductive"] = {
+            m: {"auc": ref[m]["auc"], "cb_auc": ref[m]["cb_auc"]["auc"]} for m in ("cal", "cosine")
+        }
     return out
 
 
@@ -425,49 +463,32 @@ def report(r: dict[str, Any]) -> list[str]:
     ref = r["reference"]
     lines = [f"Run {r['run_id']}: seeds {', '.join(map(str, r['seeds']))}"]
     if ref:
-        lines.append(
-            f"Reference protocol (transductive, {ref['positives']:,} training pairs, not held out):"
-        )
+        lines.append(f"Reference protocol (transductive, {ref['positives']:,} training pairs, not held out):")
         for m in ("cal", "cosine"):
             cb = ref[m]["cb_auc"]["auc"]
-            lines.append(
-                f"  {m:<8} AUC {ref[m]['auc']:.3f}   CB AUC {cb if cb is None else round(cb, 3)}"
-            )
+            lines.append(f"  {m:<8} AUC {ref[m]['auc']:.3f}   CB AUC {cb if cb is None else round(cb, 3)}")
     for kind, block in r["held_out"].items():
         first = next(iter(block["per_seed"].values()))
         counts = first["split"]
-        lines.append(
-            f"Held-out {kind} split ({counts['test']:,} test pairs, {counts['unseen_genes']} unseen genes):"
-        )
-        lines.append(
-            f"  {'method':<16}{'AUC':>16}{'AUPRC':>16}{'CB AUC':>16}{'AUC deg-matched':>18}{'ρ(degree)':>16}"
-        )
+        lines.append(f"Held-out {kind} split ({counts['test']:,} test pairs, {counts['unseen_genes']} unseen genes):")
+        lines.append(f"  {'method':<16}{'AUC':>16}{'AUPRC':>16}{'CB AUC':>16}{'AUC deg-matched':>18}{'ρ(degree)':>16}")
         for m, s in block["summary"].items():
-            lines.append(f"  {m:<16}{_fmt(s['random']['auc']):>16}{_fmt(s['random']['auprc']):>16}"
-                         f"{_fmt(s['random']['cb_auc']):>16}{_fmt(s['degree_matched']['auc']):>18}"
-                         f"{_fmt(s['spearman_mean_degree']):>16}")  # fmt: skip
-        band = [
-            f"{m} {_fmt(s['ambiguous_auc'])}"
-            for m, s in block["summary"].items()
-            if "ambiguous_auc" in s
-        ]
+            lines.append(
+                f"  {m:<16}{_fmt(s['random']['auc']):>16}{_fmt(s['random']['auprc']):>16}"
+                f"{_fmt(s['random']['cb_auc']):>16}{_fmt(s['degree_matched']['auc']):>18}"
+                f"{_fmt(s['spearman_mean_degree']):>16}"
+            )
+        band = [f"{m} {_fmt(s['ambiguous_auc'])}" for m, s in block["summary"].items() if "ambiguous_auc" in s]
         if band:
-            lines.append(f"  known pairs below the threshold ({first['ambiguous_pairs']:,}, never negatives) "
-                         "against negatives, AUC: " + ", ".join(band))  # fmt: skip
+            lines.append(
+                f"  known pairs below the threshold ({first['ambiguous_pairs']:,}, never negatives) "
+                "against negatives, AUC: " + ", ".join(band)
+            )
         for method in ("cal", "graphsage"):
-            picks = [
-                _picked(seed, r_["selection"].get(method) or {})
-                for seed, r_ in block["per_seed"].items()
-            ]
+            picks = [_picked(seed, r_["selection"].get(method) or {}) for seed, r_ in block["per_seed"].items()]
             lines.append(f"  {method} chosen on validation: " + "; ".join(picks))
-        hits = {
-            h: metrics.mean_sd([r_["hubness"][h] for r_ in block["per_seed"].values()])
-            for h in HUBNESS
-        }
-        lines.append(
-            "  CAL per-gene validation hits@10: "
-            + ", ".join(f"{h} {_fmt(v)}" for h, v in hits.items())
-        )
+        hits = {h: metrics.mean_sd([r_["hubness"][h] for r_ in block["per_seed"].values()]) for h in HUBNESS}
+        lines.append("  CAL per-gene validation hits@10: " + ", ".join(f"{h} {_fmt(v)}" for h, v in hits.items()))
     sweep = r.get("threshold_sweep")
     if sweep:
         first = next(iter(sweep["per_seed"].values()))
@@ -475,10 +496,9 @@ def report(r: dict[str, Any]) -> list[str]:
         methods = list(next(iter(sweep["summary"].values())))
         lines.append(f"  {'threshold':<12}{'positives':>10}" + "".join(f"{m:>18}" for m in methods))
         for t, row in sweep["summary"].items():
-            lines.append(f"  {t:<12}{sweep['positives'][t]:>10,}"
-                         + "".join(f"{_fmt(row[m]['auc']):>18}" for m in methods))  # fmt: skip
+            lines.append(
+                f"  {t:<12}{sweep['positives'][t]:>10,}" + "".join(f"{_fmt(row[m]['auc']):>18}" for m in methods)
+            )
     if r["plots"]:
-        lines.append(
-            f"Plots: {', '.join(Path(p).name for p in r['plots'])} in {Path(r['plots'][0]).parent}"
-        )
+        lines.append(f"Plots: {', '.join(Path(p).name for p in r['plots'])} in {Path(r['plots'][0]).parent}")
     return lines

@@ -22,9 +22,7 @@ def _open(path: Path) -> IO[str]:
     return gzip.open(path, "rt") if path.suffix == ".gz" else path.open()
 
 
-def read_evidence(
-    path: Path, index: dict[str, int], n: int
-) -> tuple[str, np.ndarray, list[np.ndarray]]:
+def read_evidence(path: Path, index: dict[str, int], n: int) -> tuple[str, np.ndarray, list[np.ndarray]]:
     """(kind, sorted keys of supported pairs, gene sets as index arrays) from one file; genes
     outside the run are skipped, a malformed line is an error naming file and line."""
     if not path.is_file():
@@ -33,9 +31,7 @@ def read_evidence(
     pairs: list[tuple[int, int]] = []
     sets: list[np.ndarray] = []
     with _open(path) as handle:
-        dialect = (
-            "excel-tab" if gmt or ".tsv" in path.suffixes or ".txt" in path.suffixes else "excel"
-        )
+        dialect = "excel-tab" if gmt or ".tsv" in path.suffixes or ".txt" in path.suffixes else "excel"
         for line, row in enumerate(csv.reader(handle, dialect=dialect), start=1):
             if not row or row[0].startswith("#"):
                 continue
@@ -96,8 +92,9 @@ def random_unknown(inputs: Inputs, count: int, seed: int) -> np.ndarray:
     return np.column_stack([chosen // n, chosen % n])
 
 
-def evidence_check(inputs: Inputs, methods: dict[str, Rows], files: list[Path], top: int,
-                   seed: int = 42) -> dict[str, Any]:  # fmt: skip
+def evidence_check(
+    inputs: Inputs, methods: dict[str, Rows], files: list[Path], top: int, seed: int = 42
+) -> dict[str, Any]:
     """Per evidence file and for all together: the share of each method's top `top` novel pairs
     supported, and of as many random unknown pairs."""
     index = {str(g).upper(): i for i, g in enumerate(inputs.genes)}
@@ -121,22 +118,23 @@ def evidence_check(inputs: Inputs, methods: dict[str, Rows], files: list[Path], 
         }
     result["all"] = {m: round(float(h.mean()), 4) for m, h in every.items()}
     base = result["all"]["random"]
-    result["enrichment_over_random"] = {m: (round(v / base, 2) if base else None)
-                                        for m, v in result["all"].items() if m != "random"}  # fmt: skip
+    result["enrichment_over_random"] = {
+        m: (round(v / base, 2) if base else None) for m, v in result["all"].items() if m != "random"
+    }
     return result
 
 
 def evidence_report(r: dict[str, Any]) -> list[str]:
     """The evidence check as text: per file and for all files together."""
     methods = list(r["all"])
-    lines = [f"Run {r['run_id']}: top {r['top']:,} novel pairs per method (no known pair at any score), "
-             "share supported by evidence it never trained on:",
-             f"  {'evidence':<40}" + "".join(f"{m:>14}" for m in methods)]  # fmt: skip
+    lines = [
+        f"Run {r['run_id']}: top {r['top']:,} novel pairs per method (no known pair at any score), "
+        "share supported by evidence it never trained on:",
+        f"  {'evidence':<40}" + "".join(f"{m:>14}" for m in methods),
+    ]
     for name, block in r["files"].items():
         what = f"{Path(name).name} ({block['pairs']:,} pairs, {block['gene_sets']:,} sets)"
         lines.append(f"  {what:<40}" + "".join(f"{block['supported'][m]:>14.3f}" for m in methods))
     lines.append(f"  {'all files':<40}" + "".join(f"{r['all'][m]:>14.3f}" for m in methods))
-    lines.append(
-        "  over random: " + ", ".join(f"{m} ×{v}" for m, v in r["enrichment_over_random"].items())
-    )
+    lines.append("  over random: " + ", ".join(f"{m} ×{v}" for m, v in r["enrichment_over_random"].items()))
     return lines

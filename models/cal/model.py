@@ -47,8 +47,9 @@ def known_pair_keys(pairs: Tensor, n: int) -> Tensor:
     return torch.sort(both[:, 0] * n + both[:, 1]).values
 
 
-def in_batch_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor | None,
-                  n: int, temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
+def in_batch_loss(
+    za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor | None, n: int, temperature: float
+) -> tuple[Tensor, Tensor]:
     """½[CE(S) + CE(Sᵀ)] over S = za·zbᵀ/τ, target on the diagonal. With `known_keys`,
     off-diagonal entries that pair an anchor with a known partner (a hub repeated in the batch,
     another positive of the same gene) or with itself are masked, not used as negatives; None is
@@ -64,8 +65,9 @@ def in_batch_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tens
     return loss, accuracy
 
 
-def random_negative_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, pool: Tensor,
-                         negatives: Tensor, temperature: float) -> tuple[Tensor, Tensor]:  # fmt: skip
+def random_negative_loss(
+    za: Tensor, zb: Tensor, a: Tensor, b: Tensor, pool: Tensor, negatives: Tensor, temperature: float
+) -> tuple[Tensor, Tensor]:
     """Positive logit f(a)·f(b); K negatives per pair from `pool` (no gradient), the same K for
     both anchors; negatives equal to either gene of the pair are masked. ½(CE_a + CE_b)."""
     neg = pool[negatives]  # [B, K, d]
@@ -73,9 +75,7 @@ def random_negative_loss(za: Tensor, zb: Tensor, a: Tensor, b: Tensor, pool: Ten
     pos = (za.float() * zb.float()).sum(-1, keepdim=True)
     losses = []
     for anchor in (za, zb):
-        against = torch.einsum("bd,bkd->bk", anchor.float(), neg.float()).masked_fill(
-            masked, float("-inf")
-        )
+        against = torch.einsum("bd,bkd->bk", anchor.float(), neg.float()).masked_fill(masked, float("-inf"))
         logits = torch.cat([pos, against], 1)
         losses.append(F.cross_entropy(logits / temperature, torch.zeros_like(a)))
     accuracy = (logits.argmax(dim=1) == 0).float().mean()

@@ -65,9 +65,7 @@ def corrector(rows: Rows, n: int, hubness: str, block: int = BLOCK) -> Correct:
         return lambda s, lo, hi: s
     if hubness == "csls":
         k = min(HUB_K, n - 1)
-        r = torch.cat(
-            [torch.topk(s, k, dim=1).values.mean(1) for _, _, s in blocks(rows, n, block)]
-        )
+        r = torch.cat([torch.topk(s, k, dim=1).values.mean(1) for _, _, s in blocks(rows, n, block)])
         return lambda s, lo, hi: 2 * s - r[lo:hi, None] - r[None, :]
     total = torch.zeros(n, dtype=torch.float64)
     squares = torch.zeros(n, dtype=torch.float64)
@@ -94,25 +92,27 @@ def top_k(rows: Rows, n: int, k: int, hubness: str, block: int = BLOCK) -> TopK:
         partners.append(index.cpu())
         scores.append(values.cpu())
         raws.append(torch.gather(s, 1, index).cpu())
-    return TopK(torch.cat(partners).numpy(), torch.cat(scores).numpy(), torch.cat(raws).numpy(),
-                time.perf_counter() - started, n * (n - 1))  # fmt: skip
+    return TopK(
+        torch.cat(partners).numpy(),
+        torch.cat(scores).numpy(),
+        torch.cat(raws).numpy(),
+        time.perf_counter() - started,
+        n * (n - 1),
+    )
 
 
-def predict(
-    config: CALConfig, inputs: Inputs, model: CALModel, k: int, device: str = "cpu"
-) -> Prediction:
+def predict(config: CALConfig, inputs: Inputs, model: CALModel, k: int, device: str = "cpu") -> Prediction:
     """CAL's top-k table and f(X) as the genes' embeddings."""
     split = make_split(inputs, config, config.split, config.seed)
     emb, _ = embed(inputs.features, split.fit, config.pca_dim)
     x = torch.from_numpy(emb).to(device)
     fx = encode(model.to(device), x)
-    return prediction(
-        config, inputs, split, emb, cal_rows(fx, x, config.transform), k, fx.cpu().numpy()
-    )
+    return prediction(config, inputs, split, emb, cal_rows(fx, x, config.transform), k, fx.cpu().numpy())
 
 
-def prediction(config: AssociationConfig, inputs: Inputs, split: Split, emb: np.ndarray,
-               rows: Rows, k: int, vectors: np.ndarray) -> Prediction:  # fmt: skip
+def prediction(
+    config: AssociationConfig, inputs: Inputs, split: Split, emb: np.ndarray, rows: Rows, k: int, vectors: np.ndarray
+) -> Prediction:
     """The top-k table (start, end, score, raw_score, rank, input_cosine, split, known) and the
     genes' vectors. `split` says how the graph relates the pair: a train, validation or test
     positive, `ambiguous` (known below the positives' rule) or `novel`."""
@@ -123,19 +123,33 @@ def prediction(config: AssociationConfig, inputs: Inputs, split: Split, emb: np.
     pairs = np.column_stack([gene, partner])
     label = np.full(len(pairs), "novel", dtype=object)
     keys = pair_keys(pairs, inputs.n)
-    for name, members in (("ambiguous", inputs.known), ("test", split.test),
-                          ("validation", split.validation), ("train", split.train)):  # fmt: skip
+    for name, members in (
+        ("ambiguous", inputs.known),
+        ("test", split.test),
+        ("validation", split.validation),
+        ("train", split.train),
+    ):
         label[np.isin(keys, pair_keys(members, inputs.n))] = name
-    table = pa.table({
-        "start": pa.array(inputs.genes[gene]), "end": pa.array(inputs.genes[partner]),
-        "score": pa.array(top.score.ravel()), "raw_score": pa.array(top.raw.ravel()),
-        "rank": pa.array(np.tile(np.arange(1, kk + 1), n)),
-        "input_cosine": pa.array(np.einsum("ij,ij->i", emb[gene], emb[partner])),
-        "split": pa.array(label.astype(str)), "known": pa.array(label != "novel"),
-    })  # fmt: skip
-    facts = {"top_k": kk, "hubness": config.hubness, "pairs_scored": top.pairs_scored,
-             "scoring_seconds": round(top.seconds, 3), "rows": table.num_rows,
-             "most_listed": most_listed(top.partner)}  # fmt: skip
+    table = pa.table(
+        {
+            "start": pa.array(inputs.genes[gene]),
+            "end": pa.array(inputs.genes[partner]),
+            "score": pa.array(top.score.ravel()),
+            "raw_score": pa.array(top.raw.ravel()),
+            "rank": pa.array(np.tile(np.arange(1, kk + 1), n)),
+            "input_cosine": pa.array(np.einsum("ij,ij->i", emb[gene], emb[partner])),
+            "split": pa.array(label.astype(str)),
+            "known": pa.array(label != "novel"),
+        }
+    )
+    facts = {
+        "top_k": kk,
+        "hubness": config.hubness,
+        "pairs_scored": top.pairs_scored,
+        "scoring_seconds": round(top.seconds, 3),
+        "rows": table.num_rows,
+        "most_listed": most_listed(top.partner),
+    }
     best = novel(table).slice(0, SHOWN).to_pylist()
     return Prediction(table, inputs.genes.tolist(), vectors, facts, best)
 
@@ -156,8 +170,9 @@ def novel(table: pa.Table) -> pa.Table:
     return table.filter(pc.equal(table.column("split"), "novel")).sort_by([("score", "descending")])
 
 
-def partner_hits(rows: Rows, n: int, pairs: np.ndarray, train: np.ndarray, hubness: str,
-                 k: int = 10, block: int = BLOCK) -> float | None:  # fmt: skip
+def partner_hits(
+    rows: Rows, n: int, pairs: np.ndarray, train: np.ndarray, hubness: str, k: int = 10, block: int = BLOCK
+) -> float | None:
     """Per-gene ranking quality: the share of held-out pairs (both orientations) whose partner is
     in the gene's top `k`, training partners excluded, ranked by raw scores or CSLS. What
     `hubness` is chosen by (on validation pairs)."""

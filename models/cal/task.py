@@ -41,19 +41,24 @@ class PairTask(Task):
 
     selection_metric = "validation_auc"
 
-    def __init__(self, name: str, config: AssociationConfig, module_args: dict[str, Any],
-                 emb: np.ndarray, pairs: np.ndarray, split: Split | None,
-                 embedding: dict[str, Any] | None,
-                 validation: tuple[np.ndarray, np.ndarray] | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        config: AssociationConfig,
+        module_args: dict[str, Any],
+        emb: np.ndarray,
+        pairs: np.ndarray,
+        split: Split | None,
+        embedding: dict[str, Any] | None,
+        validation: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
         super().__init__(name, config, module_args)
         self.emb, self.pairs = emb, pairs
         self.split, self.embedding, self.validation = split, embedding or {}, validation
 
     def fingerprint(self) -> str:
         checked = [self.emb, self.pairs.astype(np.int64), *(self.validation or ())]
-        return hashlib.sha256(
-            b"".join(np.ascontiguousarray(a).tobytes() for a in checked)
-        ).hexdigest()
+        return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in checked)).hexdigest()
 
     def has_validation(self) -> bool:
         return self.validation is not None and len(self.validation[0]) > 0
@@ -77,12 +82,27 @@ class CALTask(PairTask):
     config: CALConfig
     flip_half = True  # the half transform sees both orientations of a pair across epochs
 
-    def __init__(self, config: CALConfig, emb: np.ndarray, pairs: np.ndarray, *, name: str = "cal",
-                 split: Split | None = None, embedding: dict[str, Any] | None = None,
-                 validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:  # fmt: skip
-        super().__init__(name, config, {"dim": int(emb.shape[1]), "hidden": config.hidden_dim,
-                                        "layers": config.layers}, emb, pairs, split, embedding,
-                         validation)  # fmt: skip
+    def __init__(
+        self,
+        config: CALConfig,
+        emb: np.ndarray,
+        pairs: np.ndarray,
+        *,
+        name: str = "cal",
+        split: Split | None = None,
+        embedding: dict[str, Any] | None = None,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            config,
+            {"dim": int(emb.shape[1]), "hidden": config.hidden_dim, "layers": config.layers},
+            emb,
+            pairs,
+            split,
+            embedding,
+            validation,
+        )
 
     def build_module(self) -> nn.Module:
         return CALModel(**self.module_args)
@@ -90,8 +110,10 @@ class CALTask(PairTask):
     def score_pairs(self, module: nn.Module, pair_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
         x = self.x.float()
         fx = encode(module, x)
-        return [pair_scores(fx, x, torch.from_numpy(p).to(self.device), self.config.transform).cpu().numpy()
-                for p in pair_sets]  # fmt: skip
+        return [
+            pair_scores(fx, x, torch.from_numpy(p).to(self.device), self.config.transform).cpu().numpy()
+            for p in pair_sets
+        ]
 
     def warnings(self, epochs: list[dict[str, Any]]) -> list[str]:
         """Memorisation: in-batch accuracy near 1 or a loss far below chance (ln of the batch)."""
@@ -103,14 +125,14 @@ class CALTask(PairTask):
         if last.get("accuracy", 0.0) >= MEMORISING_ACCURACY:
             found.append(f"in-batch accuracy reached {last['accuracy']:.3f}")
         if last["loss"] < MEMORISING_LOSS * chance:
-            found.append(
-                f"the loss fell to {last['loss']:.3f}, far below chance (ln batch = {chance:.2f})"
-            )
+            found.append(f"the loss fell to {last['loss']:.3f}, far below chance (ln batch = {chance:.2f})")
         if not found:
             return []
-        return [f"{self.name} may be memorising its training pairs: {' and '.join(found)}. Held-out "
-                "figures (`kgctl evaluate`) tell; fewer epochs, transform = half or a validation "
-                "split with patience help."]  # fmt: skip
+        return [
+            f"{self.name} may be memorising its training pairs: {' and '.join(found)}. Held-out "
+            "figures (`kgctl evaluate`) tell; fewer epochs, transform = half or a validation "
+            "split with patience help."
+        ]
 
     def inputs(self) -> Tensor:
         return torch.from_numpy(self.emb)
@@ -154,8 +176,7 @@ class CALTask(PairTask):
             known = self.known if config.mask else None
             loss, accuracy = in_batch_loss(za, zb, a, b, known, self.n, config.temperature)
         else:
-            neg = torch.randint(0, self.n, (len(a), config.negatives), device=self.device,
-                                generator=self.draws)  # fmt: skip
+            neg = torch.randint(0, self.n, (len(a), config.negatives), device=self.device, generator=self.draws)
             loss, accuracy = random_negative_loss(za, zb, a, b, self.pool, neg, config.temperature)
         return loss, {"accuracy": accuracy}
 
@@ -204,6 +225,5 @@ class BilinearTask(CALTask):
 
     def loss(self, module: nn.Module, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         a, b = batch[:, 0], batch[:, 1]
-        loss, accuracy = in_batch_loss(module(self.x[a]), self.x[b], a, b, self.known, self.n,
-                                       self.config.temperature)  # fmt: skip
+        loss, accuracy = in_batch_loss(module(self.x[a]), self.x[b], a, b, self.known, self.n, self.config.temperature)
         return loss, {"accuracy": accuracy}

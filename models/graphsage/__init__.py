@@ -43,14 +43,16 @@ class GraphSAGEModel(AssociationModel):
     def build_module(self, **module_args: Any) -> nn.Module:
         return GraphSAGE(**module_args)
 
-    def evaluate(self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
-                 device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+    def evaluate(
+        self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any], device: str, on_progress: OnProgress
+    ) -> dict[str, Any]:
         """CAL's protocol and table (every method trained per split and seed), with CAL at its
         default settings and this run's epoch budget on its data; or the evidence check of this
         run's predictions."""
         cal = CALConfig(**self.config.shared(), seed=self.config.seed, epochs=self.config.epochs)
-        return association_evaluate(run, inputs, conn, options, cal,
-                                    lambda: self.pair_rows(run, inputs), device, on_progress)  # fmt: skip
+        return association_evaluate(
+            run, inputs, conn, options, cal, lambda: self.pair_rows(run, inputs), device, on_progress
+        )
 
     def pair_rows(self, run: Run, inputs: Inputs) -> Rows:
         """The trained run's all-pairs scores, by rows: cosines of the node embeddings."""
@@ -66,13 +68,13 @@ class GraphSAGEModel(AssociationModel):
         task.to(torch.device(device))
         return embed_nodes(module.to(device), task.x, task.graph)
 
-    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any],
-                device: str) -> Prediction:  # fmt: skip
+    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         from kgctl.models.cal.predict import prediction
 
         config = self.config
         split = make_split(inputs, config, config.split, config.seed)
         emb, _ = embed(inputs.features, split.fit, config.pca_dim)
         h = self.node_vectors(module, inputs, device)
-        return prediction(config, inputs, split, emb, lambda lo, hi: h[lo:hi] @ h.T,
-                          int(options.get("top_k", 10)), h.cpu().numpy())  # fmt: skip
+        return prediction(
+            config, inputs, split, emb, lambda lo, hi: h[lo:hi] @ h.T, int(options.get("top_k", 10)), h.cpu().numpy()
+        )

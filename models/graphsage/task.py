@@ -30,9 +30,7 @@ from kgctl.models.trainer import epoch_seed, shard
 class GraphSAGEConfig(AssociationConfig):
     epochs: int = setting(300, "Training epochs (one full-graph step each).")
     lr: float = setting(1e-3, "AdamW learning rate.")
-    patience: int = setting(
-        60, "Stop after this many epochs without a better validation AUC (0: never early)."
-    )
+    patience: int = setting(60, "Stop after this many epochs without a better validation AUC (0: never early).")
     hidden_dim: int = setting(128, "Width of the node embeddings.")
     layers: int = setting(1, "SAGEConv layers (mean aggregation, residual).")
     dropout: float = setting(0.1, "Dropout after each layer.")
@@ -44,9 +42,11 @@ class GraphSAGEConfig(AssociationConfig):
         return super().checks() + [
             (self.hidden_dim >= 1 and self.layers >= 1, "hidden_dim and layers >= 1"),
             (0 <= self.dropout < 1 and self.temperature > 0, "dropout in [0, 1), temperature > 0"),
-            (0 <= self.isolate < 1 and 0 <= self.hide < 1 and self.isolate + self.hide > 0,
-             "isolate and hide in [0, 1), not both 0"),
-        ]  # fmt: skip
+            (
+                0 <= self.isolate < 1 and 0 <= self.hide < 1 and self.isolate + self.hide > 0,
+                "isolate and hide in [0, 1), not both 0",
+            ),
+        ]
 
 
 class GraphSAGE(nn.Module):
@@ -82,12 +82,26 @@ class GraphSAGETask(PairTask):
 
     config: GraphSAGEConfig
 
-    def __init__(self, config: GraphSAGEConfig, emb: np.ndarray, pairs: np.ndarray, *,
-                 split: Split | None = None, embedding: dict[str, Any] | None = None,
-                 validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:  # fmt: skip
-        super().__init__("graphsage", config, {"dim": int(emb.shape[1]), "hidden": config.hidden_dim,
-                                               "layers": config.layers, "dropout": config.dropout},
-                         emb, pairs, split, embedding, validation)  # fmt: skip
+    def __init__(
+        self,
+        config: GraphSAGEConfig,
+        emb: np.ndarray,
+        pairs: np.ndarray,
+        *,
+        split: Split | None = None,
+        embedding: dict[str, Any] | None = None,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(
+            "graphsage",
+            config,
+            {"dim": int(emb.shape[1]), "hidden": config.hidden_dim, "layers": config.layers, "dropout": config.dropout},
+            emb,
+            pairs,
+            split,
+            embedding,
+            validation,
+        )
 
     def build_module(self) -> nn.Module:
         return GraphSAGE(**self.module_args)
@@ -110,22 +124,16 @@ class GraphSAGETask(PairTask):
         message = to_undirected(self.p[~hidden].T, num_nodes=self.n)
         yield message, shard(self.p[hidden], rank, world)
 
-    def loss(
-        self, module: nn.Module, batch: tuple[Tensor, Tensor]
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, module: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         message, pairs = batch
         h = module(self.x, message)
         a, b = pairs[:, 0], pairs[:, 1]
-        loss, accuracy = in_batch_loss(
-            h[a], h[b], a, b, self.known, self.n, self.config.temperature
-        )
+        loss, accuracy = in_batch_loss(h[a], h[b], a, b, self.known, self.n, self.config.temperature)
         return loss, {"accuracy": accuracy}
 
     def score_pairs(self, module: nn.Module, pair_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
         h = embed_nodes(module, self.x, self.graph)
-        return [
-            pair_cosine(h, torch.from_numpy(p).to(self.device)).cpu().numpy() for p in pair_sets
-        ]
+        return [pair_cosine(h, torch.from_numpy(p).to(self.device)).cpu().numpy() for p in pair_sets]
 
 
 def pair_cosine(h: Tensor, pairs: Tensor) -> Tensor:
@@ -135,6 +143,4 @@ def pair_cosine(h: Tensor, pairs: Tensor) -> Tensor:
 def graphsage_task(inputs: Inputs, config: GraphSAGEConfig) -> GraphSAGETask:
     """The task for a config: its split, embedding and validation data (as CAL's)."""
     split, emb, info, validation = task_data(inputs, config)
-    return GraphSAGETask(
-        config, emb, split.train, split=split, embedding=info, validation=validation
-    )
+    return GraphSAGETask(config, emb, split.train, split=split, embedding=info, validation=validation)

@@ -42,17 +42,22 @@ class InfoAlign(Model):
     view = "context"
     writes = Writes("PREDICTED_ASSOCIATION", "Molecule", "Gene", embedding_label="Molecule")
     evaluate_options: ClassVar[tuple[Option, ...]] = (
-        Option("task", "targets (the held-out TARGETS edges, no file) or a property set: "
-               "chembl2k, broad6k, toxcast, biogen3k.", str, "targets", choices=("targets", *SETS)),
+        Option(
+            "task",
+            "targets (the held-out TARGETS edges, no file) or a property set: chembl2k, broad6k, toxcast, biogen3k.",
+            str,
+            "targets",
+            choices=("targets", *SETS),
+        ),
         Option("file", "The property set's assays.csv.gz (InfoAlign's raw_data/<set>/raw/ layout).", str, ""),
         Option("probe-seeds", "Comma-separated seeds of the heads (the split is fixed: seed 3).", str, "0,1,2,3,4"),
         Option("rf-trees", "Trees of the random-forest baselines.", int, 100),
         Option("neighbours", "targets: nearest reference molecules whose targets are transferred.", int, 10),
-    )  # fmt: skip
+    )
     predict_options: ClassVar[tuple[Option, ...]] = (
         Option("top-k", "Predicted targets kept per molecule.", int, 10),
         Option("neighbours", "Nearest molecules (in InfoAlign space) whose targets are transferred.", int, 10),
-    )  # fmt: skip
+    )
     all_data = "--holdout-targets 0"
     test_config = {"hidden": 16, "layers": 2, "epochs": 2, "batch_size": 64, "checkpoint_every": 1}
     config: InfoAlignConfig
@@ -68,52 +73,73 @@ class InfoAlign(Model):
 
     def left_out(self) -> str | None:
         share = self.config.holdout_targets
-        return (
-            f"it held out the TARGETS edges of {share:.0%} of the molecules with targets"
-            if share
-            else None
-        )
+        return f"it held out the TARGETS edges of {share:.0%} of the molecules with targets" if share else None
 
     def describe(self, inputs: Inputs, task: InfoAlignTask) -> dict[str, Any]:
         degree = inputs.degree()[: inputs.n_molecules]
-        return {**inputs.meta, "view_fingerprint": inputs.meta.get("fingerprint"),
-                "molecules": inputs.n_molecules, "nodes": int(len(inputs.node_type)),
-                "walk_edges": int(inputs.edge_index.shape[1] // 2),
-                "molecules_with_context": int((degree > 0).sum()), "inputs_sha256": inputs.sha256()}  # fmt: skip
+        return {
+            **inputs.meta,
+            "view_fingerprint": inputs.meta.get("fingerprint"),
+            "molecules": inputs.n_molecules,
+            "nodes": int(len(inputs.node_type)),
+            "walk_edges": int(inputs.edge_index.shape[1] // 2),
+            "molecules_with_context": int((degree > 0).sum()),
+            "inputs_sha256": inputs.sha256(),
+        }
 
     def build_module(self, **module_args: Any) -> nn.Module:
         return InfoAlignNet(**module_args)
 
-    def evaluate(self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any],
-                 device: str, on_progress: OnProgress) -> dict[str, Any]:  # fmt: skip
+    def evaluate(
+        self, run: Run, inputs: Inputs, conn: Connection, options: dict[str, Any], device: str, on_progress: OnProgress
+    ) -> dict[str, Any]:
         task = str(options.get("task") or "targets")
         module = load_module(run.dir, InfoAlignNet, device)
         torch.manual_seed(self.config.seed)
         untrained = InfoAlignNet(**module_args(self.config, inputs)).to(device)
         trees = int(options.get("rf_trees", 100))
         if task == "targets":
-            vectors = {"infoalign": embed(module, inputs.graphs, device),
-                       "untrained": embed(untrained, inputs.graphs, device)}  # fmt: skip
-            return {**evaluate_targets(inputs, vectors, neighbours=int(options.get("neighbours", 10)),
-                                       rf_trees=trees, seed=self.config.seed), "encoder_mode": ENCODER_MODE}  # fmt: skip
+            vectors = {
+                "infoalign": embed(module, inputs.graphs, device),
+                "untrained": embed(untrained, inputs.graphs, device),
+            }
+            return {
+                **evaluate_targets(
+                    inputs,
+                    vectors,
+                    neighbours=int(options.get("neighbours", 10)),
+                    rf_trees=trees,
+                    seed=self.config.seed,
+                ),
+                "encoder_mode": ENCODER_MODE,
+            }
         file = str(options.get("file") or "")
         if not file:
-            raise KgctlError(f"--task {task} needs --file (its assays.csv.gz, e.g. "
-                             f"../shared/data/infoalign/{SETS[task][0]})")  # fmt: skip
+            raise KgctlError(
+                f"--task {task} needs --file (its assays.csv.gz, e.g. ../shared/data/infoalign/{SETS[task][0]})"
+            )
         data = read_assays(Path(file), task)
-        seeds = comma_list(
-            str(options.get("probe_seeds", "0,1,2,3,4")), "probe-seeds", int, "numbers"
-        )
+        seeds = comma_list(str(options.get("probe_seeds", "0,1,2,3,4")), "probe-seeds", int, "numbers")
         if not seeds:
             raise KgctlError("--probe-seeds needs at least one seed")
 
         def encoder(net: nn.Module) -> Any:
             return lambda smiles: embed(net, featurise(smiles)[0], device)
 
-        result = evaluate_set(data, {"infoalign": encoder(module), "untrained": encoder(untrained)},
-                              tuple(seeds), rf_trees=trees, on_progress=on_progress)  # fmt: skip
-        return {**result, "task": task, "file": file, "encoder_mode": ENCODER_MODE,
-                "context": self.context_share(inputs, data.inchikeys())}  # fmt: skip
+        result = evaluate_set(
+            data,
+            {"infoalign": encoder(module), "untrained": encoder(untrained)},
+            tuple(seeds),
+            rf_trees=trees,
+            on_progress=on_progress,
+        )
+        return {
+            **result,
+            "task": task,
+            "file": file,
+            "encoder_mode": ENCODER_MODE,
+            "context": self.context_share(inputs, data.inchikeys()),
+        }
 
     @staticmethod
     def context_share(inputs: Inputs, keys: list[str]) -> dict[str, Any]:
@@ -123,39 +149,45 @@ class InfoAlign(Model):
         degree = inputs.degree()
         rows = [index[k] for k in keys if k in index]
         linked = sum(1 for r in rows if degree[r] > 0)
-        return {"molecules": len(keys), "in_graph": len(rows), "with_context_edges": linked,
-                "share_with_context_edges": round(linked / max(len(keys), 1), 4)}  # fmt: skip
+        return {
+            "molecules": len(keys),
+            "in_graph": len(rows),
+            "with_context_edges": linked,
+            "share_with_context_edges": round(linked / max(len(keys), 1), 4),
+        }
 
     @classmethod
     def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
         if result.get("task") == "targets":
             return {"task": "targets", "methods": result.get("methods")}
         key = result["metric"]
-        return {"task": result["task"], "metric": key,
-                **{m: v[key]["mean"] for m, v in result["methods"].items()}}  # fmt: skip
+        return {"task": result["task"], "metric": key, **{m: v[key]["mean"] for m, v in result["methods"].items()}}
 
     @classmethod
     def report(cls, result: dict[str, Any]) -> list[str]:
         if result.get("task") == "targets":
             if "skipped" in result:
                 return [f"targets: {result['skipped']}"]
-            lines = [f"held-out targets of {result['held_out_molecules']} molecules "
-                     f"({result['held_out_edges']} edges; {result['candidate_genes']} candidate genes):"]  # fmt: skip
+            lines = [
+                f"held-out targets of {result['held_out_molecules']} molecules "
+                f"({result['held_out_edges']} edges; {result['candidate_genes']} candidate genes):"
+            ]
             recall = f"recall_at_{result['k']}"
             for m, v in result["methods"].items():
                 lines.append(f"  {m:18s} recall@{result['k']} {v[recall]:.3f}   AUC {v['auc']}")
             return lines
         key = result["metric"]
-        lines = [f"{result['task']}: test {key.upper()} mean ± SD over seeds {result['seeds']} "
-                 f"(split {result['split']}; {result['context']['share_with_context_edges']:.0%} of the "
-                 "molecules have context edges)"]  # fmt: skip
+        lines = [
+            f"{result['task']}: test {key.upper()} mean ± SD over seeds {result['seeds']} "
+            f"(split {result['split']}; {result['context']['share_with_context_edges']:.0%} of the "
+            "molecules have context edges)"
+        ]
         for m, v in result["methods"].items():
             shares = "".join(f"  ≥{k[-4:]} {v[k]['mean']:.2f}" for k in v if k.startswith("share"))
             lines.append(f"  {m:16s} {v[key]['mean']:.4f} ± {v[key]['sd']:.4f}{shares}")
         return lines
 
-    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any],
-                device: str) -> Prediction:  # fmt: skip
+    def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         """μ of every molecule, and each molecule's predicted targets by nearest-neighbour
         transfer in that space."""
         top_k, neighbours = int(options.get("top_k", 10)), int(options.get("neighbours", 10))
@@ -163,13 +195,17 @@ class InfoAlign(Model):
             raise KgctlError("--top-k and --neighbours must be at least 1")
         vectors = embed(module, inputs.graphs, device)
         edges = (
-            predicted_targets(inputs, vectors, top_k=top_k, neighbours=neighbours)
-            if len(inputs.targets_kept)
-            else None
+            predicted_targets(inputs, vectors, top_k=top_k, neighbours=neighbours) if len(inputs.targets_kept) else None
         )
         splits = edges.column("split").to_pylist() if edges is not None else []
-        facts = {"molecules": inputs.n_molecules, "embedding_dim": int(vectors.shape[1]),
-                 "edges": len(splits), "top_k": top_k, "neighbours": neighbours,
-                 **{f"edges_{s}": splits.count(s) for s in ("known", "held_out", "novel")}}  # fmt: skip
-        return Prediction(edges=edges, embedding_ids=inputs.molecule_ids.tolist(),
-                          embeddings=np.asarray(vectors), facts=facts)  # fmt: skip
+        facts = {
+            "molecules": inputs.n_molecules,
+            "embedding_dim": int(vectors.shape[1]),
+            "edges": len(splits),
+            "top_k": top_k,
+            "neighbours": neighbours,
+            **{f"edges_{s}": splits.count(s) for s in ("known", "held_out", "novel")},
+        }
+        return Prediction(
+            edges=edges, embedding_ids=inputs.molecule_ids.tolist(), embeddings=np.asarray(vectors), facts=facts
+        )

@@ -24,9 +24,7 @@ class InfoAlignConfig(ModelConfig):
     dropout: float = setting(0.5, "Dropout in the encoder and the decoders.")
     walk_length: int = setting(4, "Steps of each walk from a molecule (positions 0..L).")
     beta: float = setting(1e-9, "Weight of the minimality term KL(q(z|x) ‖ N(0, I)).")
-    dataset: str = setting(
-        "", "A Dataset id whose per-gene vectors are the genes' targets (e.g. DepMap gene effect)."
-    )
+    dataset: str = setting("", "A Dataset id whose per-gene vectors are the genes' targets (e.g. DepMap gene effect).")
     fingerprint_radius: int = setting(4, "Radius of the Morgan bits the molecule decoder rebuilds.")
     fingerprint_bits: int = setting(1024, "Width of those Morgan bits.")
     holdout_targets: float = setting(
@@ -40,7 +38,9 @@ class InfoAlignConfig(ModelConfig):
             (self.hidden >= 8 and self.layers >= 1, "hidden >= 8 and layers >= 1"),
             (0 <= self.dropout < 1, "dropout in [0, 1)"),
             (self.walk_length >= 0 and self.beta >= 0, "walk_length >= 0 and beta >= 0"),
-            (self.fingerprint_radius >= 0 and self.fingerprint_bits >= 8,
-             "fingerprint_radius >= 0 and fingerprint_bits >= 8"),
+            (
+                self.fingerprint_radius >= 0 and self.fingerprint_bits >= 8,
+                "fingerprint_radius >= 0 and fingerprint_bits >= 8",
+            ),
             (0 <= self.holdout_targets < 1, "holdout_targets in [0, 1)"),
-        ]  # fmt: skip
+        ]

@@ -22,8 +22,12 @@ from kgctl.graph.views import view_spec
 from kgctl.models.infoalign.config import InfoAlignConfig
 from kgctl.models.infoalign.molgraph import MolGraphs, featurise
 
-SPACES = {"fingerprint": "Molecule", "gene": "Gene", "expression": "ExpressionProfile",
-          "morphology": "MorphologyProfile"}  # fmt: skip
+SPACES = {
+    "fingerprint": "Molecule",
+    "gene": "Gene",
+    "expression": "ExpressionProfile",
+    "morphology": "MorphologyProfile",
+}
 TARGETS = ("Molecule", "TARGETS", "Gene")
 
 
@@ -53,18 +57,32 @@ class Inputs:
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
-        arrays = [self.edge_index, self.edge_weight, self.node_type, self.targets_held,
-                  *self.graphs.arrays("").values(), *(self.features[k] for k in sorted(self.features))]  # fmt: skip
+        arrays = [
+            self.edge_index,
+            self.edge_weight,
+            self.node_type,
+            self.targets_held,
+            *self.graphs.arrays("").values(),
+            *(self.features[k] for k in sorted(self.features)),
+        ]
         for array in arrays:
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
     def save(self, path: Path) -> None:
-        arrays = {"molecule_ids": self.molecule_ids, "smiles": self.smiles, "gene_ids": self.gene_ids,
-                  "labels": np.array(self.labels, dtype=str), "node_type": self.node_type,
-                  "edge_index": self.edge_index, "edge_weight": self.edge_weight,
-                  "targets_kept": self.targets_kept, "targets_held": self.targets_held,
-                  "meta": np.array(json.dumps(self.meta)), **self.graphs.arrays("graph_")}  # fmt: skip
+        arrays = {
+            "molecule_ids": self.molecule_ids,
+            "smiles": self.smiles,
+            "gene_ids": self.gene_ids,
+            "labels": np.array(self.labels, dtype=str),
+            "node_type": self.node_type,
+            "edge_index": self.edge_index,
+            "edge_weight": self.edge_weight,
+            "targets_kept": self.targets_kept,
+            "targets_held": self.targets_held,
+            "meta": np.array(json.dumps(self.meta)),
+            **self.graphs.arrays("graph_"),
+        }
         arrays |= {f"features_{k}": v for k, v in self.features.items()}
         arrays |= {f"rows_{k}": v for k, v in self.rows.items()}
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
@@ -73,11 +91,21 @@ class Inputs:
     def load(cls, path: Path) -> Inputs:
         with np.load(path, allow_pickle=False) as f:
             spaces = [k.removeprefix("features_") for k in f.files if k.startswith("features_")]
-            return cls(f["molecule_ids"], f["smiles"], MolGraphs.from_arrays(f, "graph_"),
-                       f["gene_ids"], [str(x) for x in f["labels"]], f["node_type"],
-                       f["edge_index"], f["edge_weight"],
-                       {k: f[f"features_{k}"] for k in spaces}, {k: f[f"rows_{k}"] for k in spaces},
-                       f["targets_kept"], f["targets_held"], json.loads(str(f["meta"])))  # fmt: skip
+            return cls(
+                f["molecule_ids"],
+                f["smiles"],
+                MolGraphs.from_arrays(f, "graph_"),
+                f["gene_ids"],
+                [str(x) for x in f["labels"]],
+                f["node_type"],
+                f["edge_index"],
+                f["edge_weight"],
+                {k: f[f"features_{k}"] for k in spaces},
+                {k: f[f"rows_{k}"] for k in spaces},
+                f["targets_kept"],
+                f["targets_held"],
+                json.loads(str(f["meta"])),
+            )
 
 
 def min_max(x: np.ndarray) -> np.ndarray:
@@ -90,9 +118,7 @@ def min_max(x: np.ndarray) -> np.ndarray:
     return np.asarray(((x - np.nan_to_num(low)) / span).clip(0, 1), dtype=np.float32)
 
 
-def hold_out_targets(
-    view: HeteroView, share: float, seed: int
-) -> tuple[HeteroView, np.ndarray, np.ndarray]:
+def hold_out_targets(view: HeteroView, share: float, seed: int) -> tuple[HeteroView, np.ndarray, np.ndarray]:
     """The view without the TARGETS edges of `share` of the molecules that have any (chosen
     by `seed`), and the (molecule, gene) pairs kept and held out."""
     empty = np.zeros((0, 2), dtype=np.int64)
@@ -102,11 +128,7 @@ def hold_out_targets(
     pairs = np.column_stack([src, dst]).astype(np.int64)
     with_targets = np.unique(src)
     count = int(round(share * len(with_targets)))
-    chosen = (
-        np.random.default_rng(seed).choice(with_targets, count, replace=False)
-        if count
-        else np.zeros(0, np.int64)
-    )
+    chosen = np.random.default_rng(seed).choice(with_targets, count, replace=False) if count else np.zeros(0, np.int64)
     held = np.isin(src, chosen)
     edges = dict(view.edges)
     edges[TARGETS] = (src[~held], dst[~held], weight[~held])
@@ -117,17 +139,17 @@ def from_view(view: HeteroView, config: InfoAlignConfig) -> Inputs:
     """The inputs a config makes of an exported context view."""
     molecules = view.nodes.get("Molecule", [])
     if not molecules:
-        raise KgctlError("the context view has no Molecule nodes: ingest molecules first "
-                         "(`kgctl ingest molecules`, or `kgctl build context`)")  # fmt: skip
+        raise KgctlError(
+            "the context view has no Molecule nodes: ingest molecules first "
+            "(`kgctl ingest molecules`, or `kgctl build context`)"
+        )
     if list(view.nodes)[0] != "Molecule":
         raise KgctlError("the context view must list Molecule first")
     smiles = [str(s or "") for s in view.tables["Molecule"].column("smiles").to_pylist()]
     graphs, readable = featurise(smiles)
     if not readable.all():
         bad = [molecules[i] for i in np.flatnonzero(~readable)[:3]]
-        raise KgctlError(
-            f"{int((~readable).sum())} Molecule nodes have no readable SMILES (e.g. {', '.join(bad)})"
-        )
+        raise KgctlError(f"{int((~readable).sum())} Molecule nodes have no readable SMILES (e.g. {', '.join(bad)})")
     walk_view, kept, held = hold_out_targets(view, config.holdout_targets, config.seed)
     edge_index, edge_weight, node_type, labels = walk_view.homogeneous()
     offsets = np.cumsum([0] + [len(view.nodes[k]) for k in labels])
@@ -135,9 +157,7 @@ def from_view(view: HeteroView, config: InfoAlignConfig) -> Inputs:
     rows: dict[str, np.ndarray] = {}
     for space, label in SPACES.items():
         if space == "fingerprint":
-            matrix: np.ndarray = morgan_bits(
-                smiles, config.fingerprint_radius, config.fingerprint_bits
-            )
+            matrix: np.ndarray = morgan_bits(smiles, config.fingerprint_radius, config.fingerprint_bits)
             has = np.ones(len(matrix), dtype=bool)
         else:
             x = view.x.get(label)
@@ -151,15 +171,31 @@ def from_view(view: HeteroView, config: InfoAlignConfig) -> Inputs:
         start = int(offsets[labels.index(label)])
         node_rows[start + np.flatnonzero(has)] = np.arange(int(has.sum()))
         features[space], rows[space] = matrix, node_rows
-    meta = {**{k: view.meta.get(k) for k in ("fingerprint", "nodes", "relationships", "licences", "features")},
-            "spaces": {k: list(v.shape) for k, v in features.items()},
-            "targets": {"molecules_with_targets": int(len(np.unique(np.concatenate([kept[:, 0], held[:, 0]])))),
-                        "held_out_molecules": int(len(np.unique(held[:, 0]))),
-                        "held_out_edges": int(len(held)), "kept_edges": int(len(kept))}}  # fmt: skip
-    return Inputs(np.array(molecules, dtype=str), np.array(smiles, dtype=str), graphs,
-                  np.array(view.nodes.get("Gene", []), dtype=str), labels,
-                  node_type.numpy().astype(np.int8), edge_index.numpy(), edge_weight.numpy(),
-                  features, rows, kept, held, meta)  # fmt: skip
+    meta = {
+        **{k: view.meta.get(k) for k in ("fingerprint", "nodes", "relationships", "licences", "features")},
+        "spaces": {k: list(v.shape) for k, v in features.items()},
+        "targets": {
+            "molecules_with_targets": int(len(np.unique(np.concatenate([kept[:, 0], held[:, 0]])))),
+            "held_out_molecules": int(len(np.unique(held[:, 0]))),
+            "held_out_edges": int(len(held)),
+            "kept_edges": int(len(kept)),
+        },
+    }
+    return Inputs(
+        np.array(molecules, dtype=str),
+        np.array(smiles, dtype=str),
+        graphs,
+        np.array(view.nodes.get("Gene", []), dtype=str),
+        labels,
+        node_type.numpy().astype(np.int8),
+        edge_index.numpy(),
+        edge_weight.numpy(),
+        features,
+        rows,
+        kept,
+        held,
+        meta,
+    )
 
 
 def collect_inputs(conn: Connection, config: InfoAlignConfig, views: Path) -> Inputs:

@@ -23,10 +23,22 @@ from kgctl.graph.chem import mol_from_smiles, morgan_bits, murcko_scaffold
 from kgctl.models.metrics import rank_auc, summary
 
 # The sets, their files in InfoAlign's raw_data layout, and their metric.
-SETS = {"chembl2k": ("chembl2k/raw/assays.csv.gz", "auc"), "broad6k": ("broad6k/raw/assays.csv.gz", "auc"),
-        "toxcast": ("moltoxcast/raw/assays.csv.gz", "auc"), "biogen3k": ("biogenadme/raw/assays.csv.gz", "mae")}  # fmt: skip
-ID_COLUMNS = {"smiles", "inchikey", "Metadata_JCP2022", "ChEMBL_ID", "mol_id", "Internal ID",
-              "Vendor ID", "CollectionName"}  # fmt: skip
+SETS = {
+    "chembl2k": ("chembl2k/raw/assays.csv.gz", "auc"),
+    "broad6k": ("broad6k/raw/assays.csv.gz", "auc"),
+    "toxcast": ("moltoxcast/raw/assays.csv.gz", "auc"),
+    "biogen3k": ("biogenadme/raw/assays.csv.gz", "mae"),
+}
+ID_COLUMNS = {
+    "smiles",
+    "inchikey",
+    "Metadata_JCP2022",
+    "ChEMBL_ID",
+    "mol_id",
+    "Internal ID",
+    "Vendor ID",
+    "CollectionName",
+}
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95)
 SPLIT_SEED = 3
 FRACTIONS = (0.6, 0.15, 0.25)
@@ -55,9 +67,7 @@ def read_assays(path: Path, name: str) -> Assays:
     except (OSError, ValueError) as exc:
         raise KgctlError(f"{path}: {exc}") from exc
     if "smiles" not in table.columns:
-        raise KgctlError(
-            f"{path}:1: no 'smiles' column (columns: {', '.join(map(str, table.columns[:8]))})"
-        )
+        raise KgctlError(f"{path}:1: no 'smiles' column (columns: {', '.join(map(str, table.columns[:8]))})")
     tasks = [c for c in table.columns if c not in ID_COLUMNS]
     labels = table[tasks].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     metric = SETS[name][1]
@@ -67,12 +77,19 @@ def read_assays(path: Path, name: str) -> Assays:
     readable = np.array([mol_from_smiles(s) is not None for s in smiles])
     if readable.sum() < 20:
         raise KgctlError(f"{path}: only {int(readable.sum())} readable SMILES")
-    return Assays(name, [s for s, ok in zip(smiles, readable, strict=True) if ok], labels[readable],
-                  tasks, metric, int((~readable).sum()))  # fmt: skip
+    return Assays(
+        name,
+        [s for s, ok in zip(smiles, readable, strict=True) if ok],
+        labels[readable],
+        tasks,
+        metric,
+        int((~readable).sum()),
+    )
 
 
-def scaffold_split(smiles: list[str], seed: int = SPLIT_SEED,
-                   fractions: tuple[float, float, float] = FRACTIONS) -> dict[str, np.ndarray]:  # fmt: skip
+def scaffold_split(
+    smiles: list[str], seed: int = SPLIT_SEED, fractions: tuple[float, float, float] = FRACTIONS
+) -> dict[str, np.ndarray]:
     """InfoAlign's random scaffold split: the Murcko-scaffold groups in a random order (seed 3),
     each put into valid or test while they have room, the rest into train."""
     groups: dict[str, list[int]] = {}
@@ -111,18 +128,29 @@ def scores(y: np.ndarray, predicted: np.ndarray, metric: str) -> dict[str, Any]:
     if metric == "mae":
         return {"mae": float(np.mean(array)), "per_task": [round(v, 4) for v in values]}
     scored = array[~np.isnan(array)]
-    return {"auc": float(scored.mean()) if len(scored) else float("nan"), "tasks_scored": int(len(scored)),
-            **{f"share_auc_{t:.2f}": float(np.mean(np.nan_to_num(array, nan=0.0) >= t)) for t in THRESHOLDS}}  # fmt: skip
+    return {
+        "auc": float(scored.mean()) if len(scored) else float("nan"),
+        "tasks_scored": int(len(scored)),
+        **{f"share_auc_{t:.2f}": float(np.mean(np.nan_to_num(array, nan=0.0) >= t)) for t in THRESHOLDS},
+    }
 
 
 def head(inputs: int, outputs: int, hidden: int = 1200) -> nn.Module:
     """The method's head: MLP(d → 1200, BatchNorm, GELU, Dropout 0.5 → T)."""
-    return nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-                         nn.Dropout(0.5), nn.Linear(hidden, outputs))  # fmt: skip
+    return nn.Sequential(
+        nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Dropout(0.5), nn.Linear(hidden, outputs)
+    )
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, split: dict[str, np.ndarray], metric: str, seed: int,
-             epochs: int = 300, patience: int = 50) -> np.ndarray:  # fmt: skip
+def fit_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    split: dict[str, np.ndarray],
+    metric: str,
+    seed: int,
+    epochs: int = 300,
+    patience: int = 50,
+) -> np.ndarray:
     """Train the head full-batch (Adam lr 1e-3, weight decay 1e-5; NaN-masked BCE or L1) and
     return its test predictions at the epoch with the best validation figure."""
     torch.manual_seed(seed)
@@ -162,16 +190,15 @@ def _predict(net: nn.Module, x: torch.Tensor, metric: str) -> np.ndarray:
         return (out if metric == "mae" else torch.sigmoid(out)).numpy()
 
 
-def _validation(
-    net: nn.Module, x: torch.Tensor, y: np.ndarray, rows: np.ndarray, metric: str
-) -> float:
+def _validation(net: nn.Module, x: torch.Tensor, y: np.ndarray, rows: np.ndarray, metric: str) -> float:
     found = scores(y[rows], _predict(net, x[torch.from_numpy(rows)], metric), metric)
     value = -found["mae"] if metric == "mae" else found["auc"]
     return float(value) if np.isfinite(value) else -np.inf
 
 
-def random_forest(x: np.ndarray, y: np.ndarray, split: dict[str, np.ndarray], metric: str, seed: int,
-                  trees: int = 100) -> np.ndarray:  # fmt: skip
+def random_forest(
+    x: np.ndarray, y: np.ndarray, split: dict[str, np.ndarray], metric: str, seed: int, trees: int = 100
+) -> np.ndarray:
     """One forest per task on that task's labelled training molecules (train and validation:
     the forest has no settings chosen on validation); a single-class task predicts its rate."""
     fit_rows = np.concatenate([split["train"], split["valid"]])
@@ -192,31 +219,32 @@ def random_forest(x: np.ndarray, y: np.ndarray, split: dict[str, np.ndarray], me
     return out
 
 
-def evaluate_set(data: Assays, encoders: dict[str, Callable[[list[str]], np.ndarray]],
-                 seeds: tuple[int, ...], *, rf_trees: int = 100,
-                 on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+def evaluate_set(
+    data: Assays,
+    encoders: dict[str, Callable[[list[str]], np.ndarray]],
+    seeds: tuple[int, ...],
+    *,
+    rf_trees: int = 100,
+    on_progress: OnProgress = silent,
+) -> dict[str, Any]:
     """Every encoder's frozen representation with the head, and the two fingerprint baselines,
     on the same split and seeds: per method the mean ± SD of the set's figures."""
     split = scaffold_split(data.smiles)
     if any(len(rows) == 0 for rows in split.values()):
-        raise KgctlError(f"{data.name}: the scaffold split leaves a part empty "
-                         f"({', '.join(f'{k} {len(v)}' for k, v in split.items())}): too few scaffolds")  # fmt: skip
+        raise KgctlError(
+            f"{data.name}: the scaffold split leaves a part empty "
+            f"({', '.join(f'{k} {len(v)}' for k, v in split.items())}): too few scaffolds"
+        )
     fingerprints = morgan_bits(data.smiles, 2, 1024).astype(np.float32)
     features = {name: encode(data.smiles) for name, encode in encoders.items()}
-    runs: dict[str, list[dict[str, Any]]] = {
-        m: [] for m in [*features, "fingerprint_mlp", "random_forest"]
-    }
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in [*features, "fingerprint_mlp", "random_forest"]}
     test_y = data.labels[split["test"]]
     total, done = len(seeds) * len(runs), 0
     for seed in seeds:
         for name, x in features.items():
-            runs[name].append(
-                scores(test_y, fit_head(x, data.labels, split, data.metric, seed), data.metric)
-            )
+            runs[name].append(scores(test_y, fit_head(x, data.labels, split, data.metric, seed), data.metric))
         runs["fingerprint_mlp"].append(
-            scores(
-                test_y, fit_head(fingerprints, data.labels, split, data.metric, seed), data.metric
-            )
+            scores(test_y, fit_head(fingerprints, data.labels, split, data.metric, seed), data.metric)
         )
         runs["random_forest"].append(
             scores(
@@ -229,9 +257,17 @@ def evaluate_set(data: Assays, encoders: dict[str, Callable[[list[str]], np.ndar
         on_progress(done, total, f"{data.name}: seed {seed} done")
     keys = ["mae"] if data.metric == "mae" else ["auc", *(f"share_auc_{t:.2f}" for t in THRESHOLDS)]
     methods = {m: {k: summary([r[k] for r in found]) for k in keys} for m, found in runs.items()}
-    return {"set": data.name, "metric": data.metric, "molecules": len(data.smiles), "tasks": len(data.tasks),
-            "unreadable_smiles": data.unreadable, "split": {k: len(v) for k, v in split.items()},
-            "split_rule": "random scaffold split 60/15/25, scaffold groups shuffled with seed 3",
-            "seeds": list(seeds), "head": "MLP(d→1200, BN, GELU, dropout 0.5→T), Adam 1e-3, full batch, "
-            "≤300 epochs, patience 50 on validation", "random_forest_trees": rf_trees,
-            "fingerprint": "Morgan radius 2, 1024 bits", "methods": methods}  # fmt: skip
+    return {
+        "set": data.name,
+        "metric": data.metric,
+        "molecules": len(data.smiles),
+        "tasks": len(data.tasks),
+        "unreadable_smiles": data.unreadable,
+        "split": {k: len(v) for k, v in split.items()},
+        "split_rule": "random scaffold split 60/15/25, scaffold groups shuffled with seed 3",
+        "seeds": list(seeds),
+        "head": "MLP(d→1200, BN, GELU, dropout 0.5→T), Adam 1e-3, full batch, ≤300 epochs, patience 50 on validation",
+        "random_forest_trees": rf_trees,
+        "fingerprint": "Morgan radius 2, 1024 bits",
+        "methods": methods,
+    }

@@ -37,8 +37,7 @@ class FeatureSum(nn.Module):
 
 
 def _mlp(inside: int, hidden: int, out: int, last_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Linear(inside, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                               nn.Linear(hidden, out)]  # fmt: skip
+    layers: list[nn.Module] = [nn.Linear(inside, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out)]
     if last_norm:
         layers += [nn.BatchNorm1d(out), nn.ReLU()]
     return nn.Sequential(*layers)
@@ -60,19 +59,14 @@ class GINVirtual(nn.Module):
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
         self.virtual = nn.Embedding(1, hidden)
         nn.init.zeros_(self.virtual.weight)
-        self.virtual_mlps = nn.ModuleList(
-            _mlp(hidden, 2 * hidden, hidden, True) for _ in range(layers - 1)
-        )
+        self.virtual_mlps = nn.ModuleList(_mlp(hidden, 2 * hidden, hidden, True) for _ in range(layers - 1))
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor,
-                size: int) -> Tensor:  # fmt: skip
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, size: int) -> Tensor:
         v = self.virtual.weight.expand(size, -1)
         h = self.atoms(x)
         for layer in range(self.layers):
             h_in = h + v[batch]
-            out = self.norms[layer](
-                self.convs[layer](h_in, edge_index, self.bonds[layer](edge_attr))
-            )
+            out = self.norms[layer](self.convs[layer](h_in, edge_index, self.bonds[layer](edge_attr)))
             if layer < self.layers - 1:
                 out = F.relu(out)
             h = F.dropout(out, self.dropout, self.training) + h_in
@@ -87,8 +81,13 @@ class Decoder(nn.Sequential):
     """Linear(h → 4h) → BatchNorm → GELU → Dropout → Linear(4h → width): logits of one space."""
 
     def __init__(self, hidden: int, width: int, dropout: float) -> None:
-        super().__init__(nn.Linear(hidden, 4 * hidden), nn.BatchNorm1d(4 * hidden), nn.GELU(),
-                         nn.Dropout(dropout), nn.Linear(4 * hidden, width))  # fmt: skip
+        super().__init__(
+            nn.Linear(hidden, 4 * hidden),
+            nn.BatchNorm1d(4 * hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * hidden, width),
+        )
 
 
 class InfoAlignNet(nn.Module):
@@ -105,20 +104,20 @@ class InfoAlignNet(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def encode(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor,
-               size: int) -> tuple[Tensor, Tensor]:  # fmt: skip
+    def encode(
+        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, size: int
+    ) -> tuple[Tensor, Tensor]:
         mu, rho = self.head(self.encoder(x, edge_index, edge_attr, batch, size)).chunk(2, dim=-1)
         return mu, F.softplus(rho) + 1e-7
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor,
-                size: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:  # fmt: skip
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, size: int
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         mu, sigma = self.encode(x, edge_index, edge_attr, batch, size)
         return mu, sigma, {k: decoder(mu) for k, decoder in self.decoders.items()}
 
 
-def kl_to_standard_normal(
-    mu: Tensor, sigma: Tensor, generator: torch.Generator | None = None
-) -> Tensor:
+def kl_to_standard_normal(mu: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """KL(q ‖ N(0, I)) estimated with one reparameterised sample: batch mean of log q − log p
     (the constant terms cancel)."""
     noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)

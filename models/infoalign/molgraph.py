@@ -42,8 +42,11 @@ def atom_features(atom: Chem.Atom) -> list[int]:
 
 
 def bond_features(bond: Chem.Bond) -> list[int]:
-    return [_index(str(bond.GetBondType()), BOND_TYPES),
-            _index(str(bond.GetStereo()), BOND_STEREO), int(bond.GetIsConjugated())]  # fmt: skip
+    return [
+        _index(str(bond.GetBondType()), BOND_TYPES),
+        _index(str(bond.GetStereo()), BOND_STEREO),
+        int(bond.GetIsConjugated()),
+    ]
 
 
 @dataclass
@@ -62,16 +65,11 @@ class MolGraphs:
         return len(self.atom_ptr) - 1
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {
-            f"{prefix}{k}": getattr(self, k)
-            for k in ("atoms", "bonds", "edges", "atom_ptr", "bond_ptr")
-        }
+        return {f"{prefix}{k}": getattr(self, k) for k in ("atoms", "bonds", "edges", "atom_ptr", "bond_ptr")}
 
     @classmethod
     def from_arrays(cls, f: Mapping[str, np.ndarray], prefix: str) -> MolGraphs:
-        return cls(
-            *(f[f"{prefix}{k}"] for k in ("atoms", "bonds", "edges", "atom_ptr", "bond_ptr"))
-        )
+        return cls(*(f[f"{prefix}{k}"] for k in ("atoms", "bonds", "edges", "atom_ptr", "bond_ptr")))
 
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(atoms, edge_index with batch-wide atom numbers, bond features, molecule of each atom)
@@ -85,12 +83,14 @@ class MolGraphs:
         batch = np.repeat(np.arange(len(rows)), atom_counts)
         return self.atoms[atoms], edge_index, self.bonds[bonds], batch
 
-    def batch(
-        self, rows: np.ndarray, device: torch.device
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def batch(self, rows: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x, edge_index, edge_attr, batch = self.gather(rows)
-        return (torch.from_numpy(x).long().to(device), torch.from_numpy(edge_index).to(device),
-                torch.from_numpy(edge_attr).long().to(device), torch.from_numpy(batch).to(device))  # fmt: skip
+        return (
+            torch.from_numpy(x).long().to(device),
+            torch.from_numpy(edge_index).to(device),
+            torch.from_numpy(edge_attr).long().to(device),
+            torch.from_numpy(batch).to(device),
+        )
 
 
 def _ptr(counts: np.ndarray) -> np.ndarray:

@@ -45,9 +45,7 @@ def knn_scores(similarity: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.n
     return np.einsum("qk,qkg->qg", np.maximum(sims, 0), labels[near]), near
 
 
-def ranking(
-    scores: np.ndarray, truth: list[set[int]], all_truth: list[int], k: int
-) -> dict[str, Any]:
+def ranking(scores: np.ndarray, truth: list[set[int]], all_truth: list[int], k: int) -> dict[str, Any]:
     """recall@k over every held-out target (genes no reference molecule targets count as
     misses) and the mean per-molecule ROC-AUC over the candidate genes."""
     recalls, aucs = [], []
@@ -58,12 +56,22 @@ def ranking(
         y[list(truth[q])] = 1
         if 0 < y.sum() < len(y):
             aucs.append(rank_auc(y, scores[q]))
-    return {f"recall_at_{k}": round(float(np.mean(recalls)), 4),
-            "auc": round(float(np.mean(aucs)), 4) if aucs else None, "molecules_with_auc": len(aucs)}  # fmt: skip
+    return {
+        f"recall_at_{k}": round(float(np.mean(recalls)), 4),
+        "auc": round(float(np.mean(aucs)), 4) if aucs else None,
+        "molecules_with_auc": len(aucs),
+    }
 
 
-def evaluate_targets(inputs: Inputs, embeddings: dict[str, np.ndarray], *, k: int = 10,
-                     neighbours: int = 10, rf_trees: int = 100, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def evaluate_targets(
+    inputs: Inputs,
+    embeddings: dict[str, np.ndarray],
+    *,
+    k: int = 10,
+    neighbours: int = 10,
+    rf_trees: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Held-out molecules' targets predicted from the molecules whose targets stayed in the walk
     graph: k-NN transfer in each embedding space, by Tanimoto, and a random forest on Morgan
     bits; recall@k and AUC over the same molecules and candidate genes."""
@@ -95,20 +103,24 @@ def evaluate_targets(inputs: Inputs, embeddings: dict[str, np.ndarray], *, k: in
     forest = RandomForestClassifier(rf_trees, random_state=seed, n_jobs=-1, min_samples_leaf=1)
     forest.fit(bits[reference], labels.astype(np.int8))
     probabilities = forest.predict_proba(bits[queries])
-    scores = np.column_stack(
-        [p[:, 1] if p.shape[1] == 2 else np.zeros(len(queries)) for p in probabilities]
-    )
+    scores = np.column_stack([p[:, 1] if p.shape[1] == 2 else np.zeros(len(queries)) for p in probabilities])
     methods["random_forest"] = ranking(scores, truth, all_truth.tolist(), k)
-    return {"task": "targets", "held_out_molecules": len(queries), "reference_molecules": len(reference),
-            "candidate_genes": len(genes), "held_out_edges": len(held),
-            "held_out_edges_with_candidate_gene": int(sum(len(t) for t in truth)),
-            "k": k, "neighbours": neighbours, "random_forest_trees": rf_trees,
-            "fingerprint": "Morgan radius 2, 2048 bits", "methods": methods}  # fmt: skip
+    return {
+        "task": "targets",
+        "held_out_molecules": len(queries),
+        "reference_molecules": len(reference),
+        "candidate_genes": len(genes),
+        "held_out_edges": len(held),
+        "held_out_edges_with_candidate_gene": int(sum(len(t) for t in truth)),
+        "k": k,
+        "neighbours": neighbours,
+        "random_forest_trees": rf_trees,
+        "fingerprint": "Morgan radius 2, 2048 bits",
+        "methods": methods,
+    }
 
 
-def predicted_targets(
-    inputs: Inputs, vectors: np.ndarray, *, top_k: int, neighbours: int
-) -> pa.Table:
+def predicted_targets(inputs: Inputs, vectors: np.ndarray, *, top_k: int, neighbours: int) -> pa.Table:
     """Every molecule's `top_k` genes by k-NN transfer in InfoAlign space from the molecules with
     targets in the walk graph (a molecule is never its own neighbour), with the neighbours that
     carry the evidence (`via`) and whether the pair is known, held out or novel."""
@@ -118,9 +130,7 @@ def predicted_targets(
     labels = label_matrix(kept, reference, genes)
     known = {(int(m), int(g)) for m, g in kept.tolist()}
     held_set = {(int(m), int(g)) for m, g in held.tolist()}
-    columns: dict[str, list[Any]] = {
-        c: [] for c in ("start", "end", "score", "rank", "split", "known", "via")
-    }
+    columns: dict[str, list[Any]] = {c: [] for c in ("start", "end", "score", "rank", "split", "known", "via")}
     ids, gene_ids = inputs.molecule_ids, inputs.gene_ids
     for lo in range(0, inputs.n_molecules, BLOCK):
         rows = np.arange(lo, min(lo + BLOCK, inputs.n_molecules))
@@ -135,13 +145,21 @@ def predicted_targets(
                     break
                 g = int(genes[j])
                 via = [str(ids[reference[n]]) for n in near[q] if labels[n, j] > 0][:3]
-                split = (
-                    "known" if (m, g) in known else "held_out" if (m, g) in held_set else "novel"
-                )
-                for c, v in zip(columns, (str(ids[m]), str(gene_ids[g]), round(float(scores[q, j]), 6),
-                                          rank, split, split != "novel", via), strict=True):  # fmt: skip
+                split = "known" if (m, g) in known else "held_out" if (m, g) in held_set else "novel"
+                for c, v in zip(
+                    columns,
+                    (str(ids[m]), str(gene_ids[g]), round(float(scores[q, j]), 6), rank, split, split != "novel", via),
+                    strict=True,
+                ):
                     columns[c].append(v)
-    return pa.table({"start": pa.array(columns["start"], pa.string()), "end": pa.array(columns["end"], pa.string()),
-                     "score": pa.array(columns["score"], pa.float64()), "rank": pa.array(columns["rank"], pa.int64()),
-                     "split": pa.array(columns["split"], pa.string()), "known": pa.array(columns["known"], pa.bool_()),
-                     "via": pa.array(columns["via"], pa.list_(pa.string()))})  # fmt: skip
+    return pa.table(
+        {
+            "start": pa.array(columns["start"], pa.string()),
+            "end": pa.array(columns["end"], pa.string()),
+            "score": pa.array(columns["score"], pa.float64()),
+            "rank": pa.array(columns["rank"], pa.int64()),
+            "split": pa.array(columns["split"], pa.string()),
+            "known": pa.array(columns["known"], pa.bool_()),
+            "via": pa.array(columns["via"], pa.list_(pa.string())),
+        }
+    )

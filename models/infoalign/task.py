@@ -26,8 +26,12 @@ Batch = tuple[np.ndarray, int]  # molecule rows, the seed of the step's walks
 
 
 def module_args(config: InfoAlignConfig, inputs: Inputs) -> dict[str, Any]:
-    return {"hidden": config.hidden, "layers": config.layers, "dropout": config.dropout,
-            "decoders": {k: int(v.shape[1]) for k, v in inputs.features.items()}}  # fmt: skip
+    return {
+        "hidden": config.hidden,
+        "layers": config.layers,
+        "dropout": config.dropout,
+        "decoders": {k: int(v.shape[1]) for k, v in inputs.features.items()},
+    }
 
 
 def space_weights(nodes: Tensor, weights: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -38,8 +42,7 @@ def space_weights(nodes: Tensor, weights: Tensor, rows: Tensor) -> tuple[Tensor,
     return found.clamp_min(0), torch.where(present, weights, torch.zeros_like(weights)), present
 
 
-def space_loss(logits: Tensor, features: Tensor, rows: Tensor, weights: Tensor,
-               present: Tensor) -> Tensor:  # fmt: skip
+def space_loss(logits: Tensor, features: Tensor, rows: Tensor, weights: Tensor, present: Tensor) -> Tensor:
     """Mean over the known (molecule, position, feature) entries of w · BCE(logit, target).
     The decoder's one output per molecule meets every position, so the sum over positions is
     softplus(ŷ)·Σw − ŷ·Σw·y: no [B, L + 1, d] logits are materialised twice."""
@@ -52,8 +55,9 @@ def space_loss(logits: Tensor, features: Tensor, rows: Tensor, weights: Tensor,
     return total / known.sum().clamp_min(1)
 
 
-def walk_targets(graph: CSRGraph, edge_weight: Tensor, starts: Tensor, length: int,
-                 generator: torch.Generator) -> tuple[Tensor, Tensor]:  # fmt: skip
+def walk_targets(
+    graph: CSRGraph, edge_weight: Tensor, starts: Tensor, length: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """(visited nodes [B, L + 1], path weights [B, L + 1]) of one uniform walk per start."""
     walks = random_walks(graph, starts, length, generator=generator)
     return walks.nodes, path_weights(walks, edge_weight)
@@ -75,12 +79,16 @@ class InfoAlignTask(Task):
         inputs = self.inputs
         edge_index = torch.from_numpy(inputs.edge_index)
         weight = torch.from_numpy(inputs.edge_weight)
-        graph = CSRGraph.from_edge_index(edge_index, len(inputs.node_type), weight,
-                                         torch.from_numpy(inputs.node_type.astype(np.int64)))  # fmt: skip
+        graph = CSRGraph.from_edge_index(
+            edge_index, len(inputs.node_type), weight, torch.from_numpy(inputs.node_type.astype(np.int64))
+        )
         self.device = device
-        self._on = {"graph": graph.to(device), "weight": weight.to(device),
-                    "features": {k: torch.from_numpy(v).to(device) for k, v in inputs.features.items()},
-                    "rows": {k: torch.from_numpy(v).to(device) for k, v in inputs.rows.items()}}  # fmt: skip
+        self._on = {
+            "graph": graph.to(device),
+            "weight": weight.to(device),
+            "features": {k: torch.from_numpy(v).to(device) for k, v in inputs.features.items()},
+            "rows": {k: torch.from_numpy(v).to(device) for k, v in inputs.rows.items()},
+        }
 
     def batches(self, epoch: int, rank: int, world: int) -> Iterator[Batch]:
         seed = epoch_seed(self.config.seed, epoch)
@@ -98,9 +106,7 @@ class InfoAlignTask(Task):
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         starts = torch.from_numpy(rows).to(device)
-        nodes, weights = walk_targets(
-            on["graph"], on["weight"], starts, self.config.walk_length, generator
-        )
+        nodes, weights = walk_targets(on["graph"], on["weight"], starts, self.config.walk_length, generator)
         figures: dict[str, Tensor] = {}
         total = torch.zeros((), device=device)
         for space, features in on["features"].items():
@@ -115,9 +121,7 @@ class InfoAlignTask(Task):
 
 
 @torch.no_grad()
-def embed(
-    module: nn.Module, graphs: MolGraphs, device: str | torch.device, batch: int = 1024
-) -> np.ndarray:
+def embed(module: nn.Module, graphs: MolGraphs, device: str | torch.device, batch: int = 1024) -> np.ndarray:
     """μ of every molecule, float32 [n, hidden], with the module in eval mode (no dropout, no
     BatchNorm statistics updates): the frozen representation."""
     assert isinstance(module, InfoAlignNet)

@@ -30,9 +30,7 @@ class IsoCLRConfig(ModelConfig):
     kernel: int = setting(2, "Convolution kernel width (the published runs use 2).")
     tracks: int = setting(6, "Input tracks: 6 (nucleotides, codon starts, splice sites) or 4.")
     dropout: float = setting(0.1, "Dropout inside the residual blocks.")
-    projection: str = setting(
-        "256,256,128", "Widths of the projection head's three layers (pretraining only)."
-    )
+    projection: str = setting("256,256,128", "Widths of the projection head's three layers (pretraining only).")
     temperature: float = setting(0.1, "Temperature of the decoupled contrastive loss.")
     mask: float = setting(0.15, "Share of each view's positions zeroed (both views, training).")
     weight_c: float = setting(
@@ -41,12 +39,8 @@ class IsoCLRConfig(ModelConfig):
     ortholog_prob: float = setting(
         0.5, "Chance that a pair's partner comes from an orthologous gene, when there is one."
     )
-    max_length: int = setting(
-        12288, "Transcripts longer than this are left out of training (as IsoCLR does)."
-    )
-    pooling: str = setting(
-        "masked", "Mean over true positions (masked) or over the padding too (plain).", POOLING
-    )
+    max_length: int = setting(12288, "Transcripts longer than this are left out of training (as IsoCLR does).")
+    pooling: str = setting("masked", "Mean over true positions (masked) or over the padding too (plain).", POOLING)
     corpus: str = setting(
         "",
         "Pretrain on the sequences of this file instead of the graph's transcripts: a 3'UTR "
@@ -65,8 +59,7 @@ class IsoCLRConfig(ModelConfig):
             (widths_ok, "projection: three positive comma-separated widths"),
             (self.kernel >= 1 and self.tracks in (4, 6), "kernel >= 1 and tracks 4 or 6"),
             (0 <= self.dropout < 1 and 0 <= self.mask < 1, "dropout and mask in [0, 1)"),
-            (self.temperature > 0 and 0 <= self.ortholog_prob <= 1,
-             "temperature > 0 and ortholog_prob in [0, 1]"),
+            (self.temperature > 0 and 0 <= self.ortholog_prob <= 1, "temperature > 0 and ortholog_prob in [0, 1]"),
             (self.max_length >= 32, "max_length >= 32"),
             (self.batch_size >= 2, "batch_size >= 2 (the batch holds the negatives)"),
-        ]  # fmt: skip
+        ]

@@ -61,24 +61,51 @@ class Inputs:
         return digest.hexdigest()
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, ids=self.ids, genes=self.genes, gene_of=self.gene_of,
-                            orthologs=self.orthologs, tracks=self.tracks, offsets=self.offsets,
-                            meta=json.dumps(self.meta))  # fmt: skip
+        np.savez_compressed(
+            path,
+            ids=self.ids,
+            genes=self.genes,
+            gene_of=self.gene_of,
+            orthologs=self.orthologs,
+            tracks=self.tracks,
+            offsets=self.offsets,
+            meta=json.dumps(self.meta),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Inputs:
         with np.load(path, allow_pickle=False) as f:
-            return cls(f["ids"], f["genes"], f["gene_of"], f["orthologs"], f["tracks"],
-                       f["offsets"], json.loads(str(f["meta"])))  # fmt: skip
+            return cls(
+                f["ids"],
+                f["genes"],
+                f["gene_of"],
+                f["orthologs"],
+                f["tracks"],
+                f["offsets"],
+                json.loads(str(f["meta"])),
+            )
 
 
-def pack(ids: list[str], genes: list[str], gene_of: np.ndarray, orthologs: np.ndarray,
-         arrays: list[np.ndarray], meta: dict[str, Any]) -> Inputs:  # fmt: skip
+def pack(
+    ids: list[str],
+    genes: list[str],
+    gene_of: np.ndarray,
+    orthologs: np.ndarray,
+    arrays: list[np.ndarray],
+    meta: dict[str, Any],
+) -> Inputs:
     offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(a) for a in arrays])
     tracks = np.concatenate(arrays) if arrays else np.zeros((0, 6), dtype=np.uint8)
-    return Inputs(np.array(ids, dtype=str), np.array(genes, dtype=str), gene_of.astype(np.int64),
-                  orthologs.reshape(-1, 2).astype(np.int64), tracks, offsets, meta)  # fmt: skip
+    return Inputs(
+        np.array(ids, dtype=str),
+        np.array(genes, dtype=str),
+        gene_of.astype(np.int64),
+        orthologs.reshape(-1, 2).astype(np.int64),
+        tracks,
+        offsets,
+        meta,
+    )
 
 
 def _pairs(view: HeteroView, key: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +122,10 @@ def from_view(view: HeteroView) -> Inputs:
     transcripts whose `gene_id` it is, so mouse transcripts join their human orthologs."""
     ids = view.nodes["Transcript"]
     if not ids:
-        raise KgctlError("the transcripts view has no Transcript nodes: ingest a transcript FASTA "
-                         "and GTF first (`kgctl ingest transcripts`), or set --corpus")  # fmt: skip
+        raise KgctlError(
+            "the transcripts view has no Transcript nodes: ingest a transcript FASTA "
+            "and GTF first (`kgctl ingest transcripts`), or set --corpus"
+        )
     table = view.tables["Transcript"].to_pydict()
     gene_nodes = view.nodes["Gene"]
     src, dst = _pairs(view, ("Transcript", "ISOFORM_OF", "Gene"))
@@ -109,12 +138,17 @@ def from_view(view: HeteroView) -> Inputs:
         alias = by_id.get(str(table["gene_id"][t] or ""))
         if alias is not None and alias != gene_of[t]:
             pairs.append((gene_of[t], alias))
-    arrays = [six_tracks(table["sequence"][t], table["cds_start"][t], table["cds_end"][t],
-                         table["exon_ends"][t]) for t in keep]  # fmt: skip
-    meta = {"source": "graph", **{k: view.meta[k] for k in ("fingerprint", "nodes", "relationships", "licences")},
-            "transcripts": len(keep), "without_gene": int(len(ids) - len(keep))}  # fmt: skip
-    return pack([ids[t] for t in keep], list(gene_nodes), gene_of[keep],
-                np.array(pairs, dtype=np.int64), arrays, meta)  # fmt: skip
+    arrays = [
+        six_tracks(table["sequence"][t], table["cds_start"][t], table["cds_end"][t], table["exon_ends"][t])
+        for t in keep
+    ]
+    meta = {
+        "source": "graph",
+        **{k: view.meta[k] for k in ("fingerprint", "nodes", "relationships", "licences")},
+        "transcripts": len(keep),
+        "without_gene": int(len(ids) - len(keep)),
+    }
+    return pack([ids[t] for t in keep], list(gene_nodes), gene_of[keep], np.array(pairs, dtype=np.int64), arrays, meta)
 
 
 def from_corpus(path: Path) -> Inputs:
@@ -123,11 +157,22 @@ def from_corpus(path: Path) -> Inputs:
     data = corpus_of(path)
     arrays = [six_tracks(s) for s in data.sequences]
     names = [f"g{g}" for g in range(int(data.groups.max()) + 1)]
-    meta = {"source": "corpus", "corpus": str(path), "corpus_kind": data.name,
-            "transcripts": len(arrays), "licences": [CORPUS_LICENCES[data.name]],
-            "fingerprint": hashlib.sha256(path.read_bytes()).hexdigest()}  # fmt: skip
-    return pack([f"{data.name}:{i}" for i in range(len(arrays))], names, data.groups,
-                np.zeros((0, 2), dtype=np.int64), arrays, meta)  # fmt: skip
+    meta = {
+        "source": "corpus",
+        "corpus": str(path),
+        "corpus_kind": data.name,
+        "transcripts": len(arrays),
+        "licences": [CORPUS_LICENCES[data.name]],
+        "fingerprint": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    return pack(
+        [f"{data.name}:{i}" for i in range(len(arrays))],
+        names,
+        data.groups,
+        np.zeros((0, 2), dtype=np.int64),
+        arrays,
+        meta,
+    )
 
 
 def collect_inputs(conn: Connection, config: IsoCLRConfig, views: Path) -> Inputs:

@@ -75,12 +75,13 @@ def utr3_mpra(path: Path) -> LabelledSequences:
     """Siegel et al. 2022 3'UTR reporter stability (no header: sequence, Jurkat, Beas2B)."""
     frame = _read(path, sep="\t", header=None, na_values=["NA"])
     if frame.shape[1] != 3 or not frame[0].astype(str).str.fullmatch(r"[ACGTN]+").all():
-        raise KgctlError(f"{path}: expected 3 tab-separated columns (3'UTR sequence, Jurkat, "
-                         "Beas2B stability) and DNA sequences in the first")  # fmt: skip
+        raise KgctlError(
+            f"{path}: expected 3 tab-separated columns (3'UTR sequence, Jurkat, "
+            "Beas2B stability) and DNA sequences in the first"
+        )
     sequences = frame[0].astype(str).tolist()
     labels = {"jurkat": frame[1].to_numpy(np.float64), "beas2b": frame[2].to_numpy(np.float64)}
-    return LabelledSequences("utr3-stability", sequences, labels, overlap_groups(sequences),
-                             str(path))  # fmt: skip
+    return LabelledSequences("utr3-stability", sequences, labels, overlap_groups(sequences), str(path))
 
 
 def utr5_mrl(path: Path) -> LabelledSequences:
@@ -91,16 +92,18 @@ def utr5_mrl(path: Path) -> LabelledSequences:
     if missing:
         raise KgctlError(f"{path}: missing columns {sorted(missing)} (a 5'UTR variant table)")
     genes = frame["gene_symbol"].fillna(frame["mother"]).astype(str)
-    keys = {
-        key: i for i, key in enumerate(pd.unique(pd.concat([genes, frame["mother"].astype(str)])))
-    }
+    keys = {key: i for i, key in enumerate(pd.unique(pd.concat([genes, frame["mother"].astype(str)])))}
     pairs = [(keys[g], keys[m]) for g, m in zip(genes, frame["mother"].astype(str), strict=True)]
     by_key = union_find(len(keys), pairs)
     groups = np.array([by_key[keys[g]] for g in genes], dtype=np.int64)
     _, groups = np.unique(groups, return_inverse=True)
-    return LabelledSequences("mrl", frame["utr"].astype(str).tolist(),
-                             {"mrl": frame["hrl"].to_numpy(np.float64)}, groups.astype(np.int64),
-                             str(path))  # fmt: skip
+    return LabelledSequences(
+        "mrl",
+        frame["utr"].astype(str).tolist(),
+        {"mrl": frame["hrl"].to_numpy(np.float64)},
+        groups.astype(np.int64),
+        str(path),
+    )
 
 
 def corpus_of(path: Path) -> LabelledSequences:
@@ -125,9 +128,7 @@ def half_life(path: Path) -> dict[str, float]:
         raise KgctlError(f"{path}: expected columns ensembl_gene_id, external_gene_name, half-life")
     value = frame.columns[2]
     out: dict[str, float] = {}
-    for ensembl, name, v in zip(
-        frame["ensembl_gene_id"], frame.iloc[:, 1], frame[value], strict=True
-    ):
+    for ensembl, name, v in zip(frame["ensembl_gene_id"], frame.iloc[:, 1], frame[value], strict=True):
         if pd.notna(v):
             out[str(ensembl)] = float(v)
             if isinstance(name, str) and name:

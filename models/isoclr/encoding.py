@@ -19,8 +19,9 @@ def base_codes(sequence: str) -> np.ndarray:
     return _CODE[np.frombuffer(sequence.encode("ascii", "replace"), dtype=np.uint8)]
 
 
-def six_tracks(sequence: str, cds_start: int | None = None, cds_end: int | None = None,
-               exon_ends: Sequence[int] | None = None) -> np.ndarray:  # fmt: skip
+def six_tracks(
+    sequence: str, cds_start: int | None = None, cds_end: int | None = None, exon_ends: Sequence[int] | None = None
+) -> np.ndarray:
     """uint8 [L, 6]: one-hot A, C, G, T (unknown bases all zero); 1 at the first nucleotide of
     every codon from `cds_start` to `cds_end` (1-based, inclusive); 1 at the last nucleotide of
     every exon (`exon_ends`, 1-based transcript coordinates, the last exon included)."""

@@ -28,14 +28,15 @@ class Block(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, dilation: int, dropout: float) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            SameConv(cin, cout, kernel, dilation=dilation, bias=False), nn.BatchNorm1d(cout),
-            nn.ReLU(), nn.Dropout(dropout),
-            SameConv(cout, cout, kernel, dilation=dilation, bias=False), nn.BatchNorm1d(cout),
-        )  # fmt: skip
+            SameConv(cin, cout, kernel, dilation=dilation, bias=False),
+            nn.BatchNorm1d(cout),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            SameConv(cout, cout, kernel, dilation=dilation, bias=False),
+            nn.BatchNorm1d(cout),
+        )
         self.shortcut = (
-            nn.Identity()
-            if cin == cout
-            else nn.Sequential(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout))
+            nn.Identity() if cin == cout else nn.Sequential(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout))
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -46,13 +47,13 @@ class Encoder(nn.Module):
     """Stem conv → BN → ReLU → pool, four stages of residual blocks (each pooling by 2), and the
     mean over the positions a sequence really has (`masked`) or over all (`plain`)."""
 
-    def __init__(self, tracks: int = 6, size: str = "small", kernel: int = 2,
-                 dropout: float = 0.1, pooling: str = "masked") -> None:  # fmt: skip
+    def __init__(
+        self, tracks: int = 6, size: str = "small", kernel: int = 2, dropout: float = 0.1, pooling: str = "masked"
+    ) -> None:
         super().__init__()
         stages = ENCODER_STAGES[size]
         width = stages[0][0]
-        self.stem = nn.Sequential(SameConv(tracks, width, kernel, bias=False),
-                                  nn.BatchNorm1d(width), nn.ReLU())  # fmt: skip
+        self.stem = nn.Sequential(SameConv(tracks, width, kernel, bias=False), nn.BatchNorm1d(width), nn.ReLU())
         layers: list[nn.Module] = []
         for filters, blocks, dilation in stages:
             layers.append(nn.MaxPool1d(2, ceil_mode=True))
@@ -90,15 +91,27 @@ def _zero_beyond(h: Tensor, valid: Tensor) -> Tensor:
 class IsoCLRNet(nn.Module):
     """The encoder and its pretraining projection head (Dense-BN-ReLU ×2, Dense without bias)."""
 
-    def __init__(self, tracks: int = 6, size: str = "small", kernel: int = 2, dropout: float = 0.1,
-                 pooling: str = "masked", widths: tuple[int, ...] = (256, 256, 128)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tracks: int = 6,
+        size: str = "small",
+        kernel: int = 2,
+        dropout: float = 0.1,
+        pooling: str = "masked",
+        widths: tuple[int, ...] = (256, 256, 128),
+    ) -> None:
         super().__init__()
         self.encoder = Encoder(tracks, size, kernel, dropout, pooling)
         a, b, c = widths
         self.head = nn.Sequential(
-            nn.Linear(self.encoder.width, a), nn.BatchNorm1d(a), nn.ReLU(),
-            nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU(), nn.Linear(b, c, bias=False),
-        )  # fmt: skip
+            nn.Linear(self.encoder.width, a),
+            nn.BatchNorm1d(a),
+            nn.ReLU(),
+            nn.Linear(a, b),
+            nn.BatchNorm1d(b),
+            nn.ReLU(),
+            nn.Linear(b, c, bias=False),
+        )
 
     def forward(self, x: Tensor, lengths: Tensor, project: bool = False) -> Tensor:
         """The representation (the pooled encoder output, used downstream) or, with `project`,
@@ -107,9 +120,7 @@ class IsoCLRNet(nn.Module):
         return self.head(h) if project else h
 
 
-def dcl_loss(
-    z1: Tensor, z2: Tensor, weight: Tensor, temperature: float = 0.1
-) -> tuple[Tensor, Tensor]:
+def dcl_loss(z1: Tensor, z2: Tensor, weight: Tensor, temperature: float = 0.1) -> tuple[Tensor, Tensor]:
     """The decoupled contrastive loss as IsoCLR and Orthrus implement it: for anchor i of view 1,
     −wᵢ·s(z¹ᵢ, z²ᵢ) + log Σ_{j≠i} exp s(z¹ᵢ, z¹ⱼ) + log Σ_{j≠i} exp s(z¹ᵢ, z²ⱼ), with
     s = cosine / τ, averaged over i and over both directions. Also returns the share of anchors
@@ -123,8 +134,9 @@ def dcl_loss(
         same = (a @ a.T / temperature).masked_fill(eye, float("-inf"))
         cross = a @ b.T / temperature
         positive = cross.diagonal()
-        return (-weight * positive + torch.logsumexp(same, 1)
-                + torch.logsumexp(cross.masked_fill(eye, float("-inf")), 1)).mean()  # fmt: skip
+        return (
+            -weight * positive + torch.logsumexp(same, 1) + torch.logsumexp(cross.masked_fill(eye, float("-inf")), 1)
+        ).mean()
 
     loss = 0.5 * (one_way(z1, z2) + one_way(z2, z1))
     accuracy = ((z1 @ z2.T).argmax(1) == torch.arange(n, device=z1.device)).float().mean()

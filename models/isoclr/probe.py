@@ -39,8 +39,15 @@ class ProbeSet:
 
 
 @torch.no_grad()
-def embed(module: nn.Module, inputs: Inputs, rows: np.ndarray | None = None, *, device: str = "cpu",
-          batch: int = 256, tracks: int = 6) -> np.ndarray:  # fmt: skip
+def embed(
+    module: nn.Module,
+    inputs: Inputs,
+    rows: np.ndarray | None = None,
+    *,
+    device: str = "cpu",
+    batch: int = 256,
+    tracks: int = 6,
+) -> np.ndarray:
     """float32 [len(rows), width]: the frozen encoder's pooled representation (eval mode: no
     dropout, BatchNorm running statistics untouched), in batches of similar length."""
     rows = np.arange(inputs.n) if rows is None else rows
@@ -58,18 +65,15 @@ def embed(module: nn.Module, inputs: Inputs, rows: np.ndarray | None = None, *, 
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def length_batches(sorted_lengths: np.ndarray, batch: int, order: np.ndarray,
-                   budget: int = NUCLEOTIDE_BUDGET) -> list[np.ndarray]:  # fmt: skip
+def length_batches(
+    sorted_lengths: np.ndarray, batch: int, order: np.ndarray, budget: int = NUCLEOTIDE_BUDGET
+) -> list[np.ndarray]:
     """Cut `order` (sorted by length) into batches of at most `batch` sequences and, padded to
     their longest, at most `budget` nucleotides (long transcripts go a few at a time)."""
     out, start = [], 0
     while start < len(order):
         end = start + 1
-        while (
-            end < len(order)
-            and end - start < batch
-            and (end + 1 - start) * sorted_lengths[end] <= budget
-        ):
+        while end < len(order) and end - start < batch and (end + 1 - start) * sorted_lengths[end] <= budget:
             end += 1
         out.append(order[start:end])
         start = end
@@ -87,8 +91,7 @@ def group_split(groups: np.ndarray, seed: int, test: float = 0.2) -> tuple[np.nd
     return np.flatnonzero(~in_test), np.flatnonzero(in_test)
 
 
-def ridge_r(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-            groups: np.ndarray) -> float:  # fmt: skip
+def ridge_r(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, groups: np.ndarray) -> float:
     """Pearson r on `test` of ridge regression on standardised features, its penalty chosen by
     grouped 3-fold cross-validation within `train` (rows of one group, e.g. variants of one UTR,
     share a fold: leave-one-out would reward memorising the group)."""
@@ -113,8 +116,7 @@ def fold_of(groups: np.ndarray, k: int) -> np.ndarray:
     return fold[inverse]
 
 
-def ridge_path(x: np.ndarray, y: np.ndarray, x_new: np.ndarray,
-               alphas: np.ndarray = ALPHAS) -> np.ndarray:  # fmt: skip
+def ridge_path(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, alphas: np.ndarray = ALPHAS) -> np.ndarray:
     """Predictions [len(x_new), len(alphas)] of ridge fits on standardised x, all penalties from
     one SVD."""
     mean, scale = x.mean(0), x.std(0)
@@ -133,8 +135,9 @@ def correlation(predicted: np.ndarray, observed: np.ndarray) -> float:
     return float(pearsonr(predicted, observed)[0])
 
 
-def scratch_r(data: ProbeSet, module_args: dict[str, Any], train: np.ndarray, test: np.ndarray,
-              seed: int, steps: int, device: str) -> float:  # fmt: skip
+def scratch_r(
+    data: ProbeSet, module_args: dict[str, Any], train: np.ndarray, test: np.ndarray, seed: int, steps: int, device: str
+) -> float:
     """The same encoder with a linear head trained on the labels from random weights (Adam, MSE
     on standardised labels); the epoch is chosen on a grouped validation share of `train`."""
     torch.manual_seed(seed)
@@ -157,8 +160,9 @@ def scratch_r(data: ProbeSet, module_args: dict[str, Any], train: np.ndarray, te
     def predict(rows: np.ndarray) -> np.ndarray:
         net.eval()
         with torch.no_grad():
-            h = torch.from_numpy(embed(encoder, data.inputs, rows, device=device,
-                                       tracks=module_args["tracks"])).to(device)  # fmt: skip
+            h = torch.from_numpy(embed(encoder, data.inputs, rows, device=device, tracks=module_args["tracks"])).to(
+                device
+            )
             return np.asarray(head(h).squeeze(-1).cpu().numpy())
 
     best, best_state = -math.inf, None
@@ -183,9 +187,17 @@ def scratch_r(data: ProbeSet, module_args: dict[str, Any], train: np.ndarray, te
     return correlation(predict(test), y[test])
 
 
-def low_data_curves(data: ProbeSet, module: nn.Module, module_args: dict[str, Any], *,
-                    seeds: tuple[int, ...], fractions: tuple[float, ...], scratch_steps: int,
-                    device: str, on_progress: OnProgress = silent) -> dict[str, Any]:  # fmt: skip
+def low_data_curves(
+    data: ProbeSet,
+    module: nn.Module,
+    module_args: dict[str, Any],
+    *,
+    seeds: tuple[int, ...],
+    fractions: tuple[float, ...],
+    scratch_steps: int,
+    device: str,
+    on_progress: OnProgress = silent,
+) -> dict[str, Any]:
     """Pearson r on held-out groups per method, label share and seed, and mean ± SD."""
     keep = np.flatnonzero(np.isfinite(data.labels))
     sequences = [data.inputs.sequence(int(i)) for i in range(data.inputs.n)]
@@ -224,15 +236,25 @@ def low_data_curves(data: ProbeSet, module: nn.Module, module_args: dict[str, An
     for f in fractions:
         key = f"{f:g}"
         best = max(baselines, key=lambda m: table[m][key]["mean"])
-        margin[key] = {"best_baseline": best,
-                       "isoclr_minus_best": round(table["isoclr"][key]["mean"] - table[best][key]["mean"], 4)}  # fmt: skip
-    return {"labelled": int(len(keep)), "groups": int(len(np.unique(data.groups[keep]))),
-            "seeds": list(seeds), "train_sizes": {f"{f:g}": sizes[f] for f in fractions},
-            "test_share": 0.2, "metric": "pearson_r", "methods": table, "margin": margin}  # fmt: skip
+        margin[key] = {
+            "best_baseline": best,
+            "isoclr_minus_best": round(table["isoclr"][key]["mean"] - table[best][key]["mean"], 4),
+        }
+    return {
+        "labelled": int(len(keep)),
+        "groups": int(len(np.unique(data.groups[keep]))),
+        "seeds": list(seeds),
+        "train_sizes": {f"{f:g}": sizes[f] for f in fractions},
+        "test_share": 0.2,
+        "metric": "pearson_r",
+        "methods": table,
+        "margin": margin,
+    }
 
 
-def isoform_retrieval(inputs: Inputs, vectors: dict[str, np.ndarray], max_length: int,
-                      limit: int = 5000, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def isoform_retrieval(
+    inputs: Inputs, vectors: dict[str, np.ndarray], max_length: int, limit: int = 5000, seed: int = 0
+) -> dict[str, Any]:
     """For transcripts of genes with another transcript (at most `limit` of them): is the
     nearest other transcript (cosine) an isoform of the same gene, and the AUC of their
     same-gene pairs against their pairs with every other transcript."""
@@ -254,6 +276,8 @@ def isoform_retrieval(inputs: Inputs, vectors: dict[str, np.ndarray], max_length
         sim = v[anchors] @ v.T
         sim[~others] = -np.inf
         nearest = sim.argmax(1)
-        out[name] = {"nearest_is_isoform": round(float(same[np.arange(len(anchors)), nearest].mean()), 4),
-                     "pair_auc": round(float(roc_auc_score(same[others], sim[others])), 4)}  # fmt: skip
+        out[name] = {
+            "nearest_is_isoform": round(float(same[np.arange(len(anchors)), nearest].mean()), 4),
+            "pair_auc": round(float(roc_auc_score(same[others], sim[others])), 4),
+        }
     return out

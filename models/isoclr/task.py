@@ -26,9 +26,7 @@ class PairSampler:
     """Positive pairs from genes and orthologs; a transcript is never paired with itself, so a
     gene with one transcript and no ortholog gives no pair (its transcript is still embedded)."""
 
-    def __init__(
-        self, inputs: Inputs, max_length: int, ortholog_prob: float, weight_c: float
-    ) -> None:
+    def __init__(self, inputs: Inputs, max_length: int, ortholog_prob: float, weight_c: float) -> None:
         eligible = np.flatnonzero(inputs.lengths <= max_length)
         n_genes = len(inputs.genes)
         self.members: list[np.ndarray] = [np.zeros(0, np.int64)] * n_genes
@@ -42,19 +40,23 @@ class PairSampler:
                 linked[a].add(b)
                 linked[b].add(a)
         self.partners = [np.array(sorted(s), dtype=np.int64) for s in linked]
-        self.units = np.array([g for g in range(n_genes) if len(self.members[g]) >= 2
-                               or (len(self.members[g]) and len(self.partners[g]))], dtype=np.int64)  # fmt: skip
+        self.units = np.array(
+            [
+                g
+                for g in range(n_genes)
+                if len(self.members[g]) >= 2 or (len(self.members[g]) and len(self.partners[g]))
+            ],
+            dtype=np.int64,
+        )
         group = inputs.homology()
         size = np.bincount(group[inputs.gene_of[eligible]], minlength=int(group.max(initial=0)) + 1)
-        raw = (
-            np.log(size[group[self.units]] + weight_c)
-            if weight_c >= 0
-            else np.ones(len(self.units))
-        )
+        raw = np.log(size[group[self.units]] + weight_c) if weight_c >= 0 else np.ones(len(self.units))
         self.weights = (raw / raw.mean() if len(raw) and raw.mean() > 0 else raw).astype(np.float32)
         self.ortholog_prob = ortholog_prob
-        self.left_out = {"too_long": int(inputs.n - len(eligible)),
-                         "genes_without_pair": int(sum(1 for m in self.members if len(m)) - len(self.units))}  # fmt: skip
+        self.left_out = {
+            "too_long": int(inputs.n - len(eligible)),
+            "genes_without_pair": int(sum(1 for m in self.members if len(m)) - len(self.units)),
+        }
 
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(anchors, partners, weights), one pair per unit gene in a random order."""
@@ -91,8 +93,14 @@ def mask_positions(x: Tensor, lengths: Tensor, share: float) -> Tensor:
 
 
 def module_args(config: IsoCLRConfig) -> dict[str, Any]:
-    return {"tracks": config.tracks, "size": config.encoder, "kernel": config.kernel,
-            "dropout": config.dropout, "pooling": config.pooling, "widths": config.widths()}  # fmt: skip
+    return {
+        "tracks": config.tracks,
+        "size": config.encoder,
+        "kernel": config.kernel,
+        "dropout": config.dropout,
+        "pooling": config.pooling,
+        "widths": config.widths(),
+    }
 
 
 class IsoCLRTask(Task):
@@ -103,8 +111,10 @@ class IsoCLRTask(Task):
         self.inputs = inputs
         self.sampler = PairSampler(inputs, config.max_length, config.ortholog_prob, config.weight_c)
         if len(self.sampler.units) < 2:
-            raise KgctlError(f"IsoCLR needs at least two genes with a positive pair (two transcripts "
-                             f"or an ortholog); these inputs have {len(self.sampler.units)}")  # fmt: skip
+            raise KgctlError(
+                f"IsoCLR needs at least two genes with a positive pair (two transcripts "
+                f"or an ortholog); these inputs have {len(self.sampler.units)}"
+            )
         self.device = torch.device("cpu")
 
     def build_module(self) -> nn.Module:
@@ -128,8 +138,7 @@ class IsoCLRTask(Task):
             x1, l1 = padded(self.inputs, anchors[mine], self.config.tracks)
             x2, l2 = padded(self.inputs, partners[mine], self.config.tracks)
             dev = self.device
-            yield (x1.to(dev), l1.to(dev), x2.to(dev), l2.to(dev),
-                   torch.from_numpy(weights[mine]).to(dev))  # fmt: skip
+            yield (x1.to(dev), l1.to(dev), x2.to(dev), l2.to(dev), torch.from_numpy(weights[mine]).to(dev))
 
     def loss(self, module: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         x1, l1, x2, l2, w = batch
@@ -145,9 +154,13 @@ class IsoCLRTask(Task):
     def warnings(self, epochs: list[dict[str, Any]]) -> list[str]:
         out = []
         if len(self.sampler.units) < self.config.batch_size:
-            out.append(f"only {len(self.sampler.units)} genes have a positive pair: each batch holds "
-                       f"fewer negatives than batch_size {self.config.batch_size}")  # fmt: skip
+            out.append(
+                f"only {len(self.sampler.units)} genes have a positive pair: each batch holds "
+                f"fewer negatives than batch_size {self.config.batch_size}"
+            )
         if epochs and epochs[-1].get("accuracy", 0) >= 0.999:
-            out.append("in-batch accuracy reached 1.0: the pairs may be too easy to tell apart "
-                       "(raise mask, or check that isoforms are not identical)")  # fmt: skip
+            out.append(
+                "in-batch accuracy reached 1.0: the pairs may be too easy to tell apart "
+                "(raise mask, or check that isoforms are not identical)"
+            )
         return out

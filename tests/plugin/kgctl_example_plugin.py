@@ -32,8 +32,7 @@ class HalfCAL(CAL):
         Option("min-score", "Keep predictions scoring at least this.", float),
     )
 
-    def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any],
-                device: str) -> Prediction:  # fmt: skip
+    def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         prediction = super().predict(run, inputs, module, options, device)
         if prediction.edges is not None and options.get("min_score") is not None:
             keep = pc.greater_equal(prediction.edges.column("score"), options["min_score"])

@@ -56,15 +56,27 @@ def ingest_args(data: Path, folder: Path) -> list[list[str]]:
     """STRING (the first 100,000 links of the real subset) and the Repurposing Hub: both write
     Gene nodes."""
     string = data / "string"
-    links = head(string / "9606.protein.links.full.v12.0.subset.txt.gz", 100_001,
-                 folder / "links.txt.gz")  # fmt: skip
+    links = head(string / "9606.protein.links.full.v12.0.subset.txt.gz", 100_001, folder / "links.txt.gz")
     rejects = str(folder / "rejects")
     return [
-        ["ingest", "string", str(string / "9606.protein.info.v12.0.subset.txt.gz"), str(links),
-         "--rejects-dir", rejects],
-        ["ingest", "molecules", str(data / "molecules" / "repurposing_info.tsv.gz"),
-         "--source-version", "2020-03-24", "--rejects-dir", rejects],
-    ]  # fmt: skip
+        [
+            "ingest",
+            "string",
+            str(string / "9606.protein.info.v12.0.subset.txt.gz"),
+            str(links),
+            "--rejects-dir",
+            rejects,
+        ],
+        [
+            "ingest",
+            "molecules",
+            str(data / "molecules" / "repurposing_info.tsv.gz"),
+            "--source-version",
+            "2020-03-24",
+            "--rejects-dir",
+            rejects,
+        ],
+    ]
 
 
 @pytest.mark.slow
@@ -76,9 +88,16 @@ def test_two_ingests_with_queries_running_end_as_one_after_the_other(
     property, and no reader sees an error."""
     env = neo4j_server.env
     commands = ingest_args(shared_data, tmp_path)
-    running = [subprocess.Popen([sys.executable, "-m", "kgctl.cli", *args, "--json"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for args in commands]  # fmt: skip
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kgctl.cli", *args, "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
     answered: list[int] = []
     exported: list[int] = []
     errors: list[str] = []
@@ -89,8 +108,7 @@ def test_two_ingests_with_queries_running_end_as_one_after_the_other(
                 try:
                     _, rows = queries.rows(conn, "graph-stats", {})
                     answered.append(len(rows))
-                    view = export_view(conn, "gene-association", tmp_path / f"view{len(exported)}",
-                                       use_cache=False)  # fmt: skip
+                    view = export_view(conn, "gene-association", tmp_path / f"view{len(exported)}", use_cache=False)
                     assert isinstance(view, View)
                     exported.append(len(view.node_ids))
                 except Exception as exc:  # anything a user would see
@@ -115,9 +133,16 @@ def test_two_ingests_with_queries_running_end_as_one_after_the_other(
 def test_two_starts_at_once_both_succeed(spare_server: TestServer) -> None:
     """Two `kgctl db start` together: one starts the server, the other waits for it (or finds it
     running); both exit 0 and one server runs."""
-    starts = [subprocess.Popen([sys.executable, "-m", "kgctl.cli", "db", "start", "--json"],
-                               env=spare_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True) for _ in range(2)]  # fmt: skip
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kgctl.cli", "db", "start", "--json"],
+            env=spare_server.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = []
     for proc in starts:
         out, err = proc.communicate(timeout=900)
@@ -141,12 +166,13 @@ def test_write_backs_while_queries_read_the_predictions(
     config = cal_config(tmp_path / "cal.toml", planted_gene_graph(graph, tmp_path)["dataset"], 2)
     run_id = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")["id"]
     data_dir = neo4j_server.settings.paths.data_dir
-    first = runs.predict(
-        graph, data_dir, run_id, {}, device="cpu", write_back=True, allow_split=True
-    )
+    first = runs.predict(graph, data_dir, run_id, {}, device="cpu", write_back=True, allow_split=True)
     total = first["written"]["relationships"]["count"]
-    gene = graph.query("MATCH (g:Gene)-[p:PREDICTED_ASSOCIATION {run: $id}]->() "
-                       "RETURN g.id AS g, count(p) AS n ORDER BY n DESC, g LIMIT 1", {"id": run_id})[0]["g"]  # fmt: skip
+    gene = graph.query(
+        "MATCH (g:Gene)-[p:PREDICTED_ASSOCIATION {run: $id}]->() "
+        "RETURN g.id AS g, count(p) AS n ORDER BY n DESC, g LIMIT 1",
+        {"id": run_id},
+    )[0]["g"]
     monkeypatch.setattr(writeback, "WRITE_BATCH", 50)
     writing = threading.Event()
     seen: list[int] = []
@@ -167,14 +193,16 @@ def test_write_backs_while_queries_read_the_predictions(
     reader.start()
     try:
         for _ in range(3):
-            done = runs.predict(graph, data_dir, run_id, {}, device="cpu", write_back=True,
-                                allow_split=True)  # fmt: skip
+            done = runs.predict(graph, data_dir, run_id, {}, device="cpu", write_back=True, allow_split=True)
             assert done["written"]["relationships"]["count"] == total
     finally:
         writing.clear()
         reader.join(timeout=300)
     assert errors == [] and len(seen) > 3 and max(seen) <= total
-    found = graph.query("MATCH (a)-[p:PREDICTED_ASSOCIATION {run: $id}]->(b) "
-                        "RETURN count(p) AS n, count(DISTINCT [a.id, b.id]) AS pairs", {"id": run_id})  # fmt: skip
+    found = graph.query(
+        "MATCH (a)-[p:PREDICTED_ASSOCIATION {run: $id}]->(b) "
+        "RETURN count(p) AS n, count(DISTINCT [a.id, b.id]) AS pairs",
+        {"id": run_id},
+    )
     assert found == [{"n": total, "pairs": total}]
     assert runs.load_run(data_dir, run_id).record["written"]["status"] == "complete"

@@ -37,13 +37,18 @@ from kgctl.testing import (
 
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["kgctl", "neo4j"])
-def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
-    spare_server: TestServer, tmp_path: Path, victim: str
-) -> None:
-    info, links = generators.string_files(tmp_path / "string", n_proteins=3000, n_lines=60_000,
-                                          seed=3)  # fmt: skip
-    args = ["ingest", "string", str(info), str(links), "--batch-size", "3000",
-            "--rejects-dir", str(tmp_path / "rejects")]  # fmt: skip
+def test_a_killed_ingest_resumes_to_the_clean_runs_graph(spare_server: TestServer, tmp_path: Path, victim: str) -> None:
+    info, links = generators.string_files(tmp_path / "string", n_proteins=3000, n_lines=60_000, seed=3)
+    args = [
+        "ingest",
+        "string",
+        str(info),
+        str(links),
+        "--batch-size",
+        "3000",
+        "--rejects-dir",
+        str(tmp_path / "rejects"),
+    ]
     start_managed(spare_server.settings)
     code = kill_during_ingest(spare_server, args, victim, at_batch=3)
     assert code == -signal.SIGKILL if victim == "kgctl" else code != 0, "it ended before the kill"
@@ -59,25 +64,25 @@ def test_a_killed_ingest_resumes_to_the_clean_runs_graph(
     with spare_server.connect() as conn:
         assert canonical_dump(conn) == after_kill
     assert (resumed["relationships_written"], resumed["rows_loaded"]) == (
-        clean["relationships_written"], clean["rows_loaded"])  # fmt: skip
+        clean["relationships_written"],
+        clean["rows_loaded"],
+    )
 
 
 @pytest.mark.neo4j
-def test_only_runs_whose_process_is_gone_are_marked_stale(
-    graph: Connection, tmp_path: Path
-) -> None:
+def test_only_runs_whose_process_is_gone_are_marked_stale(graph: Connection, tmp_path: Path) -> None:
     held, free, gone = tmp_path / "held.lock", tmp_path / "free.lock", tmp_path / "gone.lock"
     free.touch()
     with open(held, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # as a live ingest holds its run's lock
-        graph.query("UNWIND $runs AS r CREATE (:IngestRun {id: r[0], status: 'running', lock_file: r[1]})",
-                    {"runs": [["live", str(held)], ["killed", str(free)], ["elsewhere", str(gone)]]},
-                    write=True)  # fmt: skip
+        graph.query(
+            "UNWIND $runs AS r CREATE (:IngestRun {id: r[0], status: 'running', lock_file: r[1]})",
+            {"runs": [["live", str(held)], ["killed", str(free)], ["elsewhere", str(gone)]]},
+            write=True,
+        )
         assert mark_stale_runs(graph) == ["killed"]
         assert mark_stale_runs(graph) == []
-    statuses = {
-        r["id"]: r["s"] for r in graph.query("MATCH (r:IngestRun) RETURN r.id AS id, r.status AS s")
-    }
+    statuses = {r["id"]: r["s"] for r in graph.query("MATCH (r:IngestRun) RETURN r.id AS id, r.status AS s")}
     assert statuses == {"live": "running", "killed": "interrupted", "elsewhere": "running"}
 
 
@@ -91,9 +96,12 @@ def test_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     whole = cli_json(env, "train", "cal", "--config", str(config), "--device", "cpu")
     folder = neo4j_server.settings.paths.data_dir / "runs"
     before = set(folder.iterdir())
-    train = subprocess.Popen([sys.executable, "-m", "kgctl.cli", "train", "cal", "--config", str(config),
-                              "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+    train = subprocess.Popen(
+        [sys.executable, "-m", "kgctl.cli", "train", "cal", "--config", str(config), "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 600
     while train.poll() is None and time.monotonic() < deadline:
         started = [d for d in set(folder.iterdir()) - before if (d / "checkpoint.pt").exists()]
@@ -151,13 +159,15 @@ def test_a_write_back_killed_half_way_is_recorded_rerun_without_duplicates_and_d
     base = str(Path(env["KGCTL_CONFIG"]).parent)
 
     def edges() -> tuple[int, int]:
-        found = graph.query("MATCH (a)-[p:PREDICTED_ASSOCIATION {run: $id}]->(b) "
-                            "RETURN count(p) AS n, count(DISTINCT [a.id, b.id]) AS pairs", {"id": run_id})  # fmt: skip
+        found = graph.query(
+            "MATCH (a)-[p:PREDICTED_ASSOCIATION {run: $id}]->(b) "
+            "RETURN count(p) AS n, count(DISTINCT [a.id, b.id]) AS pairs",
+            {"id": run_id},
+        )
         return found[0]["n"], found[0]["pairs"]
 
     def killed_write_back() -> None:
-        code = subprocess.run([sys.executable, "-c", KILLED_WRITE_BACK, base, run_id], env=env,
-                              timeout=600).returncode  # fmt: skip
+        code = subprocess.run([sys.executable, "-c", KILLED_WRITE_BACK, base, run_id], env=env, timeout=600).returncode
         assert code == -signal.SIGKILL
         assert edges()[0] == 200  # the first batch, committed
         shown = cli_json(env, "runs", "show", run_id)
@@ -201,8 +211,7 @@ def test_undo_removes_what_one_run_wrote_and_nothing_else(
     text = gzip.decompress(info.read_bytes()).decode().splitlines()
     text[-1] = "\t".join([text[-1].split("\t")[0], "G" * 3000, "", ""])
     info.write_bytes(gzip.compress(("\n".join(text) + "\n").encode()))
-    args = ["ingest", "string", str(info), str(links), "--batch-size", "50", "--rejects-dir",
-            str(tmp_path / "rejects")]  # fmt: skip
+    args = ["ingest", "string", str(info), str(links), "--batch-size", "50", "--rejects-dir", str(tmp_path / "rejects")]
     failed = run_cli(env, *args)
     assert failed.returncode == 1 and "longer than the 2,000" in failed.stderr
     run_id = graph.query("MATCH (r:IngestRun {status: 'failed'}) RETURN r.id AS id")[0]["id"]
@@ -229,8 +238,9 @@ def test_a_start_on_a_nearly_full_disk_is_one_line_and_the_next_start_works(
     a database fails and the start says so at once; freed, the next start works."""
     disk = spare_server.settings.paths.data_dir
     disk.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700m", "tmpfs", str(disk)],
-                             capture_output=True, text=True)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=700m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:

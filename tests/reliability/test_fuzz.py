@@ -17,8 +17,16 @@ from kgctl.testing import TestServer
 
 def test_mutations_change_the_file_and_are_seeded(shared_data: Path, tmp_path: Path) -> None:
     found = samples(shared_data, tmp_path / "samples")
-    assert {s.source for s in found} == {"string", "depmap", "expression", "molecules", "l1000",
-                                         "transcripts", "perturbseq", "morphology"}  # fmt: skip
+    assert {s.source for s in found} == {
+        "string",
+        "depmap",
+        "expression",
+        "molecules",
+        "l1000",
+        "transcripts",
+        "perturbseq",
+        "morphology",
+    }
     first = [make_case(i, found, tmp_path / "a" / str(i), random.Random(7)) for i in range(30)]
     again = [make_case(i, found, tmp_path / "b" / str(i), random.Random(7)) for i in range(30)]
     assert [(c.mutation, c.target) for c in first] == [(c.mutation, c.target) for c in again]

@@ -34,12 +34,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's"
-)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_rdkit_workers_end_with_a_killed_ingest() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     assert parent.stdout is not None
     workers = json.loads(parent.stdout.readline())  # not .communicate(): a survivor holds the pipe
     try:
