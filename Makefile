@@ -6,14 +6,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kgctl-installed
 
-.PHONY: demo test test-fast lint typecheck neo4j chromium clean help
+.PHONY: demo test test-fast lint lint-checks lint-ruff lint-format lint-markers lint-layers typecheck neo4j chromium clean help
 
 help:
 	@echo "make demo       set up, start Neo4j with the schema, print how to explore it"
 	@echo "make test       set up, run the whole test suite against a real Neo4j"
 	@echo "make test-fast  the tests not marked slow (development)"
 	@echo "make chromium   Debian's chromium and chromium-driver for the Browser test (apt-get)"
-	@echo "make lint       ruff, and the layering contracts (import-linter)"
+	@echo "make lint       ruff (rules, format, no fmt: skip), and the import contracts (import-linter)"
 	@echo "make typecheck  mypy --strict in place over the package, tests and benchmarks"
 	@echo "make clean"
 
@@ -43,14 +43,31 @@ demo: neo4j
 	$(BIN)/kgctl demo
 
 test: neo4j chromium
-	$(BIN)/python -m pytest
+	$(BIN)/pytest
 
 test-fast: neo4j
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/pytest -m "not slow"
 
+# `lint` installs, then runs the four checks; a test runs `make -k lint-checks BIN=…` on a copy of the
+# tree with a violation of each planted, and sees each fail.
 lint: $(STAMP)
+	@$(MAKE) --no-print-directory lint-checks
+
+lint-checks: lint-ruff lint-format lint-markers lint-layers
+
+lint-ruff:
 	$(BIN)/ruff check .
+
+lint-format:
 	$(BIN)/ruff format --check .
+
+# The formatter sees every line: no `fmt: skip` (an aligned table of literals may use a
+# `fmt: off`/`fmt: on` block, with a comment saying why).
+lint-markers:
+	@if grep -rn --include='*.py' --exclude-dir=.venv --exclude-dir=.git --exclude-dir=build -E '#[[:space:]]*fmt:[[:space:]]*skip' .; then \
+	  echo "lint: remove the 'fmt: skip' markers above (the formatter owns every line)"; exit 1; fi
+
+lint-layers:
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

@@ -39,7 +39,7 @@ from kgctl.models.cal.config import HUBNESS  # noqa: E402
 from kgctl.models.cal.data import Inputs, pair_keys  # noqa: E402
 from kgctl.models.cal.predict import most_listed, top_k  # noqa: E402
 from kgctl.models.selection import fit_selected  # noqa: E402
-from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
+from kgctl.testing.fixtures import make_test_server, shared_data_dir  # noqa: E402
 
 
 def main() -> None:

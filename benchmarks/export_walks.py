@@ -31,7 +31,7 @@ from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.graph.export import View, export_view  # noqa: E402
 from kgctl.graph.walks import CSRGraph, random_walks  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
-from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
+from kgctl.testing.fixtures import make_test_server, shared_data_dir  # noqa: E402
 
 
 def exported_view(work: Path, figures: dict[str, Any]) -> View:

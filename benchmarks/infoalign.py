@@ -38,7 +38,7 @@ from kgctl.models import runs  # noqa: E402
 from kgctl.models.infoalign import InfoAlignConfig  # noqa: E402
 from kgctl.models.infoalign.config import PUBLISHED  # noqa: E402
 from kgctl.models.infoalign.downstream import SETS  # noqa: E402
-from kgctl.testing import make_test_server, shared_data_dir, test_server_at  # noqa: E402
+from kgctl.testing.fixtures import make_test_server, shared_data_dir, test_server_at  # noqa: E402
 
 RESULT = RESULTS / "infoalign.json"
 

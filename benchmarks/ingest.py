@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.generators
 
 from machine import write_result  # noqa: E402
 
 from kgctl.core.errors import KgctlError  # noqa: E402
-from kgctl.generators import string_files  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.ingest.bulk import bulk_ingest, run_import  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
-from kgctl.testing import TestServer, graph_counts, make_test_server, shared_data_dir, wipe  # noqa: E402
+from kgctl.testing.fixtures import TestServer, graph_counts, make_test_server, shared_data_dir, wipe  # noqa: E402
+from kgctl.testing.generators import string_files  # noqa: E402
 
 HEAP, PAGECACHE = "4g", "2g"
 

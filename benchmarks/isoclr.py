@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from machine import write_result  # noqa: E402
 
-from kgctl.generators import transcriptome  # noqa: E402
 from kgctl.graph.connection import Connection, start_managed  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
 from kgctl.models import runs  # noqa: E402
 from kgctl.models.isoclr import IsoCLRConfig  # noqa: E402
 from kgctl.models.isoclr.data import Inputs  # noqa: E402
-from kgctl.testing import make_test_server, shared_data_dir  # noqa: E402
+from kgctl.testing.fixtures import make_test_server, shared_data_dir  # noqa: E402
+from kgctl.testing.generators import transcriptome  # noqa: E402
 
 
 def progress(done: float, total: float | None, text: str) -> None:

@@ -3,7 +3,7 @@
 - faults: the real STRING files' ingest killed (SIGKILL of kgctl, or of Neo4j) at several points
   and the Repurposing Hub molecules ingest killed likewise, each run again: is the graph the clean
   run's, property for property (canonical dump)?
-- bad input at scale: `kgctl.fuzz` over samples of every adapter's real files (≥ 10,000 cases):
+- bad input at scale: `kgctl.testing.fuzz` over samples of every adapter's real files (≥ 10,000 cases):
   tried, loaded, clear errors, tracebacks, hangs, count changes;
 - load: `kgctl.queries.run` from 8 client processes for 60 s against the demo graph: throughput,
   p50/p99 latency, errors; and the server's listening sockets (loopback only).
@@ -30,10 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from machine import RESULTS, write_result  # noqa: E402
 
-from kgctl.fuzz import fuzz  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.graph.schema import apply_schema  # noqa: E402
-from kgctl.testing import (  # noqa: E402
+from kgctl.testing.fixtures import (  # noqa: E402
     TestServer,
     canonical_dump,
     cli_json,
@@ -46,6 +45,7 @@ from kgctl.testing import (  # noqa: E402
     shared_data_dir,
     wipe,
 )
+from kgctl.testing.fuzz import fuzz  # noqa: E402
 
 RESULT = RESULTS / "reliability.json"
 

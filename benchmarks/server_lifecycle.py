@@ -25,7 +25,7 @@ from machine import write_result  # noqa: E402
 
 from kgctl.graph.install import distribution, install  # noqa: E402
 from kgctl.graph.server import ManagedServer  # noqa: E402
-from kgctl.testing import make_test_server  # noqa: E402
+from kgctl.testing.fixtures import make_test_server  # noqa: E402
 
 QUIET_PERIOD = "internal.dbms.bolt.netty_server_shutdown_quiet_period"
 

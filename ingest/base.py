@@ -3,6 +3,7 @@ the registry that the CLI and Python API look adapters up in, in the style of Py
 
 from __future__ import annotations
 
+import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -108,8 +109,7 @@ def register(cls: type[Adapter]) -> type[Adapter]:
 
 
 def adapter_class(name: str) -> type[Adapter]:
-    from kgctl import ingest  # noqa: F401  (importing the package registers every adapter)
-
+    importlib.import_module("kgctl.ingest")  # the package imports, and so registers, every adapter
     try:
         return ADAPTERS[name]
     except KeyError:

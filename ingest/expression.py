@@ -18,19 +18,10 @@ from kgctl.graph.records import Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.h5ad import H5ad
 from kgctl.ingest.matrix import MISSING, dataset_node, slug, versioned
-from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
+from kgctl.ingest.readers import ByteCounter, file_format, open_text, sniff_delimiter
 
 GENE_HEADER = re.compile(r"gene|symbol|ensembl|probe|id_ref|feature", re.IGNORECASE)
 SYMBOL_ENTREZ = re.compile(r"^(.+) \((\d+)\)$")
-
-
-def file_format(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith(".h5ad"):
-        return "h5ad"
-    if name.endswith(".parquet") or name.endswith(".pq"):
-        return "parquet"
-    return "table"
 
 
 def read_matrix(path: Path, counter: ByteCounter | None = None) -> tuple[pd.DataFrame, str]:

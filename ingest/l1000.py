@@ -16,7 +16,7 @@ from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import Adapter, clean_props, register
 from kgctl.ingest.matrix import MISSING, dataset_node, to_float
-from kgctl.ingest.molecules import describe_smiles, molecule_node
+from kgctl.ingest.molecule_nodes import describe_smiles, molecule_node
 from kgctl.ingest.readers import HDF5_MAGIC, ByteCounter, open_binary, open_text
 
 SMILES_COLUMNS = ("canonical_smiles", "smiles", "SMILES")

@@ -17,54 +17,21 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from rdkit import Chem
-from rdkit.Chem import rdFingerprintGenerator
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
-from kgctl.graph.chem import mol_from_smiles
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
+from kgctl.ingest.molecule_nodes import Facts, describe, describe_smiles, molecule_node
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 
-MORGAN_RADIUS = 2
-MORGAN_BITS = 2048
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "SMILES", "Smiles", "canonical_SMILES")
 NAME_COLUMNS = ("pert_iname", "name", "Name", "compound_name", "pref_name")
 TARGET_COLUMNS = ("target", "target_list", "targets")
 CHUNK = 500
 WORKERS = min(os.cpu_count() or 1, 8)
 T = TypeVar("T")
-_GENERATOR = rdFingerprintGenerator.GetMorganGenerator(radius=MORGAN_RADIUS, fpSize=MORGAN_BITS)
-
-
-def describe(mol: Chem.Mol) -> tuple[str, str, bytes] | None:
-    """(InChIKey, canonical SMILES, packed Morgan bits), or None when RDKit cannot make an InChIKey."""
-    key = Chem.MolToInchiKey(mol)  # type: ignore[no-untyped-call]
-    if not key:
-        return None
-    bits = _GENERATOR.GetFingerprintAsNumPy(mol).astype(np.uint8)
-    return key, Chem.MolToSmiles(mol), np.packbits(bits).tobytes()
-
-
-Facts = tuple[str, str, bytes] | None
-
-
-def describe_smiles(chunk: list[str]) -> list[Facts]:
-    """`describe` for a chunk of SMILES (None where invalid); runs in worker processes."""
-    out: list[Facts] = []
-    for smiles in chunk:
-        mol = mol_from_smiles(smiles)
-        out.append(describe(mol) if mol is not None else None)
-    return out
-
-
-def molecule_node(facts: Facts, name: str | None) -> Node | None:
-    if facts is None:
-        return None
-    key, smiles, fingerprint = facts
-    return Node("Molecule", key, clean_props({"smiles": smiles, "name": name, "fingerprint": fingerprint}))
 
 
 def chunked(rows: Iterator[T], size: int) -> Iterator[list[T]]:

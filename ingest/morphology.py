@@ -18,9 +18,8 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
-from kgctl.ingest.expression import file_format
 from kgctl.ingest.matrix import dataset_node
-from kgctl.ingest.readers import ByteCounter, open_text, sniff_delimiter
+from kgctl.ingest.readers import ByteCounter, file_format, open_text, sniff_delimiter
 
 INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
 COMPOUND_COLUMNS = ("Metadata_InChIKey", "Metadata_inchikey", "Metadata_InChIKey_standard")

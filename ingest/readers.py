@@ -183,3 +183,13 @@ def sniff_delimiter(header: str, path: Path) -> str:
     if len(header.split(best)) < 2:
         raise KgctlError(f"{path}:1: cannot find a tab, comma or space delimiter in the header")
     return best
+
+
+def file_format(path: Path) -> str:
+    """A matrix file's kind by its name: h5ad, parquet, or a delimited table."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".h5ad"):
+        return "h5ad"
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    return "table"

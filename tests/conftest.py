@@ -1,1 +1,1 @@
-pytest_plugins = ["kgctl.testing"]
+pytest_plugins = ["kgctl.testing.fixtures"]

@@ -15,7 +15,7 @@ from kgctl.models.cal.evidence import evidence_check, read_evidence, top_novel
 from kgctl.models.cal.predict import most_listed, partner_hits, top_k
 from kgctl.models.graphsage.task import GraphSAGEConfig, embed_nodes, graphsage_task
 from kgctl.models.trainer import fit
-from kgctl.testing import planted_inputs
+from kgctl.testing.fixtures import planted_inputs
 
 
 def hub_scores(n: int = 40, seed: int = 0) -> torch.Tensor:

@@ -29,7 +29,7 @@ from kgctl.models.cal.model import CALModel, in_batch_loss, is_known, random_neg
 from kgctl.models.cal.predict import cal_rows, top_k
 from kgctl.models.cal.task import CALTask
 from kgctl.models.trainer import fit
-from kgctl.testing import planted_inputs as planted
+from kgctl.testing.fixtures import planted_inputs as planted
 
 
 def train(emb: np.ndarray, pairs: np.ndarray, config: CALConfig, out: Path, **options: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from kgctl.models.cal.config import CALConfig
 from kgctl.models.cal.data import collect_inputs, embed, make_split
 from kgctl.models.cal.task import CALTask, cal_task
 from kgctl.models.trainer import fit
-from kgctl.testing import (
+from kgctl.testing.fixtures import (
     TestServer,
     cal_config,
     cli_json,
@@ -255,7 +255,7 @@ def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
     assert written["prediction"]["hubness"] == "zscore" and written["prediction"]["most_listed"]["max_lists"] >= 1
     # The evidence check: the generator's own module truth as a gene-set file, against cosine
     # and random unknown pairs.
-    from kgctl.generators import planted_modules
+    from kgctl.testing.generators import planted_modules
 
     truth = planted_modules(tmp_path / "truth", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
     gmt = tmp_path / "modules.gmt"

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgctl.cli import cli
-from kgctl.testing import TestServer, clean_env, make_test_server, run_cli
+from kgctl.testing.fixtures import TestServer, clean_env, make_test_server, run_cli
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

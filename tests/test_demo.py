@@ -19,7 +19,7 @@ import pytest
 from kgctl import queries
 from kgctl.graph.connection import Connection
 from kgctl.graph.schema import apply_schema
-from kgctl.testing import TestServer, cli_json, graph_counts, skip_or_fail, wipe
+from kgctl.testing.fixtures import TestServer, cli_json, graph_counts, skip_or_fail, wipe
 
 pytestmark = [pytest.mark.model("cal"), pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality, build_similarity
 from kgctl.ingest.pipeline import ingest
-from kgctl.testing import TestServer
+from kgctl.testing.fixtures import TestServer
 
 EFFECT = "DepMap gene_effect@test"
 

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 from kgctl.cli import cli
 from kgctl.core.errors import KgctlError
-from kgctl.generators import transcriptome
 from kgctl.graph.connection import Connection
 from kgctl.ingest.download import RELEASES, fetch, resolve
-from kgctl.testing import ingest_files
+from kgctl.testing.fixtures import ingest_files
+from kgctl.testing.generators import transcriptome
 
 STRING_PATH = "/download/protein.info.v12.0/9606.protein.info.v12.0.txt.gz"
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from kgctl import generators
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import HeteroView, View, export_view, load_view
 from kgctl.graph.walks import CSRGraph, path_weights, random_walks
 from kgctl.ingest.pipeline import ingest
-from kgctl.testing import TestServer
+from kgctl.testing import generators
+from kgctl.testing.fixtures import TestServer
 
 INFO = "#string_protein_id\tpreferred_name\n" + "".join(f"9606.P{i}\tG{i}\n" for i in range(6))
 HEADER = (

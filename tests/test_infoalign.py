@@ -42,7 +42,7 @@ from kgctl.models.infoalign.task import (
 )
 from kgctl.models.metrics import rank_auc
 from kgctl.models.trainer import fit
-from kgctl.testing import context_graph
+from kgctl.testing.fixtures import context_graph
 
 pytestmark = pytest.mark.model("infoalign")
 

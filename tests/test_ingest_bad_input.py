@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import kgctl.ingest.pipeline as pipeline
-from kgctl import generators
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.writer import write_batch
 from kgctl.ingest.base import Lookup
-from kgctl.testing import TestServer, graph_counts, ingest_files
+from kgctl.testing import generators
+from kgctl.testing.fixtures import TestServer, graph_counts, ingest_files
 
 INFO = "#string_protein_id\tpreferred_name\tprotein_size\tannotation\n" + "".join(
     f"9606.ENSP0000000000{i}\tGENE{i}\t\t\n" for i in range(5)
@@ -321,7 +321,7 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(graph: Connection, t
     first is used as text, the second row is quarantined; a truncated parquet is one line."""
     import pandas as pd
 
-    from kgctl import generators
+    from kgctl.testing import generators
 
     made = generators.cell_painting_profiles(
         tmp_path / "made.parquet", compounds=[], genes=["TP53", "KRAS"], replicates=2, n_dmso=1

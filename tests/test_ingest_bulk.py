@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kgctl import generators
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import start_managed
 from kgctl.ingest import bulk
 from kgctl.ingest.bulk import bulk_ingest
 from kgctl.ingest.pipeline import ingest
-from kgctl.testing import TestServer, graph_counts
+from kgctl.testing import generators
+from kgctl.testing.fixtures import TestServer, graph_counts
 
 
 @pytest.mark.slow

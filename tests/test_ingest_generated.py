@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kgctl import generators
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.ingest.transcripts import Structure, parse_header
-from kgctl.testing import graph_counts, ingest_files
+from kgctl.testing import generators
+from kgctl.testing.fixtures import graph_counts, ingest_files
 
 
 @pytest.mark.adapter("perturbseq")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kgctl.graph.connection import Connection
-from kgctl.testing import graph_counts, ingest_files
+from kgctl.testing.fixtures import graph_counts, ingest_files
 
 
 @pytest.mark.slow

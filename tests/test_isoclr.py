@@ -14,7 +14,6 @@ import torch
 
 from kgctl import queries
 from kgctl.core.errors import KgctlError
-from kgctl.generators import transcriptome
 from kgctl.graph.connection import Connection
 from kgctl.models import runs
 from kgctl.models.isoclr import IsoCLR, IsoCLRConfig
@@ -25,7 +24,8 @@ from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
 from kgctl.models.isoclr.model import IsoCLRNet, dcl_loss
 from kgctl.models.isoclr.probe import embed, fold_of, group_split, length_batches, ridge_path
 from kgctl.models.isoclr.task import PairSampler, mask_positions
-from kgctl.testing import ingest_files
+from kgctl.testing.fixtures import ingest_files
+from kgctl.testing.generators import transcriptome
 
 pytestmark = pytest.mark.model("isoclr")
 

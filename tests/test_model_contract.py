@@ -18,7 +18,7 @@ from kgctl.graph.writeback import embedding_property, vector_index_name
 from kgctl.models import runs
 from kgctl.models.registry import available
 from kgctl.models.trainer import MODEL
-from kgctl.testing import VIEW_EXAMPLES, graph_counts
+from kgctl.testing.fixtures import VIEW_EXAMPLES, graph_counts
 
 MODELS = sorted(available())
 
@@ -51,7 +51,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name", MODELS)
 def test_model_contract(name: str, graph: Connection, tmp_path: Path) -> None:
     cls = available()[name]
-    assert cls.view in VIEW_EXAMPLES, f"add an example graph for view {cls.view!r} to kgctl.testing"
+    assert cls.view in VIEW_EXAMPLES, f"add an example graph for view {cls.view!r} to kgctl.testing.fixtures"
     params = VIEW_EXAMPLES[cls.view](graph, tmp_path)
     config = cls.config_class(**{**cls.test_config, **params})
     assert config.epochs >= 2, "the contract stops after one epoch and resumes"

@@ -1,9 +1,10 @@
 """The package as installers and tools see it: the wheel holds exactly the modules and data files
-of the tree (found, not listed by hand), and the layering contracts of `make lint` hold on the
-tree and fail on a deliberate violation."""
+of the tree (found, not listed by hand), and every check of `make lint` (rules, format, the
+`fmt: skip` ban, the import contracts) holds on the tree and fails on a planted violation."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def package_files(root: Path) -> set[str]:
@@ -30,7 +30,7 @@ def package_files(root: Path) -> set[str]:
 def tree_copy(folder: Path) -> Path:
     """The package's files as a fresh clone has them (symlinks kept, no build leftovers)."""
     folder.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "Makefile"):
         shutil.copy(ROOT / name, folder)
     for name in ("kgctl", "graph", "ingest", "models", "queries"):
         shutil.copytree(ROOT / name, folder / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
@@ -70,12 +70,26 @@ def test_wheel_holds_every_module_and_data_file(tmp_path: Path) -> None:
     } <= names
 
 
-def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(root)}
+MARKER = "fmt" + ": skip"  # spelled apart, so that this file passes the check it tests
+PLANTED = {  # file: (line appended, what `make lint` must say about it)
+    "graph/schema.py": ("import kgctl.models.registry", "kgctl.graph.schema -> kgctl.models.registry"),
+    "ingest/l1000.py": (
+        "import kgctl.ingest.molecules",
+        "kgctl.ingest.l1000 is not allowed to import kgctl.ingest.molecules",
+    ),
+    "models/runs.py": ("import kgctl.testing.fixtures", "kgctl.models is not allowed to import kgctl.testing"),
+    "queries/browser.py": ("from graph import schema", "`graph` is banned"),
+    "graph/views.py": (f"X = 1  # {MARKER}", "remove the 'fmt: skip' markers"),
+}
+
+
+def make_lint(root: Path) -> subprocess.CompletedProcess[str]:
+    """`make -k lint-checks` (every check of `make lint`, each run even when another fails) on
+    `root` with this environment's tools, and `root` first on the import path."""
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+        ["make", "-k", "--no-print-directory", "lint-checks", f"BIN={Path(sys.executable).parent}"],
         cwd=root,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(root)},
         capture_output=True,
         text=True,
         timeout=900,
@@ -83,12 +97,26 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_layering_contracts_hold_and_catch_a_violation(tmp_path: Path) -> None:
+def test_lint_holds_and_catches_a_planted_violation_of_each_check(tmp_path: Path) -> None:
     copy = tree_copy(tmp_path / "tree")
-    clean = lint_imports(copy)
+    clean = make_lint(copy)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    schema = copy / "graph" / "schema.py"
-    schema.write_text(schema.read_text() + "\nimport kgctl.models.registry  # a deliberate violation\n")
-    broken = lint_imports(copy)
+    for name, (line, _) in PLANTED.items():
+        path = copy / name
+        path.write_text(path.read_text() + f"\n{line}  # noqa: E402, F401  (planted)\n")
+    broken = make_lint(copy)
     assert broken.returncode != 0
-    assert "kgctl.graph.schema -> kgctl.models.registry" in broken.stdout
+    said = broken.stdout + broken.stderr
+    missing = {name: message for name, (_, message) in PLANTED.items() if message not in said}
+    assert not missing, said
+
+
+def test_the_package_has_one_import_root() -> None:
+    """`graph.schema is kgctl.graph.schema` cannot be false: the bare top-level names do not import
+    in the test session (pytest in importlib mode, no tests/__init__.py; run it as `pytest`, not
+    `python -m pytest`, which puts the working folder first on the path), and ruff bans them."""
+    import kgctl.graph.schema
+
+    assert kgctl.graph.schema.__name__ == "kgctl.graph.schema"
+    for bare in ("graph", "ingest", "models", "queries"):
+        assert importlib.util.find_spec(bare) is None, f"`import {bare}` works: a second import root"

@@ -14,7 +14,7 @@ from kgctl.ingest.base import ADAPTERS, adapter_class
 from kgctl.models.base import Writes
 from kgctl.models.cal import CAL
 from kgctl.models.registry import available, register
-from kgctl.testing import cli_json, run_cli
+from kgctl.testing.fixtures import cli_json, run_cli
 
 TESTS = Path(__file__).parent
 PLUGIN = TESTS / "plugin"  # a third-party model package with its entry point

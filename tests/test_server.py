@@ -18,7 +18,7 @@ import pytest
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import open_connection, server_facts
 from kgctl.graph.server import ManagedServer
-from kgctl.testing import TestServer, make_test_server, run_cli
+from kgctl.testing.fixtures import TestServer, make_test_server, run_cli
 
 pytestmark = pytest.mark.neo4j
 

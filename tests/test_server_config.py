@@ -22,7 +22,7 @@ from kgctl.graph.server import (
     generate_password,
     port_is_free,
 )
-from kgctl.testing import in_ci
+from kgctl.testing.fixtures import in_ci
 
 GIB = 1024**3
 

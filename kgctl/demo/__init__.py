@@ -16,12 +16,12 @@ import pyarrow.parquet as pq
 from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
-from kgctl.generators import planted_modules
 from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
 from kgctl.models import runs
 from kgctl.models.cal import CALConfig
 from kgctl.models.cal.predict import novel
+from kgctl.testing.generators import planted_modules
 
 # The reference hyper-parameters (lr, τ, weight decay, schedule), smaller for a 2-core laptop.
 DEMO_CONFIG = CALConfig(

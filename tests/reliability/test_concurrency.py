@@ -19,7 +19,7 @@ from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view
 from kgctl.graph.schema import apply_schema
 from kgctl.models import runs
-from kgctl.testing import (
+from kgctl.testing.fixtures import (
     TestServer,
     cal_config,
     canonical_dump,

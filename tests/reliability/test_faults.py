@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from kgctl import generators
 from kgctl.graph.connection import Connection, start_managed
 from kgctl.graph.schema import apply_schema
 from kgctl.ingest.pipeline import mark_stale_runs
-from kgctl.testing import (
+from kgctl.testing import generators
+from kgctl.testing.fixtures import (
     TestServer,
     cal_config,
     canonical_dump,
@@ -127,7 +127,7 @@ import os, signal, sys
 from pathlib import Path
 from kgctl.graph import connection, writeback
 from kgctl.models import runs
-from kgctl.testing import test_server_at
+from kgctl.testing.fixtures import test_server_at
 
 writeback.WRITE_BATCH = 200
 sent, query = 0, connection.Connection.query

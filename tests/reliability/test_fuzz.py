@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kgctl.fuzz import FILE_CASES, MUTATIONS, fuzz, make_case, samples
 from kgctl.graph.connection import Connection
-from kgctl.testing import TestServer
+from kgctl.testing.fixtures import TestServer
+from kgctl.testing.fuzz import FILE_CASES, MUTATIONS, fuzz, make_case, samples
 
 
 def test_mutations_change_the_file_and_are_seeded(shared_data: Path, tmp_path: Path) -> None:

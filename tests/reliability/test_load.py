@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kgctl.graph.connection import Connection
-from kgctl.testing import (
+from kgctl.testing.fixtures import (
     TestServer,
     listening,
     loopback,

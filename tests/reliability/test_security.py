@@ -14,12 +14,12 @@ import pytest
 
 from kgctl import queries
 from kgctl.core.errors import KgctlError
-from kgctl.fuzz import INJECTIONS
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_similarity
 from kgctl.graph.schema import NODE_LABELS, RELATIONSHIP_TYPES, VERSION_LABEL
 from kgctl.models import runs
-from kgctl.testing import TestServer, graph_counts, ingest_files, run_cli
+from kgctl.testing.fixtures import TestServer, graph_counts, ingest_files, run_cli
+from kgctl.testing.fuzz import INJECTIONS
 
 PROPERTY = r"^[a-z][a-z0-9_]*$"
 

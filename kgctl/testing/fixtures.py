@@ -1,7 +1,7 @@
 """Test support, in the style of `torch_geometric.testing`: a throwaway real Neo4j per test session,
 a clean graph per test, and skip-or-fail rules for what a test needs.
 
-Load it from a conftest with `pytest_plugins = ["kgctl.testing"]`. Tests that use the `neo4j_server`
+Load it from a conftest with `pytest_plugins = ["kgctl.testing.fixtures"]`. Tests that use the `neo4j_server`
 or `graph` fixtures are marked `neo4j` automatically, so `pytest -m "not neo4j"` runs without Java.
 Under CI (`CI=true`) a missing prerequisite fails the test instead of skipping it; tests marked
 `gpu` skip where PyTorch sees no CUDA device (CI has none). Every test helper lives here: the CLI
@@ -213,7 +213,7 @@ def ingest_files(
 def planted_gene_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     """The demo's planted-module data at a test's size (STRING links and a Perturb-seq .h5ad);
     the config values a model of the gene-association view needs (its feature dataset)."""
-    from kgctl.generators import planted_modules
+    from kgctl.testing.generators import planted_modules
 
     data = planted_modules(folder / "data", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
     ingest_files(conn, "string", [data.string_info, data.string_links], folder)
@@ -250,7 +250,7 @@ def planted_inputs(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
 def transcriptome_graph(conn: Connection, folder: Path, genes: int = 40) -> dict[str, Any]:
     """A generated human and mouse transcriptome with isoforms and 1:1 orthologs, ingested in
     one run (the transcripts view); no config values needed."""
-    from kgctl.generators import transcriptome
+    from kgctl.testing.generators import transcriptome
 
     made = transcriptome(folder / "transcriptome", genes=genes, seed=2)
     ingest_files(conn, "transcripts", made.transcript_files, folder)
@@ -262,7 +262,7 @@ def context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     L1000 plate with its compounds, generated Cell Painting profiles of 40 of the compounds (tests
     only: the real data has none), and InfoAlign's derived similarity edges."""
     from kgctl.demo.context import derive_context_edges
-    from kgctl.generators import cell_painting_profiles
+    from kgctl.testing.generators import cell_painting_profiles
 
     data = shared_data_dir()
     if not (data / "README.md").exists():
@@ -300,7 +300,7 @@ def shared_data_dir() -> Path:
     env = os.environ.get("KGCTL_SHARED_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 same adapters read them: Replogle-style Perturb-seq pseudo-bulk `.h5ad`, JUMP / Cell Painting
 profiles, GENCODE transcript FASTA + GTF, and STRING files of any size (for benchmarks).
 
-Every generator is deterministic for a seed. `python -m kgctl.generators KIND OUT [--…]` writes one;
+Every generator is deterministic for a seed. `python -m kgctl.testing.generators KIND OUT [--…]` writes one;
 `planted_modules` writes the demo's data set (`kgctl demo`).
 """
 
@@ -630,7 +630,7 @@ def planted_modules(
 
 
 def main() -> None:
-    """`python -m kgctl.generators perturbseq|string|transcriptome|demo OUT [options]`."""
+    """`python -m kgctl.testing.generators perturbseq|string|transcriptome|demo OUT [options]`."""
     import click
 
     @click.group()

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from kgctl import generators
 from kgctl.core.errors import KgctlError
+from kgctl.testing import generators
 
 INJECTIONS = [
     "') DETACH DELETE n //",
@@ -332,7 +332,7 @@ def _serve(server_base: str, rejects: str, pipe: Pipe) -> None:
     group, so that a hang is ended with everything it started (RDKit workers)."""
     os.setpgrp()
     from kgctl.ingest.pipeline import ingest
-    from kgctl.testing import graph_counts, test_server_at
+    from kgctl.testing.fixtures import graph_counts, test_server_at
 
     def counts() -> dict[str, int]:  # the data, not the runs' own records
         return {k: v for k, v in graph_counts(conn).items() if k != "IngestRun"}
