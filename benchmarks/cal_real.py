@@ -34,10 +34,10 @@ from machine import write_result  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
 from kgctl.models import runs  # noqa: E402
+from kgctl.models.association.config import HUBNESS  # noqa: E402
+from kgctl.models.association.data import Inputs, pair_keys  # noqa: E402
+from kgctl.models.association.rows import most_listed, top_k  # noqa: E402
 from kgctl.models.cal import CAL, CALConfig  # noqa: E402
-from kgctl.models.cal.config import HUBNESS  # noqa: E402
-from kgctl.models.cal.data import Inputs, pair_keys  # noqa: E402
-from kgctl.models.cal.predict import most_listed, top_k  # noqa: E402
 from kgctl.models.selection import fit_selected  # noqa: E402
 from kgctl.testing.fixtures import make_test_server, shared_data_dir  # noqa: E402
 
@@ -105,7 +105,7 @@ def main() -> None:
             evidence = work / "string-400-699.tsv"
             below = inputs.known[~np.isin(pair_keys(inputs.known, inputs.n), pair_keys(inputs.positives, inputs.n))]
             evidence.write_text("".join(f"{inputs.genes[a]}\t{inputs.genes[b]}\n" for a, b in below))
-            check = runs.evaluate(conn, data_dir, final.id, {"evidence": str(evidence), "evidence_top": 100})
+            check = runs.evaluate(conn, data_dir, final.id, {"files": str(evidence), "top": 100}, evaluator="evidence")
             figures["evidence_string_400_699"] = {k: check[k] for k in ("top", "all", "enrichment_over_random")}
             figures["evidence_string_400_699"]["pairs"] = len(below)
             if args.keep:

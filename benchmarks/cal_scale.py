@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from machine import write_result  # noqa: E402
 
+from kgctl.models.association.data import unordered  # noqa: E402
+from kgctl.models.association.rows import top_k  # noqa: E402
 from kgctl.models.cal.config import CALConfig  # noqa: E402
-from kgctl.models.cal.data import unordered  # noqa: E402
-from kgctl.models.cal.model import CALModel, encode  # noqa: E402
-from kgctl.models.cal.predict import cal_rows, top_k  # noqa: E402
+from kgctl.models.cal.model import CALModel, cal_rows, encode  # noqa: E402
 from kgctl.models.cal.task import CALTask  # noqa: E402
 from kgctl.models.trainer import fit  # noqa: E402
 

@@ -23,7 +23,7 @@ from machine import write_result  # noqa: E402
 from kgctl.demo import DEMO_CONFIG, SEEDS, run_demo  # noqa: E402
 from kgctl.graph.connection import start_managed  # noqa: E402
 from kgctl.models import runs  # noqa: E402
-from kgctl.models.cal.data import Inputs  # noqa: E402
+from kgctl.models.association.data import Inputs  # noqa: E402
 from kgctl.testing.fixtures import make_test_server  # noqa: E402
 
 

@@ -161,10 +161,11 @@ def main() -> None:
                 published = InfoAlignConfig.load(PUBLISHED, "infoalign", epochs=3, dataset=run.config["dataset"])
                 cuda = runs.train(conn, data_dir, "infoalign", published, device="cuda")
                 figures["pretraining"]["cuda_bf16_published_config"] = throughput(cuda)
-            options = {"probe_seeds": args.seeds, "rf_trees": args.rf_trees}
             if "targets" not in figures:
                 print("held-out targets", flush=True)
-                figures["targets"] = runs.evaluate(conn, data_dir, run.id, options, device="cpu")
+                figures["targets"] = runs.evaluate(
+                    conn, data_dir, run.id, {"rf_trees": args.rf_trees}, evaluator="targets", device="cpu"
+                )
                 write_result("infoalign", figures)
             for name in args.sets.split(","):
                 if name in figures:
@@ -174,7 +175,13 @@ def main() -> None:
                     conn,
                     data_dir,
                     run.id,
-                    {**options, "task": name, "file": str(data / "infoalign" / SETS[name][0])},
+                    {
+                        "probe_seeds": args.seeds,
+                        "rf_trees": args.rf_trees,
+                        "set": name,
+                        "file": str(data / "infoalign" / SETS[name][0]),
+                    },
+                    evaluator="properties",
                     device="cpu",
                     on_progress=progress,
                 )

@@ -116,7 +116,8 @@ def main() -> None:
                     conn,
                     data_dir,
                     run.id,
-                    {"task": "utr3-stability", "file": str(utr3), "target": target, **probe},
+                    {"labels": "utr3-stability", "file": str(utr3), "target": target, **probe},
+                    evaluator="rna_probe",
                     device="cpu",
                     on_progress=progress,
                 )
@@ -129,7 +130,13 @@ def main() -> None:
             figures["utr5_pretraining"] = {"data": run.record["data"], **throughput(run)}
             print("mrl", flush=True)
             figures["mrl"] = runs.evaluate(
-                conn, data_dir, run.id, {"task": "mrl", "file": str(utr5), **probe}, device="cpu", on_progress=progress
+                conn,
+                data_dir,
+                run.id,
+                {"labels": "mrl", "file": str(utr5), **probe},
+                evaluator="rna_probe",
+                device="cpu",
+                on_progress=progress,
             )
             made = transcriptome(work / "transcriptome", genes=args.genes, seed=0)
             ingest(conn, "transcripts", made.transcript_files, {}, rejects_dir=work)
@@ -142,7 +149,8 @@ def main() -> None:
                 conn,
                 data_dir,
                 run.id,
-                {"task": "half-life", "file": str(made.half_life), **probe},
+                {"labels": "half-life", "file": str(made.half_life), **probe},
+                evaluator="rna_probe",
                 device="cpu",
                 on_progress=progress,
             )

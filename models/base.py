@@ -1,11 +1,11 @@
 """The model contract (in the style of PyKEEN): a registered `Model` declares its name, config,
 the view it reads, how it builds inputs from the view and a training `Task` from the inputs, how
-it evaluates and predicts, and what it writes back. The shared trainer, run lifecycle, write-back,
-delete and CLI work from these declarations alone."""
+its trained modules embed and predict, which registered evaluators apply, and what it writes back.
+The shared trainer, evaluators, run lifecycle, write-back, delete and CLI work from these
+declarations alone."""
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +16,6 @@ import numpy as np
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
-from kgctl.core.progress import OnProgress
 from kgctl.graph.connection import Connection
 from kgctl.models.config import ModelConfig
 
@@ -135,7 +134,7 @@ class Model(ABC):
     config_class: ClassVar[type[ModelConfig]]
     view: ClassVar[str]  # the registered view it reads (graph/views.py)
     writes: ClassVar[Writes]
-    evaluate_options: ClassVar[tuple[Option, ...]] = ()
+    evaluators: ClassVar[tuple[str, ...]] = ()  # registered evaluators that apply; the first is the default
     predict_options: ClassVar[tuple[Option, ...]] = ()
     test_config: ClassVar[dict[str, Any]] = {}  # a few-second config for the contract test
     all_data: ClassVar[str] = "--split none"  # the train option that leaves nothing out
@@ -170,20 +169,9 @@ class Model(ABC):
         """The module from the arguments its task recorded (to load a trained one)."""
 
     @abstractmethod
-    def evaluate(
-        self, run: Run, inputs: Any, conn: Connection, options: dict[str, Any], device: str, on_progress: OnProgress
-    ) -> dict[str, Any]:
-        """Held-out figures beside baselines; written to `evaluation.json` by the caller."""
-
-    @classmethod
-    def headline(cls, result: dict[str, Any]) -> dict[str, Any]:
-        """The figures recorded on the ModelRun (default: the whole result)."""
-        return result
-
-    @classmethod
-    def report(cls, result: dict[str, Any]) -> list[str]:
-        """The evaluation as lines of text for a person (default: the headline as JSON)."""
-        return json.dumps(cls.headline(result), indent=1, default=str).splitlines()
+    def embed(self, run: Run, inputs: Any, device: str = "cpu") -> np.ndarray:
+        """The trained run's vectors of the nodes it writes embeddings for (the rows of
+        `predict`'s `embedding_ids`): what shared evaluators and nearest-neighbour queries read."""
 
     @abstractmethod
     def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:

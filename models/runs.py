@@ -278,26 +278,38 @@ def evaluate(
     run_id: str,
     options: dict[str, Any],
     *,
+    evaluator: str | None = None,
     device: str = "auto",
     on_progress: OnProgress = silent,
 ) -> dict[str, Any]:
-    """The model's evaluation of a trained run: `<kind>.json` in the folder (`evaluation`
-    unless the result names another kind, e.g. `evidence`), its headline on the run record and
-    its ModelRun."""
+    """A registered evaluator's figures of a trained run (the model's first evaluator unless one
+    is named): `<kind>.json` in the folder (`evaluation`, or the evaluator's own kind, e.g.
+    `evidence`), its headline on the run record and its ModelRun."""
+    from kgctl.models.evaluators import evaluator_class
+
     run, model = trained_run(data_dir, run_id)
+    name = evaluator or (model.evaluators[0] if model.evaluators else "")
+    if name not in model.evaluators:
+        raise KgctlError(
+            f"{run.model} runs are evaluated by {', '.join(model.evaluators) or 'no evaluator'}, not {name!r}"
+        )
+    cls = evaluator_class(name)
+    chosen = cls()
+    typed = cls.parse(options)
     inputs = model.load_inputs(run.dir / INPUTS)
-    result = model.evaluate(run, inputs, conn, options, resolve_device(device), on_progress)
-    kind = str(result.pop("kind", "evaluation"))
-    path = run.dir / f"{kind}.json"
-    path.write_text(json.dumps(result, indent=1, default=str))
-    headline = model.headline(result) if kind == "evaluation" else result
-    run.update(metrics={**run.record["metrics"], kind: headline})
+    result = chosen.evaluate(run, model, inputs, conn, typed, resolve_device(device), on_progress)
+    figures = result.to_dict()
+    path = run.dir / f"{cls.kind}.json"
+    path.write_text(json.dumps(figures, indent=1, default=str))
+    run.update(metrics={**run.record["metrics"], cls.kind: chosen.headline(result)})
     record_model_run(conn, run)
     return {
         "run_id": run_id,
         "model": run.model,
-        "kind": kind,
-        **result,
+        "evaluator": name,
+        "kind": cls.kind,
+        "options": typed.to_dict(),
+        **figures,
         "evaluation_file": str(path),
     }
 

@@ -10,9 +10,9 @@ import torch
 
 from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
-from kgctl.models.cal.data import Inputs, make_split, negatives, pair_keys
-from kgctl.models.cal.evidence import evidence_check, read_evidence, top_novel
-from kgctl.models.cal.predict import most_listed, partner_hits, top_k
+from kgctl.models.association.data import Inputs, make_split, negatives, pair_keys
+from kgctl.models.association.evidence import evidence_check, read_evidence, top_novel
+from kgctl.models.association.rows import most_listed, partner_hits, top_k
 from kgctl.models.graphsage.task import GraphSAGEConfig, embed_nodes, graphsage_task
 from kgctl.models.trainer import fit
 from kgctl.testing.fixtures import planted_inputs

@@ -12,9 +12,8 @@ import torch
 from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
-from kgctl.models.baselines import cosine_scores, degrees, walk_embedding
-from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.data import (
+from kgctl.models.association.baselines import cosine_scores, degrees, walk_embedding
+from kgctl.models.association.data import (
     Inputs,
     ambiguous_pairs,
     degree_matched_negatives,
@@ -24,9 +23,13 @@ from kgctl.models.cal.data import (
     pair_keys,
     reference_negatives,
 )
-from kgctl.models.cal.evaluate import bilinear_scores, fit_bilinear, threshold_sweep
-from kgctl.models.cal.model import CALModel, in_batch_loss, is_known, random_negative_loss
-from kgctl.models.cal.predict import cal_rows, top_k
+from kgctl.models.association.evaluate import threshold_sweep
+from kgctl.models.association.losses import in_batch_loss, is_known
+from kgctl.models.association.rows import top_k
+from kgctl.models.cal import CAL
+from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
+from kgctl.models.cal.config import CALConfig
+from kgctl.models.cal.model import CALModel, cal_rows, random_negative_loss
 from kgctl.models.cal.task import CALTask
 from kgctl.models.trainer import fit
 from kgctl.testing.fixtures import planted_inputs as planted
@@ -211,7 +214,7 @@ def test_threshold_sweep_scores_every_threshold_on_one_held_out_set(tmp_path: Pa
     strict = planted()
     loose = Inputs(strict.genes, strict.features, strict.known, strict.known, {})  # every known pair
     result = threshold_sweep(
-        {900.0: strict, 400.0: loose}, CONFIG.replace(epochs=2), tmp_path, seeds=(1, 2), device="cpu"
+        CAL(CONFIG.replace(epochs=2)), {900.0: strict, 400.0: loose}, tmp_path, seeds=(1, 2), device="cpu"
     )
     assert result["thresholds"] == [400.0, 900.0]
     for seed in ("1", "2"):
@@ -226,7 +229,7 @@ def test_threshold_sweep_scores_every_threshold_on_one_held_out_set(tmp_path: Pa
     assert result["summary"]["900"]["cal"]["auc"]["n"] == 2
     shuffled = Inputs(strict.genes[::-1], strict.features, strict.known, strict.known, {})
     with pytest.raises(KgctlError, match="threshold 400"):
-        threshold_sweep({900.0: strict, 400.0: shuffled}, CONFIG, tmp_path, seeds=(1,))
+        threshold_sweep(CAL(CONFIG), {900.0: strict, 400.0: shuffled}, tmp_path, seeds=(1,))
 
 
 def test_metrics() -> None:

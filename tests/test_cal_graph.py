@@ -11,8 +11,8 @@ from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_coessentiality
 from kgctl.models import runs
+from kgctl.models.association.data import collect_inputs, embed, make_split
 from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.data import collect_inputs, embed, make_split
 from kgctl.models.cal.task import CALTask, cal_task
 from kgctl.models.trainer import fit
 from kgctl.testing.fixtures import (
@@ -267,7 +267,7 @@ def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
             for m in range(12)
         )
     )
-    check = cli_json(env, "evaluate", final["id"], "--evidence", str(gmt), "--evidence-top", "200")
+    check = cli_json(env, "evaluate", final["id"], "--evaluator", "evidence", "--files", str(gmt), "--top", "200")
     shares = check["all"]
     assert set(shares) == {"cal", "cosine", "random"} and shares["cal"] > shares["random"]
     assert check["enrichment_over_random"]["cal"] > 1

@@ -283,11 +283,12 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
         tmp_path / "kgctl",
         run.id,
         {
-            "task": "chembl2k",
+            "set": "chembl2k",
             "file": str(shared_data / "infoalign" / SETS["chembl2k"][0]),
             "probe_seeds": "0",
             "rf_trees": 10,
         },
+        evaluator="properties",
         device="cpu",
     )
     assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint_mlp", "random_forest"}
@@ -306,4 +307,4 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     assert len(predicted) >= 1 and predicted["run"].eq(run.id).all() and predicted["rank"].iloc[0] == 1
     assert all(len(v) >= 1 for v in predicted["via_molecules"])  # evidence: a neighbour targets it
     with pytest.raises(KgctlError, match="needs --file"):
-        runs.evaluate(graph, tmp_path / "kgctl", run.id, {"task": "toxcast"}, device="cpu")
+        runs.evaluate(graph, tmp_path / "kgctl", run.id, {"set": "toxcast"}, evaluator="properties", device="cpu")

@@ -16,11 +16,12 @@ from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.models import runs
-from kgctl.models.isoclr import IsoCLR, IsoCLRConfig
+from kgctl.models.isoclr import IsoCLRConfig
 from kgctl.models.isoclr.config import PUBLISHED
 from kgctl.models.isoclr.data import Inputs, from_corpus, pack
 from kgctl.models.isoclr.datasets import overlap_groups, utr3_mpra, utr5_mrl
 from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
+from kgctl.models.isoclr.evaluate import ProbeOptions, probe_set
 from kgctl.models.isoclr.model import IsoCLRNet, dcl_loss
 from kgctl.models.isoclr.probe import embed, fold_of, group_split, length_batches, ridge_path
 from kgctl.models.isoclr.task import PairSampler, mask_positions
@@ -225,19 +226,23 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(graph: Connec
     training = run.record["metrics"]["training"]
     assert math.isfinite(training["final_loss"]) and 0 < training["final"]["accuracy"] < 1
     options = {
-        "task": "half-life",
+        "labels": "half-life",
         "file": str(made.half_life),
         "probe_seeds": "0",
         "fractions": "0.1",
         "scratch_steps": 200,
     }
-    result = runs.evaluate(graph, data_dir, run.id, options, device="cpu")
+    result = runs.evaluate(graph, data_dir, run.id, options, evaluator="rna_probe", device="cpu")
     methods = result["methods"]
     print({m: v["0.1"]["mean"] for m, v in methods.items()}, result["train_sizes"])
     assert methods["isoclr"]["0.1"]["mean"] > methods["scratch"]["0.1"]["mean"]
     assert result["train_sizes"]["0.1"] == [13]
     retrieval = runs.evaluate(graph, data_dir, run.id, {}, device="cpu")
-    assert retrieval["isoclr"]["nearest_is_isoform"] > retrieval["untrained"]["nearest_is_isoform"]
+    found = retrieval["methods"]
+    assert (
+        retrieval["evaluator"] == "isoforms"
+        and found["isoclr"]["nearest_is_isoform"] > found["untrained"]["nearest_is_isoform"]
+    )
 
     written = runs.predict(graph, data_dir, run.id, {"top_k": 3}, device="cpu", write_back=True)
     assert written["written"]["relationships"]["count"] == 3 * written["prediction"]["transcripts"]
@@ -260,6 +265,5 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(graph: Connec
 
 
 def test_evaluate_needs_a_file_for_labelled_tasks(tmp_path: Path) -> None:
-    model = IsoCLR(IsoCLRConfig())
     with pytest.raises(KgctlError, match="needs --file"):
-        model.probe_set("mrl", toy_inputs(), {})
+        probe_set(ProbeOptions(labels="mrl"), toy_inputs(), IsoCLRConfig())

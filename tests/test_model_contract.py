@@ -16,6 +16,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.writeback import embedding_property, vector_index_name
 from kgctl.models import runs
+from kgctl.models.evaluators import evaluator_class
 from kgctl.models.registry import available
 from kgctl.models.trainer import MODEL
 from kgctl.testing.fixtures import VIEW_EXAMPLES, graph_counts
@@ -68,7 +69,9 @@ def test_model_contract(name: str, graph: Connection, tmp_path: Path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     evaluation = runs.evaluate(graph, data_dir, whole.id, {}, device="cpu")
-    assert (whole.dir / "evaluation.json").exists() and cls(config).report(evaluation)
+    evaluator = evaluator_class(evaluation["evaluator"])()
+    assert evaluation["evaluator"] == cls.evaluators[0] and evaluator.report(evaluation)
+    assert (whole.dir / f"{evaluator.kind}.json").exists()
     recorded = graph.query("MATCH (m:ModelRun {id: $id}) RETURN m.metrics AS m", {"id": whole.id})
     assert json.loads(recorded[0]["m"])["evaluation"]
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from kgctl.core.errors import KgctlError
+from kgctl.models.association.data import unordered
 from kgctl.models.cal.config import CALConfig
-from kgctl.models.cal.data import unordered
 from kgctl.models.cal.task import CALTask
 from kgctl.models.trainer import CHECKPOINT, MODEL, fit, shard
 

@@ -1,5 +1,6 @@
-"""`kgctl evaluate RUN` and `kgctl predict RUN`, dispatched on the run's model. Each takes the
-options its models declare; an option of another model is refused, never silently ignored."""
+"""`kgctl evaluate RUN` and `kgctl predict RUN`, dispatched on the run's model (and for evaluate,
+on the registered evaluator). Each takes the options its evaluator or model declares; an option of
+another one is refused, never silently ignored."""
 
 from __future__ import annotations
 
@@ -10,71 +11,85 @@ import click
 
 from kgctl.cli.options import add_options, refuse, union
 from kgctl.cli.output import DEVICE, Result, connected, json_command, progress_bar
+from kgctl.core.options import Option
 from kgctl.core.settings import load_settings
 from kgctl.models.base import Model
 
 
-def _own(run_id: str, given: dict[str, Any], which: str) -> dict[str, Any]:
-    """The given options of the trained run's model; any other given option is refused."""
+def _own(given: dict[str, Any], declared: tuple[Option, ...], whose: str) -> dict[str, Any]:
+    """The given options among `declared`; any other given option is refused."""
+    own = {o.key for o in declared}
+    names = ", ".join(f"--{o.name}" for o in declared) or "none of its own"
+    refuse([k for k in given if k not in own], f"{whose} takes {names}")
+    return {k: v for k, v in given.items() if k in own and v is not None}
+
+
+def _model(run_id: str) -> type[Model]:
     from kgctl.models import runs
 
     _, model = runs.trained_run(load_settings().paths.data_dir, run_id)
-    cls = type(model)
-    declared = cls.evaluate_options if which == "evaluate" else cls.predict_options
-    own = {o.key for o in declared}
-    names = ", ".join(f"--{o.name}" for o in declared) or "none of its own"
-    refuse([k for k in given if k not in own], f"{which} of a {cls.name} run takes {names}")
-    return {k: v for k, v in given.items() if k in own and v is not None}
+    return type(model)
 
 
 def _dispatched(
     which: str,
     summary: str,
-    models: dict[str, type[Model]],
+    declared: dict[str, tuple[Option, ...]],
     body: Callable[..., Result],
     render: Callable[[Result], None],
     *extra: Any,
 ) -> click.Command:
-    """`kgctl <which> RUN` with every model's `<which>_options`, --device and `extra` options."""
-    declared = {n: getattr(m, f"{which}_options") for n, m in models.items()}
+    """`kgctl <which> RUN` with the options of every model or evaluator, --device and `extra`."""
     command = add_options(json_command(render)(body), union(declared.values()), with_default=False)
     for decorator in reversed((*extra, click.option("--device", type=DEVICE, default="auto", show_default=True))):
         command = decorator(command)
     command = click.argument("run_id", metavar="RUN")(command)
-    per_model = "; ".join(f"{n}: {', '.join('--' + o.name for o in opts) or 'none'}" for n, opts in declared.items())
-    return click.command(which, help=f"{summary} The options are those of the run's model: {per_model}.")(command)
+    per = "; ".join(f"{n}: {', '.join('--' + o.name for o in opts) or 'none'}" for n, opts in declared.items())
+    return click.command(which, help=f"{summary} {per}.")(command)
 
 
 def _render_evaluate(r: Result) -> None:
-    from kgctl.models.registry import model_class
+    from kgctl.models.evaluators import evaluator_class
 
-    for line in model_class(r["model"]).report(r):
+    for line in evaluator_class(r["evaluator"])().report(r):
         click.echo(line)
 
 
 def evaluate_command() -> click.Command:
-    """`kgctl evaluate RUN`, with the options of every registered model."""
-    from kgctl.models.registry import available
+    """`kgctl evaluate RUN [--evaluator NAME]`, with the options of every registered evaluator."""
+    from kgctl.models.evaluators import available as evaluators
+    from kgctl.models.registry import available as models
 
-    models = available()
+    found = evaluators()
+    per_model = "; ".join(f"{n}: {', '.join(m.evaluators)}" for n, m in models().items())
 
-    def run(run_id: str, device: str, **given: Any) -> Result:
+    def run(run_id: str, device: str, evaluator: str | None, **given: Any) -> Result:
         from kgctl.models import runs
 
-        own = _own(run_id, given, "evaluate")  # errors before connecting
+        name = evaluator or (_model(run_id).evaluators or ("",))[0]
+        cls = found.get(name)
+        own = _own(given, cls.options() if cls else (), f"evaluator {name}")  # errors before connecting
         with connected() as (settings, conn), progress_bar() as on_progress:
-            return runs.evaluate(conn, settings.paths.data_dir, run_id, own, device=device, on_progress=on_progress)
+            return runs.evaluate(
+                conn, settings.paths.data_dir, run_id, own, evaluator=name, device=device, on_progress=on_progress
+            )
 
+    choose = click.option(
+        "--evaluator",
+        type=click.Choice(list(found)),
+        help=f"The registered evaluator to run (default: the model's first; {per_model}).",
+    )
     return _dispatched(
         "evaluate",
         (
-            "Evaluate a trained run with its model's protocol: held-out splits beside baselines.\n\n"
-            "Writes evaluation.json (and plots) into the run folder and the headline onto the run "
-            "and its ModelRun."
+            "Evaluate a trained run with a registered evaluator: held-out figures beside baselines.\n\n"
+            "Writes evaluation.json (or the evaluator's own file) and plots into the run folder, and the "
+            "headline onto the run and its ModelRun. The options are those of the evaluator:"
         ),
-        models,
+        {n: e.options() for n, e in found.items()},
         run,
         _render_evaluate,
+        choose,
     )
 
 
@@ -108,7 +123,8 @@ def predict_command() -> click.Command:
     def run(run_id: str, device: str, write_back: bool, allow_split: bool, **given: Any) -> Result:
         from kgctl.models import runs
 
-        own = _own(run_id, given, "predict")
+        model = _model(run_id)
+        own = _own(given, model.predict_options, f"predict of a {model.name} run")
         if not write_back:
             return runs.predict(None, load_settings().paths.data_dir, run_id, own, device=device)
         with connected() as (settings, conn):
@@ -133,9 +149,9 @@ def predict_command() -> click.Command:
         (
             "Score with a trained run and keep the predictions in the run folder.\n\n--write-back "
             "replaces the run's edges and embeddings in the graph (re-running is idempotent); "
-            "`kgctl runs delete RUN` removes them."
+            "`kgctl runs delete RUN` removes them. The options are those of the run's model:"
         ),
-        models,
+        {n: m.predict_options for n, m in models.items()},
         run,
         _render_predict,
         write_back,

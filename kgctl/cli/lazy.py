@@ -31,7 +31,7 @@ LAZY: dict[str, tuple[str, str]] = {
     ),
     "evaluate": (
         "kgctl.cli.dispatched:evaluate_command",
-        "Evaluate a trained run with its model's protocol: held-out splits beside baselines.",
+        "Evaluate a trained run with a registered evaluator: held-out figures beside baselines.",
     ),
     "predict": (
         "kgctl.cli.dispatched:predict_command",

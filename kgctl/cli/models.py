@@ -1,5 +1,6 @@
-"""`kgctl models`: the registered models with the view each reads and what it writes back, as
-`pykeen ls` lists PyKEEN's."""
+"""`kgctl models`: the registered models with the view each reads, what it writes back and the
+evaluators that apply, and the registered evaluators and pair baselines, as `pykeen ls` lists
+PyKEEN's."""
 
 from __future__ import annotations
 
@@ -19,19 +20,26 @@ def _render(r: Result) -> None:
         )
         click.echo(
             f"{'':<12} config {m['config']} ({len(m['config_fields'])} fields); "
-            f"evaluate {' '.join('--' + o for o in m['evaluate_options']) or '-'}; "
+            f"evaluators {', '.join(m['evaluators']) or '-'}; "
             f"predict {' '.join('--' + o for o in m['predict_options']) or '-'}"
         )
+    click.echo("Evaluators (kgctl evaluate RUN --evaluator NAME):")
+    for e in r["evaluators"]:
+        click.echo(f"  {e['name']:<12} {e['description']} Options: {' '.join('--' + o for o in e['options']) or '-'}")
+    click.echo("Pair baselines (beside every gene-association model): " + ", ".join(r["pair_baselines"]))
 
 
 @click.command("models")
 @json_command(_render)
 def models() -> Result:
-    """List the registered models: the view each reads and what it writes back.
+    """List the registered models (the view each reads, what it writes back, its evaluators),
+    the registered evaluators and the pair baselines.
 
     Built-in models and those of installed packages (entry point group `kgctl.models`).
     """
     from kgctl.graph.writeback import vector_index_name
+    from kgctl.models.association.scorers import scorers
+    from kgctl.models.evaluators import available as evaluators
     from kgctl.models.registry import available
 
     return {
@@ -49,9 +57,14 @@ def models() -> Result:
                 "module": cls.__module__,
                 "config": cls.config_class.__name__,
                 "config_fields": [f.name for f in dataclasses.fields(cls.config_class)],
-                "evaluate_options": [o.name for o in cls.evaluate_options],
+                "evaluators": list(cls.evaluators),
                 "predict_options": [o.name for o in cls.predict_options],
             }
             for name, cls in available().items()
-        ]
+        ],
+        "evaluators": [
+            {"name": name, "description": cls.description, "options": [o.name for o in cls.options()]}
+            for name, cls in evaluators().items()
+        ],
+        "pair_baselines": list(scorers()),
     }

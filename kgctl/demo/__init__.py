@@ -19,8 +19,8 @@ from kgctl.core.progress import OnProgress, silent
 from kgctl.graph.connection import Connection
 from kgctl.ingest.pipeline import ingest
 from kgctl.models import runs
+from kgctl.models.association.rows import novel
 from kgctl.models.cal import CALConfig
-from kgctl.models.cal.predict import novel
 from kgctl.testing.generators import planted_modules
 
 # The reference hyper-parameters (lr, τ, weight decay, schedule), smaller for a 2-core laptop.

@@ -36,7 +36,7 @@ from kgctl.graph.schema import apply_schema
 from kgctl.graph.server import ManagedServer
 
 if TYPE_CHECKING:
-    from kgctl.models.cal.data import Inputs
+    from kgctl.models.association.data import Inputs
 
 NEO4J_FIXTURES = {"neo4j_server", "spare_server", "graph"}
 
@@ -232,7 +232,7 @@ def cal_config(path: Path, dataset: str, epochs: int, batch_size: int = 32) -> P
 
 def planted_inputs(n: int = 120, modules: int = 6, seed: int = 0) -> Inputs:
     """Gene-association inputs without Neo4j: genes in modules (features around module centres); every module's pairs are positives, plus random 'ambiguous' known pairs."""
-    from kgctl.models.cal.data import Inputs, unordered
+    from kgctl.models.association.data import Inputs, unordered
 
     rng = np.random.default_rng(seed)
     module = rng.integers(0, modules, n)

@@ -1,12 +1,14 @@
-"""The CAL map f(x) = normalize(α·x + (1−α)·g(x)) (methods/cal.md §2) and its two losses (§3):
-symmetric in-batch InfoNCE with known false negatives masked, and random negatives drawn from a
-pool of f(X) computed without gradient."""
+"""The CAL map f(x) = normalize(α·x + (1−α)·g(x)) (methods/cal.md §2) and its second loss (§3):
+random negatives drawn from a pool of f(X) computed without gradient (the in-batch InfoNCE is the
+association family's, in `association/losses.py`)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from kgctl.models.association.rows import Rows
 
 
 class CALModel(nn.Module):
@@ -31,38 +33,6 @@ class CALModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         alpha = torch.sigmoid(self.gate)
         return F.normalize(alpha * x + (1 - alpha) * self.g(x), dim=-1, eps=1e-8)
-
-
-def is_known(a: Tensor, b: Tensor, known_keys: Tensor, n: int) -> Tensor:
-    """Whether each (a, b) is a known positive, by binary search in the sorted keys of both
-    orientations."""
-    key = a * n + b
-    at = torch.searchsorted(known_keys, key).clamp(max=known_keys.numel() - 1)
-    return known_keys[at] == key
-
-
-def known_pair_keys(pairs: Tensor, n: int) -> Tensor:
-    """Sorted keys a·n + b of both orientations of `pairs`: what `is_known` searches."""
-    both = torch.cat([pairs, pairs.flip(1)])
-    return torch.sort(both[:, 0] * n + both[:, 1]).values
-
-
-def in_batch_loss(
-    za: Tensor, zb: Tensor, a: Tensor, b: Tensor, known_keys: Tensor | None, n: int, temperature: float
-) -> tuple[Tensor, Tensor]:
-    """½[CE(S) + CE(Sᵀ)] over S = za·zbᵀ/τ, target on the diagonal. With `known_keys`,
-    off-diagonal entries that pair an anchor with a known partner (a hub repeated in the batch,
-    another positive of the same gene) or with itself are masked, not used as negatives; None is
-    the reference's unmasked loss. Returns (loss, top-1 accuracy)."""
-    logits = (za.float() @ zb.float().T) / temperature
-    if known_keys is not None:
-        false = is_known(a[:, None], b[None, :], known_keys, n) | (a[:, None] == b[None, :])
-        false.fill_diagonal_(False)
-        logits = logits.masked_fill(false, float("-inf"))
-    target = torch.arange(len(a), device=logits.device)
-    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-    accuracy = (logits.argmax(dim=1) == target).float().mean()
-    return loss, accuracy
 
 
 def random_negative_loss(
@@ -99,3 +69,10 @@ def pair_scores(fx: Tensor, x: Tensor, pairs: Tensor, transform: str) -> Tensor:
     if transform == "both":
         return (fx[i] * fx[j]).sum(-1)
     return 0.5 * ((fx[i] * x[j]).sum(-1) + (fx[j] * x[i]).sum(-1))
+
+
+def cal_rows(fx: Tensor, x: Tensor, transform: str) -> Rows:
+    """CAL's all-pairs scores by rows: f(A)·f(B), or ½[f(A)·e_B + f(B)·e_A] (half)."""
+    if transform == "both":
+        return lambda lo, hi: fx[lo:hi] @ fx.T
+    return lambda lo, hi: 0.5 * (fx[lo:hi] @ x.T + x[lo:hi] @ fx.T)

@@ -1,79 +1,26 @@
 """CAL's training problem for the shared trainer: batches of positive pairs in a seeded order per
 epoch, both orientations across epochs for the half transform, and the in-batch or
-random-negative InfoNCE; plus the bilinear baseline (methods/cal.md §8.5) on the same batches and
-loss, so that only the model family differs."""
+random-negative InfoNCE."""
 
 from __future__ import annotations
 
-import hashlib
-from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgctl.models import metrics
-from kgctl.models.base import Task
-from kgctl.models.cal.config import AssociationConfig, CALConfig
-from kgctl.models.cal.data import Inputs, Split, task_data
-from kgctl.models.cal.model import (
-    CALModel,
-    encode,
-    in_batch_loss,
-    known_pair_keys,
-    pair_scores,
-    random_negative_loss,
-)
+from kgctl.models.association.data import Inputs, Split, task_data
+from kgctl.models.association.losses import in_batch_loss, known_pair_keys
+from kgctl.models.association.task import PairTask
+from kgctl.models.cal.config import CALConfig
+from kgctl.models.cal.model import CALModel, encode, pair_scores, random_negative_loss
 from kgctl.models.trainer import epoch_seed, shard
 
 MIN_BATCH = 8  # a trailing batch with fewer pairs per process is skipped, as in the reference
 MEMORISING_ACCURACY = 0.99  # in-batch top-1 accuracy at which a contrastive model has memorised
 MEMORISING_LOSS = 0.25  # ... or a final loss below this share of chance (ln of the batch)
-
-
-class PairTask(Task):
-    """A gene-pair task of any association model: the embedding, the training pairs (indices into
-    it), the split and embedding facts the run records, and validation pairs with their negatives
-    (never test pairs), whose AUC the trainer selects by."""
-
-    selection_metric = "validation_auc"
-
-    def __init__(
-        self,
-        name: str,
-        config: AssociationConfig,
-        module_args: dict[str, Any],
-        emb: np.ndarray,
-        pairs: np.ndarray,
-        split: Split | None,
-        embedding: dict[str, Any] | None,
-        validation: tuple[np.ndarray, np.ndarray] | None,
-    ) -> None:
-        super().__init__(name, config, module_args)
-        self.emb, self.pairs = emb, pairs
-        self.split, self.embedding, self.validation = split, embedding or {}, validation
-
-    def fingerprint(self) -> str:
-        checked = [self.emb, self.pairs.astype(np.int64), *(self.validation or ())]
-        return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in checked)).hexdigest()
-
-    def has_validation(self) -> bool:
-        return self.validation is not None and len(self.validation[0]) > 0
-
-    @abstractmethod
-    def score_pairs(self, module: nn.Module, pair_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The module's score of every pair of each set, in evaluation mode."""
-
-    def validate(self, module: nn.Module) -> float | None:
-        """AUC of the validation pairs against their negatives."""
-        if not self.has_validation():
-            return None
-        assert self.validation is not None
-        pos, neg = self.score_pairs(module, self.validation)
-        return metrics.auc(pos, neg)
 
 
 class CALTask(PairTask):
@@ -188,42 +135,3 @@ def cal_task(inputs: Inputs, config: CALConfig) -> CALTask:
     """CAL's task for a config: its split, embedding and validation data."""
     split, emb, info, validation = task_data(inputs, config)
     return CALTask(config, emb, split.train, split=split, embedding=info, validation=validation)
-
-
-class Bilinear(nn.Module):
-    """s(A, B) = ẽ_Aᵀ W ẽ_B with W = I + (M + Mᵀ)/2 symmetric, M from zeros (W = I is cosine)."""
-
-    eye: Tensor
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.m = nn.Parameter(torch.zeros(dim, dim))
-        self.register_buffer("eye", torch.eye(dim))
-
-    def weight(self) -> Tensor:
-        return self.eye + (self.m + self.m.T) / 2
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x @ self.weight()
-
-
-class BilinearTask(CALTask):
-    """The bilinear baseline on CAL's batches, in-batch loss, masking, optimiser, schedule and
-    seed (weight decay pulls W back towards the identity, i.e. towards cosine)."""
-
-    flip_half = False
-
-    def __init__(self, config: CALConfig, emb: np.ndarray, pairs: np.ndarray) -> None:
-        super().__init__(config.replace(loss="in-batch"), emb, pairs, name="bilinear")
-        self.module_args = {"dim": int(emb.shape[1])}
-
-    def build_module(self) -> nn.Module:
-        return Bilinear(**self.module_args)
-
-    def inputs(self) -> Tensor:
-        return F.normalize(torch.from_numpy(self.emb).float(), dim=1, eps=1e-8)
-
-    def loss(self, module: nn.Module, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        a, b = batch[:, 0], batch[:, 1]
-        loss, accuracy = in_batch_loss(module(self.x[a]), self.x[b], a, b, self.known, self.n, self.config.temperature)
-        return loss, {"accuracy": accuracy}

@@ -19,10 +19,10 @@ from torch_geometric.nn import SAGEConv
 from torch_geometric.utils import to_undirected
 
 from kgctl.core.options import setting
-from kgctl.models.cal.config import AssociationConfig
-from kgctl.models.cal.data import Inputs, Split, task_data
-from kgctl.models.cal.model import in_batch_loss, known_pair_keys
-from kgctl.models.cal.task import PairTask
+from kgctl.models.association.config import AssociationConfig
+from kgctl.models.association.data import Inputs, Split, task_data
+from kgctl.models.association.losses import in_batch_loss, known_pair_keys
+from kgctl.models.association.task import PairTask
 from kgctl.models.trainer import epoch_seed, shard
 
 

@@ -264,7 +264,7 @@ def isoform_retrieval(
     anchors = np.flatnonzero(counts[gene] >= 2)
     if len(anchors) > limit:
         anchors = np.sort(np.random.default_rng(seed).choice(anchors, limit, replace=False))
-    out: dict[str, Any] = {"transcripts": int(len(eligible)), "anchors": int(len(anchors))}
+    out: dict[str, Any] = {"transcripts": int(len(eligible)), "anchors": int(len(anchors)), "methods": {}}
     if len(anchors) == 0:
         return {**out, "note": "no gene has two transcripts"}
     same = gene[anchors][:, None] == gene[None, :]
@@ -276,7 +276,7 @@ def isoform_retrieval(
         sim = v[anchors] @ v.T
         sim[~others] = -np.inf
         nearest = sim.argmax(1)
-        out[name] = {
+        out["methods"][name] = {
             "nearest_is_isoform": round(float(same[np.arange(len(anchors)), nearest].mean()), 4),
             "pair_auc": round(float(roc_auc_score(same[others], sim[others])), 4),
         }

@@ -1,7 +1,7 @@
-"""`kgctl predict RUN` for the gene-association models: score every gene pair in row blocks
-(never the full N×N matrix), rank each gene's partners (corrected for hub genes by CSLS unless
-`hubness = none`), keep its top K with how the graph already relates them, and the genes'
-embeddings."""
+"""All-pairs scores by row blocks, for every gene-association model's predictions and per-gene
+figures: score every gene pair a block of rows at a time (never the full N×N matrix), rank each
+gene's partners (corrected for hub genes unless `hubness = none`), keep its top K with how the
+graph already relates them, and the genes' embeddings."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import pyarrow.compute as pc
 import torch
 from torch import Tensor
 
+from kgctl.models.association.config import AssociationConfig
+from kgctl.models.association.data import Inputs, Split, pair_keys
 from kgctl.models.base import Prediction
-from kgctl.models.cal.config import AssociationConfig, CALConfig
-from kgctl.models.cal.data import Inputs, Split, embed, make_split, pair_keys
-from kgctl.models.cal.model import CALModel, encode
 
 BLOCK = 2048
 SHOWN = 10
@@ -36,13 +35,6 @@ class TopK:
     raw: np.ndarray  # float32 [N, K]: the model's own score
     seconds: float
     pairs_scored: int
-
-
-def cal_rows(fx: Tensor, x: Tensor, transform: str) -> Rows:
-    """CAL's all-pairs scores by rows: f(A)·f(B), or ½[f(A)·e_B + f(B)·e_A] (half)."""
-    if transform == "both":
-        return lambda lo, hi: fx[lo:hi] @ fx.T
-    return lambda lo, hi: 0.5 * (fx[lo:hi] @ x.T + x[lo:hi] @ fx.T)
 
 
 def blocks(rows: Rows, n: int, block: int) -> Iterator[tuple[int, int, Tensor]]:
@@ -99,15 +91,6 @@ def top_k(rows: Rows, n: int, k: int, hubness: str, block: int = BLOCK) -> TopK:
         time.perf_counter() - started,
         n * (n - 1),
     )
-
-
-def predict(config: CALConfig, inputs: Inputs, model: CALModel, k: int, device: str = "cpu") -> Prediction:
-    """CAL's top-k table and f(X) as the genes' embeddings."""
-    split = make_split(inputs, config, config.split, config.seed)
-    emb, _ = embed(inputs.features, split.fit, config.pca_dim)
-    x = torch.from_numpy(emb).to(device)
-    fx = encode(model.to(device), x)
-    return prediction(config, inputs, split, emb, cal_rows(fx, x, config.transform), k, fx.cpu().numpy())
 
 
 def prediction(

@@ -17,7 +17,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view, node_index, relationship_chunks
 from kgctl.graph.views import EdgeSpec
-from kgctl.models.cal.config import AssociationConfig
+from kgctl.models.association.config import AssociationConfig
 
 NEGATIVE_RATIO = 5  # negatives per held-out positive
 

@@ -1,4 +1,4 @@
-"""Link-prediction baselines scored on the same splits as the models: input cosine, degree
+"""The registered pair baselines, scored on the same splits as the models: input cosine, degree
 product (preferential attachment on the training graph) and a random-walk embedding
 (DeepWalk as matrix factorisation: PPMI of walk co-occurrences, truncated SVD; Qiu et al. 2018).
 The SVD is sklearn's seeded randomized solver: ARPACK (scipy's svds) returned different vectors
@@ -12,6 +12,7 @@ import torch
 from sklearn.utils.extmath import randomized_svd
 
 from kgctl.graph.walks import DEAD_END, CSRGraph, random_walks
+from kgctl.models.association.scorers import PairScorer, Scores, SplitData, register_scorer
 
 
 def cosine_scores(emb: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -70,3 +71,33 @@ def walk_embedding(
     emb = np.asarray(u * np.sqrt(s))
     emb[row == 0] = 0
     return emb
+
+
+@register_scorer
+class Cosine(PairScorer):
+    name = "cosine"
+    description = "Cosine of the two genes' input embeddings (expression similarity): nothing learned."
+
+    def fit(self, data: SplitData) -> Scores:
+        emb = data.emb
+        return Scores(lambda pairs: cosine_scores(emb, pairs))
+
+
+@register_scorer
+class DegreeProduct(PairScorer):
+    name = "degree_product"
+    description = "Preferential attachment: the product of the genes' training degrees."
+
+    def fit(self, data: SplitData) -> Scores:
+        degree = degrees(data.inputs.n, data.split.train)
+        return Scores(lambda pairs: degree_product(degree, pairs))
+
+
+@register_scorer
+class WalkEmbedding(PairScorer):
+    name = "walk_embedding"
+    description = "Cosine of DeepWalk embeddings (PPMI of walk co-occurrences, SVD) of the training graph."
+
+    def fit(self, data: SplitData) -> Scores:
+        walk = walk_embedding(data.inputs.n, data.split.train, seed=data.split.seed)
+        return Scores(lambda pairs: cosine_scores(walk, pairs), vectors=walk)

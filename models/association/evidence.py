@@ -1,5 +1,5 @@
-"""`kgctl evaluate RUN --evidence FILE,…`: are a run's novel predictions supported by evidence it
-never trained on? Pair lists (two gene columns, TSV or CSV) support a pair they contain; gene-set
+"""The `evidence` evaluator (`kgctl evaluate RUN --evaluator evidence --files FILE,…`): are a
+gene-association run's novel predictions supported by evidence it never trained on? Pair lists (two gene columns, TSV or CSV) support a pair they contain; gene-set
 files (GMT) support a pair whose genes share a set. Reported: the share of the run's top novel
 pairs supported, against expression cosine's top novel pairs and random unknown pairs."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,8 +15,15 @@ import numpy as np
 import torch
 
 from kgctl.core.errors import KgctlError
-from kgctl.models.cal.data import Inputs, pair_keys
-from kgctl.models.cal.predict import Rows, blocks
+from kgctl.core.options import comma_list, setting
+from kgctl.core.progress import OnProgress
+from kgctl.graph.connection import Connection
+from kgctl.models.association.data import Inputs, embed, pair_keys
+from kgctl.models.association.model import AssociationModel
+from kgctl.models.association.rows import Rows, blocks
+from kgctl.models.base import Model
+from kgctl.models.evaluators import EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
+from kgctl.models.runs import Run
 
 
 def _open(path: Path) -> IO[str]:
@@ -138,3 +146,53 @@ def evidence_report(r: dict[str, Any]) -> list[str]:
     lines.append(f"  {'all files':<40}" + "".join(f"{r['all'][m]:>14.3f}" for m in methods))
     lines.append("  over random: " + ", ".join(f"{m} ×{v}" for m, v in r["enrichment_over_random"].items()))
     return lines
+
+
+@dataclass
+class EvidenceOptions(EvaluatorOptions):
+    files: str = setting("", "Comma-separated files: pair lists (two gene columns, .tsv/.csv) or gene sets (.gmt).")
+    top: int = setting(500, "How many top novel pairs per method.")
+
+
+@dataclass
+class EvidenceResult(EvaluationResult):
+    """Per evidence file and for all together: the share of each method's top novel pairs supported."""
+
+    top: int
+    seed: int
+    files: dict[str, Any]
+    all: dict[str, float]
+    enrichment_over_random: dict[str, float | None]
+
+
+@register_evaluator
+class Evidence(Evaluator[EvidenceOptions, EvidenceResult]):
+    name = "evidence"
+    description = (
+        "The run's top novel pairs against evidence files it never trained on, beside cosine and random pairs."
+    )
+    options_class = EvidenceOptions
+    result_class = EvidenceResult
+    kind = "evidence"
+
+    def evaluate(
+        self,
+        run: Run,
+        model: Model,
+        inputs: Any,
+        conn: Connection,
+        options: EvidenceOptions,
+        device: str,
+        on_progress: OnProgress,
+    ) -> EvidenceResult:
+        assert isinstance(model, AssociationModel)
+        files = comma_list(options.files, "files", Path, "files")
+        if not files:
+            raise KgctlError("--evaluator evidence needs --files (pair lists or .gmt gene sets)")
+        every = np.ones(inputs.n, dtype=bool)
+        unit = torch.from_numpy(embed(inputs.features, every, model.config.pca_dim)[0])  # unit rows
+        methods = {run.model: model.pair_rows(run, inputs), "cosine": lambda lo, hi: unit[lo:hi] @ unit.T}
+        return EvidenceResult(**evidence_check(inputs, methods, list(files), options.top))
+
+    def report(self, result: dict[str, Any]) -> list[str]:
+        return evidence_report(result)
