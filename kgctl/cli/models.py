@@ -32,10 +32,9 @@ def _render(r: Result) -> None:
 @click.command("models")
 @json_command(_render)
 def models() -> Result:
-    """List the registered models (the view each reads, what it writes back, its evaluators),
-    the registered evaluators and the pair baselines.
+    """List the registered models, evaluators and pair baselines.
 
-    Built-in models and those of installed packages (entry point group `kgctl.models`).
+    Each model with the view it reads, what it writes back and the evaluators that apply. Built-in models and those of installed packages (entry point group `kgctl.models`).
     """
     from kgctl.graph.writeback import vector_index_name
     from kgctl.models.association.scorers import scorers
