@@ -36,7 +36,7 @@ from kgctl.ingest.pipeline import ingest  # noqa: E402
 from kgctl.models import runs  # noqa: E402
 from kgctl.models.association.config import HUBNESS  # noqa: E402
 from kgctl.models.association.data import Inputs, pair_keys  # noqa: E402
-from kgctl.models.association.rows import most_listed, top_k  # noqa: E402
+from kgctl.models.association.rows import most_listed, ranked  # noqa: E402
 from kgctl.models.cal import CAL, CALConfig  # noqa: E402
 from kgctl.models.selection import fit_selected  # noqa: E402
 from kgctl.testing.fixtures import make_test_server, shared_data_dir  # noqa: E402
@@ -98,7 +98,7 @@ def main() -> None:
                 "training": final.record["metrics"]["training"],
             }
             rows = CAL(CALConfig(**final.record["config"])).pair_rows(final, inputs)
-            figures["hub_concentration_top5"] = {h: most_listed(top_k(rows, inputs.n, 10, h).partner) for h in HUBNESS}
+            figures["hub_concentration_top5"] = {h: most_listed(ranked(rows, inputs.n, 10, h).partner) for h in HUBNESS}
             predicted = runs.predict(conn, data_dir, final.id, {"top_k": 10}, write_back=True)
             figures["prediction"] = predicted["prediction"]
             figures["write_back"] = predicted["written"]

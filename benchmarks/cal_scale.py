@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import write_result  # noqa: E402
 
 from kgctl.models.association.data import unordered  # noqa: E402
-from kgctl.models.association.rows import top_k  # noqa: E402
+from kgctl.models.association.rows import ranked  # noqa: E402
 from kgctl.models.cal.config import CALConfig  # noqa: E402
 from kgctl.models.cal.model import CALModel, cal_rows, encode  # noqa: E402
 from kgctl.models.cal.task import CALTask  # noqa: E402
@@ -69,7 +69,7 @@ def run(device: str, x: np.ndarray, pairs: np.ndarray, epochs: dict[str, int], f
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    top = top_k(cal_rows(fx, xt, "both"), len(fx), 10, "none")
+    top = ranked(cal_rows(fx, xt, "both"), len(fx), 10, "none")
     if device == "cuda":
         torch.cuda.synchronize()
     out["full_pair_scoring"] = {

@@ -6,6 +6,8 @@ declarations alone."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,6 +59,25 @@ class Inputs(Protocol):
 
     @classmethod
     def load(cls, path: Path) -> Self: ...
+
+
+class ArrayInputs:
+    """Inputs that are a dataclass of numpy arrays and a `meta` dict: saved as one compressed
+    .npz (meta as JSON) and loaded without pickle, so a run folder holds no executable data."""
+
+    meta: dict[str, Any]
+
+    def save(self, path: Path) -> None:
+        assert dataclasses.is_dataclass(self)
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "meta"}
+        np.savez_compressed(path, meta=np.array(json.dumps(self.meta)), **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        assert dataclasses.is_dataclass(cls)
+        with np.load(path, allow_pickle=False) as f:
+            values: dict[str, Any] = {x.name: f[x.name] for x in dataclasses.fields(cls) if x.name != "meta"}
+            return cls(**values, meta=json.loads(str(f["meta"])))
 
 
 class Task(ABC):

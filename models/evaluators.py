@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option, config_options, field_types
-from kgctl.core.progress import OnProgress
+from kgctl.core.progress import OnProgress, silent
 from kgctl.graph.connection import Connection
 
 if TYPE_CHECKING:
@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 
 BUILT_IN = ("kgctl.models.association",)  # families whose evaluators are not in a model package
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass
+class Context:
+    """What an evaluator reads: the trained run, its model (with the run's config), the inputs
+    kept in the run folder, the graph, the device and the progress callback."""
+
+    run: Run
+    model: Model
+    inputs: Any
+    conn: Connection
+    device: str = "cpu"
+    on_progress: OnProgress = silent
 
 
 @dataclass
@@ -68,7 +81,7 @@ class Evaluator(ABC, Generic[Opts, Res]):
     name: ClassVar[str]
     description: ClassVar[str]
     options_class: ClassVar[type]  # an EvaluatorOptions dataclass (checked at registration)
-    result_class: ClassVar[type[EvaluationResult]]
+    result_class: ClassVar[type[EvaluationResult]] = MethodsResult
     kind: ClassVar[str] = "evaluation"
 
     @classmethod
@@ -86,10 +99,11 @@ class Evaluator(ABC, Generic[Opts, Res]):
             raise KgctlError(
                 f"evaluator {cls.name} takes no option {', '.join('--' + u.replace('_', '-') for u in unknown)}"
             )
-        choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(cls.options_class)}
+        choices = {f.name: tuple(f.metadata.get("choices") or ()) for f in dataclasses.fields(cls.options_class)}
         for key, value in given.items():
-            if value is not None and choices[key] and value not in choices[key]:
-                raise KgctlError(f"--{key.replace('_', '-')}: {value!r} is not one of {', '.join(choices[key])}")
+            allowed = choices[key]
+            if value is not None and allowed and value not in allowed:
+                raise KgctlError(f"--{key.replace('_', '-')}: {value!r} is not one of {', '.join(allowed)}")
             plain = fields[key][0]
             ok = isinstance(value, plain) or (plain is float and isinstance(value, int))
             if value is not None and (not ok or (plain is not bool and isinstance(value, bool))):
@@ -99,9 +113,7 @@ class Evaluator(ABC, Generic[Opts, Res]):
         return options
 
     @abstractmethod
-    def evaluate(
-        self, run: Run, model: Model, inputs: Any, conn: Connection, options: Opts, device: str, on_progress: OnProgress
-    ) -> Res:
+    def evaluate(self, ctx: Context, options: Opts) -> Res:
         """Figures of a trained run (held out, beside baselines)."""
 
     def headline(self, result: Res) -> dict[str, Any]:

@@ -285,7 +285,7 @@ def evaluate(
     """A registered evaluator's figures of a trained run (the model's first evaluator unless one
     is named): `<kind>.json` in the folder (`evaluation`, or the evaluator's own kind, e.g.
     `evidence`), its headline on the run record and its ModelRun."""
-    from kgctl.models.evaluators import evaluator_class
+    from kgctl.models.evaluators import Context, evaluator_class
 
     run, model = trained_run(data_dir, run_id)
     name = evaluator or (model.evaluators[0] if model.evaluators else "")
@@ -297,7 +297,7 @@ def evaluate(
     chosen = cls()
     typed = cls.parse(options)
     inputs = model.load_inputs(run.dir / INPUTS)
-    result = chosen.evaluate(run, model, inputs, conn, typed, resolve_device(device), on_progress)
+    result = chosen.evaluate(Context(run, model, inputs, conn, resolve_device(device), on_progress), typed)
     figures = result.to_dict()
     path = run.dir / f"{cls.kind}.json"
     path.write_text(json.dumps(figures, indent=1, default=str))

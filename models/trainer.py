@@ -329,3 +329,11 @@ def load_module(folder: Path, build: Callable[..., nn.Module], device: str = "cp
     module = build(**state["module_args"])
     module.load_state_dict(state["state_dict"])
     return module.eval()
+
+
+def untrained_module(folder: Path, build: Callable[..., nn.Module], seed: int, device: str = "cpu") -> nn.Module:
+    """The trained module's architecture (its recorded `module_args`) freshly initialised after
+    seeding torch with `seed`, in eval mode: every encoder's untrained control."""
+    state = torch.load(folder / MODEL, map_location=device, weights_only=False)
+    torch.manual_seed(seed)
+    return build(**state["module_args"]).to(device).eval()

@@ -12,7 +12,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.association.data import Inputs, make_split, negatives, pair_keys
 from kgctl.models.association.evidence import evidence_check, read_evidence, top_novel
-from kgctl.models.association.rows import most_listed, partner_hits, top_k
+from kgctl.models.association.rows import most_listed, partner_hits, ranked
 from kgctl.models.graphsage.task import GraphSAGEConfig, embed_nodes, graphsage_task
 from kgctl.models.trainer import fit
 from kgctl.testing.fixtures import planted_inputs
@@ -39,8 +39,8 @@ def test_hubness_correction_stops_a_hub_heading_every_list_and_keeps_the_raw_sco
     def rows(lo: int, hi: int) -> torch.Tensor:
         return s[lo:hi].clone()
 
-    raw = top_k(rows, len(s), 3, "none", block=7)
-    fixed = top_k(rows, len(s), 3, hubness, block=7)
+    raw = ranked(rows, len(s), 3, "none", block=7)
+    fixed = ranked(rows, len(s), 3, hubness, block=7)
     assert most_listed(raw.partner, 1)["max_lists"] >= len(s) - 5  # the hub tops nearly every list
     assert most_listed(fixed.partner, 1)["max_lists"] < 5
     mates = np.arange(len(s)) ^ 1

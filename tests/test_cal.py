@@ -25,7 +25,7 @@ from kgctl.models.association.data import (
 )
 from kgctl.models.association.evaluate import threshold_sweep
 from kgctl.models.association.losses import in_batch_loss, is_known
-from kgctl.models.association.rows import top_k
+from kgctl.models.association.rows import ranked
 from kgctl.models.cal import CAL
 from kgctl.models.cal.bilinear import bilinear_scores, fit_bilinear
 from kgctl.models.cal.config import CALConfig
@@ -164,7 +164,7 @@ def test_blockwise_top_k_equals_the_full_matrix(transform: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(53, 6, generator=g), dim=1)
     fx = torch.nn.functional.normalize(torch.randn(53, 6, generator=g), dim=1)
-    got = top_k(cal_rows(fx, x, transform), len(fx), 5, "none", block=7)
+    got = ranked(cal_rows(fx, x, transform), len(fx), 5, "none", block=7)
     full = fx @ fx.T if transform == "both" else 0.5 * (fx @ x.T + x @ fx.T)
     full.fill_diagonal_(float("-inf"))
     values, index = torch.topk(full, 5, dim=1)

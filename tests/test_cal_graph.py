@@ -131,6 +131,29 @@ def test_clear_errors(planted_graph: str, neo4j_server: TestServer) -> None:
     assert proc.returncode == 2 and "'sideways' is not one of 'both', 'half'" in proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.model("graphsage")
+def test_a_plugin_model_is_evaluated_by_the_family_evaluator(planted_graph: str, neo4j_server: TestServer) -> None:
+    """The plug-in in tests/plugin writes no evaluation code: `kgctl evaluate` runs the family's
+    `pairs` evaluator on its run, with CAL, GraphSAGE and every pair baseline beside it (trained
+    for the plug-in run's epochs), and refuses an evaluator or option that does not apply."""
+    env = {**neo4j_server.env, "PYTHONPATH": str(Path(__file__).parent / "plugin")}
+    train = ("--dataset", planted_graph, "--epochs", "4", "--split", "node", "--pca-dim", "16", "--device", "cpu")
+    run = cli_json(env, "train", "linear_map", *train)
+    result = cli_json(env, "evaluate", run["id"], "--seeds", "1", "--splits", "node", "--device", "cpu")
+    assert result["evaluator"] == "pairs" and result["reference"] is None
+    summary = result["held_out"]["node"]["summary"]
+    assert set(summary) == {"linear_map", "cal", "graphsage", "cosine", "degree_product", "walk_embedding", "bilinear"}
+    assert summary["linear_map"]["random"]["auc"]["mean"] > 0.5
+    chosen = result["held_out"]["node"]["per_seed"]["1"]["selection"]
+    assert 1 <= chosen["cal"]["epoch"] <= 4 and 1 <= chosen["graphsage"]["epoch"] <= 4
+    proc = run_cli(env, "evaluate", run["id"], "--evaluator", "targets")
+    assert proc.returncode != 0 and "linear_map runs are evaluated by pairs, evidence, not 'targets'" in proc.stderr
+    proc = run_cli(env, "evaluate", run["id"], "--rf-trees", "3")
+    assert proc.returncode != 0
+    assert "--rf-trees does not apply: evaluator pairs takes --seeds, --splits, --thresholds" in proc.stderr
+
+
 def test_channel_filter_selects_exactly_the_channel_pairs(
     planted_graph: str, graph: Connection, tmp_path: Path
 ) -> None:

@@ -18,14 +18,14 @@ from kgctl.graph.connection import Connection
 from kgctl.models import runs
 from kgctl.models.isoclr import IsoCLRConfig
 from kgctl.models.isoclr.config import PUBLISHED
-from kgctl.models.isoclr.data import Inputs, from_corpus, pack
+from kgctl.models.isoclr.data import from_corpus
 from kgctl.models.isoclr.datasets import overlap_groups, utr3_mpra, utr5_mrl
 from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
 from kgctl.models.isoclr.evaluate import ProbeOptions, probe_set
 from kgctl.models.isoclr.model import IsoCLRNet, dcl_loss
 from kgctl.models.isoclr.probe import embed, fold_of, group_split, length_batches, ridge_path
 from kgctl.models.isoclr.task import PairSampler, mask_positions
-from kgctl.testing.fixtures import ingest_files
+from kgctl.testing.fixtures import ingest_files, toy_transcripts
 from kgctl.testing.generators import transcriptome
 
 pytestmark = pytest.mark.model("isoclr")
@@ -50,23 +50,8 @@ def test_kmer_counts() -> None:
     assert counts[1].sum() == pytest.approx(1 / 4)  # only "AA"; k-mers with N are skipped
 
 
-def toy_inputs() -> Inputs:
-    """Gene 0: three isoforms; gene 1: one transcript, ortholog of gene 2 (two transcripts);
-    gene 3: one transcript, nothing else (no positive pair)."""
-    rng = np.random.default_rng(0)
-    arrays = [six_tracks("".join(rng.choice(list("ACGT"), n))) for n in (40, 50, 60, 45, 70, 75, 33)]
-    return pack(
-        [f"T{i}" for i in range(7)],
-        ["G0", "G1", "G2", "G3"],
-        np.array([0, 0, 0, 1, 2, 2, 3]),
-        np.array([[1, 2]]),
-        arrays,
-        {},
-    )
-
-
 def test_pair_sampler_never_pairs_a_transcript_with_itself() -> None:
-    inputs = toy_inputs()
+    inputs = toy_transcripts()
     sampler = PairSampler(inputs, max_length=1000, ortholog_prob=0.5, weight_c=0.4)
     assert sorted(sampler.units.tolist()) == [0, 1, 2]  # gene 3 has no partner
     assert sampler.left_out["genes_without_pair"] == 1
@@ -132,7 +117,7 @@ def test_masked_pooling_ignores_padding() -> None:
 
 def test_the_frozen_encoder_stays_frozen() -> None:
     """Embedding for a probe runs in eval mode: parameters and BatchNorm buffers unchanged."""
-    inputs = toy_inputs()
+    inputs = toy_transcripts()
     net = IsoCLRNet(size="tiny", widths=(8, 8, 4), dropout=0.5).train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     first = embed(net, inputs)
@@ -266,4 +251,4 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(graph: Connec
 
 def test_evaluate_needs_a_file_for_labelled_tasks(tmp_path: Path) -> None:
     with pytest.raises(KgctlError, match="needs --file"):
-        probe_set(ProbeOptions(labels="mrl"), toy_inputs(), IsoCLRConfig())
+        probe_set(ProbeOptions(labels="mrl"), toy_transcripts(), IsoCLRConfig())

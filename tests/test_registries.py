@@ -51,15 +51,18 @@ def test_every_registered_adapter_has_tests() -> None:
 def test_a_third_party_model_registers_through_its_entry_point() -> None:
     env = {**os.environ, "PYTHONPATH": str(PLUGIN)}
     listed = cli_json(env, "models")["models"]
-    plugin = {m["name"]: m for m in listed}["cal_half"]
+    plugin = {m["name"]: m for m in listed}["linear_map"]
     assert plugin["module"] == "kgctl_example_plugin" and plugin["predict_options"] == [
         "top-k",
         "min-score",
     ]
-    assert plugin["writes"]["embedding"] == "Gene.embedding_cal_half"
-    proc = run_cli(env, "train", "cal_half", "--help")
-    assert proc.returncode == 0 and "--transform [both|half]" in proc.stdout and "[default: half]" in proc.stdout
-    assert "cal_half" not in available()  # not installed in this process: nothing leaks
+    assert plugin["writes"]["embedding"] == "Gene.embedding_linear_map" and plugin["evaluators"] == [
+        "pairs",
+        "evidence",
+    ]
+    proc = run_cli(env, "train", "linear_map", "--help")
+    assert proc.returncode == 0 and "--dim INTEGER" in proc.stdout and "--pca-dim" in proc.stdout
+    assert "linear_map" not in available()  # not installed in this process: nothing leaks
 
 
 @pytest.mark.model("cal")

@@ -287,11 +287,83 @@ def context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
     return {}
 
 
-# One small graph per registered view: the model contract test trains every model on its view's.
+def generated_context_graph(conn: Connection, folder: Path) -> dict[str, Any]:
+    """A small generated context graph, no shared data needed: the planted-module genes (STRING
+    links, Perturb-seq profiles), the demo's 16 molecules targeting module genes, generated Cell
+    Painting profiles of the molecules and of some genes, and InfoAlign's derived similarity edges."""
+    from kgctl.demo.context import derive_context_edges
+    from kgctl.testing.generators import cell_painting_profiles, planted_modules
+
+    data = planted_modules(folder / "data", n_genes=300, n_perturbed=220, n_modules=12, seed=1)
+    ingest_files(conn, "string", [data.string_info, data.string_links], folder)
+    ingest_files(conn, "perturbseq", [data.perturbseq], folder)
+    ingest_files(conn, "molecules", [data.molecules], folder, {"licence": "CC0 (generated)"})
+    keys = [r["id"] for r in conn.query("MATCH (m:Molecule) RETURN m.id AS id ORDER BY id")]
+    profiles = cell_painting_profiles(folder / "profiles.csv.gz", compounds=keys, genes=data.genes[:20], seed=3)
+    ingest_files(conn, "morphology", [profiles], folder)
+    for _ in derive_context_edges(conn):
+        pass
+    return {}
+
+
+def toy_transcripts() -> Any:
+    """IsoCLR inputs without Neo4j. Gene 0: three isoforms; gene 1: one transcript, ortholog of
+    gene 2 (two transcripts); gene 3: one transcript, nothing else (no positive pair)."""
+    from kgctl.models.isoclr.data import pack
+    from kgctl.models.isoclr.encoding import six_tracks
+
+    rng = np.random.default_rng(0)
+    arrays = [six_tracks("".join(rng.choice(list("ACGT"), n))) for n in (40, 50, 60, 45, 70, 75, 33)]
+    return pack(
+        [f"T{i}" for i in range(7)],
+        ["G0", "G1", "G2", "G3"],
+        np.array([0, 0, 0, 1, 2, 2, 3]),
+        np.array([[1, 2]]),
+        arrays,
+        {},
+    )
+
+
+def toy_context(config: Any) -> Any:
+    """InfoAlign inputs without Neo4j, from an in-memory context view: the demo's 16 molecules,
+    12 genes with features, two TARGETS edges per molecule and a ring of gene–gene links."""
+    import pyarrow as pa
+
+    from kgctl.graph.export import HeteroView
+    from kgctl.models.infoalign.data import from_view
+    from kgctl.testing.generators import DEMO_SMILES
+
+    rng = np.random.default_rng(0)
+    genes = 12
+    molecule, gene = np.repeat(np.arange(len(DEMO_SMILES)), 2), rng.integers(0, genes, 2 * len(DEMO_SMILES))
+    ring = np.arange(genes)
+    view = HeteroView(
+        nodes={"Molecule": [name for name, _ in DEMO_SMILES], "Gene": [f"G{i}" for i in range(genes)]},
+        x={"Molecule": None, "Gene": rng.normal(size=(genes, 6)).astype(np.float32)},
+        edges={
+            ("Molecule", "TARGETS", "Gene"): (molecule, gene, np.ones(len(gene), np.float32)),
+            ("Gene", "INTERACTS_WITH", "Gene"): (ring, (ring + 1) % genes, np.ones(genes, np.float32)),
+        },
+        meta={"fingerprint": "toy"},
+        tables={"Molecule": pa.table({"smiles": [s for _, s in DEMO_SMILES]})},
+    )
+    return from_view(view, config)
+
+
+# Inputs per registered view without Neo4j, for the fast layer of the model contract.
+VIEW_TOYS: dict[str, Callable[[Any], Any]] = {
+    "gene-association": lambda config: planted_inputs(),
+    "transcripts": lambda config: toy_transcripts(),
+    "context": toy_context,
+}
+
+
+# One small graph per registered view, all generated (a fresh clone without ../shared runs every
+# model's contract on them).
 VIEW_EXAMPLES: dict[str, Callable[[Connection, Path], dict[str, Any]]] = {
     "gene-association": planted_gene_graph,
     "transcripts": transcriptome_graph,
-    "context": context_graph,
+    "context": generated_context_graph,
 }
 
 

@@ -5,7 +5,6 @@ PCA embedding fit on training genes only; negatives that exclude every known pai
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +17,7 @@ from kgctl.graph.connection import Connection
 from kgctl.graph.export import View, export_view, node_index, relationship_chunks
 from kgctl.graph.views import EdgeSpec
 from kgctl.models.association.config import AssociationConfig
+from kgctl.models.base import ArrayInputs
 
 NEGATIVE_RATIO = 5  # negatives per held-out positive
 
@@ -52,7 +52,7 @@ def unordered(pairs: np.ndarray, n: int) -> np.ndarray:
 
 
 @dataclass
-class Inputs:
+class Inputs(ArrayInputs):
     """What CAL trains and is evaluated on; saved in the run folder, so that workers and
     `kgctl evaluate` need no Neo4j."""
 
@@ -70,21 +70,6 @@ class Inputs:
     def known_keys(self) -> np.ndarray:
         """Sorted keys of every known pair: what a negative must not be."""
         return np.sort(pair_keys(self.known, self.n))
-
-    def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            genes=self.genes,
-            features=self.features,
-            known=self.known,
-            positives=self.positives,
-            meta=json.dumps(self.meta),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> Inputs:
-        with np.load(path, allow_pickle=False) as f:
-            return cls(f["genes"], f["features"], f["known"], f["positives"], json.loads(str(f["meta"])))
 
 
 def collect_inputs(conn: Connection, config: AssociationConfig, view_dir: Path) -> Inputs:

@@ -39,9 +39,8 @@ from kgctl.models.association.model import AssociationModel
 from kgctl.models.association.rows import partner_hits
 from kgctl.models.association.scorers import Scores, SplitData, scorers
 from kgctl.models.association.task import PairTask
-from kgctl.models.base import Model
 from kgctl.models.config import ModelConfig
-from kgctl.models.evaluators import EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
+from kgctl.models.evaluators import Context, EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
 from kgctl.models.registry import available
 from kgctl.models.runs import Run
 from kgctl.models.selection import final_settings, fit_or_load
@@ -396,25 +395,24 @@ class Pairs(Evaluator[PairsOptions, PairsResult]):
     options_class = PairsOptions
     result_class = PairsResult
 
-    def evaluate(
-        self,
-        run: Run,
-        model: Model,
-        inputs: Any,
-        conn: Connection,
-        options: PairsOptions,
-        device: str,
-        on_progress: OnProgress,
-    ) -> PairsResult:
+    def evaluate(self, ctx: Context, options: PairsOptions) -> PairsResult:
+        run, model, inputs = ctx.run, ctx.model, ctx.inputs
         assert isinstance(model, AssociationModel)
         seeds = comma_list(options.seeds, "seeds", int, "integers")
         splits = comma_list(options.splits, "splits", str, "names")
         thresholds = comma_list(options.thresholds, "thresholds", float, "numbers")
         if not seeds or not splits or set(splits) - {"edge", "node"}:
             raise KgctlError("--seeds needs at least one seed and --splits a subset of edge,node")
-        sweep = inputs_by_threshold(model, conn, run.views, thresholds) if thresholds else None
+        sweep = inputs_by_threshold(model, ctx.conn, run.views, thresholds) if thresholds else None
         return evaluate(
-            run, model, inputs, splits=splits, seeds=seeds, device=device, on_progress=on_progress, thresholds=sweep
+            run,
+            model,
+            inputs,
+            splits=splits,
+            seeds=seeds,
+            device=ctx.device,
+            on_progress=ctx.on_progress,
+            thresholds=sweep,
         )
 
     def headline(self, result: PairsResult) -> dict[str, Any]:

@@ -16,14 +16,10 @@ import torch
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import comma_list, setting
-from kgctl.core.progress import OnProgress
-from kgctl.graph.connection import Connection
 from kgctl.models.association.data import Inputs, embed, pair_keys
 from kgctl.models.association.model import AssociationModel
-from kgctl.models.association.rows import Rows, blocks
-from kgctl.models.base import Model
-from kgctl.models.evaluators import EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
-from kgctl.models.runs import Run
+from kgctl.models.evaluators import Context, EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
+from kgctl.models.neighbours import Rows, blocks
 
 
 def _open(path: Path) -> IO[str]:
@@ -175,16 +171,8 @@ class Evidence(Evaluator[EvidenceOptions, EvidenceResult]):
     result_class = EvidenceResult
     kind = "evidence"
 
-    def evaluate(
-        self,
-        run: Run,
-        model: Model,
-        inputs: Any,
-        conn: Connection,
-        options: EvidenceOptions,
-        device: str,
-        on_progress: OnProgress,
-    ) -> EvidenceResult:
+    def evaluate(self, ctx: Context, options: EvidenceOptions) -> EvidenceResult:
+        run, model, inputs = ctx.run, ctx.model, ctx.inputs
         assert isinstance(model, AssociationModel)
         files = comma_list(options.files, "files", Path, "files")
         if not files:

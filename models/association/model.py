@@ -16,10 +16,11 @@ from kgctl.core.options import Option
 from kgctl.graph.connection import Connection
 from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import Inputs, collect_inputs, embed, make_split
-from kgctl.models.association.rows import Rows, prediction
+from kgctl.models.association.rows import prediction
 from kgctl.models.association.scorers import Scores
 from kgctl.models.association.task import PairTask
 from kgctl.models.base import Model, Prediction, Writes
+from kgctl.models.neighbours import Rows
 from kgctl.models.trainer import load_module
 
 if TYPE_CHECKING:

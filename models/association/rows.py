@@ -5,47 +5,18 @@ graph already relates them, and the genes' embeddings."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from torch import Tensor
 
 from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import Inputs, Split, pair_keys
 from kgctl.models.base import Prediction
+from kgctl.models.neighbours import BLOCK, Correct, Rows, TopK, blocks, top_k
 
-BLOCK = 2048
 SHOWN = 10
 HUB_K = 10  # CSLS: a gene's hubness is the mean of its HUB_K best scores
-
-Rows = Callable[[int, int], Tensor]  # rows lo..hi of the all-pairs score matrix
-
-
-@dataclass
-class TopK:
-    """Each gene's top K partners: `partner[i, r]` is gene i's rank-(r+1) partner."""
-
-    partner: np.ndarray  # int64 [N, K]
-    score: np.ndarray  # float32 [N, K]: the ranking score (CSLS-corrected or raw)
-    raw: np.ndarray  # float32 [N, K]: the model's own score
-    seconds: float
-    pairs_scored: int
-
-
-def blocks(rows: Rows, n: int, block: int) -> Iterator[tuple[int, int, Tensor]]:
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        s = rows(lo, hi).float()
-        s[torch.arange(hi - lo), torch.arange(lo, hi)] = float("-inf")
-        yield lo, hi, s
-
-
-Correct = Callable[[Tensor, int, int], Tensor]  # (rows lo..hi of scores, lo, hi) -> ranking scores
 
 
 def corrector(rows: Rows, n: int, hubness: str, block: int = BLOCK) -> Correct:
@@ -71,26 +42,9 @@ def corrector(rows: Rows, n: int, hubness: str, block: int = BLOCK) -> Correct:
     return lambda s, lo, hi: (s - mu.to(s.device)[None, :]) / sigma.to(s.device)[None, :]
 
 
-def top_k(rows: Rows, n: int, k: int, hubness: str, block: int = BLOCK) -> TopK:
-    """Blockwise all-pairs scores (rows `block` at a time, self excluded), top `k` per row by
-    the ranking score of `corrector` (raw scores kept beside it). Peak extra memory is a few
-    `block` × N float32 matrices."""
-    k = min(k, n - 1)
-    started = time.perf_counter()
-    correct = corrector(rows, n, hubness, block)
-    partners, scores, raws = [], [], []
-    for lo, hi, s in blocks(rows, n, block):
-        values, index = torch.topk(correct(s, lo, hi), k, dim=1)
-        partners.append(index.cpu())
-        scores.append(values.cpu())
-        raws.append(torch.gather(s, 1, index).cpu())
-    return TopK(
-        torch.cat(partners).numpy(),
-        torch.cat(scores).numpy(),
-        torch.cat(raws).numpy(),
-        time.perf_counter() - started,
-        n * (n - 1),
-    )
+def ranked(rows: Rows, n: int, k: int, hubness: str, block: int = BLOCK) -> TopK:
+    """Each gene's top `k` partners, ranked by the `hubness` correction (raw scores beside)."""
+    return top_k(rows, n, k, corrector(rows, n, hubness, block), block)
 
 
 def prediction(
@@ -99,7 +53,7 @@ def prediction(
     """The top-k table (start, end, score, raw_score, rank, input_cosine, split, known) and the
     genes' vectors. `split` says how the graph relates the pair: a train, validation or test
     positive, `ambiguous` (known below the positives' rule) or `novel`."""
-    top = top_k(rows, inputs.n, k, config.hubness)
+    top = ranked(rows, inputs.n, k, config.hubness)
     n, kk = top.partner.shape
     gene = np.repeat(np.arange(n), kk)
     partner = top.partner.ravel()

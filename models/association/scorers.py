@@ -17,8 +17,8 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
 from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import Inputs, Split
-from kgctl.models.association.rows import Rows
 from kgctl.models.config import ModelConfig
+from kgctl.models.neighbours import Rows
 
 PairScore = Callable[[np.ndarray], np.ndarray]  # int [P, 2] gene indices -> float [P]
 

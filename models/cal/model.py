@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgctl.models.association.rows import Rows
+from kgctl.models.neighbours import Rows
 
 
 class CALModel(nn.Module):

@@ -9,33 +9,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import comma_list, setting
-from kgctl.core.progress import OnProgress
-from kgctl.graph.connection import Connection
 from kgctl.models.base import Model
-from kgctl.models.evaluators import Evaluator, EvaluatorOptions, MethodsResult, register_evaluator
+from kgctl.models.evaluators import Context, Evaluator, EvaluatorOptions, MethodsResult, register_evaluator
 from kgctl.models.infoalign.data import Inputs
 from kgctl.models.infoalign.downstream import SETS, evaluate_set, read_assays
 from kgctl.models.infoalign.model import InfoAlignNet
 from kgctl.models.infoalign.molgraph import featurise
 from kgctl.models.infoalign.targets import evaluate_targets
-from kgctl.models.infoalign.task import embed, module_args
+from kgctl.models.infoalign.task import embed
 from kgctl.models.runs import Run
-from kgctl.models.trainer import load_module
+from kgctl.models.trainer import load_module, untrained_module
 
 ENCODER_MODE = "eval (frozen: no dropout, BatchNorm statistics not updated, no gradients)"
 
 
-def encoders(run: Run, model: Model, inputs: Inputs, device: str) -> tuple[nn.Module, nn.Module]:
+def encoders(run: Run, model: Model, device: str) -> tuple[nn.Module, nn.Module]:
     """The run's trained encoder and the same architecture untrained (seeded by the run's seed)."""
-    module = load_module(run.dir, InfoAlignNet, device)
-    torch.manual_seed(model.config.seed)
-    untrained = InfoAlignNet(**module_args(model.config, inputs)).to(device)  # type: ignore[arg-type]
-    return module, untrained
+    return load_module(run.dir, InfoAlignNet, device), untrained_module(
+        run.dir, InfoAlignNet, model.config.seed, device
+    )
 
 
 @dataclass
@@ -49,22 +45,13 @@ class Targets(Evaluator[TargetsOptions, MethodsResult]):
     name = "targets"
     description = "Held-out TARGETS edges by k-NN transfer in the embedding, beside Tanimoto k-NN and a random forest."
     options_class = TargetsOptions
-    result_class = MethodsResult
 
-    def evaluate(
-        self,
-        run: Run,
-        model: Model,
-        inputs: Any,
-        conn: Connection,
-        options: TargetsOptions,
-        device: str,
-        on_progress: OnProgress,
-    ) -> MethodsResult:
-        module, untrained = encoders(run, model, inputs, device)
+    def evaluate(self, ctx: Context, options: TargetsOptions) -> MethodsResult:
+        run, model, inputs = ctx.run, ctx.model, ctx.inputs
+        module, untrained = encoders(run, model, ctx.device)
         vectors = {
-            "infoalign": embed(module, inputs.graphs, device),
-            "untrained": embed(untrained, inputs.graphs, device),
+            "infoalign": embed(module, inputs.graphs, ctx.device),
+            "untrained": embed(untrained, inputs.graphs, ctx.device),
         }
         figures = evaluate_targets(
             inputs, vectors, neighbours=options.neighbours, rf_trees=options.rf_trees, seed=model.config.seed
@@ -102,18 +89,9 @@ class Properties(Evaluator[PropertiesOptions, MethodsResult]):
     name = "properties"
     description = "A head on the frozen encoder per property set (scaffold split), beside fingerprint baselines."
     options_class = PropertiesOptions
-    result_class = MethodsResult
 
-    def evaluate(
-        self,
-        run: Run,
-        model: Model,
-        inputs: Any,
-        conn: Connection,
-        options: PropertiesOptions,
-        device: str,
-        on_progress: OnProgress,
-    ) -> MethodsResult:
+    def evaluate(self, ctx: Context, options: PropertiesOptions) -> MethodsResult:
+        run, model, inputs = ctx.run, ctx.model, ctx.inputs
         if not options.file:
             raise KgctlError(
                 f"--evaluator properties needs --file (the {options.set} assays.csv.gz, e.g. "
@@ -123,17 +101,17 @@ class Properties(Evaluator[PropertiesOptions, MethodsResult]):
         seeds = comma_list(options.probe_seeds, "probe-seeds", int, "numbers")
         if not seeds:
             raise KgctlError("--probe-seeds needs at least one seed")
-        module, untrained = encoders(run, model, inputs, device)
+        module, untrained = encoders(run, model, ctx.device)
 
         def encoder(net: nn.Module) -> Any:
-            return lambda smiles: embed(net, featurise(smiles)[0], device)
+            return lambda smiles: embed(net, featurise(smiles)[0], ctx.device)
 
         figures = evaluate_set(
             data,
             {"infoalign": encoder(module), "untrained": encoder(untrained)},
             tuple(seeds),
             rf_trees=options.rf_trees,
-            on_progress=on_progress,
+            on_progress=ctx.on_progress,
         )
         methods = figures.pop("methods")
         facts = {**figures, "file": options.file, "encoder_mode": ENCODER_MODE}

@@ -23,6 +23,7 @@ from kgctl.models.isoclr.data import Inputs, collect_inputs
 from kgctl.models.isoclr.model import IsoCLRNet
 from kgctl.models.isoclr.probe import embed
 from kgctl.models.isoclr.task import IsoCLRTask
+from kgctl.models.neighbours import cosine_rows, top_k
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
 from kgctl.models.trainer import load_module
@@ -81,24 +82,17 @@ class IsoCLR(Model):
         if k < 1:
             raise KgctlError("--top-k must be at least 1")
         vectors = embed(module, inputs, device=device, tracks=self.config.tracks)
-        unit = torch.from_numpy(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
         homology = inputs.homology()[inputs.gene_of]
-        k = min(k, inputs.n - 1)
-        ends, scores = [], []
-        for lo in range(0, inputs.n, 2048):  # blocks of rows, self excluded
-            sim = unit[lo : lo + 2048] @ unit.T
-            sim[torch.arange(len(sim)), torch.arange(lo, lo + len(sim))] = -2.0
-            top = sim.topk(k, dim=1)
-            ends.append(top.indices.numpy())
-            scores.append(top.values.numpy())
+        top = top_k(cosine_rows(torch.from_numpy(vectors)), inputs.n, k)
+        k = top.partner.shape[1]
         a = np.repeat(np.arange(inputs.n), k)
-        b = np.concatenate(ends).reshape(-1)
+        b = top.partner.reshape(-1)
         same_gene = inputs.gene_of[a] == inputs.gene_of[b]
         edges = pa.table(
             {
                 "start": inputs.ids[a].tolist(),
                 "end": inputs.ids[b].tolist(),
-                "score": np.round(np.concatenate(scores).reshape(-1), 6),
+                "score": np.round(top.raw.reshape(-1), 6),
                 "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), inputs.n),
                 "same_gene": same_gene,
                 "homologous": homology[a] == homology[b],

@@ -5,7 +5,6 @@ in the run folder, so training workers, evaluation and prediction need no Neo4j.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 from kgctl.core.errors import KgctlError
 from kgctl.graph.connection import Connection
 from kgctl.graph.export import HeteroView, export_view
+from kgctl.models.base import ArrayInputs
 from kgctl.models.isoclr.config import IsoCLRConfig
 from kgctl.models.isoclr.datasets import corpus_of, union_find
 from kgctl.models.isoclr.encoding import six_tracks
@@ -25,7 +25,7 @@ CORPUS_LICENCES = {"utr3-stability": "Apache-2.0", "mrl": "GPL-3.0"}
 
 
 @dataclass
-class Inputs:
+class Inputs(ArrayInputs):
     ids: np.ndarray  # str [N]: transcript ids
     genes: np.ndarray  # str [G]: gene ids (or corpus groups)
     gene_of: np.ndarray  # int64 [N]: each transcript's gene
@@ -59,31 +59,6 @@ class Inputs:
         for array in (self.gene_of, self.orthologs, self.offsets, self.tracks):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
-
-    def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            ids=self.ids,
-            genes=self.genes,
-            gene_of=self.gene_of,
-            orthologs=self.orthologs,
-            tracks=self.tracks,
-            offsets=self.offsets,
-            meta=json.dumps(self.meta),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> Inputs:
-        with np.load(path, allow_pickle=False) as f:
-            return cls(
-                f["ids"],
-                f["genes"],
-                f["gene_of"],
-                f["orthologs"],
-                f["tracks"],
-                f["offsets"],
-                json.loads(str(f["meta"])),
-            )
 
 
 def pack(

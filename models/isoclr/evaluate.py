@@ -10,14 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import comma_list, setting
-from kgctl.core.progress import OnProgress
-from kgctl.graph.connection import Connection
-from kgctl.models.base import Model
-from kgctl.models.evaluators import Evaluator, EvaluatorOptions, MethodsResult, register_evaluator
+from kgctl.models.evaluators import Context, Evaluator, EvaluatorOptions, MethodsResult, register_evaluator
 from kgctl.models.isoclr.config import IsoCLRConfig
 from kgctl.models.isoclr.data import Inputs, pack
 from kgctl.models.isoclr.datasets import half_life, utr3_mpra, utr5_mrl
@@ -25,8 +21,7 @@ from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
 from kgctl.models.isoclr.model import IsoCLRNet
 from kgctl.models.isoclr.probe import ProbeSet, embed, isoform_retrieval, low_data_curves
 from kgctl.models.isoclr.task import module_args
-from kgctl.models.runs import Run
-from kgctl.models.trainer import load_module
+from kgctl.models.trainer import load_module, untrained_module
 
 LABELS = ("mrl", "utr3-stability", "half-life")
 
@@ -41,27 +36,17 @@ class Isoforms(Evaluator[IsoformsOptions, MethodsResult]):
     name = "isoforms"
     description = "Isoform retrieval on the run's transcripts (no labels), beside the untrained encoder and 5-mers."
     options_class = IsoformsOptions
-    result_class = MethodsResult
 
-    def evaluate(
-        self,
-        run: Run,
-        model: Model,
-        inputs: Any,
-        conn: Connection,
-        options: IsoformsOptions,
-        device: str,
-        on_progress: OnProgress,
-    ) -> MethodsResult:
+    def evaluate(self, ctx: Context, options: IsoformsOptions) -> MethodsResult:
+        run, model, inputs = ctx.run, ctx.model, ctx.inputs
         config = model.config
         assert isinstance(config, IsoCLRConfig)
-        module = load_module(run.dir, IsoCLRNet, device)
-        torch.manual_seed(config.seed)
-        untrained = IsoCLRNet(**module_args(config)).to(device)
+        module = load_module(run.dir, IsoCLRNet, ctx.device)
+        untrained = untrained_module(run.dir, IsoCLRNet, config.seed, ctx.device)
         sequences = [inputs.sequence(i) for i in range(inputs.n)]
         vectors = {
-            "isoclr": embed(module, inputs, device=device, tracks=config.tracks),
-            "untrained": embed(untrained, inputs, device=device, tracks=config.tracks),
+            "isoclr": embed(module, inputs, device=ctx.device, tracks=config.tracks),
+            "untrained": embed(untrained, inputs, device=ctx.device, tracks=config.tracks),
             "kmer5": kmer_counts(sequences, 5),
         }
         figures = isoform_retrieval(inputs, vectors, config.max_length, limit=options.limit, seed=config.seed)
@@ -115,30 +100,21 @@ class RNAProbe(Evaluator[ProbeOptions, MethodsResult]):
     name = "rna_probe"
     description = "A ridge probe on the frozen encoder over label fractions, beside k-mer and from-scratch controls."
     options_class = ProbeOptions
-    result_class = MethodsResult
 
-    def evaluate(
-        self,
-        run: Run,
-        model: Model,
-        inputs: Any,
-        conn: Connection,
-        options: ProbeOptions,
-        device: str,
-        on_progress: OnProgress,
-    ) -> MethodsResult:
+    def evaluate(self, ctx: Context, options: ProbeOptions) -> MethodsResult:
+        run, model, inputs = ctx.run, ctx.model, ctx.inputs
         config = model.config
         assert isinstance(config, IsoCLRConfig)
         data = probe_set(options, inputs, config)
         curves = low_data_curves(
             data,
-            load_module(run.dir, IsoCLRNet, device),
+            load_module(run.dir, IsoCLRNet, ctx.device),
             module_args(config),
             seeds=_numbers(options.probe_seeds, "probe-seeds", int),
             fractions=_numbers(options.fractions, "fractions", float),
             scratch_steps=options.scratch_steps,
-            device=device,
-            on_progress=on_progress,
+            device=ctx.device,
+            on_progress=ctx.on_progress,
         )
         methods = curves.pop("methods")
         facts = {
