@@ -106,3 +106,26 @@ def test_graphsage_learns_the_planted_modules_for_unseen_genes() -> None:
 
     assert metrics.auc(score(split.test), score(neg)) > 0.75
     assert not np.isin(pair_keys(split.test, inputs.n), pair_keys(task.pairs, inputs.n)).any()
+
+
+@pytest.mark.model("cal")
+def test_pair_baselines_are_registered_and_choose_their_settings_on_validation() -> None:
+    from kgctl.models.association.baselines import WalkEmbedding
+    from kgctl.models.association.config import AssociationConfig
+    from kgctl.models.association.data import embed, validation_negatives
+    from kgctl.models.association.scorers import SplitData, fit_chosen, scorers
+
+    assert {"cosine", "degree_product", "walk_embedding", "bilinear"} <= set(scorers())
+    inputs = planted_inputs()
+    config = AssociationConfig(dataset="planted", split="edge")
+    split = make_split(inputs, config, "edge", 1)
+    emb, _ = embed(inputs.features, split.fit, 8)
+    validation = (split.validation, validation_negatives(inputs, split, 5, np.random.default_rng(0)))
+    scores, record = fit_chosen(WalkEmbedding, SplitData(inputs, split, emb, config, validation=validation))
+    grid = [dict(zip(WalkEmbedding.grid, v, strict=True)) for v in [(5, 64), (5, 128), (10, 64), (10, 128)]]
+    assert [c["settings"] for c in record["candidates"]] == grid
+    best = max(record["candidates"], key=lambda c: c["validation_auc"])
+    assert record["settings"] == best["settings"] and record["value"] == pytest.approx(best["validation_auc"], abs=1e-4)
+    assert len(scores.pairs(split.test)) == len(split.test)
+    _, default = fit_chosen(WalkEmbedding, SplitData(inputs, split, emb, config))  # no validation pairs
+    assert default == {"settings": {"window": 5, "dim": 64}}

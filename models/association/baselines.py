@@ -97,7 +97,14 @@ class DegreeProduct(PairScorer):
 class WalkEmbedding(PairScorer):
     name = "walk_embedding"
     description = "Cosine of DeepWalk embeddings (PPMI of walk co-occurrences, SVD) of the training graph."
+    grid = {"window": (5, 10), "dim": (64, 128)}  # DeepWalk's window and width, chosen on validation
 
     def fit(self, data: SplitData) -> Scores:
-        walk = walk_embedding(data.inputs.n, data.split.train, seed=data.split.seed)
+        walk = walk_embedding(
+            data.inputs.n,
+            data.split.train,
+            dim=self.settings["dim"],
+            window=self.settings["window"],
+            seed=data.split.seed,
+        )
         return Scores(lambda pairs: cosine_scores(walk, pairs), vectors=walk)

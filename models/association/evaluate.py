@@ -37,7 +37,7 @@ from kgctl.models.association.data import (
 )
 from kgctl.models.association.model import AssociationModel
 from kgctl.models.association.rows import partner_hits
-from kgctl.models.association.scorers import Scores, SplitData, scorers
+from kgctl.models.association.scorers import Scores, SplitData, fit_chosen, scorers
 from kgctl.models.association.task import PairTask
 from kgctl.models.config import ModelConfig
 from kgctl.models.evaluators import Context, EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
@@ -138,9 +138,10 @@ def split_models(
     return fitted
 
 
-def baseline_scores(data: SplitData) -> dict[str, Scores]:
-    """Every registered pair baseline, fit on the split's training data."""
-    return {name: cls().fit(data) for name, cls in scorers().items()}
+def baseline_scores(data: SplitData) -> dict[str, tuple[Scores, dict[str, Any]]]:
+    """Every registered pair baseline fit on the split's training data, its settings chosen on
+    the split's validation pairs, with the record of the choice."""
+    return {name: fit_chosen(cls, data) for name, cls in scorers().items()}
 
 
 def honest(
@@ -152,7 +153,15 @@ def honest(
     models = split_models(run, inputs, split, emb, device, on_progress)
     chosen: dict[str, ModelConfig] = {name: f.config for name, f in models.items()}
     methods = {name: f.scores for name, f in models.items()}
-    methods |= baseline_scores(SplitData(inputs, split, emb, data, chosen, device, on_progress))
+    selection = {name: f.selection for name, f in models.items()}
+    validation = None
+    if len(split.validation):  # a generator of their own: the test negatives below stay as they were
+        rng = np.random.default_rng([seed, 2])
+        validation = (split.validation, validation_negatives(inputs, split, NEGATIVE_RATIO, rng))
+    for name, (scores, record) in baseline_scores(
+        SplitData(inputs, split, emb, data, chosen, validation, device, on_progress)
+    ).items():
+        methods[name], selection[name] = scores, record
     degree = degrees(inputs.n, split.train)
     rng = np.random.default_rng(seed)
     negative_sets = {
@@ -165,7 +174,7 @@ def honest(
     result: dict[str, Any] = {
         "split": split.counts(),
         "negatives": {k: len(v) for k, v in negative_sets.items()},
-        "selection": {name: f.selection for name, f in models.items()},
+        "selection": selection,
         "methods": {},
     }
     val_neg = validation_negatives(inputs, split, NEGATIVE_RATIO, rng) if len(split.validation) else None
@@ -327,7 +336,8 @@ def threshold_sweep(
             seeded = config.replace(seed=seed, min_score=t, split="edge")
             out = folder / f"threshold-{t:g}-seed{seed}"
             methods = {model.name: trained(type(model)(seeded), out, emb, train_pairs, device, on_progress)}
-            methods |= baseline_scores(SplitData(inputs, split, emb, seeded, {model.name: seeded}, device, on_progress))
+            baselines = baseline_scores(SplitData(inputs, split, emb, seeded, {model.name: seeded}, None, device))
+            methods |= {name: scores for name, (scores, _) in baselines.items()}
             figures = {}
             for method, scores in methods.items():
                 pos, negs = scores.pairs(test), scores.pairs(neg)
@@ -478,7 +488,8 @@ def _save(fig: Any, path: Path) -> str:
 
 def _picked(seed: str, selection: dict[str, Any]) -> str:
     settings = ",".join(f"{k}={v}" for k, v in (selection.get("settings") or {}).items())
-    return f"seed {seed} epoch {selection.get('epoch')}" + (f" {settings}" if settings else "")
+    epoch = f" epoch {selection['epoch']}" if "epoch" in selection else ""
+    return f"seed {seed}{epoch}" + (f" {settings}" if settings else "")
 
 
 def _fmt(stat: dict[str, Any] | None) -> str:
@@ -514,7 +525,7 @@ def report(r: dict[str, Any]) -> list[str]:
                 f"  known pairs below the threshold ({first['ambiguous_pairs']:,}, never negatives) "
                 "against negatives, AUC: " + ", ".join(band)
             )
-        for method in first["selection"]:
+        for method in [m for m, chosen in first["selection"].items() if chosen.get("settings") or "epoch" in chosen]:
             picks = [_picked(seed, r_["selection"].get(method) or {}) for seed, r_ in block["per_seed"].items()]
             lines.append(f"  {method} chosen on validation: " + "; ".join(picks))
         hits = {h: metrics.mean_sd([r_["hubness"][h] for r_ in block["per_seed"].values()]) for h in HUBNESS}

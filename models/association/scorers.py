@@ -5,16 +5,18 @@ package may register its own (CAL registers the bilinear form trained with its l
 
 from __future__ import annotations
 
+import itertools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.progress import OnProgress, silent
+from kgctl.models import metrics
 from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import Inputs, Split
 from kgctl.models.config import ModelConfig
@@ -44,18 +46,45 @@ class SplitData:
     emb: np.ndarray
     data: AssociationConfig
     chosen: dict[str, ModelConfig] = field(default_factory=dict)
+    validation: tuple[np.ndarray, np.ndarray] | None = None  # the split's validation pairs, their negatives
     device: str = "cpu"
     on_progress: OnProgress = silent
 
 
 class PairScorer(ABC):
-    """A registered pair baseline: `fit` on a split's training data, returning its `Scores`."""
+    """A registered pair baseline: `fit` on a split's training data, returning its `Scores`.
+    `grid` holds the settings chosen on the split's validation pairs, as a model's `search` is
+    (the first value of each is the default, used where a split has no validation pairs)."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = {key: values[0] for key, values in self.grid.items()} | settings
 
     @abstractmethod
     def fit(self, data: SplitData) -> Scores: ...
+
+
+def fit_chosen(cls: type[PairScorer], data: SplitData) -> tuple[Scores, dict[str, Any]]:
+    """The scorer fit at every combination of its grid on the training pairs, the one with the
+    best validation AUC kept, and the record of the choice (every candidate's AUC)."""
+    combos = [dict(zip(cls.grid, values, strict=True)) for values in itertools.product(*cls.grid.values())]
+    if len(combos) <= 1 or data.validation is None or not len(data.validation[0]):
+        chosen = combos[0] if combos else {}
+        return cls(**chosen).fit(data), {"settings": chosen}
+    positives, negatives = data.validation
+    best: tuple[float, Scores, dict[str, Any]] | None = None
+    candidates = []
+    for combo in combos:
+        scores = cls(**combo).fit(data)
+        auc = metrics.auc(scores.pairs(positives), scores.pairs(negatives))
+        candidates.append({"settings": combo, "validation_auc": round(auc, 4)})
+        if best is None or auc > best[0]:
+            best = (auc, scores, combo)
+    assert best is not None
+    return best[1], {"settings": best[2], "metric": "validation_auc", "value": best[0], "candidates": candidates}
 
 
 SCORERS: dict[str, type[PairScorer]] = {}
