@@ -40,16 +40,8 @@ class CALTask(PairTask):
         embedding: dict[str, Any] | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        super().__init__(
-            name,
-            config,
-            {"dim": int(emb.shape[1]), "hidden": config.hidden_dim, "layers": config.layers},
-            emb,
-            pairs,
-            split,
-            embedding,
-            validation,
-        )
+        args = {"dim": int(emb.shape[1]), "hidden": config.hidden_dim, "layers": config.layers}
+        super().__init__(name, config, args, emb, pairs, split, embedding, validation)
 
     def build_module(self) -> nn.Module:
         return CALModel(**self.module_args)

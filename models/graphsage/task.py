@@ -92,16 +92,13 @@ class GraphSAGETask(PairTask):
         embedding: dict[str, Any] | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        super().__init__(
-            "graphsage",
-            config,
-            {"dim": int(emb.shape[1]), "hidden": config.hidden_dim, "layers": config.layers, "dropout": config.dropout},
-            emb,
-            pairs,
-            split,
-            embedding,
-            validation,
-        )
+        args = {
+            "dim": int(emb.shape[1]),
+            "hidden": config.hidden_dim,
+            "layers": config.layers,
+            "dropout": config.dropout,
+        }
+        super().__init__("graphsage", config, args, emb, pairs, split, embedding, validation)
 
     def build_module(self) -> nn.Module:
         return GraphSAGE(**self.module_args)
