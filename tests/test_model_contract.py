@@ -125,19 +125,20 @@ class ModelContract(FastContract):
     on one trained pair of runs, and the last deletes them."""
 
     @pytest.fixture(scope="class")
-    def trained(self, neo4j_server: TestServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-        cls = available()[self.name]
-        folder = tmp_path_factory.mktemp(self.name)
+    @classmethod
+    def trained(cls, neo4j_server: TestServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+        model_class = available()[cls.name]
+        folder = tmp_path_factory.mktemp(cls.name)
         with neo4j_server.connect() as conn:
             wipe(conn)
-            params = VIEW_EXAMPLES[cls.view](conn, folder)
-            config: ModelConfig = cls.config_class(**{**cls.test_config, **params})
+            params = VIEW_EXAMPLES[model_class.view](conn, folder)
+            config: ModelConfig = model_class.config_class(**{**model_class.test_config, **params})
             assert config.epochs >= 2, "the contract stops after one epoch and resumes"
             before = snapshot(conn)
             data_dir = folder / "kgctl"
-            whole = runs.train(conn, data_dir, self.name, config, device="cpu")
-            part = runs.train(conn, data_dir, self.name, config, device="cpu", stop_after=1)
-            yield Trained(conn, data_dir, cls(config), before, whole, part)
+            whole = runs.train(conn, data_dir, cls.name, config, device="cpu")
+            part = runs.train(conn, data_dir, cls.name, config, device="cpu", stop_after=1)
+            yield Trained(conn, data_dir, model_class(config), before, whole, part)
 
     @pytest.mark.slow
     def test_stop_and_resume_reach_the_weights_of_one_run(self, trained: Trained) -> None:
