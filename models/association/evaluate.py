@@ -158,9 +158,7 @@ def honest(
     if len(split.validation):  # a generator of their own: the test negatives below stay as they were
         rng = np.random.default_rng([seed, 2])
         validation = (split.validation, validation_negatives(inputs, split, NEGATIVE_RATIO, rng))
-    for name, (scores, record) in baseline_scores(
-        SplitData(inputs, split, emb, data, chosen, validation, device, on_progress)
-    ).items():
+    for name, (scores, record) in baseline_scores(SplitData(inputs, split, emb, data, chosen, validation)).items():
         methods[name], selection[name] = scores, record
     degree = degrees(inputs.n, split.train)
     rng = np.random.default_rng(seed)
@@ -336,7 +334,7 @@ def threshold_sweep(
             seeded = config.replace(seed=seed, min_score=t, split="edge")
             out = folder / f"threshold-{t:g}-seed{seed}"
             methods = {model.name: trained(type(model)(seeded), out, emb, train_pairs, device, on_progress)}
-            baselines = baseline_scores(SplitData(inputs, split, emb, seeded, {model.name: seeded}, None, device))
+            baselines = baseline_scores(SplitData(inputs, split, emb, seeded, {model.name: seeded}))
             methods |= {name: scores for name, (scores, _) in baselines.items()}
             figures = {}
             for method, scores in methods.items():

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from kgctl.core.errors import KgctlError
-from kgctl.core.progress import OnProgress, silent
 from kgctl.models import metrics
 from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import Inputs, Split
@@ -47,8 +46,6 @@ class SplitData:
     data: AssociationConfig
     chosen: dict[str, ModelConfig] = field(default_factory=dict)
     validation: tuple[np.ndarray, np.ndarray] | None = None  # the split's validation pairs, their negatives
-    device: str = "cpu"
-    on_progress: OnProgress = silent
 
 
 class PairScorer(ABC):
