@@ -1,8 +1,8 @@
 """The evaluator contract and registry (as PyKEEN's evaluators): a registered `Evaluator` declares
-its name, which models it applies to, typed options (a dataclass of `setting`s, generated into
-`kgctl evaluate` the way a model's config is generated into `kgctl train`) and returns a typed
-result that serialises to the run's JSON, its headline and its report. Models name the
-evaluators they support; `kgctl evaluate RUN --evaluator NAME` runs one."""
+its name and typed options (a dataclass of `setting`s, generated into `kgctl evaluate` the way a
+model's config is generated into `kgctl train`) and returns a typed result that serialises to the
+run's JSON, its headline and its report. Models name the evaluators that apply to them (the first
+is their default); `kgctl evaluate RUN --evaluator NAME` runs one."""
 
 from __future__ import annotations
 

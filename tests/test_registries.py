@@ -87,3 +87,41 @@ def test_registration_checks_the_declaration() -> None:
     with pytest.raises(KgctlError, match="already registered"):
         register(Clash)
     assert available()["cal"] is CAL
+
+
+@pytest.mark.model("cal")
+def test_evaluator_registration_and_options_are_checked() -> None:
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from kgctl.core.options import setting
+    from kgctl.models.association.evaluate import Pairs, PairsOptions
+    from kgctl.models.evaluators import EvaluationResult, Evaluator, EvaluatorOptions, register_evaluator
+
+    @dataclass
+    class Listy(EvaluatorOptions):
+        values: list[str] = setting((), "Not a type the command line can generate.")
+
+    class Bad(Evaluator[EvaluatorOptions, EvaluationResult]):
+        name = "Bad Name"
+        description = "x"
+        options_class: ClassVar[type] = EvaluatorOptions
+
+    with pytest.raises(KgctlError, match="`name` must match"):
+        register_evaluator(Bad)
+    Bad.name = "bad"
+    Bad.options_class = dict
+    with pytest.raises(KgctlError, match="`options_class` must be a dataclass"):
+        register_evaluator(Bad)
+    Bad.options_class = Listy
+    with pytest.raises(TypeError, match="is not str, int, float, bool"):
+        register_evaluator(Bad)
+    assert Pairs.parse({"seeds": "1,2", "splits": None}) == PairsOptions(seeds="1,2")
+    with pytest.raises(KgctlError, match="evaluator pairs takes no option --rf-trees"):
+        Pairs.parse({"rf_trees": 3})
+    with pytest.raises(KgctlError, match="--seeds: 42 is not str"):
+        Pairs.parse({"seeds": 42})
+    from kgctl.models.infoalign.evaluate import Properties
+
+    with pytest.raises(KgctlError, match="--set: 'tox21' is not one of chembl2k"):
+        Properties.parse({"set": "tox21"})
