@@ -78,21 +78,12 @@ def train_command(cls: type[Model]) -> click.Command:
                     stop_after=stop_after,
                     on_progress=on_progress,
                 )
-            elif from_run:
-                refuse(["config_file"], f"--from-run takes its settings from run {from_run}")
-                config = runs.settings_from(data_dir, from_run, cls.name).replace(**overrides)
-                run = runs.train(
-                    conn,
-                    data_dir,
-                    cls.name,
-                    config,
-                    device=device,
-                    nproc=nproc,
-                    stop_after=stop_after,
-                    on_progress=on_progress,
-                )
             else:
-                config = cls.config_class.load(config_file, cls.name, **overrides)
+                if from_run:
+                    refuse(["config_file"], f"--from-run takes its settings from run {from_run}")
+                    config = runs.settings_from(data_dir, from_run, cls.name).replace(**overrides)
+                else:
+                    config = cls.config_class.load(config_file, cls.name, **overrides)
                 run = runs.train(
                     conn,
                     data_dir,
