@@ -37,7 +37,7 @@ from kgctl.graph.connection import (
 from kgctl.models import runs  # noqa: E402
 from kgctl.models.infoalign import InfoAlignConfig  # noqa: E402
 from kgctl.models.infoalign.config import PUBLISHED  # noqa: E402
-from kgctl.models.infoalign.downstream import SETS  # noqa: E402
+from kgctl.models.probing.molecules import SETS  # noqa: E402
 from kgctl.testing.fixtures import make_test_server, shared_data_dir, test_server_at  # noqa: E402
 
 RESULT = RESULTS / "infoalign.json"
@@ -97,6 +97,12 @@ def keep_other_sets(figures: dict[str, Any], before: dict[str, Any]) -> None:
         figures["earlier_run"] = {"sets": kept, "pretraining": before["pretraining"], "targets": before["targets"]}
 
 
+def all_labels(methods: dict[str, Any]) -> dict[str, Any]:
+    """Each method's figures with all the training labels (the `probe` keys them by label share;
+    sets kept from a JSON written before it are not)."""
+    return {m: v.get("1", v) for m, v in methods.items()}
+
+
 def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name in (n for n in SETS if n in figures):
@@ -106,7 +112,7 @@ def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
             "metric": key,
             "run": result["run_id"],
             "context_share": result["context"]["share_with_context_edges"],
-            **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in result["methods"].items()},
+            **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in all_labels(result["methods"]).items()},
         }
     summary["targets"] = figures["targets"].get("methods")
     return summary
@@ -164,7 +170,12 @@ def main() -> None:
             if "targets" not in figures:
                 print("held-out targets", flush=True)
                 figures["targets"] = runs.evaluate(
-                    conn, data_dir, run.id, {"rf_trees": args.rf_trees}, evaluator="targets", device="cpu"
+                    conn,
+                    data_dir,
+                    run.id,
+                    {"task": "targets", "rf_trees": args.rf_trees},
+                    evaluator="retrieval",
+                    device="cpu",
                 )
                 write_result("infoalign", figures)
             for name in args.sets.split(","):
@@ -178,10 +189,10 @@ def main() -> None:
                     {
                         "probe_seeds": args.seeds,
                         "rf_trees": args.rf_trees,
-                        "set": name,
+                        "labels": name,
                         "file": str(data / "infoalign" / SETS[name][0]),
                     },
-                    evaluator="properties",
+                    evaluator="probe",
                     device="cpu",
                     on_progress=progress,
                 )

@@ -117,7 +117,7 @@ def main() -> None:
                     data_dir,
                     run.id,
                     {"labels": "utr3-stability", "file": str(utr3), "target": target, **probe},
-                    evaluator="rna_probe",
+                    evaluator="probe",
                     device="cpu",
                     on_progress=progress,
                 )
@@ -134,7 +134,7 @@ def main() -> None:
                 data_dir,
                 run.id,
                 {"labels": "mrl", "file": str(utr5), **probe},
-                evaluator="rna_probe",
+                evaluator="probe",
                 device="cpu",
                 on_progress=progress,
             )
@@ -150,7 +150,7 @@ def main() -> None:
                 data_dir,
                 run.id,
                 {"labels": "half-life", "file": str(made.half_life), **probe},
-                evaluator="rna_probe",
+                evaluator="probe",
                 device="cpu",
                 on_progress=progress,
             )
@@ -168,7 +168,7 @@ def main() -> None:
     for key in ("utr3_jurkat", "utr3_beas2b", "mrl", "synthetic_half_life"):
         result = figures[key]
         figures.setdefault("summary", {})[key] = {
-            "isoclr": {f: v["mean"] for f, v in result["methods"]["isoclr"].items()},
+            "isoclr": {f: v["pearson_r"]["mean"] for f, v in result["methods"]["isoclr"].items()},
             "margin": result["margin"],
         }
     figures["seconds"] = round(time.perf_counter() - started, 1)

@@ -156,6 +156,7 @@ class Model(ABC):
     view: ClassVar[str]  # the registered view it reads (graph/views.py)
     writes: ClassVar[Writes]
     evaluators: ClassVar[tuple[str, ...]] = ()  # registered evaluators that apply; the first is the default
+    item_kind: ClassVar[str | None] = None  # what `encode` reads ("molecule": SMILES; "rna": packed transcripts)
     predict_options: ClassVar[tuple[Option, ...]] = ()
     test_config: ClassVar[dict[str, Any]] = {}  # a few-second config for the contract test
     all_data: ClassVar[str] = "--split none"  # the train option that leaves nothing out
@@ -190,9 +191,27 @@ class Model(ABC):
         """The module from the arguments its task recorded (to load a trained one)."""
 
     @abstractmethod
-    def embed(self, run: Run, inputs: Any, device: str = "cpu") -> np.ndarray:
+    def embed(self, run: Run, inputs: Any, device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
         """The trained run's vectors of the nodes it writes embeddings for (the rows of
-        `predict`'s `embedding_ids`): what shared evaluators and nearest-neighbour queries read."""
+        `predict`'s `embedding_ids`): what shared evaluators and nearest-neighbour queries read.
+        `untrained`: the same architecture freshly initialised (seeded by the run's seed), the
+        control every evaluator reports beside the trained encoder."""
+
+    def encode(self, run: Run, items: Any, device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
+        """The frozen representation [n, d] of labelled items of `item_kind` that need not be in
+        the graph (what the `probe` evaluator reads); `untrained` as in `embed`."""
+        raise KgctlError(f"{self.name} encodes no items outside its graph")
+
+    def from_scratch(self, run: Run, data: Any, split: Any, seed: int, steps: int, device: str) -> np.ndarray | None:
+        """The probe's from-scratch control: the encoder trained on `split.train` of the labelled
+        `data` from random weights, its test predictions [len(split.test), T]; None when the
+        model has none."""
+        return None
+
+    def probe_facts(self, inputs: Any, data: Any) -> dict[str, Any]:
+        """What the probe reports about the labelled items and the run's graph (e.g. how many
+        of them the graph links to anything)."""
+        return {}
 
     @abstractmethod
     def predict(self, run: Run, inputs: Any, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:

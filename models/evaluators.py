@@ -12,7 +12,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option, config_options, field_types
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from kgctl.models.base import Model
     from kgctl.models.runs import Run
 
-BUILT_IN = ("kgctl.models.association",)  # families whose evaluators are not in a model package
+BUILT_IN = ("kgctl.models.association", "kgctl.models.probing", "kgctl.models.retrieval")  # shared evaluators
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -153,6 +153,54 @@ def available() -> dict[str, type[Evaluator[Any, Any]]]:
     for module in BUILT_IN:
         importlib.import_module(module)
     return dict(sorted(EVALUATORS.items()))
+
+
+class Kinded(Protocol):
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    description: ClassVar[str]
+
+
+K = TypeVar("K", bound=Kinded)
+C = TypeVar("C", bound=type)
+
+
+class KindRegistry(Generic[K]):
+    """Components of shared evaluators registered per kind of item (a model's `item_kind`): label
+    sets, baselines, retrieval tasks. The package that defines an item format registers them."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.entries: dict[str, type[K]] = {}
+
+    def register(self, cls: C) -> C:
+        """Class decorator: add a component with a `name` and a `kind`."""
+        name = getattr(cls, "name", "")
+        if not NAME.match(name.replace("-", "_")) or not getattr(cls, "kind", ""):
+            raise KgctlError(f"{self.what} {cls.__name__}: needs a `kind` and a `name` matching {NAME.pattern}")
+        if name in self.entries and self.entries[name] is not cls:
+            raise KgctlError(f"a {self.what} named {name!r} is already registered")
+        self.entries[name] = cls
+        return cls
+
+    def of_kind(self, kind: str) -> list[K]:
+        """The components of one kind of item, instantiated, in registration order."""
+        return [cls() for cls in self.entries.values() if cls.kind == kind]
+
+    def named(self, name: str, kind: str) -> K:
+        """The component of that name and kind (the first of the kind when `name` is empty)."""
+        found = {c.name: c for c in self.of_kind(kind)}
+        chosen = name or next(iter(found), "")
+        if chosen not in found:
+            raise KgctlError(f"no {kind} {self.what} {chosen!r}; registered: {', '.join(found) or 'none'}")
+        return found[chosen]
+
+
+def item_kind(model: Model, evaluator: str) -> str:
+    """The kind of item a model's `encode`/`embed` reads, which the shared evaluators need."""
+    if model.item_kind is None:
+        raise KgctlError(f"{model.name} declares no item_kind: the {evaluator} evaluator does not apply")
+    return model.item_kind
 
 
 def evaluator_class(name: str) -> type[Evaluator[Any, Any]]:

@@ -337,3 +337,10 @@ def untrained_module(folder: Path, build: Callable[..., nn.Module], seed: int, d
     state = torch.load(folder / MODEL, map_location=device, weights_only=False)
     torch.manual_seed(seed)
     return build(**state["module_args"]).to(device).eval()
+
+
+def run_module(
+    folder: Path, build: Callable[..., nn.Module], seed: int, device: str = "cpu", *, untrained: bool = False
+) -> nn.Module:
+    """The run's trained module, or with `untrained` its untrained control."""
+    return untrained_module(folder, build, seed, device) if untrained else load_module(folder, build, device)

@@ -147,8 +147,8 @@ def test_a_plugin_model_is_evaluated_by_the_family_evaluator(planted_graph: str,
     assert summary["linear_map"]["random"]["auc"]["mean"] > 0.5
     chosen = result["held_out"]["node"]["per_seed"]["1"]["selection"]
     assert 1 <= chosen["cal"]["epoch"] <= 4 and 1 <= chosen["graphsage"]["epoch"] <= 4
-    proc = run_cli(env, "evaluate", run["id"], "--evaluator", "targets")
-    assert proc.returncode != 0 and "linear_map runs are evaluated by pairs, evidence, not 'targets'" in proc.stderr
+    proc = run_cli(env, "evaluate", run["id"], "--evaluator", "retrieval")
+    assert proc.returncode != 0 and "linear_map runs are evaluated by pairs, evidence, not 'retrieval'" in proc.stderr
     proc = run_cli(env, "evaluate", run["id"], "--rf-trees", "3")
     assert proc.returncode != 0
     assert "--rf-trees does not apply: evaluator pairs takes --seeds, --splits, --thresholds" in proc.stderr

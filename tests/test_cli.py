@@ -45,8 +45,13 @@ def test_every_command_takes_json(path: tuple[str, ...]) -> None:
 def test_models_json_lists_each_model_with_its_view_and_writes() -> None:
     result = CliRunner().invoke(cli, ["models", "--json"])
     assert result.exit_code == 0, result.output
-    cal = {m["name"]: m for m in json.loads(result.output)["models"]}["cal"]
+    listed = json.loads(result.output)
+    cal = {m["name"]: m for m in listed["models"]}["cal"]
     assert cal["view"] == "gene-association" and cal["config"] == "CALConfig"
+    molecules, rna = listed["by_item_kind"]["molecule"], listed["by_item_kind"]["rna"]
+    assert molecules["models"] == ["infoalign"] and list(molecules["retrieval_tasks"]) == ["targets"]
+    assert {"chembl2k", "biogen3k"} <= set(molecules["label_sets"]) and "random_forest" in molecules["baselines"]
+    assert list(rna["baselines"]) == ["onehot", "kmer3", "kmer5"] and listed["probe_heads"] == ["ridge", "mlp"]
     assert cal["writes"] == {
         "relationship": "(Gene)-[:PREDICTED_ASSOCIATION]->(Gene)",
         "embedding": "Gene.embedding_cal",

@@ -22,14 +22,6 @@ from kgctl.models import runs
 from kgctl.models.infoalign import InfoAlign, InfoAlignConfig
 from kgctl.models.infoalign.config import PUBLISHED
 from kgctl.models.infoalign.data import from_view, min_max
-from kgctl.models.infoalign.downstream import (
-    SETS,
-    Assays,
-    evaluate_set,
-    read_assays,
-    scaffold_split,
-    scores,
-)
 from kgctl.models.infoalign.model import InfoAlignNet
 from kgctl.models.infoalign.molgraph import featurise
 from kgctl.models.infoalign.task import (
@@ -41,6 +33,10 @@ from kgctl.models.infoalign.task import (
     walk_targets,
 )
 from kgctl.models.metrics import rank_auc
+from kgctl.models.probing.evaluate import ProbeOptions
+from kgctl.models.probing.heads import Split, head, score
+from kgctl.models.probing.labels import Labelled
+from kgctl.models.probing.molecules import SETS, RandomForest, read_assays, scaffold_split
 from kgctl.models.trainer import fit
 from kgctl.testing.fixtures import context_graph
 
@@ -198,15 +194,16 @@ def test_the_frozen_encoder_stays_frozen() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, size=(len(RINGS), 2)).astype(float)
     labels[::5, 1] = np.nan
-    data = Assays("chembl2k", RINGS, labels, ["a", "b"], "auc", 0)
-    found = evaluate_set(data, {"frozen": lambda s: embed(net, featurise(s)[0], "cpu")}, (0,), rf_trees=5)
+    n = len(RINGS)
+    split = Split(np.arange(n - 6), np.arange(n - 6, n - 3), np.arange(n - 3, n))
+    x = embed(net, featurise(RINGS)[0], "cpu")
+    predicted = head("mlp").fit_predict(x, labels, split, np.arange(n), "auc", 0)
+    data = Labelled("rings", RINGS, labels, np.arange(n), "auc")
+    forest = RandomForest().fit_predict(data, split, 0, ProbeOptions(rf_trees=5))
     after = net.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    assert not net.training and set(found["methods"]) == {
-        "frozen",
-        "fingerprint_mlp",
-        "random_forest",
-    }
+    assert not net.training and predicted.shape == forest.shape == (3, 2)
+    assert ((predicted >= 0) & (predicted <= 1)).all()  # probabilities of the AUC tasks
     first = embed(net, featurise(SMILES)[0], "cpu")
     assert np.array_equal(first, embed(net, featurise(SMILES)[0], "cpu"))  # eval: deterministic
 
@@ -221,10 +218,9 @@ def test_scaffold_split_and_metrics() -> None:
     assert groups[0] == groups[1] and len(set(groups.tolist())) == 3  # acyclic: groups of their own
     y = np.array([[1, 0, np.nan], [0, 0, 1], [1, np.nan, 0], [0, 0, 1]])
     p = np.array([[0.9, 0.2, 0.5], [0.1, 0.3, 0.6], [0.8, 0.1, 0.7], [0.3, 0.4, 0.1]])
-    found = scores(y, p, "auc")  # task 0: AUC 1; task 1: one class, not scored; task 2: AUC 0
-    assert found["auc"] == pytest.approx(0.5) and found["tasks_scored"] == 2
-    assert found["share_auc_0.80"] == pytest.approx(1 / 3)
-    assert scores(np.array([[1.0], [np.nan]]), np.array([[0.5], [9.0]]), "mae")["mae"] == 0.5
+    found = score(y, p, "auc")  # task 0: AUC 1; task 1: one class, not scored; task 2: AUC 0
+    assert found["auc"] == pytest.approx(0.5) and found["share_auc_0.80"] == pytest.approx(1 / 3)
+    assert score(np.array([[1.0], [np.nan]]), np.array([[0.5], [9.0]]), "mae")["mae"] == 0.5
     rng = np.random.default_rng(0)
     labels, tied = rng.integers(0, 2, 200), rng.integers(0, 5, 200).astype(float)  # many ties
     assert rank_auc(labels, tied) == pytest.approx(roc_auc_score(labels, tied))
@@ -276,23 +272,24 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     assert data["spaces"]["expression"][1] == 978 and data["spaces"]["morphology"][0] == 40 * 2 + 4  # and DMSO
     assert data["targets"]["held_out_molecules"] > 20
     targets = runs.evaluate(graph, tmp_path / "kgctl", run.id, {"rf_trees": 10}, device="cpu")
-    assert {"infoalign_knn", "untrained_knn", "tanimoto_knn", "random_forest"} == set(targets["methods"])
+    assert targets["task"] == "targets"
+    assert {"infoalign", "untrained", "tanimoto_knn", "random_forest"} == set(targets["methods"])
     assert all(0 <= m["recall_at_10"] <= 1 for m in targets["methods"].values())
     chembl = runs.evaluate(
         graph,
         tmp_path / "kgctl",
         run.id,
         {
-            "set": "chembl2k",
+            "labels": "chembl2k",
             "file": str(shared_data / "infoalign" / SETS["chembl2k"][0]),
             "probe_seeds": "0",
             "rf_trees": 10,
         },
-        evaluator="properties",
+        evaluator="probe",
         device="cpu",
     )
-    assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint_mlp", "random_forest"}
-    assert 0.5 < chembl["methods"]["random_forest"]["auc"]["mean"] < 1 and chembl["context"]["molecules"] == 2355
+    assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint", "random_forest"}
+    assert 0.5 < chembl["methods"]["random_forest"]["1"]["auc"]["mean"] < 1 and chembl["context"]["molecules"] == 2355
     written = runs.predict(
         graph, tmp_path / "kgctl", run.id, {"top_k": 5}, device="cpu", write_back=True, allow_split=True
     )["written"]
@@ -307,4 +304,4 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     assert len(predicted) >= 1 and predicted["run"].eq(run.id).all() and predicted["rank"].iloc[0] == 1
     assert all(len(v) >= 1 for v in predicted["via_molecules"])  # evidence: a neighbour targets it
     with pytest.raises(KgctlError, match="needs --file"):
-        runs.evaluate(graph, tmp_path / "kgctl", run.id, {"set": "toxcast"}, evaluator="properties", device="cpu")
+        runs.evaluate(graph, tmp_path / "kgctl", run.id, {"labels": "toxcast"}, evaluator="probe", device="cpu")

@@ -21,10 +21,12 @@ from kgctl.models.isoclr.config import PUBLISHED
 from kgctl.models.isoclr.data import from_corpus
 from kgctl.models.isoclr.datasets import overlap_groups, utr3_mpra, utr5_mrl
 from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
-from kgctl.models.isoclr.evaluate import ProbeOptions, probe_set
+from kgctl.models.isoclr.evaluate import needs_file
 from kgctl.models.isoclr.model import IsoCLRNet, dcl_loss
-from kgctl.models.isoclr.probe import embed, fold_of, group_split, length_batches, ridge_path
+from kgctl.models.isoclr.probe import embed, length_batches
 from kgctl.models.isoclr.task import PairSampler, mask_positions
+from kgctl.models.probing.evaluate import ProbeOptions
+from kgctl.models.probing.heads import fold_of, group_split, ridge_path
 from kgctl.testing.fixtures import ingest_files, toy_transcripts
 from kgctl.testing.generators import transcriptome
 
@@ -217,16 +219,18 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(graph: Connec
         "fractions": "0.1",
         "scratch_steps": 200,
     }
-    result = runs.evaluate(graph, data_dir, run.id, options, evaluator="rna_probe", device="cpu")
-    methods = result["methods"]
-    print({m: v["0.1"]["mean"] for m, v in methods.items()}, result["train_sizes"])
-    assert methods["isoclr"]["0.1"]["mean"] > methods["scratch"]["0.1"]["mean"]
+    result = runs.evaluate(graph, data_dir, run.id, options, evaluator="probe", device="cpu")
+    methods = {m: v["0.1"]["pearson_r"]["mean"] for m, v in result["methods"].items()}
+    print(methods, result["train_sizes"])
+    assert set(methods) == {"isoclr", "untrained", "onehot", "kmer3", "kmer5", "scratch"}
+    assert methods["isoclr"] > methods["scratch"]
     assert result["train_sizes"]["0.1"] == [13]
     retrieval = runs.evaluate(graph, data_dir, run.id, {}, device="cpu")
     found = retrieval["methods"]
     assert (
-        retrieval["evaluator"] == "isoforms"
-        and found["isoclr"]["nearest_is_isoform"] > found["untrained"]["nearest_is_isoform"]
+        retrieval["evaluator"] == "retrieval"
+        and retrieval["task"] == "isoforms"
+        and found["isoclr"]["nearest_hit"] > found["untrained"]["nearest_hit"]
     )
 
     written = runs.predict(graph, data_dir, run.id, {"top_k": 3}, device="cpu", write_back=True)
@@ -251,4 +255,4 @@ def test_pretraining_beats_scratch_on_the_low_data_half_life_probe(graph: Connec
 
 def test_evaluate_needs_a_file_for_labelled_tasks(tmp_path: Path) -> None:
     with pytest.raises(KgctlError, match="needs --file"):
-        probe_set(ProbeOptions(labels="mrl"), toy_transcripts(), IsoCLRConfig())
+        needs_file("mrl", ProbeOptions(labels="mrl"))

@@ -121,7 +121,7 @@ def test_evaluator_registration_and_options_are_checked() -> None:
         Pairs.parse({"rf_trees": 3})
     with pytest.raises(KgctlError, match="--seeds: 42 is not str"):
         Pairs.parse({"seeds": 42})
-    from kgctl.models.infoalign.evaluate import Properties
+    from kgctl.models.probing.evaluate import Probe
 
-    with pytest.raises(KgctlError, match="--set: 'tox21' is not one of chembl2k"):
-        Properties.parse({"set": "tox21"})
+    with pytest.raises(KgctlError, match="--head: 'svm' is not one of , ridge, mlp"):
+        Probe.parse({"head": "svm"})

@@ -27,20 +27,31 @@ def _render(r: Result) -> None:
     for e in r["evaluators"]:
         click.echo(f"  {e['name']:<12} {e['description']} Options: {' '.join('--' + o for o in e['options']) or '-'}")
     click.echo("Pair baselines (beside every gene-association model): " + ", ".join(r["pair_baselines"]))
+    click.echo("Probe heads: " + ", ".join(r["probe_heads"]))
+    for kind, parts in r["by_item_kind"].items():
+        click.echo(f"Items of kind {kind!r} (models: {', '.join(parts['models']) or '-'}):")
+        for what in ("label_sets", "baselines", "retrieval_tasks"):
+            click.echo(
+                f"  {what.replace('_', ' ') + ':':<17} " + "; ".join(f"{n} ({d})" for n, d in parts[what].items())
+            )
 
 
 @click.command("models")
 @json_command(_render)
 def models() -> Result:
-    """List the registered models, evaluators and pair baselines.
+    """List the registered models, evaluators, baselines, probe label sets and retrieval tasks.
 
-    Each model with the view it reads, what it writes back and the evaluators that apply. Built-in models and those of installed packages (entry point group `kgctl.models`).
+    Each model with the view it reads, what it writes back and the evaluators that apply; per kind of item a model encodes, the probe's label sets and baselines and the retrieval tasks. Built-in models and those of installed packages (entry point group `kgctl.models`).
     """
     from kgctl.graph.writeback import vector_index_name
     from kgctl.models.association.scorers import scorers
     from kgctl.models.evaluators import available as evaluators
+    from kgctl.models.probing.heads import HEADS
+    from kgctl.models.probing.labels import FEATURES, LABEL_SETS, PREDICTORS
     from kgctl.models.registry import available
+    from kgctl.models.retrieval import TASKS
 
+    kinds = sorted({cls.item_kind for cls in available().values() if cls.item_kind})
     return {
         "models": [
             {
@@ -66,4 +77,15 @@ def models() -> Result:
             for name, cls in evaluators().items()
         ],
         "pair_baselines": list(scorers()),
+        "probe_heads": list(HEADS),
+        "by_item_kind": {
+            kind: {
+                "models": [n for n, cls in available().items() if cls.item_kind == kind],
+                "label_sets": {s.name: s.description for s in LABEL_SETS.of_kind(kind)},
+                "baselines": {b.name: b.description for b in FEATURES.of_kind(kind)}
+                | {p.name: p.description for p in PREDICTORS.of_kind(kind)},
+                "retrieval_tasks": {t.name: t.description for t in TASKS.of_kind(kind)},
+            }
+            for kind in kinds
+        },
     }

@@ -18,7 +18,7 @@ from kgctl.core.progress import OnProgress, silent
 from kgctl.graph.connection import Connection
 from kgctl.graph.derive import build_similarity
 from kgctl.ingest.pipeline import ingest
-from kgctl.models.infoalign.downstream import SETS
+from kgctl.models.probing.molecules import SETS
 
 REPURPOSING_TERMS = "research use only, non-commercial (CLUE / Drug Repurposing Hub terms)"
 DOWNSTREAM_LICENCE = "unspecified (liugangcode/InfoAlign raw_data; see ../shared/data/README.md)"

@@ -21,7 +21,7 @@ from kgctl.models.association.scorers import Scores
 from kgctl.models.association.task import PairTask
 from kgctl.models.base import Model, Prediction, Writes
 from kgctl.models.neighbours import Rows
-from kgctl.models.trainer import load_module
+from kgctl.models.trainer import load_module, run_module
 
 if TYPE_CHECKING:
     from kgctl.models.runs import Run
@@ -91,8 +91,9 @@ class AssociationModel(Model):
         assert rows is not None, f"{self.name} scores have no all-pairs rows"
         return rows
 
-    def embed(self, run: Run, inputs: Inputs, device: str = "cpu") -> np.ndarray:
-        vectors = self.fitted(load_module(run.dir, self.build_module, device), inputs, device).vectors
+    def embed(self, run: Run, inputs: Inputs, device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
+        module = run_module(run.dir, self.build_module, self.config.seed, device, untrained=untrained)
+        vectors = self.fitted(module, inputs, device).vectors
         assert vectors is not None
         return vectors
 

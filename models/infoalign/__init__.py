@@ -16,15 +16,17 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
-from kgctl.models.infoalign import evaluate  # noqa: F401  (registers the targets and properties evaluators)
 from kgctl.models.infoalign.config import InfoAlignConfig
-from kgctl.models.infoalign.data import Inputs, collect_inputs
+from kgctl.models.infoalign.data import Inputs, collect_inputs, context_share
 from kgctl.models.infoalign.model import InfoAlignNet
-from kgctl.models.infoalign.targets import predicted_targets
+from kgctl.models.infoalign.molgraph import featurise
+from kgctl.models.infoalign.targets import predicted_targets  # (and registers the `targets` retrieval task)
 from kgctl.models.infoalign.task import InfoAlignTask, embed
+from kgctl.models.probing.labels import Labelled
+from kgctl.models.probing.molecules import inchikeys
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
-from kgctl.models.trainer import load_module
+from kgctl.models.trainer import run_module
 
 __all__ = ["InfoAlign", "InfoAlignConfig"]
 
@@ -36,7 +38,8 @@ class InfoAlign(Model):
     config_class = InfoAlignConfig
     view = "context"
     writes = Writes("PREDICTED_ASSOCIATION", "Molecule", "Gene", embedding_label="Molecule")
-    evaluators = ("targets", "properties")
+    evaluators = ("retrieval", "probe")
+    item_kind = "molecule"
     predict_options: ClassVar[tuple[Option, ...]] = (
         Option("top-k", "Predicted targets kept per molecule.", int, 10),
         Option("neighbours", "Nearest molecules (in InfoAlign space) whose targets are transferred.", int, 10),
@@ -73,9 +76,19 @@ class InfoAlign(Model):
     def build_module(self, **module_args: Any) -> nn.Module:
         return InfoAlignNet(**module_args)
 
-    def embed(self, run: Run, inputs: Inputs, device: str = "cpu") -> np.ndarray:
+    def embed(self, run: Run, inputs: Inputs, device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
         """μ of every Molecule node of the run's view (the frozen encoder, eval mode)."""
-        return embed(load_module(run.dir, InfoAlignNet, device), inputs.graphs, device)
+        return embed(self.module(run, device, untrained), inputs.graphs, device)
+
+    def encode(self, run: Run, items: list[str], device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
+        """μ of molecules given as SMILES (featurised as the graph's molecules are)."""
+        return embed(self.module(run, device, untrained), featurise(items)[0], device)
+
+    def module(self, run: Run, device: str, untrained: bool) -> nn.Module:
+        return run_module(run.dir, InfoAlignNet, self.config.seed, device, untrained=untrained)
+
+    def probe_facts(self, inputs: Inputs, data: Labelled) -> dict[str, Any]:
+        return {"context": context_share(inputs, inchikeys(data.items))}
 
     def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         """μ of every molecule, and each molecule's predicted targets by nearest-neighbour

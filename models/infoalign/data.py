@@ -204,3 +204,18 @@ def collect_inputs(conn: Connection, config: InfoAlignConfig, views: Path) -> In
     view = export(conn, bound, views / name)
     assert isinstance(view, HeteroView)
     return from_view(view, config)
+
+
+def context_share(inputs: Inputs, keys: list[str]) -> dict[str, Any]:
+    """How many molecules (by InChIKey) are Molecule nodes of the run's graph, and how many of
+    those have edges there (so that walks reach beyond their own fingerprint)."""
+    index = {str(m): i for i, m in enumerate(inputs.molecule_ids)}
+    degree = inputs.degree()
+    rows = [index[k] for k in keys if k in index]
+    linked = sum(1 for r in rows if degree[r] > 0)
+    return {
+        "molecules": len(keys),
+        "in_graph": len(rows),
+        "with_context_edges": linked,
+        "share_with_context_edges": round(linked / max(len(keys), 1), 4),
+    }

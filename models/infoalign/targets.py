@@ -5,6 +5,7 @@ TARGETS edges were held out of the walk graph before pretraining."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,10 +14,12 @@ from sklearn.ensemble import RandomForestClassifier
 
 from kgctl.graph.chem import morgan_bits
 from kgctl.graph.similarity import tanimoto, unit_rows
+from kgctl.models.evaluators import Context
 from kgctl.models.infoalign.data import Inputs
-from kgctl.models.metrics import rank_auc
+from kgctl.models.retrieval import Queries, RetrievalOptions, RetrievalTask, register_retrieval
 
 BLOCK = 2048
+BITS = 2048
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -45,79 +48,67 @@ def knn_scores(similarity: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.n
     return np.einsum("qk,qkg->qg", np.maximum(sims, 0), labels[near]), near
 
 
-def ranking(scores: np.ndarray, truth: list[set[int]], all_truth: list[int], k: int) -> dict[str, Any]:
-    """recall@k over every held-out target (genes no reference molecule targets count as
-    misses) and the mean per-molecule ROC-AUC over the candidate genes."""
-    recalls, aucs = [], []
-    for q in range(len(scores)):
-        top = np.argsort(-scores[q], kind="stable")[:k]
-        recalls.append(len(truth[q] & set(top.tolist())) / all_truth[q])
-        y = np.zeros(scores.shape[1])
-        y[list(truth[q])] = 1
-        if 0 < y.sum() < len(y):
-            aucs.append(rank_auc(y, scores[q]))
-    return {
-        f"recall_at_{k}": round(float(np.mean(recalls)), 4),
-        "auc": round(float(np.mean(aucs)), 4) if aucs else None,
-        "molecules_with_auc": len(aucs),
-    }
+@dataclass
+class HeldOut(Queries):
+    """The molecules whose TARGETS edges were held out of the walk graph (queries), the ones whose
+    edges stayed (references, with their targets as labels) and the genes those target."""
+
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    reference: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
 
-def evaluate_targets(
-    inputs: Inputs,
-    embeddings: dict[str, np.ndarray],
-    *,
-    k: int = 10,
-    neighbours: int = 10,
-    rf_trees: int = 100,
-    seed: int = 0,
-) -> dict[str, Any]:
+@register_retrieval
+class HeldOutTargets(RetrievalTask[HeldOut]):
     """Held-out molecules' targets predicted from the molecules whose targets stayed in the walk
-    graph: k-NN transfer in each embedding space, by Tanimoto, and a random forest on Morgan
-    bits; recall@k and AUC over the same molecules and candidate genes."""
-    held, kept = inputs.targets_held, inputs.targets_kept
-    if not len(held) or not len(kept):
-        return {
-            "task": "targets",
-            "skipped": "no held-out or no kept TARGETS edges (holdout_targets 0?)",
+    graph: k-NN transfer in each embedding space, by Tanimoto on Morgan bits, and a random forest
+    on them, over the same molecules and candidate genes."""
+
+    name = "targets"
+    kind = "molecule"
+    description = "held-out TARGETS edges by k-NN transfer from the molecules whose targets stayed in the graph"
+
+    def queries(self, ctx: Context, options: RetrievalOptions) -> HeldOut:
+        inputs: Inputs = ctx.inputs
+        held, kept = inputs.targets_held, inputs.targets_kept
+        if not len(held) or not len(kept):
+            return HeldOut([], np.zeros(0), 0, {"note": "no held-out or no kept TARGETS edges (holdout_targets 0?)"})
+        reference = np.unique(kept[:, 0])
+        queries = np.unique(held[:, 0])
+        genes = np.unique(kept[:, 1])
+        column = {int(g): j for j, g in enumerate(genes)}
+        truth: list[set[int]] = [set() for _ in queries]
+        total = np.zeros(len(queries), dtype=np.int64)
+        row = {int(m): i for i, m in enumerate(queries)}
+        for m, g in held.tolist():
+            total[row[m]] += 1
+            if g in column:
+                truth[row[m]].add(column[g])
+        facts = {
+            "reference_molecules": len(reference),
+            "held_out_edges": len(held),
+            "held_out_edges_with_candidate_gene": int(sum(len(t) for t in truth)),
+            "neighbours": options.neighbours,
+            "random_forest_trees": options.rf_trees,
+            "fingerprint": f"Morgan radius 2, {BITS} bits",
         }
-    reference = np.unique(kept[:, 0])
-    queries = np.unique(held[:, 0])
-    genes = np.unique(kept[:, 1])
-    column = {int(g): j for j, g in enumerate(genes)}
-    labels = label_matrix(kept, reference, genes)
-    truth = [set() for _ in queries]  # type: list[set[int]]
-    all_truth = np.zeros(len(queries), dtype=np.int64)
-    row = {int(m): i for i, m in enumerate(queries)}
-    for m, g in held.tolist():
-        all_truth[row[m]] += 1
-        if g in column:
-            truth[row[m]].add(column[g])
-    bits = morgan_bits(inputs.smiles.tolist(), 2, 2048)
-    methods: dict[str, Any] = {}
-    for name, vectors in embeddings.items():
-        scores, _ = knn_scores(cosine(vectors[queries], vectors[reference]), labels, neighbours)
-        methods[f"{name}_knn"] = ranking(scores, truth, all_truth.tolist(), k)
-    scores, _ = knn_scores(tanimoto(bits[queries], bits[reference]), labels, neighbours)
-    methods["tanimoto_knn"] = ranking(scores, truth, all_truth.tolist(), k)
-    forest = RandomForestClassifier(rf_trees, random_state=seed, n_jobs=-1, min_samples_leaf=1)
-    forest.fit(bits[reference], labels.astype(np.int8))
-    probabilities = forest.predict_proba(bits[queries])
-    scores = np.column_stack([p[:, 1] if p.shape[1] == 2 else np.zeros(len(queries)) for p in probabilities])
-    methods["random_forest"] = ranking(scores, truth, all_truth.tolist(), k)
-    return {
-        "task": "targets",
-        "held_out_molecules": len(queries),
-        "reference_molecules": len(reference),
-        "candidate_genes": len(genes),
-        "held_out_edges": len(held),
-        "held_out_edges_with_candidate_gene": int(sum(len(t) for t in truth)),
-        "k": k,
-        "neighbours": neighbours,
-        "random_forest_trees": rf_trees,
-        "fingerprint": "Morgan radius 2, 2048 bits",
-        "methods": methods,
-    }
+        return HeldOut(truth, total, len(genes), facts, queries, reference, label_matrix(kept, reference, genes))
+
+    def scores(self, vectors: np.ndarray, asked: HeldOut, options: RetrievalOptions) -> np.ndarray:
+        similarity = cosine(vectors[asked.rows], vectors[asked.reference])
+        return knn_scores(similarity, asked.labels, options.neighbours)[0]
+
+    def baselines(self, ctx: Context, asked: HeldOut, options: RetrievalOptions) -> dict[str, np.ndarray]:
+        bits = morgan_bits(ctx.inputs.smiles.tolist(), 2, BITS)
+        tanimoto_scores = knn_scores(
+            tanimoto(bits[asked.rows], bits[asked.reference]), asked.labels, options.neighbours
+        )
+        forest = RandomForestClassifier(options.rf_trees, random_state=ctx.model.config.seed, n_jobs=-1)
+        forest.fit(bits[asked.reference], asked.labels.astype(np.int8))
+        probabilities = forest.predict_proba(bits[asked.rows])
+        n = len(asked.rows)
+        forest_scores = np.column_stack([p[:, 1] if p.shape[1] == 2 else np.zeros(n) for p in probabilities])
+        return {"tanimoto_knn": tanimoto_scores[0], "random_forest": forest_scores}
 
 
 def predicted_targets(inputs: Inputs, vectors: np.ndarray, *, top_k: int, neighbours: int) -> pa.Table:

@@ -17,16 +17,18 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
-from kgctl.models.isoclr import evaluate  # noqa: F401  (registers the isoforms and rna_probe evaluators)
+from kgctl.models.isoclr import evaluate  # noqa: F401  (registers the rna label sets, baselines and isoforms task)
 from kgctl.models.isoclr.config import IsoCLRConfig
 from kgctl.models.isoclr.data import Inputs, collect_inputs
 from kgctl.models.isoclr.model import IsoCLRNet
-from kgctl.models.isoclr.probe import embed
-from kgctl.models.isoclr.task import IsoCLRTask
+from kgctl.models.isoclr.probe import embed, from_scratch
+from kgctl.models.isoclr.task import IsoCLRTask, module_args
 from kgctl.models.neighbours import cosine_rows, top_k
+from kgctl.models.probing.heads import Split
+from kgctl.models.probing.labels import Labelled
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
-from kgctl.models.trainer import load_module
+from kgctl.models.trainer import run_module
 
 __all__ = ["IsoCLR", "IsoCLRConfig"]
 
@@ -38,7 +40,8 @@ class IsoCLR(Model):
     config_class = IsoCLRConfig
     view = "transcripts"
     writes = Writes("SIMILAR_TO", "Transcript", "Transcript", embedding_label="Transcript")
-    evaluators = ("isoforms", "rna_probe")
+    evaluators = ("retrieval", "probe")
+    item_kind = "rna"
     predict_options: ClassVar[tuple[Option, ...]] = (
         Option("top-k", "Most similar transcripts kept per transcript.", int, 5),
     )
@@ -71,9 +74,20 @@ class IsoCLR(Model):
     def build_module(self, **module_args: Any) -> nn.Module:
         return IsoCLRNet(**module_args)
 
-    def embed(self, run: Run, inputs: Inputs, device: str = "cpu") -> np.ndarray:
+    def embed(self, run: Run, inputs: Inputs, device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
         """Mean-pooled embeddings of every transcript of the run's view (frozen encoder, eval mode)."""
-        return embed(load_module(run.dir, IsoCLRNet, device), inputs, device=device, tracks=self.config.tracks)
+        return self.encode(run, inputs, device, untrained=untrained)
+
+    def encode(self, run: Run, items: Inputs, device: str = "cpu", *, untrained: bool = False) -> np.ndarray:
+        """Mean-pooled embeddings of packed transcripts (frozen encoder, eval mode)."""
+        module = run_module(run.dir, IsoCLRNet, self.config.seed, device, untrained=untrained)
+        return embed(module, items, device=device, tracks=self.config.tracks)
+
+    def from_scratch(self, run: Run, data: Labelled, split: Split, seed: int, steps: int, device: str) -> np.ndarray:
+        return from_scratch(data, module_args(self.config), split, seed, steps, device)
+
+    def probe_facts(self, inputs: Inputs, data: Labelled) -> dict[str, Any]:
+        return {"pretrained_on": inputs.meta.get("corpus", "graph")}
 
     def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         """Embeddings of every transcript, and each one's most similar transcripts (cosine),

@@ -1,0 +1,227 @@
+"""Molecule probes (methods/infoalign.md §6): the four property sets in InfoAlign's raw_data
+layout with their random scaffold split 60/15/25 (scaffold groups shuffled with seed 3; MLP head),
+beside an MLP on Morgan fingerprints and a random forest on them. Items are SMILES strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+from kgctl.core.errors import KgctlError
+from kgctl.graph.chem import mol_from_smiles, morgan_bits, murcko_scaffold
+from kgctl.models.probing.heads import Split
+from kgctl.models.probing.labels import (
+    FeatureBaseline,
+    Labelled,
+    LabelSet,
+    PredictorBaseline,
+    register_features,
+    register_label_set,
+    register_predictor,
+)
+
+if TYPE_CHECKING:
+    from kgctl.models.evaluators import Context
+    from kgctl.models.probing.evaluate import ProbeOptions
+
+KIND = "molecule"
+# The sets, their files in InfoAlign's raw_data layout, and their metric.
+SETS = {
+    "chembl2k": ("chembl2k/raw/assays.csv.gz", "auc"),
+    "broad6k": ("broad6k/raw/assays.csv.gz", "auc"),
+    "toxcast": ("moltoxcast/raw/assays.csv.gz", "auc"),
+    "biogen3k": ("biogenadme/raw/assays.csv.gz", "mae"),
+}
+ID_COLUMNS = {
+    "smiles",
+    "inchikey",
+    "Metadata_JCP2022",
+    "ChEMBL_ID",
+    "mol_id",
+    "Internal ID",
+    "Vendor ID",
+    "CollectionName",
+}
+SPLIT_SEED = 3
+FRACTIONS = (0.6, 0.15, 0.25)
+
+
+@dataclass
+class Assays:
+    name: str
+    smiles: list[str]
+    labels: np.ndarray  # float [n, T], NaN where not measured
+    tasks: list[str]
+    metric: str  # auc or mae
+    unreadable: int  # rows dropped because RDKit cannot read their SMILES
+
+
+def inchikeys(smiles: list[str]) -> list[str]:
+    return [Chem.MolToInchiKey(mol_from_smiles(s)) for s in smiles]  # type: ignore[no-untyped-call]
+
+
+def read_assays(path: Path, name: str) -> Assays:
+    """A property set's `assays.csv.gz`: SMILES and one column per task (identifier columns are
+    never labels); rows RDKit cannot read are dropped and counted."""
+    if name not in SETS:
+        raise KgctlError(f"unknown property set {name!r}; choose from {', '.join(SETS)}")
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise KgctlError(f"{path}: {exc}") from exc
+    if "smiles" not in table.columns:
+        raise KgctlError(f"{path}:1: no 'smiles' column (columns: {', '.join(map(str, table.columns[:8]))})")
+    tasks = [c for c in table.columns if c not in ID_COLUMNS]
+    labels = table[tasks].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    metric = SETS[name][1]
+    if metric == "auc" and not np.isin(labels[~np.isnan(labels)], (0.0, 1.0)).all():
+        raise KgctlError(f"{path}: {name} labels must be 0/1 (is this the {name} file?)")
+    smiles = table["smiles"].astype(str).tolist()
+    readable = np.array([mol_from_smiles(s) is not None for s in smiles])
+    if readable.sum() < 20:
+        raise KgctlError(f"{path}: only {int(readable.sum())} readable SMILES")
+    return Assays(
+        name,
+        [s for s, ok in zip(smiles, readable, strict=True) if ok],
+        labels[readable],
+        tasks,
+        metric,
+        int((~readable).sum()),
+    )
+
+
+def scaffold_split(
+    smiles: list[str], seed: int = SPLIT_SEED, fractions: tuple[float, float, float] = FRACTIONS
+) -> dict[str, np.ndarray]:
+    """InfoAlign's random scaffold split: the Murcko-scaffold groups in a random order (seed 3),
+    each put into valid or test while they have room, the rest into train."""
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(smiles):
+        groups.setdefault(murcko_scaffold(s), []).append(i)
+    sets = list(groups.values())
+    order = np.random.RandomState(seed).permutation(len(sets))
+    n_valid, n_test = (
+        int(np.floor(fractions[1] * len(smiles))),
+        int(np.floor(fractions[2] * len(smiles))),
+    )
+    split: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
+    for g in order:
+        members = sets[g]
+        if len(split["valid"]) + len(members) <= n_valid:
+            split["valid"] += members
+        elif len(split["test"]) + len(members) <= n_test:
+            split["test"] += members
+        else:
+            split["train"] += members
+    return {k: np.array(sorted(v), dtype=np.int64) for k, v in split.items()}
+
+
+class PropertySet(LabelSet):
+    """One of InfoAlign's property sets and its published split."""
+
+    kind = KIND
+    head = "mlp"
+
+    def load(self, options: ProbeOptions, ctx: Context) -> Labelled:
+        if not options.file:
+            raise KgctlError(
+                f"--labels {self.name} needs --file (its assays.csv.gz, e.g. "
+                f"../shared/data/infoalign/{SETS[self.name][0]})"
+            )
+        data = read_assays(Path(options.file), self.name)
+        split = scaffold_split(data.smiles)
+        if any(len(rows) == 0 for rows in split.values()):
+            raise KgctlError(
+                f"{self.name}: the scaffold split leaves a part empty "
+                f"({', '.join(f'{k} {len(v)}' for k, v in split.items())}): too few scaffolds"
+            )
+        scaffold = {s: i for i, s in enumerate(dict.fromkeys(murcko_scaffold(s) for s in data.smiles))}
+        facts = {
+            "molecules": len(data.smiles),
+            "tasks": len(data.tasks),
+            "unreadable_smiles": data.unreadable,
+            "split": {k: len(v) for k, v in split.items()},
+            "split_rule": "random scaffold split 60/15/25, scaffold groups shuffled with seed 3",
+        }
+        return Labelled(
+            f"{self.name} ({Path(options.file).name})",
+            data.smiles,
+            data.labels,
+            np.array([scaffold[murcko_scaffold(s)] for s in data.smiles]),
+            data.metric,
+            Split(split["train"], split["valid"], split["test"]),
+            facts,
+        )
+
+
+@register_label_set
+class ChEMBL2k(PropertySet):
+    name = "chembl2k"
+    description = "ChEMBL2k: binary ChEMBL assays (ROC-AUC)"
+
+
+@register_label_set
+class Broad6k(PropertySet):
+    name = "broad6k"
+    description = "Broad6k: binary Broad Institute assays (ROC-AUC)"
+
+
+@register_label_set
+class ToxCast(PropertySet):
+    name = "toxcast"
+    description = "ToxCast: binary toxicity assays (ROC-AUC)"
+
+
+@register_label_set
+class Biogen3k(PropertySet):
+    name = "biogen3k"
+    description = "Biogen3K: ADME measurements (MAE)"
+
+
+FINGERPRINT_BITS = 1024
+
+
+@register_features
+class Fingerprint(FeatureBaseline):
+    name = "fingerprint"
+    kind = KIND
+    description = f"Morgan fingerprint, radius 2, {FINGERPRINT_BITS} bits"
+
+    def features(self, items: Any) -> np.ndarray:
+        return morgan_bits(list(items), 2, FINGERPRINT_BITS).astype(np.float32)
+
+
+@register_predictor
+class RandomForest(PredictorBaseline):
+    """One forest per task on that task's labelled training and validation molecules (the forest
+    has no settings chosen on validation); a single-class task predicts its rate."""
+
+    name = "random_forest"
+    kind = KIND
+    description = f"random forest per task on Morgan fingerprints (radius 2, {FINGERPRINT_BITS} bits)"
+
+    def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
+        x = Fingerprint().features(data.items)
+        y = data.labels
+        fit_rows = np.concatenate([split.train, split.valid])
+        test = x[split.test]
+        out = np.zeros((len(test), y.shape[1]))
+        for t in range(y.shape[1]):
+            known = fit_rows[~np.isnan(y[fit_rows, t])]
+            labels = y[known, t]
+            if data.metric == "auc" and len(np.unique(labels)) < 2:
+                out[:, t] = labels.mean() if len(labels) else 0.5
+                continue
+            if data.metric == "auc":
+                model = RandomForestClassifier(options.rf_trees, random_state=seed, n_jobs=-1)
+                out[:, t] = model.fit(x[known], labels).predict_proba(test)[:, 1]
+            else:
+                regressor = RandomForestRegressor(options.rf_trees, random_state=seed, n_jobs=-1)
+                out[:, t] = regressor.fit(x[known], labels).predict(test)
+        return out
