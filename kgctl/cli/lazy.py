@@ -46,7 +46,10 @@ LAZY: dict[str, tuple[str, str]] = {
         "kgctl.cli.browser:browser",
         "Print the Neo4j Browser URL with the connection details, and serve kgctl's guide.",
     ),
-    "models": ("kgctl.cli.models:models", "List the registered models, evaluators and pair baselines."),
+    "models": (
+        "kgctl.cli.models:models",
+        "List the registered models, evaluators, baselines, probe label sets and retrieval tasks.",
+    ),
 }
 
 

@@ -1,6 +1,6 @@
 """`kgctl models`: the registered models with the view each reads, what it writes back and the
-evaluators that apply, and the registered evaluators and pair baselines, as `pykeen ls` lists
-PyKEEN's."""
+evaluators that apply, and the registered evaluators, pair baselines, probe heads, and per kind of
+item the label sets, baselines and retrieval tasks, as `pykeen ls` lists PyKEEN's."""
 
 from __future__ import annotations
 
