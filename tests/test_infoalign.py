@@ -288,7 +288,7 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
         evaluator="probe",
         device="cpu",
     )
-    assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint", "random_forest"}
+    assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint", "random_forest", "tanimoto_knn"}
     assert 0.5 < chembl["methods"]["random_forest"]["1"]["auc"]["mean"] < 1 and chembl["context"]["molecules"] == 2355
     written = runs.predict(
         graph, tmp_path / "kgctl", run.id, {"top_k": 5}, device="cpu", write_back=True, allow_split=True

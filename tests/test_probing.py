@@ -11,9 +11,10 @@ from sklearn.metrics import roc_auc_score
 
 from kgctl.core.errors import KgctlError
 from kgctl.models.evaluators import KindRegistry
-from kgctl.models.probing.evaluate import splits
+from kgctl.models.probing.evaluate import ProbeOptions, splits
 from kgctl.models.probing.heads import Split, head, score
 from kgctl.models.probing.labels import Labelled
+from kgctl.models.probing.molecules import TanimotoKNN
 from kgctl.models.retrieval import Queries, ranking
 
 pytestmark = [pytest.mark.model("infoalign"), pytest.mark.model("isoclr")]
@@ -90,3 +91,16 @@ def test_kind_registries_name_components_by_kind() -> None:
 
     with pytest.raises(KgctlError, match="a part named 'a' is already registered"):
         registry.register(Clash)
+
+
+def test_tanimoto_neighbours_choose_k_on_validation_and_separate_two_families() -> None:
+    aromatic = [f"c1ccc(cc1){'C' * i}O" for i in range(1, 21)]
+    aliphatic = [f"{'C' * i}C(=O)N" for i in range(1, 21)]
+    smiles = [s for pair in zip(aromatic, aliphatic, strict=True) for s in pair]  # alternate families
+    labels = np.array([[1.0, np.nan] if i % 2 == 0 else [0.0, 1.0] for i in range(40)])
+    data = Labelled("toy", smiles, labels, np.arange(40), "auc")
+    split = Split(np.arange(24), np.arange(24, 32), np.arange(32, 40))
+    predicted = TanimotoKNN().fit_predict(data, split, 0, ProbeOptions())
+    assert predicted.shape == (8, 2)
+    assert score(labels[split.test, :1], predicted[:, :1], "auc")["auc"] == 1.0
+    assert np.allclose(predicted[:, 1], 1.0)  # task 1 knows only label 1
