@@ -9,7 +9,7 @@ fragments or genes never on both sides). The synthetic half-life curve pretrains
 human + mouse isoforms and orthologs. Training throughput in nucleotides/s (CUDA with bf16 too
 when present).
 
-    python benchmarks/isoclr.py [--encoder tiny] [--epochs-utr3 12] [--scratch-steps 300]
+    python benchmarks/isoclr.py [--encoder tiny] [--epochs-utr3 8] [--scratch-steps 300]
 
 Writes benchmarks/results/isoclr.json.
 """
@@ -60,6 +60,8 @@ def throughput(run: runs.Run) -> dict[str, Any]:
         "device": training["device"],
         "precision": training["precision"],
         "encoder": config.encoder,
+        "epochs": config.epochs,
+        "seed": config.seed,
         "batch_size": config.batch_size,
         "seconds_per_epoch": training["seconds_per_epoch"],
         "nucleotides_per_second": round(per_epoch / training["seconds_per_epoch"]),
@@ -73,8 +75,8 @@ def throughput(run: runs.Run) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="tiny")
-    parser.add_argument("--epochs-utr3", type=int, default=12)
-    parser.add_argument("--epochs-utr5", type=int, default=40)
+    parser.add_argument("--epochs-utr3", type=int, default=8)
+    parser.add_argument("--epochs-utr5", type=int, default=30)
     parser.add_argument("--epochs-synthetic", type=int, default=30)
     parser.add_argument("--genes", type=int, default=600, help="generated transcriptome size")
     parser.add_argument("--seeds", default="0,1,2,3,4")

@@ -204,8 +204,8 @@ class Model(ABC):
 
     def from_scratch(self, run: Run, data: Any, split: Any, seed: int, steps: int, device: str) -> np.ndarray | None:
         """The probe's from-scratch control: the encoder trained on `split.train` of the labelled
-        `data` from random weights, its test predictions [len(split.test), T]; None when the
-        model has none."""
+        `data` (a `probing.labels.Labelled`; `split` a `probing.heads.Split`) from random weights,
+        its test predictions [len(split.test), T]; None when the model has none."""
         return None
 
     def probe_facts(self, inputs: Any, data: Any) -> dict[str, Any]:
