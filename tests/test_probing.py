@@ -100,7 +100,8 @@ def test_tanimoto_neighbours_choose_k_on_validation_and_separate_two_families() 
     labels = np.array([[1.0, np.nan] if i % 2 == 0 else [0.0, 1.0] for i in range(40)])
     data = Labelled("toy", smiles, labels, np.arange(40), "auc")
     split = Split(np.arange(24), np.arange(24, 32), np.arange(32, 40))
-    predicted = TanimotoKNN().fit_predict(data, split, 0, ProbeOptions())
-    assert predicted.shape == (8, 2)
+    knn = TanimotoKNN()
+    predicted = knn.fit_predict(data, split, 0, ProbeOptions())
+    assert predicted.shape == (8, 2) and knn.chosen["k"] in TanimotoKNN.grid
     assert score(labels[split.test, :1], predicted[:, :1], "auc")["auc"] == 1.0
     assert np.allclose(predicted[:, 1], 1.0)  # task 1 knows only label 1

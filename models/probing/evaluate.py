@@ -84,6 +84,7 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
         methods = [*features, *(p.name for p in predictors), "scratch"]
         runs: dict[str, dict[float, list[dict[str, Any]]]] = {m: {f: [] for f in fractions} for m in methods}
         sizes: dict[float, list[int]] = {f: [] for f in fractions}
+        chosen_settings: dict[str, dict[str, list[dict[str, Any]]]] = {}  # baseline: share: per seed
         total, done = len(seeds) * len(fractions), 0
         for seed in seeds:
             split, shuffled = splits(data, seed)
@@ -102,6 +103,10 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
                     runs[predictor.name][fraction].append(
                         score(test_y, predictor.fit_predict(data, part, seed, options), data.metric)
                     )
+                    if predictor.chosen:
+                        chosen_settings.setdefault(predictor.name, {}).setdefault(f"{fraction:g}", []).append(
+                            predictor.chosen
+                        )
                 scratch = (
                     model.from_scratch(ctx.run, data, part, seed, options.scratch_steps, ctx.device)
                     if options.scratch_steps > 0
@@ -131,6 +136,7 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
             "baselines": {b.name: b.description for b in FEATURES.of_kind(kind)}
             | {p.name: p.description for p in predictors},
             "random_forest_trees": options.rf_trees,
+            "chosen_on_validation": chosen_settings,
             "scratch": "the same encoder and a linear head trained on the labels from random weights"
             if "scratch" in table
             else f"not run ({model.name} has no from-scratch control, or --scratch-steps 0)",

@@ -73,6 +73,9 @@ class PredictorBaseline(ABC):
     kind: ClassVar[str]
     description: ClassVar[str]
 
+    def __init__(self) -> None:
+        self.chosen: dict[str, Any] = {}  # the settings the last fit chose on validation
+
     @abstractmethod
     def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray: ...
 

@@ -250,6 +250,7 @@ class TanimotoKNN(PredictorBaseline):
             for k, p in self.predict(bits, data.labels, chosen.train, chosen.valid).items()
         }
         best = max(self.grid, key=lambda k: found[k])  # the smallest k of the best figure
+        self.chosen = {"k": best}
         references = np.concatenate([chosen.train, chosen.valid])
         return self.predict(bits, data.labels, references, split.test, (best,))[best]
 
