@@ -51,7 +51,11 @@ def test_models_json_lists_each_model_with_its_view_and_writes() -> None:
     molecules, rna = listed["by_item_kind"]["molecule"], listed["by_item_kind"]["rna"]
     assert molecules["models"] == ["infoalign"] and list(molecules["retrieval_tasks"]) == ["targets"]
     assert {"chembl2k", "biogen3k"} <= set(molecules["label_sets"]) and "random_forest" in molecules["baselines"]
-    assert list(rna["baselines"]) == ["onehot", "kmer3", "kmer5"] and listed["probe_heads"] == ["ridge", "mlp"]
+    assert list(rna["baselines"]) == ["onehot", "kmer3", "kmer5"] and listed["probe_heads"] == [
+        "ridge",
+        "logistic",
+        "mlp",
+    ]
     assert cal["writes"] == {
         "relationship": "(Gene)-[:PREDICTED_ASSOCIATION]->(Gene)",
         "embedding": "Gene.embedding_cal",

@@ -48,6 +48,11 @@ def test_heads_recover_a_linear_signal_and_score_it() -> None:
         assert score(y[split.test], predicted, "pearson_r")["pearson_r"] > 0.99
     mlp = head("mlp").fit_predict(x, y, by_cv, groups, "pearson_r", 0)  # validation carved from train
     assert mlp.shape == (50, 1) and score(y[by_cv.test], mlp, "pearson_r")["pearson_r"] > 0.8
+    binary = (y > np.median(y)).astype(float)
+    logistic = head("logistic").fit_predict(x, binary, with_valid, groups, "auc", 0)
+    assert score(binary[with_valid.test], logistic, "auc")["auc"] > 0.95
+    with pytest.raises(KgctlError, match="the logistic head fits binary labels"):
+        head("logistic").fit_predict(x, y, with_valid, groups, "pearson_r", 0)
     with pytest.raises(KgctlError, match="unknown probe head 'svm'"):
         head("svm")
 

@@ -123,5 +123,5 @@ def test_evaluator_registration_and_options_are_checked() -> None:
         Pairs.parse({"seeds": 42})
     from kgctl.models.probing.evaluate import Probe
 
-    with pytest.raises(KgctlError, match="--head: 'svm' is not one of , ridge, mlp"):
+    with pytest.raises(KgctlError, match="--head: 'svm' is not one of , ridge, logistic, mlp"):
         Probe.parse({"head": "svm"})

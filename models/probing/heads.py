@@ -1,7 +1,7 @@
 """The probe's heads on frozen features, registered by name: ridge (penalty chosen on validation
-or by grouped cross-validation) and the MLP of InfoAlign's protocol (early stopping on
-validation). Each fits on a split's training rows and predicts its test rows, one column per
-label; the figures of a prediction (Pearson r, ROC-AUC with the shares of tasks above
+or by grouped cross-validation), logistic regression (C chosen on validation) and the MLP of
+InfoAlign's protocol (early stopping on validation). Each fits on a split's training rows and
+predicts its test rows, one column per label; the figures of a prediction (Pearson r, ROC-AUC with the shares of tasks above
 0.80–0.95, or MAE) come from `score`."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 from scipy.stats import pearsonr
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from kgctl.core.errors import KgctlError
@@ -144,6 +145,41 @@ class Ridge(Head):
             inner, held = train[folds != k], train[folds == k]
             errors += ((ridge_path(x[inner], y[inner], x[held]) - y[held][:, None]) ** 2).sum(0)
         return float(ALPHAS[int(np.argmin(errors))])
+
+
+@register_head
+class Logistic(Head):
+    """A linear probe for binary labels: L2 logistic regression per task on standardised
+    features, its C chosen by validation ROC-AUC (validation rows, or a grouped share of train)."""
+
+    name = "logistic"
+    description = "logistic regression per task on standardised features, C chosen on validation ROC-AUC"
+    grid = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+    def fit_predict(
+        self, x: np.ndarray, y: np.ndarray, split: Split, groups: np.ndarray, metric: str, seed: int
+    ) -> np.ndarray:
+        if metric != "auc":
+            raise KgctlError(f"the logistic head fits binary labels (ROC-AUC sets), not {metric}: use ridge or mlp")
+        split = validation_share(split, groups, seed)
+        mean, scale = x[split.train].mean(0), x[split.train].std(0)
+        scale[scale < 1e-8] = 1.0
+        xs = (x - mean) / scale
+        out = np.zeros((len(split.test), y.shape[1]))
+        for t in range(y.shape[1]):
+            train = split.train[~np.isnan(y[split.train, t])]
+            valid = split.valid[~np.isnan(y[split.valid, t])]
+            if len(np.unique(y[train, t])) < 2:
+                out[:, t] = y[train, t].mean() if len(train) else 0.5
+                continue
+            fits = {c: LogisticRegression(C=c, max_iter=1000).fit(xs[train], y[train, t]) for c in self.grid}
+            figure = {
+                c: rank_auc(y[valid, t], f.predict_proba(xs[valid])[:, 1]) if len(valid) else np.nan
+                for c, f in fits.items()
+            }
+            best = max(self.grid, key=lambda c: -np.inf if np.isnan(figure[c]) else figure[c])
+            out[:, t] = fits[best].predict_proba(xs[split.test])[:, 1]
+        return out
 
 
 def fold_of(groups: np.ndarray, k: int) -> np.ndarray:
