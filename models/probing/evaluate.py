@@ -117,6 +117,7 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
                 done += 1
                 on = f"{data.name}: seed {seed}, {fraction:g} of the labels"
                 ctx.on_progress(done, total, on)
+        labelled = np.isfinite(data.labels).any(axis=1)
         keys = [data.metric, *((f"share_auc_{t:.2f}" for t in THRESHOLDS) if data.metric == "auc" else ())]
         table = {
             m: {f"{f:g}": {k: summary([r[k] for r in runs[m][f]]) for k in keys} for f in fractions}
@@ -127,8 +128,8 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
             "data": data.name,
             "metric": data.metric,
             **data.facts,
-            "labelled": int(np.isfinite(data.labels).any(axis=1).sum()),
-            "groups": int(len(np.unique(data.groups))),
+            "labelled": int(labelled.sum()),
+            "groups": int(len(np.unique(data.groups[labelled]))),
             "seeds": list(seeds),
             "train_sizes": {f"{f:g}": sizes[f] for f in fractions},
             "split_rule": data.facts.get("split_rule", f"whole groups, {TEST_SHARE:.0%} test, per seed"),
