@@ -21,9 +21,9 @@ from kgctl.models.isoclr.config import PUBLISHED
 from kgctl.models.isoclr.data import from_corpus
 from kgctl.models.isoclr.datasets import overlap_groups, utr3_mpra, utr5_mrl
 from kgctl.models.isoclr.encoding import kmer_counts, six_tracks
-from kgctl.models.isoclr.evaluate import needs_file
 from kgctl.models.isoclr.model import IsoCLRNet, dcl_loss
 from kgctl.models.isoclr.probe import embed, length_batches
+from kgctl.models.isoclr.rna import needs_file
 from kgctl.models.isoclr.task import PairSampler, mask_positions
 from kgctl.models.probing.evaluate import ProbeOptions
 from kgctl.models.probing.heads import fold_of, group_split, ridge_path

@@ -17,7 +17,7 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
-from kgctl.models.isoclr import evaluate  # noqa: F401  (registers the rna label sets, baselines and isoforms task)
+from kgctl.models.isoclr import rna  # noqa: F401  (registers the rna label sets, baselines and isoforms task)
 from kgctl.models.isoclr.config import IsoCLRConfig
 from kgctl.models.isoclr.data import Inputs, collect_inputs
 from kgctl.models.isoclr.model import IsoCLRNet

@@ -115,8 +115,7 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
                 if scratch is not None:
                     runs["scratch"][fraction].append(score(test_y, scratch, data.metric))
                 done += 1
-                on = f"{data.name}: seed {seed}, {fraction:g} of the labels"
-                ctx.on_progress(done, total, on)
+                ctx.on_progress(done, total, f"{data.name}: seed {seed}, {fraction:g} of the labels")
         labelled = np.isfinite(data.labels).any(axis=1)
         keys = [data.metric, *((f"share_auc_{t:.2f}" for t in THRESHOLDS) if data.metric == "auc" else ())]
         table = {
