@@ -5,6 +5,7 @@ beside the head on Morgan fingerprints, a random forest on them and Tanimoto nea
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,7 +197,15 @@ class Fingerprint(FeatureBaseline):
     description = f"Morgan fingerprint, radius 2, {FINGERPRINT_BITS} bits"
 
     def features(self, items: Any) -> np.ndarray:
-        return morgan_bits(list(items), 2, FINGERPRINT_BITS).astype(np.float32)
+        return fingerprints(tuple(items))
+
+
+@functools.lru_cache(maxsize=2)
+def fingerprints(smiles: tuple[str, ...]) -> np.ndarray:
+    """float32 Morgan bits (radius 2) of a set's molecules, computed once per set: the head's
+    features, the forest and the Tanimoto neighbours of every seed and label share read this
+    array (none writes to it)."""
+    return morgan_bits(list(smiles), 2, FINGERPRINT_BITS).astype(np.float32)
 
 
 @register_predictor
@@ -209,7 +218,7 @@ class RandomForest(PredictorBaseline):
     description = f"random forest per task on Morgan fingerprints (radius 2, {FINGERPRINT_BITS} bits)"
 
     def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
-        x = Fingerprint().features(data.items)
+        x = fingerprints(tuple(data.items))
         y = data.labels
         fit_rows = np.concatenate([split.train, split.valid])
         test = x[split.test]
@@ -243,7 +252,7 @@ class TanimotoKNN(PredictorBaseline):
     pool = 200
 
     def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
-        bits = Fingerprint().features(data.items)
+        bits = fingerprints(tuple(data.items))
         chosen = validation_share(split, data.groups, seed)
         found = {
             k: headline(score(data.labels[chosen.valid], p, data.metric), data.metric)
