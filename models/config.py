@@ -25,6 +25,11 @@ class ModelConfig:
     lr: float = setting(3e-4, "AdamW learning rate.")
     weight_decay: float = setting(1e-4, "AdamW weight decay.")
     schedule: str = setting("cosine", "Learning rate per epoch: cosine to 0, or constant.", SCHEDULES)
+    schedule_epochs: int = setting(
+        0,
+        "Length of the cosine schedule in epochs (0: `epochs`). A final model trained --from-run "
+        "keeps the selected run's, so it follows that run's learning rates up to the chosen epoch.",
+    )
     checkpoint_every: int = setting(10, "Epochs between checkpoints (and one at the end).")
     patience: int = setting(
         0,
@@ -50,6 +55,10 @@ class ModelConfig:
         return [
             (self.epochs >= 1 and self.checkpoint_every >= 1, "epochs and checkpoint_every >= 1"),
             (self.patience >= 0, "patience >= 0"),
+            (
+                self.schedule_epochs == 0 or self.schedule_epochs >= self.epochs,
+                "schedule_epochs is 0 or at least epochs (a cosine schedule past its end rises again)",
+            ),
             (self.batch_size >= 1, "batch_size >= 1"),
             (self.lr > 0 and self.weight_decay >= 0, "lr > 0 and weight_decay >= 0"),
         ]

@@ -145,10 +145,13 @@ def fit_selected(
 
 def final_settings(config: ModelConfig, selection: dict[str, Any] | None) -> dict[str, Any]:
     """A config's settings for the final model on all pairs: the chosen combination and the
-    selected number of epochs, no search, no early stopping."""
+    selected number of epochs, no search, no early stopping. The schedule keeps the selected
+    run's length, so the final model sees that run's learning rate at every epoch (the rule for
+    more data: the same epochs and per-epoch rates; steps per epoch grow with the pairs)."""
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     values.update(search="", patience=0)
     if selection and selection.get("epoch"):
+        values["schedule_epochs"] = config.schedule_epochs or config.epochs
         values["epochs"] = int(selection["epoch"])
     return values
 

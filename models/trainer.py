@@ -193,7 +193,7 @@ def _worker(
     module = task.build_module().to(device)
     wrapped: nn.Module = DistributedDataParallel(module) if world > 1 else module
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = schedule_for(optimizer, config.schedule, config.epochs)
+    schedule = schedule_for(optimizer, config.schedule, config.schedule_epochs or config.epochs)
     epochs: list[dict[str, Any]] = []
     start = 0
     best: dict[str, Any] | None = None  # the best validated epoch: number, figure and weights

@@ -109,8 +109,8 @@ def test_search_trains_every_candidate_keeps_the_best_and_resumes(tmp_path: Path
     record = chosen.record()
     assert record["settings"] == {"temperature": 0.1} and record["epoch"] == 2
     assert [c["validation"] for c in record["candidates"]] == pytest.approx([0.6, 0.8, 0.5])
-    assert final_settings(chosen.config, record)["epochs"] == 2
-    assert final_settings(chosen.config, record)["search"] == ""
+    final = final_settings(chosen.config, record)
+    assert (final["epochs"], final["schedule_epochs"], final["search"]) == (2, 4, "")
     # Stopped after one epoch of the first candidate, then resumed: the same choice and weights.
     part = fit_selected(config, make, tmp_path / "part", device="cpu", stop_after=1)
     assert not part.result["complete"] and not (tmp_path / "part" / MODEL).exists()
@@ -123,6 +123,20 @@ def test_search_trains_every_candidate_keeps_the_best_and_resumes(tmp_path: Path
         fit_selected(config, lambda c: Scripted(c, script, validates=False), tmp_path / "none")
 
 
+def test_from_run_follows_the_selected_runs_learning_rates() -> None:
+    """A final model stopped at the chosen epoch keeps the selected run's schedule length, so its
+    learning rate at every epoch is the selected run's (not a cosine compressed into fewer epochs)."""
+    config = ModelConfig(epochs=10, lr=0.1, schedule="cosine", search="", patience=3)
+    final = ModelConfig(**final_settings(config, {"epoch": 3}))
+    assert (final.epochs, final.schedule_epochs, final.patience) == (3, 10, 0)
+    selected = fit(Scripted(config, [0.5] * 10), None, device="cpu").result["history"]
+    again = fit(Scripted(final, [0.5] * 3), None, device="cpu").result["history"]
+    assert [e["lr"] for e in again] == pytest.approx([e["lr"] for e in selected[:3]])
+    compressed = fit(Scripted(config.replace(epochs=3, patience=0), [0.5] * 3), None, device="cpu").result["history"]
+    assert compressed[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # what the old rule did: no steps left
+    assert again[-1]["lr"] > 0.07
+
+
 def test_cal_warns_when_it_memorises() -> None:
     from kgctl.models.cal.config import CALConfig
     from kgctl.models.cal.task import CALTask
@@ -133,3 +147,13 @@ def test_cal_warns_when_it_memorises() -> None:
     assert "memorising" in warning and "accuracy reached 1.000" in warning and "far below chance" in warning
     assert task.warnings([{"loss": 4.1, "accuracy": 0.07}]) == []  # the reference's end state
     assert "far below chance" in task.warnings([{"loss": 1.0, "accuracy": 0.5}])[0]
+
+
+def test_cal_warns_when_it_has_learned_little() -> None:
+    from kgctl.models.cal.config import CALConfig
+    from kgctl.models.cal.task import CALTask
+
+    task = CALTask(CALConfig(dataset="d", batch_size=512), np.zeros((4, 2), np.float32), np.zeros((1000, 2), np.int64))
+    (warning,) = task.warnings([{"loss": 6.259, "accuracy": 0.02}] * 4)  # the written-back model of issue 31
+    assert "learned little" in warning and "near chance (ln batch = 6.24) after 4 epochs" in warning
+    assert task.warnings([{"loss": 5.9, "accuracy": 0.05}]) == []

@@ -21,6 +21,7 @@ from kgctl.models.trainer import epoch_seed, shard
 MIN_BATCH = 8  # a trailing batch with fewer pairs per process is skipped, as in the reference
 MEMORISING_ACCURACY = 0.99  # in-batch top-1 accuracy at which a contrastive model has memorised
 MEMORISING_LOSS = 0.25  # ... or a final loss below this share of chance (ln of the batch)
+NEAR_CHANCE = 0.98  # a final loss above this share of chance: the model has learned next to nothing
 
 
 class CALTask(PairTask):
@@ -55,11 +56,18 @@ class CALTask(PairTask):
         ]
 
     def warnings(self, epochs: list[dict[str, Any]]) -> list[str]:
-        """Memorisation: in-batch accuracy near 1 or a loss far below chance (ln of the batch)."""
+        """Memorisation (in-batch accuracy near 1 or a loss far below chance, ln of the batch),
+        and the opposite: a final loss still near chance, a model that has learned little."""
         if not epochs or epochs[-1].get("loss") is None:
             return []
         last = epochs[-1]
         chance = float(np.log(max(2, min(self.config.batch_size, len(self.pairs)))))
+        if last["loss"] >= NEAR_CHANCE * chance:
+            return [
+                f"{self.name} has learned little: its final loss {last['loss']:.3f} is near chance "
+                f"(ln batch = {chance:.2f}) after {len(epochs)} epochs. Its scores are then close to "
+                "its untrained ones; compare held-out figures with cosine (`kgctl evaluate`)."
+            ]
         found = []
         if last.get("accuracy", 0.0) >= MEMORISING_ACCURACY:
             found.append(f"in-batch accuracy reached {last['accuracy']:.3f}")
