@@ -110,7 +110,8 @@ def node_index(conn: Connection, label: str) -> tuple[np.ndarray, list[str]]:
 def gene_features(conn: Connection, dataset: str, genes: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """Per-gene vectors from a Dataset: the genes' own vector property (DepMap), the profile of
     each gene's perturbation (Perturb-seq: the mean if several), or the gene's column of a
-    samples × genes expression matrix. Genes without one get a NaN row."""
+    samples × genes expression matrix (L1000's probes matched by their gene symbols; the mean of
+    a gene's probes). Genes without one get a NaN row."""
     label, prop, features = dataset_spec(conn, dataset)
     index = {g: i for i, g in enumerate(genes)}
     if label == "Gene":
@@ -136,13 +137,19 @@ def gene_features(conn: Connection, dataset: str, genes: list[str]) -> tuple[np.
     )
     if not profiles:
         raise KgctlError(f"Dataset {dataset!r} has no vectors")
-    matrix = np.asarray([r["v"] for r in profiles], dtype=np.float32)  # samples × genes
-    x = np.full((len(genes), len(profiles)), np.nan, dtype=np.float32)
-    for column, symbol in enumerate(features):
-        if symbol in index:
-            x[index[symbol]] = matrix[:, column]
+    matrix = np.asarray([r["v"] for r in profiles], dtype=np.float64)  # samples × genes (or probes)
+    symbols = conn.query("MATCH (d:Dataset {id: $id}) RETURN d.feature_symbols AS s", {"id": dataset})[0]["s"]
+    columns = symbols or features  # L1000 names probes and gives their genes' symbols beside them
+    sums = np.zeros((len(genes), len(profiles)))
+    counts = np.zeros(len(genes))
+    for column, symbol in enumerate(columns):
+        if symbol in index:  # a gene with several probes gets their mean
+            sums[index[symbol]] += matrix[:, column]
+            counts[index[symbol]] += 1
+    with np.errstate(invalid="ignore"):
+        x = (sums / counts[:, None]).astype(np.float32)
     return x, {
-        "feature_source": "expression matrix column",
+        "feature_source": "expression matrix column" + (" (probes by gene symbol)" if symbols else ""),
         "features": [r["id"] for r in profiles],
     }
 

@@ -13,9 +13,11 @@ from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
 from kgctl.models.association.baselines import cosine_scores, degrees, walk_embedding
+from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import (
     Inputs,
     ambiguous_pairs,
+    both_unseen,
     degree_matched_negatives,
     embed,
     make_split,
@@ -23,7 +25,7 @@ from kgctl.models.association.data import (
     pair_keys,
     reference_negatives,
 )
-from kgctl.models.association.evaluate import threshold_sweep
+from kgctl.models.association.evaluate import sweep_test_pairs, threshold_sweep
 from kgctl.models.association.losses import in_batch_loss, is_known
 from kgctl.models.association.rows import ranked
 from kgctl.models.cal import CAL
@@ -159,6 +161,55 @@ def test_degree_matched_negatives_follow_the_positives_degrees() -> None:
     assert degree[neg].mean() == pytest.approx(degree[split.test].mean(), rel=0.15)
 
 
+def test_node_split_negatives_match_degrees_and_both_unseen_pairs_have_none() -> None:
+    """Degree-matched negatives of a node split: the seen gene's degree-bin distribution equals
+    the positives' within 0.05 total variation, and the seen/unseen make-up is the same. Pairs of
+    two unseen genes carry no degree at all, so the degree prior scores them 0.5."""
+    inputs = planted(n=400, modules=40)
+    split = make_split(inputs, CONFIG, "node", 5)
+    degree = degrees(inputs.n, split.train)
+    neg = degree_matched_negatives(inputs, split, degree, 5, np.random.default_rng(0))
+    assert len(neg) > 4 * len(split.test)
+
+    def histogram(p: np.ndarray) -> np.ndarray:
+        top = np.floor(np.log2(degree[p].max(axis=1) + 1)).astype(int)
+        return np.bincount(top, minlength=12) / len(p)
+
+    assert 0.5 * np.abs(histogram(neg) - histogram(split.test)).sum() < 0.05
+    u = split.unseen
+    assert (u[neg].sum(axis=1).mean()) == pytest.approx(u[split.test].sum(axis=1).mean(), abs=0.02)
+    pos, negs = both_unseen(inputs, split, 5, np.random.default_rng(1))
+    assert len(pos) and u[pos].all() and u[negs].all() and len(negs) == 5 * len(pos)
+    assert not np.isin(pair_keys(negs, inputs.n), inputs.known_keys).any()
+    assert degree[pos].sum() == degree[negs].sum() == 0
+
+
+def test_degree_scorers_read_the_training_degrees_and_choose_on_validation() -> None:
+    from kgctl.models.association.baselines import Degree, DegreeCosine, DegreeLogistic
+    from kgctl.models.association.data import validation_negatives
+    from kgctl.models.association.scorers import SplitData, fit_chosen
+
+    inputs = planted(n=400, modules=40)
+    split = make_split(inputs, CONFIG, "node", 5)
+    emb, _ = embed(inputs.features, split.fit, 8)
+    degree = degrees(inputs.n, split.train)
+    validation = (split.validation, validation_negatives(inputs, split, 5, np.random.default_rng(0)))
+    data = SplitData(inputs, split, emb, CONFIG, validation=validation)
+    pairs = np.concatenate([split.test, split.validation])
+    summed = degree[pairs].sum(axis=1)
+    assert np.array_equal(Degree().fit(data).pairs(pairs), summed)
+    lexicographic = DegreeCosine().fit(data).pairs(pairs)
+    assert np.array_equal(np.floor(lexicographic), summed)  # degree decides, cosine only breaks ties
+    assert np.allclose(lexicographic - summed, (cosine_scores(emb, pairs) + 1) / 4)
+    scores, record = fit_chosen(DegreeLogistic, data)
+    assert [c["settings"]["c"] for c in record["candidates"]] == list(DegreeLogistic.grid["c"])
+    assert record["value"] == pytest.approx(max(c["validation_auc"] for c in record["candidates"]), abs=1e-4)
+    assert record["value"] > 0.8
+    pos, negs = both_unseen(inputs, split, 5, np.random.default_rng(1))
+    unseen = metrics.auc(scores.pairs(pos), scores.pairs(negs))
+    assert unseen == pytest.approx(metrics.auc(cosine_scores(emb, pos), cosine_scores(emb, negs)), abs=1e-9)
+
+
 @pytest.mark.parametrize("transform", ["both", "half"])
 def test_blockwise_top_k_equals_the_full_matrix(transform: str) -> None:
     g = torch.Generator().manual_seed(0)
@@ -227,6 +278,22 @@ def test_threshold_sweep_scores_every_threshold_on_one_held_out_set(tmp_path: Pa
         # Threshold-free methods score the same pairs identically under both thresholds.
         assert rows["400"]["methods"]["cosine"] == rows["900"]["methods"]["cosine"]
     assert result["summary"]["900"]["cal"]["auc"]["n"] == 2
+    # The pairs the swept settings were chosen on are never test pairs (methods/cal.md §8.6).
+    validation = make_split(strict, CONFIG, "edge", 42).validation
+    chosen = threshold_sweep(
+        CAL(CONFIG.replace(epochs=1)),
+        {900.0: strict},
+        tmp_path / "chosen",
+        seeds=(1,),
+        chosen_on=(strict.genes, validation),
+    )
+    assert chosen["validation_pairs_excluded"] == len(validation) > 0
+    for draw in range(20):
+        test = sweep_test_pairs(strict, pair_keys(validation, strict.n), 0.2, np.random.default_rng(draw))
+        assert len(test) == round(0.2 * len(strict.positives))
+        assert not np.isin(pair_keys(test, strict.n), pair_keys(validation, strict.n)).any()
+    with pytest.raises(KgctlError, match="different gene sets"):
+        threshold_sweep(CAL(CONFIG), {900.0: strict}, tmp_path, seeds=(1,), chosen_on=(strict.genes[::-1], validation))
     shuffled = Inputs(strict.genes[::-1], strict.features, strict.known, strict.known, {})
     with pytest.raises(KgctlError, match="threshold 400"):
         threshold_sweep(CAL(CONFIG), {900.0: strict, 400.0: shuffled}, tmp_path, seeds=(1,))
@@ -274,3 +341,50 @@ def test_query_headers_and_parameters() -> None:
     with pytest.raises(KgctlError, match="'many' is not int"):
         q.bind({"gene": "KIF3", "limit": "many"})
     assert found["cross-boundary"].bind({"novel": "true"})["novel"] is True
+
+
+def test_several_feature_datasets_combine_as_equal_standardised_blocks() -> None:
+    """The first dataset decides the genes; each dataset is one block, standardised over the genes
+    it covers and scaled by 1/√width (equal weight); a gene a dataset misses gets zeros there;
+    `without` zeroes a block on the same genes and pairs."""
+    from kgctl.graph.export import View
+    from kgctl.models.association.data import build_inputs, without
+
+    rng = np.random.default_rng(0)
+    n = 60
+    ids = [f"G{i}" for i in range(n)]
+    a, b = np.triu_indices(n, 1)
+    near = np.abs(a - b) == 1
+    edges = {"INTERACTS_WITH": (a[near], b[near], np.full(near.sum(), 900.0))}
+    first = rng.normal(3.0, 2.0, (n, 5)).astype(np.float32)
+    first[:4] = np.nan  # four genes the first dataset lacks: left out
+    first[10, 0] = np.nan  # one missing cell: filled with the column mean
+    second = rng.normal(-1.0, 10.0, (n, 20)).astype(np.float32)
+    second[20:] = np.nan  # covers genes 0–19 only
+    views = [View(ids, first, edges, {"fingerprint": "f1", "licences": ["CC-BY-4.0"]})]
+    views.append(View(ids, second, edges, {"fingerprint": "f2", "licences": ["CC0-1.0"]}))
+    config = AssociationConfig(dataset="effect, expression")
+    inputs = build_inputs(views, config)
+    assert inputs.genes.tolist() == ids[4:] and inputs.features.shape == (56, 25)
+    blocks = inputs.meta["feature_blocks"]
+    assert [(b["dataset"], b["columns"], b["genes_covered"]) for b in blocks] == [
+        ("effect", [0, 5], 56),
+        ("expression", [5, 25], 16),
+    ]
+    assert inputs.meta["licences"] == ["CC-BY-4.0", "CC0-1.0"] and len(inputs.meta["view_fingerprint"]) == 64
+    block = inputs.features[:, :5].astype(np.float64)
+    assert np.allclose(block.mean(axis=0), 0, atol=1e-6) and np.allclose(block.std(axis=0), 1 / np.sqrt(5))
+    covered = inputs.features[:16, 5:].astype(np.float64)
+    assert np.allclose(covered.std(axis=0), 1 / np.sqrt(20)) and not inputs.features[16:, 5:].any()
+    # Each block's total variance is 1 whatever its width: equal weight in the joint PCA.
+    assert block.var(axis=0).sum() == pytest.approx(1.0) and covered.var(axis=0).sum() == pytest.approx(1.0)
+    one = build_inputs(views[:1], AssociationConfig(dataset="effect"))
+    assert np.isnan(first[10, 0]) and one.features[6, 0] == pytest.approx(np.nanmean(first[4:, 0]))
+    assert np.array_equal(one.positives, inputs.positives) and "feature_blocks" not in one.meta
+    ablated = without(inputs, {"expression"})
+    assert not ablated.features[:, 5:].any() and np.array_equal(ablated.features[:, :5], inputs.features[:, :5])
+    assert np.array_equal(ablated.positives, inputs.positives) and ablated.meta["without"] == ["expression"]
+    with pytest.raises(KgctlError, match="no feature block of morphology"):
+        without(inputs, {"morphology"})
+    with pytest.raises(KgctlError, match="list different genes"):
+        build_inputs([views[0], View(ids[::-1], second, edges)], config)

@@ -5,6 +5,7 @@ to end is in test_demo.py)."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kgctl.core.errors import KgctlError
@@ -68,10 +69,16 @@ def test_train_two_processes_resume_predict_and_delete(
         "cal",
         "graphsage",
         "cosine",
+        "degree",
+        "degree_cosine",
+        "degree_logistic",
         "degree_product",
         "bilinear",
         "walk_embedding",
     }
+    assert set(summary["cal"]) >= {"random", "degree_matched", "both_unseen"}
+    assert summary["degree"]["both_unseen"]["auc"]["mean"] == 0.5  # no unseen gene has a degree
+    assert sweep["validation_pairs_excluded"] > 0  # the pairs the swept settings were chosen on
     chosen = evaluation["held_out"]["node"]["per_seed"]["1"]["selection"]
     assert chosen["cal"]["epoch"] >= 1 and chosen["graphsage"]["metric"] == "validation_auc"
     assert summary["cal"]["random"]["auc"]["n"] == 2 and summary["cal"]["random"]["auc"]["sd"] is not None
@@ -143,7 +150,18 @@ def test_a_plugin_model_is_evaluated_by_the_family_evaluator(planted_graph: str,
     result = cli_json(env, "evaluate", run["id"], "--seeds", "1", "--splits", "node", "--device", "cpu")
     assert result["evaluator"] == "pairs" and result["reference"] is None
     summary = result["held_out"]["node"]["summary"]
-    assert set(summary) == {"linear_map", "cal", "graphsage", "cosine", "degree_product", "walk_embedding", "bilinear"}
+    assert set(summary) == {
+        "linear_map",
+        "cal",
+        "graphsage",
+        "cosine",
+        "degree",
+        "degree_cosine",
+        "degree_logistic",
+        "degree_product",
+        "walk_embedding",
+        "bilinear",
+    }
     assert summary["linear_map"]["random"]["auc"]["mean"] > 0.5
     chosen = result["held_out"]["node"]["per_seed"]["1"]["selection"]
     assert 1 <= chosen["cal"]["epoch"] <= 4 and 1 <= chosen["graphsage"]["epoch"] <= 4
@@ -322,3 +340,44 @@ def test_default_cal_no_longer_memorises_the_real_data(graph: Connection, shared
     memorising = config.replace(transform="both", epochs=100)
     both = fit(cal_task(inputs, memorising), None, device="cpu").result
     assert both["history"][-1]["accuracy"] >= 0.99 and "memorising" in both["warnings"][0]
+
+
+def test_gene_features_from_every_modality_the_graph_holds(
+    graph: Connection, shared_data: Path, tmp_path: Path
+) -> None:
+    """Real DepMap gene effect and expression and the real L1000 plate (probes matched to genes by
+    symbol) in one graph: CAL's inputs combine all three as blocks over the gene-effect genes."""
+    from kgctl.graph.export import gene_features
+    from kgctl.ingest.l1000 import read_gct
+
+    depmap, l1000 = shared_data / "depmap", shared_data / "l1000"
+    files = [
+        depmap / "CRISPRGeneEffect.subset.csv.gz",
+        depmap / "OmicsExpressionProteinCodingGenesTPMLogp1.subset.csv.gz",
+    ]
+    ingest_files(graph, "depmap", files, tmp_path)
+    ingest_files(graph, "l1000", [l1000 / "test_l1000_level4.gct.gz", l1000 / "compounds.tsv.gz"], tmp_path)
+    kinds = {r["kind"]: r["id"] for r in graph.query("MATCH (d:Dataset) RETURN d.kind AS kind, d.id AS id")}
+    matrix, probes, _, rows = read_gct(l1000 / "test_l1000_level4.gct.gz")
+    genes = [r["id"] for r in graph.query("MATCH (g:Gene) RETURN g.id AS id ORDER BY id")]
+    probe = next(i for i, s in enumerate(rows["pr_gene_symbol"]) if s in genes)  # a landmark gene DepMap has
+    symbol = rows["pr_gene_symbol"][probe]
+    x, meta = gene_features(graph, kinds["L1000"], genes)
+    assert meta["feature_source"] == "expression matrix column (probes by gene symbol)"
+    assert x.shape[1] == 377 - 48  # the profiles in the graph (48 name compounds without a structure)
+    assert {genes[i] for i in np.flatnonzero(~np.isnan(x).all(axis=1))} == set(rows["pr_gene_symbol"]) & set(genes)
+    profile = x[genes.index(symbol)]  # the gene's probe across the plate's profiles, in profile order
+    assert rows["pr_gene_symbol"].count(symbol) == 1 and len(probes) == 978
+    assert np.isin(profile, matrix[:, probe].astype(np.float32)).all()
+    build_coessentiality(graph, dataset=kinds["gene-effect"], method="pearson", threshold=0.5)
+    config = CALConfig(
+        dataset=",".join([kinds["gene-effect"], kinds["expression"], kinds["L1000"]]), relationship="CO_ESSENTIAL"
+    )
+    inputs = collect_inputs(graph, config, tmp_path / "view")
+    blocks = {b["dataset"]: b for b in inputs.meta["feature_blocks"]}
+    assert blocks[kinds["gene-effect"]]["genes_covered"] == inputs.n and 800 < inputs.n <= 887
+    assert 100 <= blocks[kinds["expression"]]["genes_covered"] <= 105  # DepMap's expression sample: 106 genes
+    assert 60 <= blocks[kinds["L1000"]]["genes_covered"] <= 72  # landmark genes among the gene-effect ones
+    assert inputs.features.shape[1] == 58 + 55 + 329
+    alone = collect_inputs(graph, config.replace(dataset=kinds["gene-effect"]), tmp_path / "view-1")
+    assert np.array_equal(alone.genes, inputs.genes) and np.array_equal(alone.positives, inputs.positives)

@@ -20,7 +20,11 @@ DEFAULT_MIN_SCORE = {"INTERACTS_WITH": 700.0}
 class AssociationConfig(ModelConfig):
     """What every gene-association model reads: the features, the positives and the split."""
 
-    dataset: str = setting("", "Dataset id of the gene features (required; `MATCH (d:Dataset) RETURN d.id`).")
+    dataset: str = setting(
+        "",
+        "Dataset id of the gene features (required; `MATCH (d:Dataset) RETURN d.id`). Several, "
+        "comma-separated, are combined: the first decides the genes, each adds a standardised block.",
+    )
     relationship: str = setting("INTERACTS_WITH", "Positives' relationship type.", RELATIONSHIPS)
     min_score: float | None = setting(None, "Positives score at least this (default 700 for STRING).")
     channel: str | None = setting(None, "Or positives by a STRING channel, e.g. experiments.", STRING_CHANNELS)

@@ -72,15 +72,26 @@ class Inputs(ArrayInputs):
         return np.sort(pair_keys(self.known, self.n))
 
 
+def datasets_of(config: AssociationConfig) -> list[str]:
+    """The config's feature datasets, in order (the first decides which genes are kept)."""
+    return [d.strip() for d in config.dataset.split(",") if d.strip()]
+
+
 def collect_inputs(conn: Connection, config: AssociationConfig, view_dir: Path) -> Inputs:
-    """Export the view (cached by graph fingerprint) and apply the config's rules."""
-    if not config.dataset:
+    """Export the view once per feature dataset (each cached by graph fingerprint) and apply
+    the config's rules."""
+    datasets = datasets_of(config)
+    if not datasets:
         raise KgctlError(
             "CAL needs a feature dataset: set `dataset` in the config or pass --dataset "
-            "(`MATCH (d:Dataset) RETURN d.id` lists them)"
+            "(`MATCH (d:Dataset) RETURN d.id` lists them; several, comma-separated, are combined)"
         )
-    view = export_view(conn, "gene-association", view_dir, dataset=config.dataset, relationships=(config.relationship,))
-    assert isinstance(view, View)
+    views = []
+    for i, dataset in enumerate(datasets):
+        out = view_dir if len(datasets) == 1 else view_dir / f"features-{i}"
+        view = export_view(conn, "gene-association", out, dataset=dataset, relationships=(config.relationship,))
+        assert isinstance(view, View)
+        views.append(view)
     channel_pairs = None
     if config.channel is not None:
         internal, _ = node_index(conn, "Gene")
@@ -90,21 +101,64 @@ def collect_inputs(conn: Connection, config: AssociationConfig, view_dir: Path) 
             [np.column_stack([b.column(0).to_numpy(), b.column(1).to_numpy()]) for b in batches]
             or [np.zeros((0, 2), dtype=np.int64)]
         )
-    return build_inputs(view, config, channel_pairs)
+    return build_inputs(views, config, channel_pairs)
 
 
-def build_inputs(view: View, config: AssociationConfig, channel_pairs: np.ndarray | None = None) -> Inputs:
-    """Keep genes with at most `max_missing` missing features (the rest filled with the column
-    mean); known pairs at any score; positives by score threshold or channel filter."""
-    if view.x is None:
+def filled(x: np.ndarray) -> np.ndarray:
+    """Missing values replaced by their column's mean (0 where a column has none)."""
+    with np.errstate(all="ignore"):
+        column_mean = np.nanmean(x, axis=0)
+    return np.where(np.isnan(x), np.nan_to_num(column_mean)[None, :], x)
+
+
+def feature_blocks(
+    blocks: list[np.ndarray], keep: np.ndarray, covered: list[np.ndarray]
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The kept genes' features from several datasets, one block each: missing cells filled with
+    the column mean of the genes the dataset covers; each column standardised over those genes;
+    each block divided by √(its columns), so that every dataset weighs the same in the PCA
+    whatever its width; a gene the dataset does not cover gets zeros (its mean) in that block."""
+    parts, spans, start = [], [], 0
+    for x, has in zip(blocks, covered, strict=True):
+        part = np.zeros((len(keep), x.shape[1]))
+        inside = has[keep]
+        if inside.any():
+            values = filled(x[keep][inside].astype(np.float64))
+            sd = values.std(axis=0)
+            part[inside] = (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0) / np.sqrt(x.shape[1])
+        parts.append(part)
+        spans.append((start, start + x.shape[1]))
+        start += x.shape[1]
+    return np.concatenate(parts, axis=1).astype(np.float32), spans
+
+
+def build_inputs(views: list[View], config: AssociationConfig, channel_pairs: np.ndarray | None = None) -> Inputs:
+    """Keep the genes the first dataset covers (at most `max_missing` missing features); known
+    pairs at any score; positives by score threshold or channel filter. One dataset: its values,
+    missing ones filled with the column mean. Several: one standardised block per dataset
+    (`feature_blocks`); a further dataset covers a gene when at most `max_missing` of its
+    features are missing there."""
+    datasets = datasets_of(config) or [config.dataset]
+    view = views[0]
+    if any(other.node_ids != view.node_ids for other in views[1:]):
+        raise KgctlError("the feature datasets' views list different genes; export them from one graph")
+    matrices = [v.x for v in views]
+    if any(x is None for x in matrices):
         raise KgctlError("the view has no gene features; export it with a dataset")
-    missing = np.isnan(view.x).mean(axis=1)
-    keep = np.flatnonzero(missing <= config.max_missing)
+    xs = [x for x in matrices if x is not None]
+    covered = [np.isnan(x).mean(axis=1) <= config.max_missing for x in xs]
+    keep = np.flatnonzero(covered[0])
     if len(keep) < 10:
-        raise KgctlError(f"only {len(keep)} genes have features in {config.dataset!r}; CAL needs more")
-    x = view.x[keep].astype(np.float64)
-    column_mean = np.nanmean(x, axis=0)
-    x = np.where(np.isnan(x), np.nan_to_num(column_mean)[None, :], x).astype(np.float32)
+        raise KgctlError(f"only {len(keep)} genes have features in {datasets[0]!r}; CAL needs more")
+    blocks: list[dict[str, Any]] = []
+    if len(xs) == 1:
+        x = filled(xs[0][keep].astype(np.float64)).astype(np.float32)
+    else:
+        x, spans = feature_blocks(xs, keep, covered)
+        blocks = [
+            {"dataset": d, "features": b - a, "columns": [a, b], "genes_covered": int(has[keep].sum())}
+            for d, (a, b), has in zip(datasets, spans, covered, strict=True)
+        ]
     position = np.full(len(view.node_ids), -1)
     position[keep] = np.arange(len(keep))
     src, dst, score = view.edges[config.relationship]
@@ -126,20 +180,38 @@ def build_inputs(view: View, config: AssociationConfig, channel_pairs: np.ndarra
         raise KgctlError(
             f"only {len(positives)} {config.relationship} pairs among genes with features pass {rule}; CAL needs more"
         )
+    fingerprints = [v.meta.get("fingerprint") for v in views]
+    joined = None if None in fingerprints else hashlib.sha256("|".join(map(str, fingerprints)).encode()).hexdigest()
     meta = {
-        "view_fingerprint": view.meta.get("fingerprint"),
-        "licences": view.meta.get("licences", []),
+        "view_fingerprint": fingerprints[0] if len(views) == 1 else joined,
+        "licences": sorted({licence for v in views for licence in v.meta.get("licences", [])}),
         "dataset": config.dataset,
         "relationship": config.relationship,
         "rule": rule,
         "genes_in_view": len(view.node_ids),
         "genes": n,
         "features": int(x.shape[1]),
+        **({"feature_blocks": blocks} if blocks else {}),
         "known_pairs": len(known),
         "positive_pairs": len(positives),
         "genes_in_positives": int(len(np.unique(positives))),
     }
     return Inputs(np.asarray([view.node_ids[i] for i in keep]), x, known, positives, meta)
+
+
+def without(inputs: Inputs, datasets: set[str]) -> Inputs:
+    """The same genes and pairs with the blocks of `datasets` zeroed, as if they covered no
+    gene: what a modality adds is the difference on the same splits (several datasets only)."""
+    blocks = inputs.meta.get("feature_blocks") or []
+    unknown = datasets - {b["dataset"] for b in blocks}
+    if unknown:
+        raise KgctlError(f"no feature block of {', '.join(sorted(unknown))} in these inputs")
+    x = inputs.features.copy()
+    for block in blocks:
+        if block["dataset"] in datasets:
+            x[:, block["columns"][0] : block["columns"][1]] = 0
+    meta = {**inputs.meta, "without": sorted(datasets)}
+    return Inputs(inputs.genes, x, inputs.known, inputs.positives, meta)
 
 
 @dataclass
@@ -284,6 +356,15 @@ def degree_matched_negatives(
         if len(a) == 0:
             break
     return np.column_stack([chosen // inputs.n, chosen % inputs.n]).astype(np.int64)
+
+
+def both_unseen(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Node split: the test positives whose genes are both unseen, and `ratio` negatives per one
+    among unseen genes only (no known pair). Neither gene has a training degree, so no degree
+    prior helps here: the features must carry the association."""
+    both = split.test[split.unseen[split.test[:, 0]] & split.unseen[split.test[:, 1]]]
+    unseen = np.flatnonzero(split.unseen)
+    return both, sample_pairs(unseen, unseen, min(ratio * len(both), 50_000), inputs.known_keys, inputs.n, rng)
 
 
 def validation_negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator) -> np.ndarray:

@@ -27,6 +27,7 @@ from kgctl.models.association.data import (
     Inputs,
     Split,
     ambiguous_pairs,
+    both_unseen,
     degree_matched_negatives,
     embed,
     make_split,
@@ -162,16 +163,18 @@ def honest(
         methods[name], selection[name] = scores, record
     degree = degrees(inputs.n, split.train)
     rng = np.random.default_rng(seed)
-    negative_sets = {
-        "random": negatives(inputs, split, NEGATIVE_RATIO, rng),
-        "degree_matched": degree_matched_negatives(inputs, split, degree, NEGATIVE_RATIO, rng),
+    sets = {
+        "random": (split.test, negatives(inputs, split, NEGATIVE_RATIO, rng)),
+        "degree_matched": (split.test, degree_matched_negatives(inputs, split, degree, NEGATIVE_RATIO, rng)),
     }
-    pos_cos = cosine_scores(emb, split.test)
-    neg_cos = {name: cosine_scores(emb, neg) for name, neg in negative_sets.items()}
+    if split.kind == "node":  # drawn after the others: their negatives stay as they were
+        sets["both_unseen"] = both_unseen(inputs, split, NEGATIVE_RATIO, np.random.default_rng([seed, 4]))
+    cosines = {name: (cosine_scores(emb, pos), cosine_scores(emb, neg)) for name, (pos, neg) in sets.items()}
     mean_degree = (degree[split.test[:, 0]] + degree[split.test[:, 1]]) / 2
     result: dict[str, Any] = {
         "split": split.counts(),
-        "negatives": {k: len(v) for k, v in negative_sets.items()},
+        "negatives": {name: len(neg) for name, (_, neg) in sets.items()},
+        "positives": {name: len(pos) for name, (pos, _) in sets.items()},
         "selection": selection,
         "methods": {},
     }
@@ -182,22 +185,19 @@ def honest(
     assert rows is not None
     result["hubness"] = {h: partner_hits(rows, inputs.n, split.validation, split.train, h) for h in HUBNESS}
     for method, scores in methods.items():
-        pos = scores.pairs(split.test)
-        neg_scores = {name: scores.pairs(neg) for name, neg in negative_sets.items()}
-        figures: dict[str, Any] = {
-            name: metrics.ranking(pos, neg_scores[name], pos_cos, neg_cos[name]) for name in negative_sets
-        }
-        figures["spearman_mean_degree"] = metrics.spearman(mean_degree, pos)
+        scored = {name: (scores.pairs(pos), scores.pairs(neg)) for name, (pos, neg) in sets.items()}
+        figures: dict[str, Any] = {name: metrics.ranking(*scored[name], *cosines[name]) for name in sets}
+        figures["spearman_mean_degree"] = metrics.spearman(mean_degree, scored["random"][0])
         if val_neg is not None:
             figures["validation_auc"] = metrics.auc(scores.pairs(split.validation), scores.pairs(val_neg))
         if len(ambiguous) >= metrics.CB_MIN:  # below-threshold known pairs: never negatives
-            figures["ambiguous_auc"] = metrics.auc(scores.pairs(ambiguous), neg_scores["random"])
+            figures["ambiguous_auc"] = metrics.auc(scores.pairs(ambiguous), scored["random"][1])
         result["methods"][method] = figures
     result["plot_data"] = {
         "split": split,
         "methods": methods,
         "model": run.model,
-        "negatives": negative_sets["random"],
+        "negatives": sets["random"][1],
         "mean_degree": mean_degree,
     }
     return result
@@ -229,13 +229,16 @@ def reference(run: Run, model: AssociationModel, inputs: Inputs) -> dict[str, An
     return out
 
 
+NEGATIVE_SETS = ("random", "degree_matched", "both_unseen")  # both_unseen: node split only
+
+
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± SD over seeds of every scalar figure, per method and negative set."""
     summary: dict[str, Any] = {}
     for method in per_seed[0]["methods"]:
         rows = [r["methods"][method] for r in per_seed]
         entry: dict[str, Any] = {}
-        for neg in ("random", "degree_matched"):
+        for neg in (n for n in NEGATIVE_SETS if n in rows[0]):
             entry[neg] = {
                 key: metrics.mean_sd([r[neg][key] for r in rows]) for key in rows[0][neg] if key != "cb_sweep"
             }
@@ -272,9 +275,17 @@ def evaluate(
         held_out[kind] = {"summary": summarise(per_seed), "per_seed": dict(zip(map(str, seeds), per_seed, strict=True))}
     sweep = None
     if thresholds:
-        final = type(model.config)(**final_settings(model.config, run.record.get("selection")))
+        config = model.config
+        final = type(config)(**final_settings(config, run.record.get("selection")))
+        chosen_on = make_split(inputs, config, config.split, config.seed).validation
         sweep = threshold_sweep(
-            type(model)(final), thresholds, run.dir / "evaluation", seeds=seeds, device=device, on_progress=on_progress
+            type(model)(final),
+            thresholds,
+            run.dir / "evaluation",
+            seeds=seeds,
+            device=device,
+            on_progress=on_progress,
+            chosen_on=(inputs.genes, chosen_on),
         )
     return PairsResult(
         seeds=list(seeds),
@@ -295,6 +306,13 @@ def trained(
     return model.scores(load_module(folder, model.build_module), emb, pairs, "cpu")
 
 
+def sweep_test_pairs(strict: Inputs, excluded: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """The sweep's held-out pairs: `fraction` of the strictest positives, drawn from those whose
+    key is not in `excluded` (the pairs the swept settings were chosen on), in key order."""
+    eligible = strict.positives[~np.isin(pair_keys(strict.positives, strict.n), excluded)]
+    return eligible[np.sort(rng.permutation(len(eligible))[: round(fraction * len(strict.positives))])]
+
+
 def threshold_sweep(
     model: AssociationModel,
     by_threshold: dict[float, Inputs],
@@ -304,11 +322,13 @@ def threshold_sweep(
     test_fraction: float = 0.2,
     device: str = "auto",
     on_progress: OnProgress = silent,
+    chosen_on: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """One model per positives threshold (`model`'s settings), every one scored on the same
     held-out pairs (methods/cal.md §8.6): per seed, `test_fraction` of the strictest threshold's
     pairs, removed from every threshold's training pairs, against one negative set that no known
-    pair joins; the pair baselines beside it, fit on the same training pairs."""
+    pair joins; the pair baselines beside it, fit on the same training pairs. `chosen_on` (genes,
+    pairs): the validation pairs `model`'s settings were chosen on, never drawn as test pairs."""
     config = model.config
     thresholds = sorted(by_threshold)
     strict = by_threshold[thresholds[-1]]
@@ -319,11 +339,16 @@ def threshold_sweep(
     n = strict.n
     emb, _ = embed(strict.features, np.ones(n, dtype=bool), config.pca_dim)
     unseen = np.zeros(n, dtype=bool)  # an edge split: every gene seen
+    excluded = np.zeros(0, dtype=np.int64)
+    if chosen_on is not None:
+        genes, pairs = chosen_on
+        if not np.array_equal(genes, strict.genes):
+            raise KgctlError("the sweep's inputs and the run's come from different gene sets")
+        excluded = pair_keys(pairs, n)
     per_seed: dict[str, Any] = {}
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        pos = strict.positives
-        test = pos[np.sort(rng.permutation(len(pos))[: round(test_fraction * len(pos))])]
+        test = sweep_test_pairs(strict, excluded, test_fraction, rng)
         neg = negatives(strict, Split("edge", seed, test[:0], test[:0], test, unseen), NEGATIVE_RATIO, rng)
         held = pair_keys(test, n)
         rows: dict[str, Any] = {}
@@ -355,7 +380,9 @@ def threshold_sweep(
     }
     return {
         "protocol": f"fixed held-out set: {test_fraction:g} of the pairs passing "
-        f"{thresholds[-1]:g}, held out of every threshold's training pairs",
+        f"{thresholds[-1]:g}, held out of every threshold's training pairs, none of them a pair "
+        "the swept settings were chosen on",
+        "validation_pairs_excluded": int(np.isin(pair_keys(strict.positives, n), excluded).sum()),
         "thresholds": thresholds,
         "seeds": list(seeds),
         "positives": {f"{t:g}": len(by_threshold[t].positives) for t in thresholds},
@@ -375,13 +402,15 @@ def inputs_by_threshold(
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
-    """The figures a person reads first: held-out AUC mean ± SD per split and method."""
+    """The figures a person reads first: held-out AUC mean ± SD per split and method, those no
+    degree prior can earn first (degree-matched negatives; in a node split, both genes unseen)."""
     out: dict[str, Any] = {}
     for kind, block in result["held_out"].items():
         out[kind] = {
             m: {
-                "auc": s["random"]["auc"],
                 "auc_degree_matched": s["degree_matched"]["auc"],
+                **({"auc_both_unseen": s["both_unseen"]["auc"]} if "both_unseen" in s else {}),
+                "auc": s["random"]["auc"],
                 "cb_auc": s["random"]["cb_auc"],
             }
             for m, s in block["summary"].items()
@@ -510,12 +539,20 @@ def report(r: dict[str, Any]) -> list[str]:
         first = next(iter(block["per_seed"].values()))
         counts = first["split"]
         lines.append(f"Held-out {kind} split ({counts['test']:,} test pairs, {counts['unseen_genes']} unseen genes):")
-        lines.append(f"  {'method':<16}{'AUC':>16}{'AUPRC':>16}{'CB AUC':>16}{'AUC deg-matched':>18}{'ρ(degree)':>16}")
+        unseen = "both_unseen" in next(iter(block["summary"].values()))
+        if unseen:
+            lines.append(f"  ({first['positives']['both_unseen']:,} test pairs with both genes unseen)")
+        lines.append(
+            f"  {'method':<16}{'AUC deg-matched':>18}"
+            + (f"{'AUC both unseen':>18}" if unseen else "")
+            + f"{'AUC':>16}{'AUPRC':>16}{'CB AUC':>16}{'ρ(degree)':>16}"
+        )
         for m, s in block["summary"].items():
             lines.append(
-                f"  {m:<16}{_fmt(s['random']['auc']):>16}{_fmt(s['random']['auprc']):>16}"
-                f"{_fmt(s['random']['cb_auc']):>16}{_fmt(s['degree_matched']['auc']):>18}"
-                f"{_fmt(s['spearman_mean_degree']):>16}"
+                f"  {m:<16}{_fmt(s['degree_matched']['auc']):>18}"
+                + (f"{_fmt(s['both_unseen']['auc']):>18}" if unseen else "")
+                + f"{_fmt(s['random']['auc']):>16}{_fmt(s['random']['auprc']):>16}"
+                f"{_fmt(s['random']['cb_auc']):>16}{_fmt(s['spearman_mean_degree']):>16}"
             )
         band = [f"{m} {_fmt(s['ambiguous_auc'])}" for m, s in block["summary"].items() if "ambiguous_auc" in s]
         if band:
