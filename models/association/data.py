@@ -216,8 +216,9 @@ def without(inputs: Inputs, datasets: set[str]) -> Inputs:
 
 @dataclass
 class Split:
-    """Training, validation and test pairs; `unseen` marks genes held out of training (node
-    split); `fit` marks the genes the PCA is fit on."""
+    """Training, validation and test pairs; `unseen` marks the test genes held out of training
+    (node split), `held` the validation genes (node split: held out of training too, so that
+    validation mirrors the test); `fit` marks the genes the PCA is fit on."""
 
     kind: str
     seed: int
@@ -225,10 +226,11 @@ class Split:
     validation: np.ndarray
     test: np.ndarray
     unseen: np.ndarray  # bool [N]
+    held: np.ndarray | None = None  # bool [N]; None: no validation genes (edge split)
 
     @property
     def fit(self) -> np.ndarray:
-        return ~self.unseen
+        return ~self.unseen if self.held is None else ~(self.unseen | self.held)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -236,13 +238,16 @@ class Split:
             "validation": len(self.validation),
             "test": len(self.test),
             "unseen_genes": int(self.unseen.sum()),
+            **({"validation_genes": int(self.held.sum())} if self.held is not None else {}),
         }
 
 
 def make_split(inputs: Inputs, config: AssociationConfig, kind: str, seed: int) -> Split:
     """Seeded split of the positives. Edge: pairs shuffled into test / validation / train.
-    Node: `unseen_fraction` of the genes in positives held out; training pairs have both genes
-    seen, test pairs at least one unseen; validation is a share of the seen-seen pairs."""
+    Node: `unseen_fraction` of the genes in positives held out for test, the next
+    `validation_fraction` of them for validation; test pairs touch a test gene, validation pairs
+    a validation gene (and no test gene), training pairs neither, so that settings and epochs are
+    chosen on genes no training pair touches, as the test genes are."""
     rng = np.random.default_rng(seed)
     pos = inputs.positives
     unseen = np.zeros(inputs.n, dtype=bool)
@@ -255,13 +260,14 @@ def make_split(inputs: Inputs, config: AssociationConfig, kind: str, seed: int) 
         n_val = round(config.validation_fraction * len(pos))
         test, val, train = np.split(pos[order], [n_test, n_test + n_val])
         return Split(kind, seed, train, val, test, unseen)
-    genes = np.unique(pos)
-    held = rng.permutation(genes)[: round(config.unseen_fraction * len(genes))]
-    unseen[held] = True
+    genes = rng.permutation(np.unique(pos))
+    n_test = round(config.unseen_fraction * len(genes))
+    unseen[genes[:n_test]] = True
+    held = np.zeros(inputs.n, dtype=bool)
+    held[genes[n_test : n_test + round(config.validation_fraction * len(genes))]] = True
     touches = unseen[pos[:, 0]] | unseen[pos[:, 1]]
-    seen_pairs = pos[~touches][rng.permutation(int((~touches).sum()))]
-    n_val = round(config.validation_fraction * len(seen_pairs))
-    return Split(kind, seed, seen_pairs[n_val:], seen_pairs[:n_val], pos[touches], unseen)
+    validates = ~touches & (held[pos[:, 0]] | held[pos[:, 1]])
+    return Split(kind, seed, pos[~touches & ~validates], pos[validates], pos[touches], unseen, held)
 
 
 def embed(features: np.ndarray, fit: np.ndarray, dim: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -333,12 +339,18 @@ def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator
 
 
 def degree_matched_negatives(
-    inputs: Inputs, split: Split, degree: np.ndarray, ratio: int, rng: np.random.Generator
+    inputs: Inputs,
+    split: Split,
+    degree: np.ndarray,
+    ratio: int,
+    rng: np.random.Generator,
+    status: np.ndarray | None = None,
 ) -> np.ndarray:
     """For each test positive (a, b), `ratio` pairs (u, v) with u in a's and v in b's training-
-    degree bin (powers of two) and, in a node split, the same seen/unseen status; no known pair."""
+    degree bin (powers of two) and the same `status` (default: seen or unseen); no known pair."""
     exclude = inputs.known_keys
-    group = np.floor(np.log2(degree + 1)).astype(np.int64) * 2 + split.unseen
+    status = split.unseen.astype(np.int64) if status is None else status
+    group = np.floor(np.log2(degree + 1)).astype(np.int64) * 3 + status
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], group, side="left")
     sizes = np.searchsorted(group[order], group, side="right") - starts
@@ -368,11 +380,17 @@ def both_unseen(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generat
 
 
 def validation_negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator) -> np.ndarray:
-    """Negatives for the validation pairs, which join seen genes only: seen-seen pairs that no
-    known pair joins, `ratio` per validation pair."""
+    """`ratio` negatives per validation pair, no known pair among them. Edge split: pairs of any
+    two genes. Node split: degree-matched to the validation pairs (training-degree bins and
+    validation-gene status) among genes no test pair needs, as the headline's test negatives are."""
     exclude = inputs.known_keys
-    seen = np.flatnonzero(~split.unseen)
-    return sample_pairs(seen, seen, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng)
+    if split.held is None:
+        everyone = np.arange(inputs.n)
+        return sample_pairs(everyone, everyone, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng)
+    degree = np.bincount(split.train.ravel(), minlength=inputs.n).astype(np.float64)
+    mirrored = Split("node", split.seed, split.train, split.test[:0], split.validation, split.held)
+    status = split.held + 2 * split.unseen  # test genes form groups of their own: never drawn
+    return degree_matched_negatives(inputs, mirrored, degree, ratio, rng, status)
 
 
 def ambiguous_pairs(inputs: Inputs, split: Split) -> np.ndarray:
