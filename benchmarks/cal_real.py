@@ -101,7 +101,9 @@ def main() -> None:
             config = CALConfig(**run.record["config"])
             figures["modalities"] = modality_study(inputs, config, work / "modalities", args.seeds)
             single = Inputs.load(trained["gene_effect"].dir / runs.INPUTS)
-            figures["defaults_study"] = defaults_study(single, config.replace(dataset=datasets["gene-effect"]), work)
+            figures["defaults_study"] = defaults_study(
+                single, config.replace(dataset=datasets["gene-effect"]), work / "study", DEFAULTS_SEEDS
+            )
             final = runs.train(conn, data_dir, "cal", runs.settings_from(data_dir, run.id, "cal").replace(split="none"))
             figures["final_model"] = {
                 "run": final.id,
@@ -217,13 +219,13 @@ def cal_task(inputs: Inputs, config: ModelConfig) -> Task:
     return CAL(config).task(inputs)
 
 
-def defaults_study(inputs: Inputs, config: CALConfig, work: Path) -> dict[str, Any]:
+def defaults_study(inputs: Inputs, config: CALConfig, folder: Path, seeds: str) -> dict[str, Any]:
     """How CAL's default variant was chosen (gene effect alone, as then): transform × masking on
     each seed's node split, every candidate's validation AUC and epoch (no test pair read)."""
     study: dict[str, Any] = {"search": "transform=half,both;mask=true,false", "split": "node", "per_seed": {}}
-    for seed in map(int, DEFAULTS_SEEDS.split(",")):
+    for seed in map(int, seeds.split(",")):
         seeded = config.replace(seed=seed, split="node", search=study["search"])
-        chosen = fit_selected(seeded, partial(cal_task, inputs), work / "study" / str(seed), device="cpu")
+        chosen = fit_selected(seeded, partial(cal_task, inputs), folder / str(seed), device="cpu")
         study["per_seed"][str(seed)] = chosen.record()
     return study
 
