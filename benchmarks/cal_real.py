@@ -5,8 +5,9 @@ into a fresh Neo4j. Two runs of `kgctl evaluate`, one per feature set (gene effe
 whole graph), on the same genes, pairs and splits: held-out edge and node splits, the node split
 scored three ways (random negatives, degree-matched negatives, both genes unseen), every
 registered scorer beside CAL and GraphSAGE (cosine, the degree scorers, degree product, bilinear,
-random-walk embedding), every setting and epoch chosen on validation only, on five fresh seeds no
-setting was ever chosen on (1001–1005; CAL's defaults were chosen on 42, 123, 456). Then each
+random-walk embedding), every setting and epoch chosen on validation only (CAL's temperature and
+PCA width too), on five fresh seeds no setting was ever chosen on (1001–1005; CAL's defaults and
+the PCA widths tried were looked at on 42, 123, 456). Then each
 modality's contribution on validation (blocks zeroed, same genes and splits), the final model
 trained as selected, its write-back, and two evidence checks of its novel pairs against cosine's:
 STRING's 400–699 band (same database, weak) and STRING direct-experiment pairs held out of
@@ -52,6 +53,9 @@ from kgctl.testing.fixtures import make_test_server, shared_data_dir  # noqa: E4
 
 HEADLINE_SEEDS = "1001,1002,1003,1004,1005"  # fresh: no setting of any method was chosen on them
 DEFAULTS_SEEDS = "42,123,456"  # the seeds CAL's defaults were chosen on (kept as the record)
+# CAL's search: its default temperatures and the PCA width, since the whole graph has 442 columns
+# (chosen on validation per split and seed; the width was tried on the burned seeds above).
+SEARCH = "temperature=0.05,0.1;pca_dim=50,100"
 BASELINES = ("cosine", "degree", "degree_cosine", "degree_logistic")
 
 
@@ -79,7 +83,7 @@ def main() -> None:
             trained = {}
             figures["runs"] = {}
             for name, dataset in feature_sets.items():
-                config = CALConfig(dataset=dataset, min_score=args.min_score, epochs=args.epochs)
+                config = CALConfig(dataset=dataset, min_score=args.min_score, epochs=args.epochs, search=SEARCH)
                 run = runs.train(conn, data_dir, "cal", config)
                 started = time.perf_counter()
                 sweep = args.thresholds if name == "whole_graph" else ""
@@ -101,9 +105,8 @@ def main() -> None:
             config = CALConfig(**run.record["config"])
             figures["modalities"] = modality_study(inputs, config, work / "modalities", args.seeds)
             single = Inputs.load(trained["gene_effect"].dir / runs.INPUTS)
-            figures["defaults_study"] = defaults_study(
-                single, config.replace(dataset=datasets["gene-effect"]), work / "study", DEFAULTS_SEEDS
-            )
+            defaults = CALConfig(dataset=datasets["gene-effect"], min_score=args.min_score, epochs=args.epochs)
+            figures["defaults_study"] = defaults_study(single, defaults, work / "study", DEFAULTS_SEEDS)
             final = runs.train(conn, data_dir, "cal", runs.settings_from(data_dir, run.id, "cal").replace(split="none"))
             figures["final_model"] = {
                 "run": final.id,
@@ -203,10 +206,10 @@ def modality_study(inputs: Inputs, config: CALConfig, folder: Path, seeds: str) 
         ablated = without(inputs, dropped) if dropped else inputs
         cal, cosine = [], []
         for seed in map(int, seeds.split(",")):
-            seeded = config.replace(seed=seed, split="node")
+            seeded = config.replace(seed=seed, split="node", search=SEARCH, pca_dim=CALConfig.pca_dim)
             chosen = fit_selected(seeded, partial(cal_task, ablated), folder / name / str(seed), device="cpu")
             cal.append(round(float(chosen.record()["value"]), 4))
-            _, emb, _, (positives, negatives) = task_data(ablated, seeded)
+            _, emb, _, (positives, negatives) = task_data(ablated, seeded)  # cosine at the default width
             cosine.append(round(metrics.auc(cosine_scores(emb, positives), cosine_scores(emb, negatives)), 4))
         study[name] = {
             "cal": {"mean": round(float(np.mean(cal)), 4), "per_seed": cal},

@@ -272,11 +272,18 @@ def test_settings_chosen_on_validation_then_a_final_model_on_all_pairs(
         "--device",
         "cpu",
     )
-    chosen = cli_json(env, "train", "cal", *small, "--split", "node", "--search", "transform=half,both")
+    search = ("--search", "transform=half,both;pca_dim=8,16")
+    chosen = cli_json(env, "train", "cal", *small, "--split", "node", *search)
     selection = chosen["selection"]
-    assert len(selection["candidates"]) == 2 and 1 <= selection["epoch"] <= 30
+    assert len(selection["candidates"]) == 4 and 1 <= selection["epoch"] <= 30
     best = max(selection["candidates"], key=lambda c: c["validation"])
-    assert selection["settings"] == best["settings"] == {"transform": chosen["config"]["transform"]}
+    config = chosen["config"]
+    assert selection["settings"] == best["settings"] == {"transform": config["transform"], "pca_dim": config["pca_dim"]}
+    assert chosen["data"]["embedding_dim"] == config["pca_dim"]
+    # Evaluation re-chooses per split and seed; each model scores over its own chosen PCA width.
+    evaluation = cli_json(env, "evaluate", chosen["id"], "--seeds", "3", "--splits", "node", "--device", "cpu")
+    picked = evaluation["held_out"]["node"]["per_seed"]["3"]["selection"]["cal"]["settings"]
+    assert set(picked) == {"transform", "pca_dim"} and evaluation["held_out"]["node"]["summary"]["cal"]["random"]
     history = json.loads((Path(chosen["dir"]) / "history.json").read_text())["epochs"]
     assert max(e["validation_auc"] for e in history) == pytest.approx(selection["value"], abs=1e-6)
     # --split none has no validation pairs: a search there is refused, --from-run is the way.

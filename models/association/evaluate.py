@@ -119,7 +119,8 @@ def split_models(
 ) -> dict[str, Fitted]:
     """Every association model for (split, seed): the run's own model when it was trained on
     exactly that split, else one chosen on the split's validation pairs and trained now under
-    `evaluation/` (kept: a re-run trains nothing again)."""
+    `evaluation/` (kept: a re-run trains nothing again). A model whose search chose another PCA
+    width scores over its own embedding of the split's genes."""
     fitted = {}
     for name, cls in association_models().items():
         config = comparison_config(run, cls, split.kind, split.seed)
@@ -135,7 +136,8 @@ def split_models(
             chosen = chosen_config
         model = cls(chosen)
         module = load_module(folder, model.build_module)
-        fitted[name] = Fitted(chosen, selection, model.scores(module, emb, split.train, "cpu"))
+        own_emb = emb if chosen.pca_dim == emb.shape[1] else embed(inputs.features, split.fit, chosen.pca_dim)[0]
+        fitted[name] = Fitted(chosen, selection, model.scores(module, own_emb, split.train, "cpu"))
     return fitted
 
 
