@@ -39,9 +39,9 @@ from machine import write_result  # noqa: E402
 from kgctl.graph.connection import Connection, start_managed  # noqa: E402
 from kgctl.ingest.pipeline import ingest  # noqa: E402
 from kgctl.models import metrics, runs  # noqa: E402
-from kgctl.models.association.baselines import cosine_scores, degrees  # noqa: E402
+from kgctl.models.association.baselines import cosine_scores  # noqa: E402
 from kgctl.models.association.config import HUBNESS  # noqa: E402
-from kgctl.models.association.data import Inputs, embed, pair_keys, task_data, without  # noqa: E402
+from kgctl.models.association.data import Inputs, degrees, embed, pair_keys, task_data, without  # noqa: E402
 from kgctl.models.association.evidence import evidence_check  # noqa: E402
 from kgctl.models.association.rows import most_listed, ranked  # noqa: E402
 from kgctl.models.base import Task  # noqa: E402

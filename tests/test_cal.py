@@ -12,13 +12,14 @@ import torch
 from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.models import metrics
-from kgctl.models.association.baselines import cosine_scores, degrees, walk_embedding
+from kgctl.models.association.baselines import cosine_scores, walk_embedding
 from kgctl.models.association.config import AssociationConfig
 from kgctl.models.association.data import (
     Inputs,
     ambiguous_pairs,
     both_unseen,
     degree_matched_negatives,
+    degrees,
     embed,
     make_split,
     negatives,

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.extmath import randomized_svd
 
 from kgctl.graph.walks import DEAD_END, CSRGraph, random_walks
-from kgctl.models.association.data import sample_pairs
+from kgctl.models.association.data import degrees, sample_pairs
 from kgctl.models.association.scorers import PairScorer, Scores, SplitData, register_scorer
 
 
@@ -25,11 +25,6 @@ def cosine_scores(emb: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     unit = np.divide(emb, norm, out=np.zeros_like(emb), where=norm > 0)
     return np.asarray(np.einsum("ij,ij->i", unit[pairs[:, 0]], unit[pairs[:, 1]]))
-
-
-def degrees(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Unique partners of each gene in an unordered pair list."""
-    return np.bincount(pairs.ravel(), minlength=n).astype(np.float64)
 
 
 def degree_product(degree: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -293,6 +293,11 @@ def embed(features: np.ndarray, fit: np.ndarray, dim: int) -> tuple[np.ndarray, 
     return emb, info
 
 
+def degrees(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Unique partners of each gene in an unordered pair list."""
+    return np.bincount(pairs.ravel(), minlength=n).astype(np.float64)
+
+
 def sample_pairs(
     pool_a: np.ndarray,
     pool_b: np.ndarray,
@@ -387,7 +392,7 @@ def validation_negatives(inputs: Inputs, split: Split, ratio: int, rng: np.rando
     if split.held is None:
         everyone = np.arange(inputs.n)
         return sample_pairs(everyone, everyone, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng)
-    degree = np.bincount(split.train.ravel(), minlength=inputs.n).astype(np.float64)
+    degree = degrees(inputs.n, split.train)
     mirrored = Split("node", split.seed, split.train, split.test[:0], split.validation, split.held)
     status = split.held + 2 * split.unseen  # test genes form groups of their own: never drawn
     return degree_matched_negatives(inputs, mirrored, degree, ratio, rng, status)

@@ -20,7 +20,7 @@ from kgctl.core.options import comma_list, setting
 from kgctl.core.progress import OnProgress, silent
 from kgctl.graph.connection import Connection
 from kgctl.models import metrics
-from kgctl.models.association.baselines import cosine_scores, degrees
+from kgctl.models.association.baselines import cosine_scores
 from kgctl.models.association.config import HUBNESS, AssociationConfig
 from kgctl.models.association.data import (
     NEGATIVE_RATIO,
@@ -29,6 +29,7 @@ from kgctl.models.association.data import (
     ambiguous_pairs,
     both_unseen,
     degree_matched_negatives,
+    degrees,
     embed,
     make_split,
     negatives,
