@@ -10,11 +10,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from kgctl.core.errors import KgctlError
+from kgctl.graph.similarity import tanimoto
 from kgctl.models.evaluators import KindRegistry
 from kgctl.models.probing.evaluate import ProbeOptions, splits
 from kgctl.models.probing.heads import Split, head, score
 from kgctl.models.probing.labels import Labelled
-from kgctl.models.probing.molecules import TanimotoKNN
+from kgctl.models.probing.molecules import TanimotoKNN, fingerprints
 from kgctl.models.retrieval import Queries, ranking
 
 pytestmark = [pytest.mark.model("infoalign"), pytest.mark.model("isoclr")]
@@ -108,5 +109,17 @@ def test_tanimoto_neighbours_choose_k_on_validation_and_separate_two_families() 
     knn = TanimotoKNN()
     predicted = knn.fit_predict(data, split, 0, ProbeOptions())
     assert predicted.shape == (8, 2) and knn.chosen["k"] in TanimotoKNN.grid
+    assert knn.chosen["power"] in TanimotoKNN.powers
     assert score(labels[split.test, :1], predicted[:, :1], "auc")["auc"] == 1.0
     assert np.allclose(predicted[:, 1], 1.0)  # task 1 knows only label 1
+    # Uniform weights (p = 0) give the plain mean of the k nearest labels; p = 3 leans on the nearest.
+    bits = fingerprints(tuple(smiles))
+    references, query = np.arange(1, 40), np.array([0])
+    found = knn.predict(bits, labels, references, query, ((0.0, 5), (3.0, 5)))
+    similarity = tanimoto(bits[query], bits[references])[0]
+    nearest = np.argsort(-similarity, kind="stable")[:5]
+    assert found[(0.0, 5)][0, 0] == pytest.approx(labels[references[nearest], 0].mean())
+    weights = (similarity[nearest] + 1e-6) ** 3
+    assert found[(3.0, 5)][0, 0] == pytest.approx((weights * labels[references[nearest], 0]).sum() / weights.sum())
+    wide = knn.predict(bits, labels, references, query, ((0.0, 30), (1.0, 30), (3.0, 30)))  # both families
+    assert wide[(0.0, 30)][0, 0] < wide[(1.0, 30)][0, 0] < wide[(3.0, 30)][0, 0] < 1.0

@@ -240,26 +240,28 @@ class RandomForest(PredictorBaseline):
 
 @register_predictor
 class TanimotoKNN(PredictorBaseline):
-    """Per task, the similarity-weighted mean label of a test molecule's k most Tanimoto-similar
-    labelled training molecules (among its `POOL` most similar), k chosen on the validation rows
+    """Per task, the weighted mean label of a test molecule's k most Tanimoto-similar labelled
+    training molecules (among its `POOL` most similar), each weighed by similarity to the power
+    p (0: uniform, 1: similarity, 3: the nearest dominate); k and p chosen on the validation rows
     (or a grouped share of training) by the set's metric, then read with train + validation as
     references, as the forest is fitted."""
 
     name = "tanimoto_knn"
     kind = KIND
-    description = f"Tanimoto k-NN on Morgan fingerprints (radius 2, {FINGERPRINT_BITS} bits), k chosen on validation"
+    description = f"Tanimoto k-NN on Morgan fingerprints (radius 2, {FINGERPRINT_BITS} bits), k and weighting chosen on validation"
     grid = (1, 3, 5, 10, 20, 50)
+    powers = (1.0, 0.0, 3.0)  # the first is the default weighting
     pool = 200
 
     def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
         bits = fingerprints(tuple(data.items))
         chosen = validation_share(split, data.groups, seed)
         found = {
-            k: headline(score(data.labels[chosen.valid], p, data.metric), data.metric)
-            for k, p in self.predict(bits, data.labels, chosen.train, chosen.valid).items()
+            key: headline(score(data.labels[chosen.valid], p, data.metric), data.metric)
+            for key, p in self.predict(bits, data.labels, chosen.train, chosen.valid).items()
         }
-        best = max(self.grid, key=lambda k: found[k])  # the smallest k of the best figure
-        self.chosen = {"k": best}
+        best = max(found, key=lambda key: found[key])  # ties: the default weighting, the smallest k
+        self.chosen = {"k": best[1], "power": best[0]}
         references = np.concatenate([chosen.train, chosen.valid])
         return self.predict(bits, data.labels, references, split.test, (best,))[best]
 
@@ -269,22 +271,23 @@ class TanimotoKNN(PredictorBaseline):
         labels: np.ndarray,
         references: np.ndarray,
         queries: np.ndarray,
-        grid: tuple[int, ...] = (),
-    ) -> dict[int, np.ndarray]:
-        """{k: predictions [len(queries), T]} for each k of the grid."""
+        grid: tuple[tuple[float, int], ...] = (),
+    ) -> dict[tuple[float, int], np.ndarray]:
+        """{(power, k): predictions [len(queries), T]} for each setting (default: every power × k)."""
         similarity = tanimoto(bits[queries], bits[references])
         pool = min(self.pool, len(references))
         near = np.argsort(-similarity, axis=1, kind="stable")[:, :pool]
-        sims = np.take_along_axis(similarity, near, 1)
-        out = {k: np.zeros((len(queries), labels.shape[1])) for k in grid or self.grid}
+        sims = np.take_along_axis(similarity, near, 1) + 1e-6
+        settings = grid or tuple((p, k) for p in self.powers for k in self.grid)
+        out = {key: np.zeros((len(queries), labels.shape[1])) for key in settings}
         for t in range(labels.shape[1]):
             y = labels[references[near], t]  # [queries, pool]
             known = ~np.isnan(y)
             rank = np.cumsum(known, axis=1)
             seen = labels[references, t][~np.isnan(labels[references, t])]
             fallback = float(seen.mean()) if len(seen) else 0.5
-            for k, predicted in out.items():
-                weight = np.where(known & (rank <= k), sims + 1e-6, 0.0)
+            for (power, k), predicted in out.items():
+                weight = np.where(known & (rank <= k), sims**power, 0.0)
                 total = weight.sum(1)
                 mean = (weight * np.nan_to_num(y)).sum(1) / np.maximum(total, 1e-12)
                 predicted[:, t] = np.where(total > 0, mean, fallback)
