@@ -163,7 +163,7 @@ def test_degree_matched_negatives_follow_the_positives_degrees() -> None:
     inputs = planted(n=200, modules=4)
     split = make_split(inputs, CONFIG, "edge", 1)
     degree = degrees(inputs.n, split.train)
-    neg = degree_matched_negatives(inputs, split, degree, 3, np.random.default_rng(0))
+    neg = degree_matched_negatives(inputs, split.test, split.unseen, degree, 3, np.random.default_rng(0))
     assert len(neg) > 2 * len(split.test)
     assert not np.isin(pair_keys(neg, inputs.n), pair_keys(inputs.known, inputs.n)).any()
 
@@ -181,7 +181,7 @@ def test_node_split_negatives_match_degrees_and_both_unseen_pairs_have_none() ->
     inputs = planted(n=400, modules=40)
     split = make_split(inputs, CONFIG, "node", 5)
     degree = degrees(inputs.n, split.train)
-    neg = degree_matched_negatives(inputs, split, degree, 5, np.random.default_rng(0))
+    neg = degree_matched_negatives(inputs, split.test, split.unseen, degree, 5, np.random.default_rng(0))
     assert len(neg) > 4 * len(split.test)
 
     def histogram(p: np.ndarray) -> np.ndarray:

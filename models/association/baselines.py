@@ -93,6 +93,10 @@ class DegreeProduct(PairScorer):
         return Scores(lambda pairs: degree_product(degree, pairs))
 
 
+def degree_sum(degree: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return np.asarray(degree[pairs[:, 0]] + degree[pairs[:, 1]])
+
+
 def degree_features(degree: np.ndarray, emb: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """[P, 3]: log(1 + the larger training degree), log(1 + the smaller), input cosine."""
     d = np.log1p(np.sort(degree[pairs], axis=1))
@@ -106,7 +110,7 @@ class Degree(PairScorer):
 
     def fit(self, data: SplitData) -> Scores:
         degree = degrees(data.inputs.n, data.split.train)
-        return Scores(lambda pairs: degree[pairs[:, 0]] + degree[pairs[:, 1]])
+        return Scores(lambda pairs: degree_sum(degree, pairs))
 
 
 @register_scorer
@@ -117,7 +121,7 @@ class DegreeCosine(PairScorer):
     def fit(self, data: SplitData) -> Scores:
         degree, emb = degrees(data.inputs.n, data.split.train), data.emb
         # Degrees are whole numbers and (cosine + 1) / 4 lies in [0, 0.5]: degree decides, cosine breaks ties.
-        return Scores(lambda pairs: degree[pairs[:, 0]] + degree[pairs[:, 1]] + (cosine_scores(emb, pairs) + 1) / 4)
+        return Scores(lambda pairs: degree_sum(degree, pairs) + (cosine_scores(emb, pairs) + 1) / 4)
 
 
 @register_scorer

@@ -345,22 +345,21 @@ def negatives(inputs: Inputs, split: Split, ratio: int, rng: np.random.Generator
 
 def degree_matched_negatives(
     inputs: Inputs,
-    split: Split,
+    positives: np.ndarray,
+    status: np.ndarray,
     degree: np.ndarray,
     ratio: int,
     rng: np.random.Generator,
-    status: np.ndarray | None = None,
 ) -> np.ndarray:
-    """For each test positive (a, b), `ratio` pairs (u, v) with u in a's and v in b's training-
-    degree bin (powers of two) and the same `status` (default: seen or unseen); no known pair."""
+    """For each positive (a, b), `ratio` pairs (u, v) with u in a's and v in b's training-degree
+    bin (powers of two) and the same `status` (e.g. seen or unseen in a node split); no known pair."""
     exclude = inputs.known_keys
-    status = split.unseen.astype(np.int64) if status is None else status
     group = np.floor(np.log2(degree + 1)).astype(np.int64) * 3 + status
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], group, side="left")
     sizes = np.searchsorted(group[order], group, side="right") - starts
-    a = np.repeat(split.test[:, 0], ratio)
-    b = np.repeat(split.test[:, 1], ratio)
+    a = np.repeat(positives[:, 0], ratio)
+    b = np.repeat(positives[:, 1], ratio)
     chosen = np.zeros(0, dtype=np.int64)
     for _ in range(20):
         u = order[starts[a] + (rng.random(len(a)) * sizes[a]).astype(np.int64)]
@@ -392,10 +391,8 @@ def validation_negatives(inputs: Inputs, split: Split, ratio: int, rng: np.rando
     if split.held is None:
         everyone = np.arange(inputs.n)
         return sample_pairs(everyone, everyone, min(ratio * len(split.validation), 50_000), exclude, inputs.n, rng)
-    degree = degrees(inputs.n, split.train)
-    mirrored = Split("node", split.seed, split.train, split.test[:0], split.validation, split.held)
     status = split.held + 2 * split.unseen  # test genes form groups of their own: never drawn
-    return degree_matched_negatives(inputs, mirrored, degree, ratio, rng, status)
+    return degree_matched_negatives(inputs, split.validation, status, degrees(inputs.n, split.train), ratio, rng)
 
 
 def ambiguous_pairs(inputs: Inputs, split: Split) -> np.ndarray:

@@ -168,7 +168,10 @@ def honest(
     rng = np.random.default_rng(seed)
     sets = {
         "random": (split.test, negatives(inputs, split, NEGATIVE_RATIO, rng)),
-        "degree_matched": (split.test, degree_matched_negatives(inputs, split, degree, NEGATIVE_RATIO, rng)),
+        "degree_matched": (
+            split.test,
+            degree_matched_negatives(inputs, split.test, split.unseen, degree, NEGATIVE_RATIO, rng),
+        ),
     }
     if split.kind == "node":  # drawn after the others: their negatives stay as they were
         sets["both_unseen"] = both_unseen(inputs, split, NEGATIVE_RATIO, np.random.default_rng([seed, 4]))
