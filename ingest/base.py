@@ -24,25 +24,33 @@ class Lookup:
 
     def __init__(self, fetch: Callable[[str, dict[str, Any]], list[dict[str, Any]]] | None) -> None:
         self._fetch = fetch
-        self._cache: dict[tuple[str, str], dict[str, str]] = {}
+        self._cache: dict[tuple[str, str], dict[str, list[str]]] = {}
 
     def ids(self, label: str, key: str) -> dict[str, str]:
-        """{value of `key`: node id} for every `label` node that has `key`."""
+        """{value of `key`: node id} for every `label` node that has `key` (one of them, the
+        last by id, where several share a value: use `grouped` when that matters)."""
+        return {k: v[-1] for k, v in self.grouped(label, key).items()}
+
+    def grouped(self, label: str, key: str) -> dict[str, list[str]]:
+        """{value of `key`: the ids of every `label` node with that value, sorted}."""
         from kgctl.graph.schema import check_label
 
         check_label(label)
-        if not re.fullmatch(r"[a-z_]+", key):
+        if not re.fullmatch(r"[a-z_0-9]+", key):
             raise ValueError(f"bad property name {key!r}")
         if (label, key) not in self._cache:
             rows = (
                 self._fetch(
-                    f"MATCH (n:{label}) WHERE n.{key} IS NOT NULL RETURN n.{key} AS k, n.id AS id",
+                    f"MATCH (n:{label}) WHERE n.{key} IS NOT NULL RETURN n.{key} AS k, n.id AS id ORDER BY id",
                     {},
                 )
                 if self._fetch
                 else []
             )
-            self._cache[(label, key)] = {str(r["k"]): str(r["id"]) for r in rows}
+            found: dict[str, list[str]] = {}
+            for r in rows:
+                found.setdefault(str(r["k"]), []).append(str(r["id"]))
+            self._cache[(label, key)] = found
         return self._cache[(label, key)]
 
 

@@ -37,8 +37,11 @@ def describe_smiles(chunk: list[str]) -> list[Facts]:
     return out
 
 
-def molecule_node(facts: Facts, name: str | None) -> Node | None:
+def molecule_node(facts: Facts, name: str | None, broad_id: str | None = None) -> Node | None:
+    """The Molecule node; `broad_id` is the compound part of a Broad sample id (BRD-K12345678),
+    which Cell Painting plates name compounds by."""
     if facts is None:
         return None
     key, smiles, fingerprint = facts
-    return Node("Molecule", key, clean_props({"smiles": smiles, "name": name, "fingerprint": fingerprint}))
+    props = {"smiles": smiles, "name": name, "fingerprint": fingerprint, "broad_id": broad_id}
+    return Node("Molecule", key, clean_props(props))

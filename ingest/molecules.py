@@ -9,6 +9,7 @@ import ctypes
 import itertools
 import multiprocessing
 import os
+import re
 import signal
 import sys
 from collections import deque
@@ -29,6 +30,8 @@ from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "SMILES", "Smiles", "canonical_SMILES")
 NAME_COLUMNS = ("pert_iname", "name", "Name", "compound_name", "pref_name")
 TARGET_COLUMNS = ("target", "target_list", "targets")
+BROAD_COLUMNS = ("broad_id", "broad_sample")
+BROAD_ID = re.compile(r"^(BRD-[A-Z]\d{8})")
 CHUNK = 500
 WORKERS = min(os.cpu_count() or 1, 8)
 T = TypeVar("T")
@@ -97,6 +100,7 @@ class MoleculesAdapter(Adapter):
     name = "molecules"
     source = "molecules"
     licence = "unknown"  # any SMILES table: pass --licence (the Repurposing Hub is research use only)
+    parser_version = 2  # 2: Broad compound ids
     formats = "CSV/TSV with a SMILES column (e.g. the Drug Repurposing Hub), .smi, .sdf"
     options = (
         Option("smiles-column", "Column with SMILES (default: smiles / canonical_smiles / SMILES)."),
@@ -130,6 +134,7 @@ class MoleculesAdapter(Adapter):
                 "name": self._pick(path, header, "name_column", NAME_COLUMNS),
                 "target": self._pick(path, header, "target_column", TARGET_COLUMNS),
                 "moa": self.opts["moa_column"] if self.opts["moa_column"] in header else None,
+                "broad": next((c for c in BROAD_COLUMNS if c in header), None),
                 "columns": header,
             }
 
@@ -183,8 +188,9 @@ class MoleculesAdapter(Adapter):
                     continue
                 smiles = row[smiles_at].strip()
                 name = row[index[layout["name"]]] if layout["name"] else None
+                broad = BROAD_ID.match(row[index[layout["broad"]]].strip()) if layout["broad"] else None
                 raw = layout["delimiter"].join(row)
-                node = molecule_node(facts, name)
+                node = molecule_node(facts, name, broad.group(1) if broad else None)
                 if node is None:
                     why = "empty SMILES" if not smiles else f"invalid SMILES {smiles[:80]!r}"
                     yield Reject(path.name, number, layout["smiles"], why, raw)

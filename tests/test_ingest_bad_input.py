@@ -331,7 +331,7 @@ def test_cell_painting_odd_metadata_and_a_truncated_parquet(graph: Connection, t
     frame["Metadata_mmoles_per_liter"] = ["10"] * (len(frame) - 1) + ["high"]  # text dose
     profiles = tmp_path / "odd.parquet"
     frame.to_parquet(profiles)
-    result = ingest_files(graph, "morphology", [profiles], tmp_path)
+    result = ingest_files(graph, "morphology", [profiles], tmp_path, {"level": "well"})
     assert result["rows_rejected"] == 1 and result["rows_loaded"] == len(frame) - 1
     assert result["first_rejects"][0].endswith("field 'Metadata_mmoles_per_liter': dose is not a number: 'high'")
     ids = [r["id"] for r in graph.query("MATCH (p:MorphologyProfile) RETURN p.id AS id")]

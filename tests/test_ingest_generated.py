@@ -55,15 +55,19 @@ def test_morphology(graph: Connection, shared_data: Path, tmp_path: Path, suffix
     result = ingest_files(graph, "morphology", [profiles], tmp_path)
     after = graph_counts(graph)
     assert result["rows_read"] == 5 * 2 + 2 * 2 + 3 and result["rows_rejected"] == 0
-    assert after["MorphologyProfile"] == 17
-    assert after["PERTURBS"] == 14
+    # A consensus per compound and gene (dose 10 and 0) and one of the DMSO wells.
+    assert after["MorphologyProfile"] == 5 + 2 + 1
+    assert after["PERTURBS"] == 7
     assert after["Molecule"] == before["Molecule"]
-    wells = graph.query(
-        "MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile) RETURN r.type AS t, "
-        "p.plate AS plate, size(p.features) AS n LIMIT 1"
+    consensus = graph.query(
+        "MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile) RETURN r.type AS t, r.matched_by AS by, "
+        "p.plates AS plates, p.replicates AS n, size(p.features) AS width LIMIT 1"
     )[0]
-    assert wells == {"t": "compound", "plate": "BR00117010", "n": 24}
+    assert consensus == {"t": "compound", "by": "inchikey", "plates": ["BR00117010"], "n": 2, "width": 24}
     assert ingest_files(graph, "morphology", [profiles], tmp_path)["skipped"]
+    wells = ingest_files(graph, "morphology", [profiles], tmp_path, {"level": "well", "dataset": "wells"})
+    assert wells["rows_loaded"] == 17
+    assert graph_counts(graph)["MorphologyProfile"] == 8 + 17
 
 
 @pytest.mark.adapter("transcripts")

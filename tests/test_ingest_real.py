@@ -153,3 +153,89 @@ def test_expression_matrix_and_orthologs(graph: Connection, shared_data: Path, t
     expected = int(pairs[0].isin(known).sum())
     assert graph_counts(graph)["ORTHOLOG_OF"] == expected
     assert result["rows_rejected"] == (len(pd.read_csv(genemap, sep="\t")) - len(hl)) + (len(pairs) - expected)
+
+
+@pytest.mark.adapter("morphology")
+def test_morphology_real_profiles(graph: Connection, shared_data: Path, tmp_path: Path) -> None:
+    """The three real layouts: JUMP-MOA (full InChIKeys, 4 replicates), the LINCS plate (Broad
+    ids and InChIKey first blocks, 6 doses) and the cell-injury study (IDR columns, three files
+    pooled into one dataset); consensus medians checked against pandas; feature spaces kept apart."""
+    import numpy as np
+
+    from kgctl.core.errors import KgctlError
+
+    d = shared_data / "morphology"
+    hub = shared_data / "molecules" / "repurposing_info.tsv.gz"
+    ingest_files(graph, "molecules", [hub], tmp_path, {"source_name": "repurposing-hub"})
+    jump = d / "cpg0002_jump_moa_US20X_plate2_normalized_feature_select_batch.csv.gz"
+    result = ingest_files(graph, "morphology", [jump], tmp_path, {"dataset": "jump-moa", "source_version": "cpg0002"})
+    assert result["rows_read"] == 383 and result["rows_rejected"] > 0
+    frame = pd.read_csv(jump)
+    features = [c for c in frame.columns if c.startswith(("Cells_", "Cytoplasm_", "Nuclei_"))]
+    az191 = frame[frame["Metadata_InChIKey"] == "ZYVXTMKTGDARKR-UHFFFAOYSA-N"]
+    row = graph.query(
+        "MATCH (m:Molecule {id: 'ZYVXTMKTGDARKR-UHFFFAOYSA-N'})-[r:PERTURBS]->(p:MorphologyProfile) "
+        "RETURN p.features AS f, p.replicates AS n, p.feature_space AS space, r.matched_by AS by"
+    )
+    assert len(row) == 1 and row[0]["n"] == len(az191) == 4
+    assert (row[0]["space"], row[0]["by"]) == ("jump-moa@cpg0002", "inchikey")
+    assert np.allclose(row[0]["f"], az191[features].median().to_numpy())
+    control = graph.query("MATCH (p:MorphologyProfile {id: 'jump-moa:control'}) RETURN p.replicates AS n")
+    assert control == [{"n": 24}]
+    # 'Compound2' has neither an InChIKey nor a Broad id: its 4 wells are rejected, by line.
+    rejects = pd.read_csv(result["rejects_file"], sep="\t")
+    unmapped = rejects[rejects["message"].str.contains("'Compound2'")]
+    lines = frame.index[frame["Metadata_broad_sample"] == "Compound2"] + 2
+    assert sorted(unmapped["line"]) == sorted(lines) and set(unmapped["field"]) == {"Metadata_broad_sample"}
+    treated = (frame["Metadata_control_type"] != "negcon").sum()
+    mapped = graph.query(
+        "MATCH (:Molecule)-[r:PERTURBS]->(p:MorphologyProfile {dataset: 'jump-moa@cpg0002'}) "
+        "RETURN sum(r.replicates) AS wells"
+    )[0]["wells"]
+    assert mapped == treated - result["rows_rejected"]
+
+    lincs = d / "SQ00015054_normalized_feature_select.csv.gz"
+    result = ingest_files(graph, "morphology", [lincs], tmp_path, {"dataset": "lincs", "source_version": "2016"})
+    doses = graph.query(
+        "MATCH (m:Molecule)-[r:PERTURBS]->(p:MorphologyProfile {dataset: 'lincs@2016'}) "
+        "WHERE m.broad_id = 'BRD-K92301463' RETURN r.dose AS dose, r.matched_by AS by, p.replicates AS n"
+    )
+    plate = pd.read_csv(lincs)
+    given = plate.loc[plate["Metadata_pert_id"] == "BRD-K92301463", "Metadata_mmoles_per_liter"]
+    assert len(doses) == 6 and sorted(r["dose"] for r in doses) == pytest.approx(sorted(given))
+    assert {r["by"] for r in doses} == {"broad_id"} and {r["n"] for r in doses} == {1}
+    by = graph.query(
+        "MATCH ()-[r:PERTURBS]->(:MorphologyProfile {dataset: 'lincs@2016'}) RETURN r.matched_by AS by, count(*) AS n"
+    )
+    assert {r["by"] for r in by} <= {"broad_id", "inchikey_first_block"}
+
+    # Columns never mix: another plate's columns under an existing dataset or feature space fail.
+    with pytest.raises(KgctlError, match="jump-moa@cpg0002 is in the graph with other feature columns"):
+        ingest_files(graph, "morphology", [lincs], tmp_path, {"dataset": "jump-moa", "source_version": "cpg0002"})
+    with pytest.raises(KgctlError, match="feature space jump-moa@cpg0002 is in the graph"):
+        ingest_files(
+            graph,
+            "morphology",
+            [lincs],
+            tmp_path,
+            {"dataset": "other", "feature_space": "jump-moa", "source_version": "cpg0002"},
+        )
+    with pytest.raises(KgctlError, match="differ from those of"):
+        ingest_files(graph, "morphology", [jump, lincs], tmp_path, {"dataset": "pooled"})
+
+    injury = [d / f"cell_injury_{s}_holdout.csv.gz" for s in ("treatment", "wells", "plate")]
+    result = ingest_files(
+        graph, "morphology", injury, tmp_path, {"dataset": "cell-injury", "source_version": "idr0133"}
+    )
+    assert result["rows_read"] == 4_840
+    spaces = graph.query(
+        "MATCH (d:Dataset) WHERE d.feature_space IS NOT NULL RETURN d.id AS id, d.n_features AS n ORDER BY id"
+    )
+    assert spaces == [
+        {"id": "cell-injury@idr0133", "n": 372},
+        {"id": "jump-moa@cpg0002", "n": 786},
+        {"id": "lincs@2016", "n": 454},
+    ]
+    rejects = pd.read_csv(result["rejects_file"], sep="\t")
+    nan_rows = rejects[rejects["message"] == "missing or non-numeric feature value"]
+    assert len(nan_rows) == 2  # the two all-NaN rows the README names
