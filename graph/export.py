@@ -273,16 +273,37 @@ def features_of(
         x, meta = gene_features(conn, dataset, ids)
         return x, f"from {dataset} ({meta['feature_source']})", list(meta["features"])
     check_label(label)
-    rows = conn.query(f"MATCH (n:{label}) RETURN n.id AS id, n.{rule.prop} AS v ORDER BY id")
+    rows = conn.query(f"MATCH (n:{label}) RETURN n.id AS id, n.{rule.prop} AS v, n.dataset AS d ORDER BY id")
     values = [r["v"] for r in rows]
     if not values or any(v is None for v in values):
         return None, f"none (not every {label} has `{rule.prop}`)", []
     if rule.rule == "bits":
         packed = np.array([np.frombuffer(bytes(v), dtype=np.uint8) for v in values])
         return np.unpackbits(packed, axis=1), f"{rule.prop} bits", []
-    if len({len(v) for v in values}) > 1:
-        return None, "none (profiles of several datasets have different lengths)", []
-    return np.asarray(values, dtype=np.float32), f"{rule.prop} vectors", []
+    return vector_blocks(values, [str(r["d"] or "") for r in rows], rule.prop)
+
+
+def vector_blocks(
+    values: list[list[float]], datasets: list[str], prop: str
+) -> tuple[np.ndarray | None, str, list[str]]:
+    """Profile vectors as one matrix. Profiles of one dataset share its columns; those of several
+    datasets (feature spaces) get a block of columns each, NaN outside it, named `dataset:j`, so
+    no two spaces' columns are ever mixed."""
+    groups = sorted(set(datasets))
+    widths: dict[str, set[int]] = {g: set() for g in groups}
+    for v, g in zip(values, datasets, strict=True):
+        widths[g].add(len(v))
+    uneven = [g for g, w in widths.items() if len(w) > 1]
+    if uneven:
+        return None, f"none (profiles of dataset {uneven[0]!r} have different lengths)", []
+    if len(groups) == 1:
+        return np.asarray(values, dtype=np.float32), f"{prop} vectors", []
+    start = dict(zip(groups, np.cumsum([0] + [next(iter(widths[g])) for g in groups]).tolist(), strict=False))
+    x = np.full((len(values), sum(next(iter(widths[g])) for g in groups)), np.nan, dtype=np.float32)
+    for i, (v, g) in enumerate(zip(values, datasets, strict=True)):
+        x[i, start[g] : start[g] + len(v)] = v
+    names = [f"{g}:{j}" for g in groups for j in range(next(iter(widths[g])))]
+    return x, f"{prop} vectors of {len(groups)} datasets, a column block each", names
 
 
 def export_view(

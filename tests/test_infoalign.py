@@ -17,11 +17,11 @@ from kgctl import queries
 from kgctl.core.errors import KgctlError
 from kgctl.graph.chem import morgan_bits, murcko_scaffold, scaffold_groups
 from kgctl.graph.connection import Connection
-from kgctl.graph.export import HeteroView
+from kgctl.graph.export import HeteroView, vector_blocks
 from kgctl.models import runs
 from kgctl.models.infoalign import InfoAlign, InfoAlignConfig
 from kgctl.models.infoalign.config import PUBLISHED
-from kgctl.models.infoalign.data import from_view, min_max
+from kgctl.models.infoalign.data import context_share, from_view, min_max
 from kgctl.models.infoalign.model import InfoAlignNet
 from kgctl.models.infoalign.molgraph import featurise
 from kgctl.models.infoalign.task import (
@@ -93,6 +93,33 @@ def test_molecular_graphs_and_gathering() -> None:
     assert x[7, 0] == 5 and x[9, 0] == 7  # carbon (6 - 1) and oxygen (8 - 1) of ethanol
     assert edge_index[:, -4:].tolist() == [[7, 8, 8, 9], [8, 7, 9, 8]]  # shifted past phenol
     assert x[:6, 7].tolist() == [1] * 6 and x[6, 7] == 0  # aromatic ring, then the OH oxygen
+
+
+def test_morphology_datasets_get_a_space_each_and_walk_reach_is_counted() -> None:
+    # Two plates with different feature sets: a column block each, never mixed, one decoder each.
+    x, note, names = vector_blocks([[1.0, 2.0], [3.0, 4.0, 5.0], [0.0, 1.0]], ["b@1", "a.x@2", "b@1"], "features")
+    assert x is not None and x.shape == (3, 5) and names[:3] == ["a.x@2:0", "a.x@2:1", "a.x@2:2"]
+    assert np.isnan(x[0, :3]).all() and x[0, 3:].tolist() == [1.0, 2.0] and np.isnan(x[1, 3:]).all()
+    assert "2 datasets" in note
+    assert vector_blocks([[1.0], [1.0, 2.0]], ["a", "a"], "features")[0] is None  # one dataset, two widths
+    view = view_of(
+        ["CCO", "CCN", "CCC"],
+        {
+            ("Molecule", "SIMILAR_TO", "Molecule"): ([0], [1], [0.5]),
+            ("Molecule", "PERTURBS", "MorphologyProfile"): ([1, 2], [0, 1], [1.0, 1.0]),
+        },
+    )
+    view.nodes["MorphologyProfile"] = ["P0", "P1", "P2"]
+    view.x["MorphologyProfile"] = x
+    view.meta["feature_names"] = {"MorphologyProfile": names}
+    inputs = from_view(view, InfoAlignConfig(holdout_targets=0))
+    assert sorted(inputs.features) == ["fingerprint", "morphology:a_x@2", "morphology:b@1"]
+    assert inputs.features["morphology:b@1"].shape == (2, 2) and inputs.features["morphology:a_x@2"].shape == (1, 3)
+    assert inputs.rows["morphology:b@1"].tolist() == [-1, -1, -1, 0, -1, 1]
+    # M0 reaches a profile in two steps (via M1), M1 and M2 in one.
+    short = context_share(inputs, ["M0", "M1", "M2", "NOT-IN-GRAPH"], walk_length=1)
+    assert (short["in_graph"], short["reach_morphology"], short["reach_gene"]) == (3, 2, 0)
+    assert context_share(inputs, ["M0", "M1", "M2"], walk_length=2)["reach_morphology"] == 3
 
 
 def test_walk_targets_have_the_exact_path_weights_and_masks() -> None:
@@ -269,7 +296,7 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     config = InfoAlignConfig(hidden=32, layers=2, epochs=3, batch_size=64)
     run = runs.train(graph, tmp_path / "kgctl", "infoalign", config, device="cpu")
     data = run.record["data"]
-    assert data["spaces"]["expression"][1] == 978 and data["spaces"]["morphology"][0] == 40 * 2 + 4  # and DMSO
+    assert data["spaces"]["expression"][1] == 978 and data["spaces"]["morphology"][0] == 40 + 1  # consensus, and DMSO
     assert data["targets"]["held_out_molecules"] > 20
     targets = runs.evaluate(graph, tmp_path / "kgctl", run.id, {"rf_trees": 10}, device="cpu")
     assert targets["task"] == "targets"

@@ -127,9 +127,10 @@ def context(data: Path) -> Result:
 
     STRING links, DepMap gene effects (the genes' features), the Drug Repurposing Hub and
     JUMP-Target compounds with their targets, the L1000 plate with its compounds, and the four
-    downstream sets' structures (never their labels); then SIMILAR_TO within Murcko scaffolds,
-    among the L1000 signatures and among the genes' effect profiles. A re-run skips what is
-    loaded. The real graph has no Cell Painting profiles (the data has only their id maps).
+    downstream sets' structures (never their labels), the Cell Painting consensus profiles of
+    the LINCS and JUMP-MOA plates and the cell-injury study; then SIMILAR_TO within Murcko
+    scaffolds, among the L1000 signatures, within each Cell Painting dataset and among the genes'
+    effect profiles. A re-run skips what is loaded.
     """
     from kgctl.demo.context import build_context_graph
 

@@ -2,8 +2,8 @@
 context`): STRING gene–gene links, DepMap gene effects as the genes' features, the Drug
 Repurposing Hub and JUMP-Target compounds with their TARGETS genes, the L1000 plate's signatures
 with PERTURBS from their compounds, the four downstream sets' molecules (structures only, never
-their labels), then the derived edges: Tanimoto within Murcko scaffolds, and Pearson (row-z-scored cosine)
-among the L1000 signatures and among the genes' effect profiles (InfoAlign's 0.5 % rule). Every step is an
+their labels), the Cell Painting consensus profiles of three plates or studies, then the derived edges: Tanimoto within Murcko scaffolds, and Pearson (row-z-scored cosine)
+among the L1000 signatures, each Cell Painting dataset's profiles and the genes' effect profiles (InfoAlign's 0.5 % rule). Every step is an
 ordinary ingest or build, so a re-run skips what is already loaded."""
 
 from __future__ import annotations
@@ -58,7 +58,36 @@ def loads(data: Path) -> list[tuple[str, list[Path], dict[str, Any]]]:
                 {"source_name": f"infoalign-{name}", "source_version": "eed96f3", "licence": DOWNSTREAM_LICENCE},
             )
         )
+    plan += morphology_loads(data / "morphology")
     return plan
+
+
+def morphology_loads(folder: Path) -> list[tuple[str, list[Path], dict[str, Any]]]:
+    """The real Cell Painting plates, after every molecule source so that their compounds map:
+    a consensus per compound and dose, one dataset (feature space) per plate or study."""
+    plate = {"source_name": "LINCS Cell Painting", "licence": "CC0-1.0"}
+    return [
+        (
+            "morphology",
+            [folder / "SQ00015054_normalized_feature_select.csv.gz"],
+            {**plate, "dataset": "lincs-SQ00015054", "source_version": "cytominer-eval-46595cf"},
+        ),
+        (
+            "morphology",
+            [folder / "cpg0002_jump_moa_US20X_plate2_normalized_feature_select_batch.csv.gz"],
+            {**plate, "source_name": "JUMP-MOA", "dataset": "jump-moa-US20X-plate2", "source_version": "cpg0002"},
+        ),
+        (
+            "morphology",
+            [folder / f"cell_injury_{s}_holdout.csv.gz" for s in ("treatment", "wells", "plate")],
+            {
+                "source_name": "cell injury (Dahlin et al. 2023)",
+                "dataset": "cell-injury",
+                "source_version": "idr0133",
+                "licence": "CC-BY-4.0",
+            },
+        ),
+    ]
 
 
 def build_context_graph(

@@ -88,7 +88,7 @@ class InfoAlign(Model):
         return run_module(run.dir, InfoAlignNet, self.config.seed, device, untrained=untrained)
 
     def probe_facts(self, inputs: Inputs, data: Labelled) -> dict[str, Any]:
-        return {"context": context_share(inputs, inchikeys(data.items))}
+        return {"context": context_share(inputs, inchikeys(data.items), self.config.walk_length)}
 
     def predict(self, run: Run, inputs: Inputs, module: nn.Module, options: dict[str, Any], device: str) -> Prediction:
         """μ of every molecule, and each molecule's predicted targets by nearest-neighbour

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -118,6 +119,25 @@ def min_max(x: np.ndarray) -> np.ndarray:
     return np.asarray(((x - np.nan_to_num(low)) / span).clip(0, 1), dtype=np.float32)
 
 
+def feature_blocks(space: str, x: np.ndarray, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{space name: (the min-max-scaled rows of the nodes that have it, which nodes)}: one space,
+    or where the export gave profiles of several datasets a column block each (`dataset:j`), one
+    space per dataset (`morphology:<dataset>`), each with its own decoder."""
+    parts = [re.fullmatch(r"(.+):(\d+)", n) for n in names]
+    blocked = len(names) == x.shape[1] and all(parts)
+    prefixes = [p.group(1) for p in parts if p] if blocked else []
+    groups = sorted(set(prefixes)) if prefixes else [""]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for group in groups:
+        columns = np.array([p == group for p in prefixes]) if prefixes else np.ones(x.shape[1], dtype=bool)
+        block = x[:, columns]
+        has = ~np.isnan(block).all(axis=1)
+        if has.any():
+            name = f"{space}:{re.sub(r'[^A-Za-z0-9_@:-]', '_', group)}" if group else space
+            out[name] = (min_max(block[has].astype(np.float32)), has)
+    return out
+
+
 def hold_out_targets(view: HeteroView, share: float, seed: int) -> tuple[HeteroView, np.ndarray, np.ndarray]:
     """The view without the TARGETS edges of `share` of the molecules that have any (chosen
     by `seed`), and the (molecule, gene) pairs kept and held out."""
@@ -159,18 +179,17 @@ def from_view(view: HeteroView, config: InfoAlignConfig) -> Inputs:
         if space == "fingerprint":
             matrix: np.ndarray = morgan_bits(smiles, config.fingerprint_radius, config.fingerprint_bits)
             has = np.ones(len(matrix), dtype=bool)
+            blocks = {space: (matrix, has)}
         else:
             x = view.x.get(label)
             if x is None or not len(x):
                 continue
-            has = ~np.isnan(x).all(axis=1)
-            if not has.any():
-                continue
-            matrix = min_max(x[has].astype(np.float32))
-        node_rows = np.full(len(node_type), -1, dtype=np.int64)
+            blocks = feature_blocks(space, x, view.meta.get("feature_names", {}).get(label) or [])
         start = int(offsets[labels.index(label)])
-        node_rows[start + np.flatnonzero(has)] = np.arange(int(has.sum()))
-        features[space], rows[space] = matrix, node_rows
+        for name, (matrix, has) in blocks.items():
+            node_rows = np.full(len(node_type), -1, dtype=np.int64)
+            node_rows[start + np.flatnonzero(has)] = np.arange(int(has.sum()))
+            features[name], rows[name] = matrix, node_rows
     meta = {
         **{k: view.meta.get(k) for k in ("fingerprint", "nodes", "relationships", "licences", "features")},
         "spaces": {k: list(v.shape) for k, v in features.items()},
@@ -206,16 +225,37 @@ def collect_inputs(conn: Connection, config: InfoAlignConfig, views: Path) -> In
     return from_view(view, config)
 
 
-def context_share(inputs: Inputs, keys: list[str]) -> dict[str, Any]:
-    """How many molecules (by InChIKey) are Molecule nodes of the run's graph, and how many of
-    those have edges there (so that walks reach beyond their own fingerprint)."""
+def reaches(inputs: Inputs, label: str, steps: int) -> np.ndarray:
+    """bool [N]: which nodes have a `label` node within `steps` edges of the walk graph (itself
+    included), i.e. which molecules a walk of that length can carry to the modality."""
+    found = np.asarray([inputs.labels[t] == label for t in inputs.node_type], dtype=bool)
+    src, dst = inputs.edge_index
+    for _ in range(steps):
+        grown = found.copy()
+        grown[src[found[dst]]] = True
+        if (grown == found).all():
+            break
+        found = grown
+    return found
+
+
+def context_share(inputs: Inputs, keys: list[str], walk_length: int) -> dict[str, Any]:
+    """How many molecules (by InChIKey) are Molecule nodes of the run's graph, how many of those
+    have edges there (so that walks reach beyond their own fingerprint), and how many reach a
+    profile of each cell modality, or a gene, within the walk length."""
     index = {str(m): i for i, m in enumerate(inputs.molecule_ids)}
     degree = inputs.degree()
     rows = [index[k] for k in keys if k in index]
     linked = sum(1 for r in rows if degree[r] > 0)
+    reach = {
+        f"reach_{name}": int(reaches(inputs, label, walk_length)[rows].sum()) if label in inputs.labels else 0
+        for name, label in (("gene", "Gene"), ("expression", "ExpressionProfile"), ("morphology", "MorphologyProfile"))
+    }
     return {
         "molecules": len(keys),
         "in_graph": len(rows),
         "with_context_edges": linked,
         "share_with_context_edges": round(linked / max(len(keys), 1), 4),
+        "walk_length": walk_length,
+        **reach,
     }
