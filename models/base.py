@@ -208,6 +208,24 @@ class Model(ABC):
         its test predictions [len(split.test), T]; None when the model has none."""
         return None
 
+    def fine_tune(
+        self, run: Run, data: Any, split: Any, seed: int, device: str
+    ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The probe's fine-tuned row: the trained encoder and a head trained together on
+        `split.train` (settings chosen on `split.valid`), its test predictions and what it chose;
+        None when the model has none."""
+        return None
+
+    def combined_features(self, items: Any, encoded: np.ndarray) -> dict[str, np.ndarray]:
+        """Feature sets that join the representation `encoded` of `items` with another (e.g.
+        fingerprints), each probed with the same head; none by default."""
+        return {}
+
+    def item_subsets(self, inputs: Any, data: Any) -> dict[str, np.ndarray]:
+        """Named boolean masks over the labelled items that the probe also scores apart (e.g.
+        items the run's graph links to anything, and the rest); none by default."""
+        return {}
+
     def probe_facts(self, inputs: Any, data: Any) -> dict[str, Any]:
         """What the probe reports about the labelled items and the run's graph (e.g. how many
         of them the graph links to anything)."""

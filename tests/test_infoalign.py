@@ -23,7 +23,6 @@ from kgctl.models.infoalign import InfoAlign, InfoAlignConfig
 from kgctl.models.infoalign.config import PUBLISHED
 from kgctl.models.infoalign.data import context_share, from_view, min_max
 from kgctl.models.infoalign.model import InfoAlignNet
-from kgctl.models.infoalign.molgraph import featurise
 from kgctl.models.infoalign.task import (
     InfoAlignTask,
     embed,
@@ -35,8 +34,9 @@ from kgctl.models.infoalign.task import (
 from kgctl.models.metrics import rank_auc
 from kgctl.models.probing.evaluate import ProbeOptions
 from kgctl.models.probing.heads import Split, head, score
-from kgctl.models.probing.labels import Labelled
-from kgctl.models.probing.molecules import SETS, RandomForest, read_assays, scaffold_split
+from kgctl.models.probing.labels import PREDICTORS, Labelled, PredictorBaseline
+from kgctl.models.probing.molecules import SETS, RandomForest, official_scaffold_split, read_assays, scaffold_split
+from kgctl.models.probing.molgraph import featurise
 from kgctl.models.trainer import fit
 from kgctl.testing.fixtures import context_graph
 
@@ -287,6 +287,20 @@ def test_real_property_sets(shared_data: Path) -> None:
         read_assays(shared_data / "infoalign" / SETS["biogen3k"][0], "chembl2k")
 
 
+class SplitRecorder(PredictorBaseline):
+    """A baseline that records the split it is handed and predicts each task's training rate."""
+
+    name = "split_recorder"
+    kind = "molecule"
+    description = "records its split"
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
+        SplitRecorder.seen.append((split.train, split.valid, split.test))
+        rate = np.nan_to_num(np.nanmean(data.labels[split.train], axis=0), nan=0.5)
+        return np.tile(rate, (len(split.test), 1))
+
+
 @pytest.mark.slow
 @pytest.mark.neo4j
 def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
@@ -302,21 +316,48 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     assert targets["task"] == "targets"
     assert {"infoalign", "untrained", "tanimoto_knn", "random_forest"} == set(targets["methods"])
     assert all(0 <= m["recall_at_10"] <= 1 for m in targets["methods"].values())
-    chembl = runs.evaluate(
-        graph,
-        tmp_path / "kgctl",
-        run.id,
-        {
-            "labels": "chembl2k",
-            "file": str(shared_data / "infoalign" / SETS["chembl2k"][0]),
-            "probe_seeds": "0",
-            "rf_trees": 10,
-        },
-        evaluator="probe",
-        device="cpu",
-    )
-    assert set(chembl["methods"]) == {"infoalign", "untrained", "fingerprint", "random_forest", "tanimoto_knn"}
+    PREDICTORS.register(SplitRecorder)  # every baseline is handed the split the model's head gets
+    try:
+        chembl = runs.evaluate(
+            graph,
+            tmp_path / "kgctl",
+            run.id,
+            {
+                "labels": "chembl2k",
+                "file": str(shared_data / "infoalign" / SETS["chembl2k"][0]),
+                "probe_seeds": "0",
+                "rf_trees": 10,
+                "split_rule": "official",
+            },
+            evaluator="probe",
+            device="cpu",
+        )
+    finally:
+        del PREDICTORS.entries[SplitRecorder.name]
+    official = official_scaffold_split(read_assays(shared_data / "infoalign" / SETS["chembl2k"][0], "chembl2k").smiles)
+    assert [sorted(r.tolist()) for r in SplitRecorder.seen[0]] == [
+        sorted(official[k].tolist()) for k in ("train", "valid", "test")
+    ]
+    assert set(chembl["methods"]) == {
+        "infoalign",
+        "untrained",
+        "fingerprint",
+        "infoalign+fingerprint",
+        "random_forest",
+        "tanimoto_knn",
+        "dmpnn",
+        "split_recorder",
+        "fine_tuned",
+        "scratch",
+    }
+    assert chembl["split_rule"].startswith("the official repository's") and chembl["split"]["test"] == 589
+    assert {"lr", "best_epoch", "validation"} <= set(chembl["chosen_on_validation"]["fine_tuned"]["1"][0])
     assert 0.5 < chembl["methods"]["random_forest"]["1"]["auc"]["mean"] < 1 and chembl["context"]["molecules"] == 2355
+    assert chembl["context"]["reach_morphology"] > 0  # ChEMBL2K molecules among the 40 with profiles
+    subsets = chembl["subsets"]
+    assert subsets["with_context_edges"]["items"] == chembl["context"]["with_context_edges"]
+    assert subsets["with_context_edges"]["items"] + subsets["without_context_edges"]["items"] == 2355
+    assert set(subsets["without_context_edges"]["methods"]) == set(chembl["methods"])
     written = runs.predict(
         graph, tmp_path / "kgctl", run.id, {"top_k": 5}, device="cpu", write_back=True, allow_split=True
     )["written"]

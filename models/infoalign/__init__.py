@@ -17,13 +17,15 @@ from kgctl.core.options import Option
 from kgctl.graph.connection import Connection
 from kgctl.models.base import Model, Prediction, Writes
 from kgctl.models.infoalign.config import InfoAlignConfig
-from kgctl.models.infoalign.data import Inputs, collect_inputs, context_share
+from kgctl.models.infoalign.data import Inputs, collect_inputs, context_share, with_context
+from kgctl.models.infoalign.finetune import FINE_TUNE_RATES, train_task_net, with_fingerprints
 from kgctl.models.infoalign.model import InfoAlignNet
-from kgctl.models.infoalign.molgraph import featurise
 from kgctl.models.infoalign.targets import predicted_targets  # (and registers the `targets` retrieval task)
 from kgctl.models.infoalign.task import InfoAlignTask, embed
+from kgctl.models.probing.heads import Split
 from kgctl.models.probing.labels import Labelled
 from kgctl.models.probing.molecules import inchikeys
+from kgctl.models.probing.molgraph import featurise
 from kgctl.models.registry import register
 from kgctl.models.runs import Run
 from kgctl.models.trainer import run_module
@@ -86,6 +88,27 @@ class InfoAlign(Model):
 
     def module(self, run: Run, device: str, untrained: bool) -> nn.Module:
         return run_module(run.dir, InfoAlignNet, self.config.seed, device, untrained=untrained)
+
+    def fine_tune(
+        self, run: Run, data: Labelled, split: Split, seed: int, device: str
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The pretrained encoder and a task head trained together (learning rate chosen on
+        validation)."""
+        return train_task_net(
+            lambda: self.module(run, "cpu", False), data, split, seed, FINE_TUNE_RATES, self.config.dropout
+        )
+
+    def from_scratch(self, run: Run, data: Labelled, split: Split, seed: int, steps: int, device: str) -> np.ndarray:
+        """The same network and head from random weights (learning rate 1e-3)."""
+        return train_task_net(lambda: self.module(run, "cpu", True), data, split, seed, (1e-3,), self.config.dropout)[0]
+
+    def combined_features(self, items: list[str], encoded: np.ndarray) -> dict[str, np.ndarray]:
+        return {f"{self.name}+fingerprint": with_fingerprints(items, encoded)}
+
+    def item_subsets(self, inputs: Inputs, data: Labelled) -> dict[str, np.ndarray]:
+        """The set's molecules with context edges in the walk graph, and those without."""
+        linked = with_context(inputs, inchikeys(data.items))
+        return {"with_context_edges": linked, "without_context_edges": ~linked}
 
     def probe_facts(self, inputs: Inputs, data: Labelled) -> dict[str, Any]:
         return {"context": context_share(inputs, inchikeys(data.items), self.config.walk_length)}

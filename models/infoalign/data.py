@@ -21,7 +21,7 @@ from kgctl.graph.connection import Connection
 from kgctl.graph.export import HeteroView, export
 from kgctl.graph.views import view_spec
 from kgctl.models.infoalign.config import InfoAlignConfig
-from kgctl.models.infoalign.molgraph import MolGraphs, featurise
+from kgctl.models.probing.molgraph import MolGraphs, featurise
 
 SPACES = {
     "fingerprint": "Molecule",
@@ -239,14 +239,20 @@ def reaches(inputs: Inputs, label: str, steps: int) -> np.ndarray:
     return found
 
 
+def with_context(inputs: Inputs, keys: list[str]) -> np.ndarray:
+    """bool per key: the molecule is a node of the walk graph with at least one edge."""
+    index = {str(m): i for i, m in enumerate(inputs.molecule_ids)}
+    degree = inputs.degree()
+    return np.array([k in index and degree[index[k]] > 0 for k in keys], dtype=bool)
+
+
 def context_share(inputs: Inputs, keys: list[str], walk_length: int) -> dict[str, Any]:
     """How many molecules (by InChIKey) are Molecule nodes of the run's graph, how many of those
     have edges there (so that walks reach beyond their own fingerprint), and how many reach a
     profile of each cell modality, or a gene, within the walk length."""
     index = {str(m): i for i, m in enumerate(inputs.molecule_ids)}
-    degree = inputs.degree()
     rows = [index[k] for k in keys if k in index]
-    linked = sum(1 for r in rows if degree[r] > 0)
+    linked = int(with_context(inputs, keys).sum())
     reach = {
         f"reach_{name}": int(reaches(inputs, label, walk_length)[rows].sum()) if label in inputs.labels else 0
         for name, label in (("gene", "Gene"), ("expression", "ExpressionProfile"), ("morphology", "MorphologyProfile"))

@@ -14,26 +14,7 @@ with warnings.catch_warnings():  # PyG's import-time torch.jit deprecation notic
     warnings.simplefilter("ignore", FutureWarning)
     from torch_geometric.nn import GINEConv, global_add_pool
 
-from kgctl.models.infoalign.molgraph import ATOM_DIMS, BOND_DIMS
-
-
-class FeatureSum(nn.Module):
-    """OGB's Atom/BondEncoder: one embedding per integer feature, summed (Xavier init). No
-    `max_norm`: it rescales the weights in place on every lookup, so even a frozen encoder in
-    eval mode would change."""
-
-    def __init__(self, dims: tuple[int, ...], hidden: int) -> None:
-        super().__init__()
-        tables = [nn.Embedding(d, hidden) for d in dims]
-        for table in tables:
-            nn.init.xavier_uniform_(table.weight)
-        self.tables = nn.ModuleList(tables)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.tables[0](x[:, 0])
-        for i in range(1, len(self.tables)):
-            out = out + self.tables[i](x[:, i])
-        return out
+from kgctl.models.probing.molgraph import ATOM_DIMS, BOND_DIMS, FeatureSum
 
 
 def _mlp(inside: int, hidden: int, out: int, last_norm: bool) -> nn.Sequential:

@@ -19,7 +19,7 @@ from kgctl.models.base import Task
 from kgctl.models.infoalign.config import InfoAlignConfig
 from kgctl.models.infoalign.data import Inputs
 from kgctl.models.infoalign.model import InfoAlignNet, kl_to_standard_normal
-from kgctl.models.infoalign.molgraph import MolGraphs
+from kgctl.models.probing.molgraph import MolGraphs
 from kgctl.models.trainer import epoch_seed, shard
 
 Batch = tuple[np.ndarray, int]  # molecule rows, the seed of the step's walks

@@ -40,7 +40,12 @@ class ProbeOptions(EvaluatorOptions):
     scratch_steps: int = setting(
         1500, "Optimiser steps (about) of the from-scratch control per fraction and seed; 0 leaves it out."
     )
-    rf_trees: int = setting(100, "Trees of the random-forest baseline.")
+    rf_trees: int = setting(500, "Trees of the random-forest baseline.")
+    split_rule: str = setting(
+        "grouped",
+        "Split of InfoAlign's property sets: grouped (whole scaffold groups) or official (the official repository's).",
+        ("grouped", "official"),
+    )
 
 
 def numbers(text: str, option: str, cast: type) -> tuple[Any, ...]:
@@ -80,40 +85,53 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
             "untrained": model.encode(ctx.run, data.items, ctx.device, untrained=True),
             **{b.name: b.features(data.items) for b in FEATURES.of_kind(kind)},
         }
+        features |= model.combined_features(data.items, features[model.name])
         predictors = PREDICTORS.of_kind(kind)
-        methods = [*features, *(p.name for p in predictors), "scratch"]
+        methods = [*features, *(p.name for p in predictors), "fine_tuned", "scratch"]
         runs: dict[str, dict[float, list[dict[str, Any]]]] = {m: {f: [] for f in fractions} for m in methods}
         sizes: dict[float, list[int]] = {f: [] for f in fractions}
         chosen_settings: dict[str, dict[str, list[dict[str, Any]]]] = {}  # baseline: share: per seed
+        subsets = model.item_subsets(ctx.inputs, data)  # e.g. molecules with and without context edges
+        by_subset: dict[str, dict[str, dict[float, list[dict[str, Any]]]]] = {
+            g: {m: {f: [] for f in fractions} for m in methods} for g in subsets
+        }
         total, done = len(seeds) * len(fractions), 0
+
+        def record(method: str, fraction: float, predicted: np.ndarray, test: np.ndarray) -> None:
+            """The test figures of one method's predictions, overall and on each subset."""
+            y = data.labels[test]
+            runs[method][fraction].append(score(y, predicted, data.metric))
+            for group, mask in subsets.items():
+                inside = mask[test]
+                by_subset[group][method][fraction].append(score(y[inside], predicted[inside], data.metric))
+
         for seed in seeds:
             split, shuffled = splits(data, seed)
-            test_y = data.labels[split.test]
+
             for fraction in fractions:
                 train = np.sort(shuffled[: max(MIN_TRAIN, round(fraction * len(shuffled)))])
                 part = Split(train, split.valid, split.test)
                 sizes[fraction].append(len(train))
                 for name, x in features.items():
-                    runs[name][fraction].append(
-                        score(
-                            test_y, probe.fit_predict(x, data.labels, part, data.groups, data.metric, seed), data.metric
-                        )
-                    )
+                    predicted = probe.fit_predict(x, data.labels, part, data.groups, data.metric, seed)
+                    record(name, fraction, predicted, split.test)
                 for predictor in predictors:
-                    runs[predictor.name][fraction].append(
-                        score(test_y, predictor.fit_predict(data, part, seed, options), data.metric)
-                    )
+                    record(predictor.name, fraction, predictor.fit_predict(data, part, seed, options), split.test)
                     if predictor.chosen:
                         chosen_settings.setdefault(predictor.name, {}).setdefault(f"{fraction:g}", []).append(
                             predictor.chosen
                         )
+                tuned = model.fine_tune(ctx.run, data, part, seed, ctx.device)
+                if tuned is not None:
+                    record("fine_tuned", fraction, tuned[0], split.test)
+                    chosen_settings.setdefault("fine_tuned", {}).setdefault(f"{fraction:g}", []).append(tuned[1])
                 scratch = (
                     model.from_scratch(ctx.run, data, part, seed, options.scratch_steps, ctx.device)
                     if options.scratch_steps > 0
                     else None
                 )
                 if scratch is not None:
-                    runs["scratch"][fraction].append(score(test_y, scratch, data.metric))
+                    record("scratch", fraction, scratch, split.test)
                 done += 1
                 ctx.on_progress(done, total, f"{data.name}: seed {seed}, {fraction:g} of the labels")
         labelled = np.isfinite(data.labels).any(axis=1)
@@ -122,6 +140,17 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
             m: {f"{f:g}": {k: summary([r[k] for r in runs[m][f]]) for k in keys} for f in fractions}
             for m in methods
             if runs[m][fractions[0]]
+        }
+        subset_tables = {
+            g: {
+                "items": int(mask.sum()),
+                "methods": {
+                    m: {f"{f:g}": {data.metric: summary([r[data.metric] for r in rows[f]])} for f in fractions}
+                    for m, rows in by_subset[g].items()
+                    if rows[fractions[0]]
+                },
+            }
+            for g, mask in subsets.items()
         }
         facts = {
             "data": data.name,
@@ -142,6 +171,7 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
             else f"not run ({model.name} has no from-scratch control, or --scratch-steps 0)",
             "encoder_mode": ENCODER_MODE,
             "margin": margin(table, model.name, data.metric),
+            "subsets": subset_tables,
             **model.probe_facts(ctx.inputs, data),
         }
         return MethodsResult(chosen.name, table, facts)

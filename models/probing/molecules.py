@@ -6,6 +6,7 @@ beside the head on Morgan fingerprints, a random forest on them and Tanimoto nea
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,37 @@ def scaffold_split(
     return {k: np.array(sorted(v), dtype=np.int64) for k, v in split.items()}
 
 
+def official_scaffold_split(
+    smiles: list[str], fractions: tuple[float, float, float] = FRACTIONS
+) -> dict[str, np.ndarray]:
+    """The split of the official repository (liugangcode/InfoAlign `dataset/data_utils.py`
+    `scaffold_split`): scaffolds as RDKit's Murcko scaffold SMILES with stereochemistry, groups in
+    first-seen order shuffled by `np.random.seed(3)`, then filled molecule by molecule, 60 % train,
+    15 % valid, the rest test, so a scaffold group may straddle two parts."""
+    from rdkit.Chem.Scaffolds import MurckoScaffold
+
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(smiles):
+        mol = Chem.MolFromSmiles(s)
+        scaffold = Chem.MolToSmiles(MurckoScaffold.GetScaffoldForMol(mol)) if mol is not None else ""  # type: ignore[no-untyped-call]
+        groups.setdefault(scaffold, []).append(i)
+    ordered = list(groups.values())
+    np.random.RandomState(SPLIT_SEED).shuffle(ordered)  # the legacy global generator, seeded 3
+    train_cut = int(fractions[0] * len(smiles))
+    valid_cut = int(fractions[1] * len(smiles)) + train_cut
+    flat = np.array([i for members in ordered for i in members], dtype=np.int64)
+    return {"train": flat[:train_cut], "valid": flat[train_cut:valid_cut], "test": flat[valid_cut:]}
+
+
+SPLIT_RULES: dict[str, tuple[Callable[[list[str]], dict[str, np.ndarray]], str]] = {
+    "grouped": (scaffold_split, "random scaffold split 60/15/25, whole scaffold groups shuffled with seed 3"),
+    "official": (
+        official_scaffold_split,
+        "the official repository's scaffold split 60/15/25 (groups shuffled with seed 3, filled in order)",
+    ),
+}
+
+
 class PropertySet(LabelSet):
     """One of InfoAlign's property sets and its published split."""
 
@@ -138,7 +170,8 @@ class PropertySet(LabelSet):
                 f"../shared/data/infoalign/{SETS[self.name][0]})"
             )
         data = read_assays(Path(options.file), self.name)
-        split = scaffold_split(data.smiles)
+        rule, rule_text = SPLIT_RULES[options.split_rule]
+        split = rule(data.smiles)
         if any(len(rows) == 0 for rows in split.values()):
             raise KgctlError(
                 f"{self.name}: the scaffold split leaves a part empty "
@@ -150,7 +183,7 @@ class PropertySet(LabelSet):
             "tasks": len(data.tasks),
             "unreadable_smiles": data.unreadable,
             "split": {k: len(v) for k, v in split.items()},
-            "split_rule": "random scaffold split 60/15/25, scaffold groups shuffled with seed 3",
+            "split_rule": rule_text,
         }
         return Labelled(
             f"{self.name} ({Path(options.file).name})",
@@ -188,6 +221,7 @@ class Biogen3k(PropertySet):
 
 
 FINGERPRINT_BITS = 1024
+FOREST_BITS = 2048  # what a chemist fitting a forest would use
 
 
 @register_features
@@ -210,32 +244,72 @@ def fingerprints(smiles: tuple[str, ...]) -> np.ndarray:
 
 @register_predictor
 class RandomForest(PredictorBaseline):
-    """One forest per task on that task's labelled training and validation molecules (the forest
-    has no settings chosen on validation); a single-class task predicts its rate."""
+    """A class-balanced forest per task (a regression forest for MAE sets) on 2,048-bit Morgan
+    fingerprints: each setting of `grid` fitted on the training rows and scored on the validation
+    rows (or a grouped share of training) by the set's metric over all tasks; the best refitted
+    on train + validation for the test rows. A single-class task predicts its rate."""
 
     name = "random_forest"
     kind = KIND
-    description = f"random forest per task on Morgan fingerprints (radius 2, {FINGERPRINT_BITS} bits)"
+    description = (
+        f"class-balanced random forest per task on Morgan fingerprints (radius 2, {FOREST_BITS} bits), "
+        "leaf size and features per split chosen on validation"
+    )
+    grid: tuple[tuple[int, str], ...] = ((1, "sqrt"), (3, "sqrt"), (1, "log2"))  # (min leaf, max features)
 
     def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
-        x = fingerprints(tuple(data.items))
+        x = forest_bits(tuple(data.items))
+        chosen = validation_share(split, data.groups, seed)
+        found = {
+            setting: headline(
+                score(
+                    data.labels[chosen.valid],
+                    self.forests(x, data, chosen.train, chosen.valid, setting, seed, options),
+                    data.metric,
+                ),
+                data.metric,
+            )
+            for setting in self.grid
+        }
+        best = max(found, key=lambda k: found[k])  # ties: the first (sklearn's defaults)
+        self.chosen = {"min_samples_leaf": best[0], "max_features": best[1]}
+        references = np.concatenate([chosen.train, chosen.valid])
+        return self.forests(x, data, references, split.test, best, seed, options)
+
+    def forests(
+        self,
+        x: np.ndarray,
+        data: Labelled,
+        fit_rows: np.ndarray,
+        rows: np.ndarray,
+        setting: tuple[int, str],
+        seed: int,
+        options: ProbeOptions,
+    ) -> np.ndarray:
+        """Predictions [len(rows), T] of one forest per task fitted on `fit_rows`."""
         y = data.labels
-        fit_rows = np.concatenate([split.train, split.valid])
-        test = x[split.test]
-        out = np.zeros((len(test), y.shape[1]))
+        leaf, features = setting
+        out = np.zeros((len(rows), y.shape[1]))
         for t in range(y.shape[1]):
             known = fit_rows[~np.isnan(y[fit_rows, t])]
             labels = y[known, t]
             if data.metric == "auc" and len(np.unique(labels)) < 2:
                 out[:, t] = labels.mean() if len(labels) else 0.5
                 continue
+            kwargs = {"min_samples_leaf": leaf, "max_features": features, "random_state": seed, "n_jobs": -1}
             if data.metric == "auc":
-                model = RandomForestClassifier(options.rf_trees, random_state=seed, n_jobs=-1)
-                out[:, t] = model.fit(x[known], labels).predict_proba(test)[:, 1]
+                model = RandomForestClassifier(options.rf_trees, class_weight="balanced", **kwargs)
+                out[:, t] = model.fit(x[known], labels).predict_proba(x[rows])[:, 1]
             else:
-                regressor = RandomForestRegressor(options.rf_trees, random_state=seed, n_jobs=-1)
-                out[:, t] = regressor.fit(x[known], labels).predict(test)
+                regressor = RandomForestRegressor(options.rf_trees, **kwargs)
+                out[:, t] = regressor.fit(x[known], labels).predict(x[rows])
         return out
+
+
+@functools.lru_cache(maxsize=2)
+def forest_bits(smiles: tuple[str, ...]) -> np.ndarray:
+    """uint8 Morgan bits (radius 2, 2,048) of a set's molecules, computed once per set."""
+    return morgan_bits(list(smiles), 2, FOREST_BITS)
 
 
 @register_predictor

@@ -1,4 +1,4 @@
-"""Molecular graphs for the GIN encoder: RDKit atoms and bonds as OGB's 9 atom and 3 bond integer
+"""Molecular graphs for the graph encoders (InfoAlign's GIN, the D-MPNN baseline): RDKit atoms and bonds as OGB's 9 atom and 3 bond integer
 features (`ogb.utils.features`, re-implemented so kgctl needs no ogb), packed for many molecules
 at once, and gathered into a batch with vectorised offsets (no Python loop per molecule)."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from rdkit import Chem
-from torch import Tensor
+from torch import Tensor, nn
 
 from kgctl.graph.chem import mol_from_smiles
 
@@ -135,3 +135,22 @@ def featurise(smiles: Sequence[str]) -> tuple[MolGraphs, np.ndarray]:
         _ptr(np.asarray(atom_counts, dtype=np.int64)),
         _ptr(np.asarray(bond_counts, dtype=np.int64)),
     ), ok
+
+
+class FeatureSum(nn.Module):
+    """OGB's Atom/BondEncoder: one embedding per integer feature, summed (Xavier init). No
+    `max_norm`: it rescales the weights in place on every lookup, so even a frozen encoder in
+    eval mode would change."""
+
+    def __init__(self, dims: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        tables = [nn.Embedding(d, hidden) for d in dims]
+        for table in tables:
+            nn.init.xavier_uniform_(table.weight)
+        self.tables = nn.ModuleList(tables)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.tables[0](x[:, 0])
+        for i in range(1, len(self.tables)):
+            out = out + self.tables[i](x[:, i])
+        return out
