@@ -1,11 +1,14 @@
 """InfoAlign on the real context graph built from ../shared/data (`kgctl build context`, on a
 fresh Neo4j): pretraining throughput (molecules/s on the CPU, and on CUDA with bf16 when there is
 one), the held-out drug targets against Tanimoto nearest neighbours and a random forest, and the
-four property sets (ChEMBL2K, Broad6K, ToxCast, Biogen3K) with the frozen encoder beside random
-forest and MLP on Morgan fingerprints and the same encoder without pretraining, 5 seeds on one
-scaffold split, with the share of each set's molecules that have context edges.
+four property sets (ChEMBL2K, Broad6K, ToxCast, Biogen3K) with the frozen encoder, the encoder
+joined with fingerprints, fine-tuned and trained from scratch, beside the baselines a chemist
+would pick (class-balanced random forest and Tanimoto k-NN chosen on validation, fingerprint MLP,
+D-MPNN) and the encoder without pretraining, 5 seeds on each split rule (ours and the official
+repository's), with each set's molecules with and without context edges scored apart.
 
     python benchmarks/infoalign.py [--epochs 20] [--sets chembl2k,broad6k,toxcast,biogen3k]
+                                   [--split-rules grouped,official]
                                    [--work DIR [--run RUN]] [--keep-other-sets]
 
 `--work DIR` keeps the server and runs there; with `--run RUN` an earlier run in it is evaluated,
@@ -83,15 +86,23 @@ def graph_facts(conn: Connection) -> dict[str, Any]:
         "runs": runs_,
         "nodes": {r["l"]: r["n"] for r in labels},
         "relationships": {r["t"]: r["n"] for r in types},
-        "modalities": "molecules (fingerprints), genes (DepMap gene effect), L1000 expression; "
-        "no Cell Painting profiles",
+        "modalities": "molecules (fingerprints), genes (DepMap gene effect), L1000 expression, "
+        "Cell Painting consensus profiles (LINCS and JUMP-MOA plates, cell-injury study)",
     }
+
+
+def result_key(name: str, rule: str) -> str:
+    """The JSON key of a set's figures under a split rule (ours keeps the set's bare name)."""
+    return name if rule == "grouped" else f"{name}_{rule}"
+
+
+RESULT_KEYS = [result_key(n, r) for n in SETS for r in ("grouped", "official")]
 
 
 def keep_other_sets(figures: dict[str, Any], before: dict[str, Any]) -> None:
     """The earlier JSON's sets that this run did not measure, each with its run id; when that
     run is another, its pretraining and held-out targets too."""
-    kept = [n for n in SETS if n not in figures and isinstance(before.get(n), dict)]
+    kept = [n for n in RESULT_KEYS if n not in figures and isinstance(before.get(n), dict)]
     figures |= {n: before[n] for n in kept}
     if kept and before["pretraining"]["run"] != figures["pretraining"]["run"]:
         figures["earlier_run"] = {"sets": kept, "pretraining": before["pretraining"], "targets": before["targets"]}
@@ -105,15 +116,21 @@ def all_labels(methods: dict[str, Any]) -> dict[str, Any]:
 
 def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for name in (n for n in SETS if n in figures):
+    for name in (n for n in RESULT_KEYS if n in figures):
         result = figures[name]
         key = result["metric"]
         summary[name] = {
             "metric": key,
             "run": result["run_id"],
+            "split_rule": result.get("split_rule"),
             "context_share": result["context"]["share_with_context_edges"],
             **{m: f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for m, v in all_labels(result["methods"]).items()},
         }
+        for group, table in result.get("subsets", {}).items():
+            summary[name][group] = {
+                "molecules": table["items"],
+                **{m: f"{v[key]['mean']:.4f}" for m, v in all_labels(table["methods"]).items()},
+            }
     summary["targets"] = figures["targets"].get("methods")
     return summary
 
@@ -123,7 +140,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--rf-trees", type=int, default=100)
+    parser.add_argument("--rf-trees", type=int, default=500)
+    parser.add_argument("--split-rules", default="grouped,official", help="grouped (ours) and/or official")
     parser.add_argument("--work", help="keep the server and runs in this folder (reuse it if there)")
     parser.add_argument("--run", help="with --work: evaluate this earlier run again")
     parser.add_argument(
@@ -179,30 +197,40 @@ def main() -> None:
                 )
                 write_result("infoalign", figures)
             for name in args.sets.split(","):
-                if name in figures:
-                    continue
-                print(name, flush=True)
-                figures[name] = runs.evaluate(
-                    conn,
-                    data_dir,
-                    run.id,
-                    {
-                        "probe_seeds": args.seeds,
-                        "rf_trees": args.rf_trees,
-                        "labels": name,
-                        "file": str(data / "infoalign" / SETS[name][0]),
-                    },
-                    evaluator="probe",
-                    device="cpu",
-                    on_progress=progress,
-                )
-                write_result("infoalign", figures)
+                for rule in args.split_rules.split(","):
+                    key = result_key(name, rule)
+                    if key in figures:
+                        continue
+                    print(key, flush=True)
+                    figures[key] = runs.evaluate(
+                        conn,
+                        data_dir,
+                        run.id,
+                        {
+                            "probe_seeds": args.seeds,
+                            "rf_trees": args.rf_trees,
+                            "labels": name,
+                            "file": str(data / "infoalign" / SETS[name][0]),
+                            "split_rule": rule,
+                        },
+                        evaluator="probe",
+                        device="cpu",
+                        on_progress=progress,
+                    )
+                    write_result("infoalign", figures)
     finally:
         if not keep:
             ts.server.stop(force=True, timeout=60)
             shutil.rmtree(work, ignore_errors=True)
     if args.keep_other_sets:
         keep_other_sets(figures, before)
+    if before and not before.get("graph", {}).get("nodes", {}).get("MorphologyProfile"):
+        # The run before this one walked the same graph less the Cell Painting profiles.
+        figures["without_morphology"] = {
+            "pretraining_run": before["pretraining"]["run"],
+            "graph_nodes": before["graph"]["nodes"],
+            "summary": before.get("summary", {}),
+        }
     figures["summary"] = summary_of(figures)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     write_result("infoalign", figures)
