@@ -23,6 +23,7 @@ from kgctl.models.infoalign import InfoAlign, InfoAlignConfig
 from kgctl.models.infoalign.config import PUBLISHED
 from kgctl.models.infoalign.data import context_share, from_view, min_max
 from kgctl.models.infoalign.model import InfoAlignNet
+from kgctl.models.infoalign.targets import walk_transfer
 from kgctl.models.infoalign.task import (
     InfoAlignTask,
     embed,
@@ -120,6 +121,24 @@ def test_morphology_datasets_get_a_space_each_and_walk_reach_is_counted() -> Non
     short = context_share(inputs, ["M0", "M1", "M2", "NOT-IN-GRAPH"], walk_length=1)
     assert (short["in_graph"], short["reach_morphology"], short["reach_gene"]) == (3, 2, 0)
     assert context_share(inputs, ["M0", "M1", "M2"], walk_length=2)["reach_morphology"] == 3
+
+
+def test_walk_transfer_reaches_genes_only_through_the_graph() -> None:
+    # M0 –0.5– M1 –TARGETS– G0 (weight 1); M2 –TARGETS– G1, not linked to M0.
+    view = view_of(
+        ["CCO", "CCN", "CCC"],
+        {
+            ("Molecule", "SIMILAR_TO", "Molecule"): ([0], [1], [0.5]),
+            ("Molecule", "TARGETS", "Gene"): ([1, 2], [0, 1], [1.0, 1.0]),
+        },
+        genes=2,
+    )
+    inputs = from_view(view, InfoAlignConfig(holdout_targets=0))
+    genes = np.array([0, 1])
+    assert walk_transfer(inputs, np.array([0]), genes, 1).tolist() == [[0.0, 0.0]]
+    # Step 1: M1 for sure; step 2: G0 with M1's weight share 1 / (0.5 + 1).
+    assert np.allclose(walk_transfer(inputs, np.array([0]), genes, 2), [[1 / 1.5, 0.0]])
+    assert np.allclose(walk_transfer(inputs, np.array([2]), genes, 1), [[0.0, 1.0]])
 
 
 def test_walk_targets_have_the_exact_path_weights_and_masks() -> None:
@@ -314,7 +333,7 @@ def test_a_run_on_a_small_real_graph_writes_back_and_answers_the_queries(
     assert data["targets"]["held_out_molecules"] > 20
     targets = runs.evaluate(graph, tmp_path / "kgctl", run.id, {"rf_trees": 10}, device="cpu")
     assert targets["task"] == "targets"
-    assert {"infoalign", "untrained", "tanimoto_knn", "random_forest"} == set(targets["methods"])
+    assert {"infoalign", "untrained", "tanimoto_knn", "random_forest", "walk_transfer"} == set(targets["methods"])
     assert all(0 <= m["recall_at_10"] <= 1 for m in targets["methods"].values())
     PREDICTORS.register(SplitRecorder)  # every baseline is handed the split the model's head gets
     try:

@@ -1,7 +1,7 @@
 """Drug targets from molecule representations (beyond the paper): a molecule's targets scored
 from its nearest molecules' known targets (k-nearest-neighbour transfer), in InfoAlign space or
-by Tanimoto on fingerprints, and a random forest on fingerprints; evaluated on the molecules whose
-TARGETS edges were held out of the walk graph before pretraining."""
+by Tanimoto on fingerprints, a random forest on fingerprints, or by walks through the graph; evaluated
+on the molecules whose TARGETS edges were held out of the walk graph before pretraining."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from scipy import sparse
 from sklearn.ensemble import RandomForestClassifier
 
 from kgctl.graph.chem import morgan_bits
@@ -56,13 +57,14 @@ class HeldOut(Queries):
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     reference: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    genes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the columns' genes
 
 
 @register_retrieval
 class HeldOutTargets(RetrievalTask[HeldOut]):
     """Held-out molecules' targets predicted from the molecules whose targets stayed in the walk
-    graph: k-NN transfer in each embedding space, by Tanimoto on Morgan bits, and a random forest
-    on them, over the same molecules and candidate genes."""
+    graph: k-NN transfer in each embedding space, by Tanimoto on Morgan bits, a random forest
+    on them, and walks through the graph itself, over the same molecules and candidate genes."""
 
     name = "targets"
     kind = "molecule"
@@ -92,7 +94,7 @@ class HeldOutTargets(RetrievalTask[HeldOut]):
             "random_forest_trees": options.rf_trees,
             "fingerprint": f"Morgan radius 2, {BITS} bits",
         }
-        return HeldOut(truth, total, len(genes), facts, queries, reference, label_matrix(kept, reference, genes))
+        return HeldOut(truth, total, len(genes), facts, queries, reference, label_matrix(kept, reference, genes), genes)
 
     def scores(self, vectors: np.ndarray, asked: HeldOut, options: RetrievalOptions) -> np.ndarray:
         similarity = cosine(vectors[asked.rows], vectors[asked.reference])
@@ -108,7 +110,34 @@ class HeldOutTargets(RetrievalTask[HeldOut]):
         probabilities = forest.predict_proba(bits[asked.rows])
         n = len(asked.rows)
         forest_scores = np.column_stack([p[:, 1] if p.shape[1] == 2 else np.zeros(n) for p in probabilities])
-        return {"tanimoto_knn": tanimoto_scores[0], "random_forest": forest_scores}
+        walk_length = int(ctx.run.config["walk_length"])  # the walks the run was trained on
+        walks = walk_transfer(ctx.inputs, asked.rows, asked.genes, walk_length)
+        return {"tanimoto_knn": tanimoto_scores[0], "random_forest": forest_scores, "walk_transfer": walks}
+
+
+def walk_transfer(inputs: Inputs, queries: np.ndarray, genes: np.ndarray, length: int) -> np.ndarray:
+    """Scores [queries, genes] that use the graph itself: the expected visits of each gene by a
+    random walk of `length` steps from the query molecule through the walk graph (the walks
+    InfoAlign trains on, each step in proportion to the edge weights), which reaches genes
+    through similar molecules' kept TARGETS edges, shared profiles and gene links. The held-out
+    molecules' own TARGETS edges are not in the graph."""
+    n = len(inputs.node_type)
+    src, dst = inputs.edge_index
+    weight = np.maximum(inputs.edge_weight.astype(np.float64), 0)
+    out_weight = np.bincount(src, weights=weight, minlength=n)
+    step = sparse.csr_matrix((weight / np.maximum(out_weight[src], 1e-12), (src, dst)), shape=(n, n))
+    gene_start = int(np.flatnonzero(inputs.node_type == inputs.labels.index("Gene"))[0]) if len(genes) else 0
+    columns = gene_start + genes
+    out = np.zeros((len(queries), len(genes)), dtype=np.float32)
+    for lo in range(0, len(queries), 256):
+        rows = queries[lo : lo + 256]
+        visit = sparse.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), rows)), shape=(len(rows), n))
+        total = np.zeros((len(rows), len(genes)))
+        for _ in range(length):
+            visit = visit @ step
+            total += visit[:, columns].toarray()
+        out[lo : lo + len(rows)] = total
+    return out
 
 
 def predicted_targets(inputs: Inputs, vectors: np.ndarray, *, top_k: int, neighbours: int) -> pa.Table:
