@@ -110,16 +110,12 @@ def number(value: Any) -> float | None:
 @dataclass(frozen=True)
 class Perturbation:
     """What a treated well received: the start node, the PERTURBS type and how the compound was
-    matched; `key` is the part of a consensus profile's id that names it."""
+    matched."""
 
     label: str  # Molecule or Gene
     id: str
     type: str  # compound, or the genetic perturbation type
     matched_by: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.id
 
 
 @dataclass
@@ -278,7 +274,7 @@ class MorphologyAdapter(Adapter):
                     yield RowDone()
                 else:
                     groups[key].append(well)
-        for key in sorted(groups, key=lambda k: (k[0] is not None, k[0].key if k[0] else "", str(k[1]), str(k[2]))):
+        for key in sorted(groups, key=lambda k: (k[0] is not None, k[0].id if k[0] else "", str(k[1]), str(k[2]))):
             wells = groups[key]
             stacked = np.stack([w.vector for w in wells])
             absent = ~np.isfinite(stacked).any(axis=0)
@@ -404,7 +400,7 @@ class MorphologyAdapter(Adapter):
             profile = f"{dataset}:{f'{source}:' if source else ''}{well.plate}:{well.well}"
             vector = well.vector
         else:
-            parts = [dataset, perturbation.key if perturbation else "control"]
+            parts = [dataset, perturbation.id if perturbation else "control"]
             parts += [f"dose={dose:g}"] if dose is not None else []
             parts += [f"time={time:g}"] if time is not None else []
             profile = ":".join(parts)
