@@ -191,7 +191,7 @@ def main() -> None:
                     conn,
                     data_dir,
                     run.id,
-                    {"task": "targets", "rf_trees": args.rf_trees},
+                    {"task": "targets"},  # its forest is one multi-output forest: 100 trees (500 need > 24 GB)
                     evaluator="retrieval",
                     device="cpu",
                 )
