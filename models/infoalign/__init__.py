@@ -99,7 +99,8 @@ class InfoAlign(Model):
         )
 
     def from_scratch(self, run: Run, data: Labelled, split: Split, seed: int, steps: int, device: str) -> np.ndarray:
-        """The same network and head from random weights (learning rate 1e-3)."""
+        """The same network and head from random weights (learning rate 1e-3), trained as the
+        fine-tuned one is (≤ 30 epochs, patience 5): `steps` does not apply."""
         return train_task_net(lambda: self.module(run, "cpu", True), data, split, seed, (1e-3,), self.config.dropout)[0]
 
     def combined_features(self, items: list[str], encoded: np.ndarray) -> dict[str, np.ndarray]:

@@ -107,7 +107,6 @@ class Probe(Evaluator[ProbeOptions, MethodsResult]):
 
         for seed in seeds:
             split, shuffled = splits(data, seed)
-
             for fraction in fractions:
                 train = np.sort(shuffled[: max(MIN_TRAIN, round(fraction * len(shuffled)))])
                 part = Split(train, split.valid, split.test)
