@@ -5,18 +5,14 @@ predictions from it. Shared by the D-MPNN baseline and fine-tuned encoders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kgctl.models.probing.heads import Split, headline, score
+from kgctl.models.probing.heads import BestEpoch, Split, headline, masked_loss, score
 from kgctl.models.probing.molgraph import MolGraphs
-
-# (atoms, edge_index, bond features, molecule of each atom, molecules) → outputs [molecules, T]
-GraphNet = Callable[[Tensor, Tensor, Tensor, Tensor, int], Tensor]
 
 
 @dataclass(frozen=True)
@@ -28,14 +24,6 @@ class EndToEnd:
     batch_size: int = 50
     lr: float = 1e-3
     weight_decay: float = 0.0
-
-
-def masked_loss(out: Tensor, y: Tensor, metric: str) -> Tensor:
-    known = ~torch.isnan(y)
-    if metric == "auc":
-        return nn.functional.binary_cross_entropy_with_logits(out[known], y[known])
-    error = out - torch.nan_to_num(y)
-    return (error.abs() if metric == "mae" else error**2)[known].mean()
 
 
 def predict(
@@ -71,7 +59,7 @@ def train_end_to_end(
     optimiser = torch.optim.Adam(
         [p for p in net.parameters() if p.requires_grad], lr=settings.lr, weight_decay=settings.weight_decay
     )
-    best, best_epoch, best_state = -np.inf, 0, None
+    best = BestEpoch(settings.patience)
     for epoch in range(settings.epochs):
         net.train()
         order = rng.permutation(train)
@@ -88,12 +76,8 @@ def train_end_to_end(
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
         figure = headline(score(y[split.valid], predict(net, graphs, split.valid, metric, scale), metric), metric)
-        if figure > best:
-            best, best_epoch = figure, epoch
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        elif epoch - best_epoch >= settings.patience:
+        if best.stop_after(figure, epoch, net):
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    chosen = {"best_epoch": best_epoch + 1, "validation": round(best, 4)}
+    best.restore(net)
+    chosen = {"best_epoch": best.epoch + 1, "validation": round(best.figure, 4)}
     return predict(net, graphs, split.test, metric, scale), chosen

@@ -243,29 +243,52 @@ class MLP(Head):
         optimiser = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
         train = torch.from_numpy(split.train)
         xt, yt = features[train], target[train]
-        known = ~torch.isnan(yt)
-        best, best_epoch, best_state = -np.inf, 0, None
+        best = BestEpoch(self.patience)
         for epoch in range(self.epochs):
             net.train()
-            out = net(xt)
-            if metric == "auc":
-                loss = nn.functional.binary_cross_entropy_with_logits(out[known], yt[known])
-            elif metric == "mae":
-                loss = (out - torch.nan_to_num(yt)).abs()[known].mean()
-            else:
-                loss = ((out - torch.nan_to_num(yt)) ** 2)[known].mean()
+            loss = masked_loss(net(xt), yt, metric)
             optimiser.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             figure = headline(score(y[split.valid], _predict(net, features, split.valid, metric), metric), metric)
-            if figure > best:
-                best, best_epoch = figure, epoch
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= self.patience:
+            if best.stop_after(figure, epoch, net):
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+        best.restore(net)
         return _predict(net, features, split.test, metric)
+
+
+def masked_loss(out: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
+    """The loss over the measured labels only (NaN: not measured): BCE on logits for AUC sets,
+    L1 for MAE, squared error for Pearson r."""
+    known = ~torch.isnan(y)
+    if metric == "auc":
+        return nn.functional.binary_cross_entropy_with_logits(out[known], y[known])
+    error = out - torch.nan_to_num(y)
+    return (error.abs() if metric == "mae" else error**2)[known].mean()
+
+
+class BestEpoch:
+    """Early stopping on validation: the best figure so far, its epoch and weights, and whether
+    `patience` epochs have passed without a better one."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.figure, self.epoch = -np.inf, 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def stop_after(self, figure: float, epoch: int, net: nn.Module) -> bool:
+        """Record an epoch's validation figure (keeping the weights when it is the best); True
+        when training should stop."""
+        if figure > self.figure:
+            self.figure, self.epoch = figure, epoch
+            self.state = {k: v.clone() for k, v in net.state_dict().items()}
+            return False
+        return epoch - self.epoch >= self.patience
+
+    def restore(self, net: nn.Module) -> None:
+        """Load the best epoch's weights (if any epoch was scored)."""
+        if self.state is not None:
+            net.load_state_dict(self.state)
 
 
 def _predict(net: nn.Module, x: torch.Tensor, rows: np.ndarray, metric: str) -> np.ndarray:
