@@ -298,11 +298,12 @@ def vector_blocks(
         return None, f"none (profiles of dataset {uneven[0]!r} have different lengths)", []
     if len(groups) == 1:
         return np.asarray(values, dtype=np.float32), f"{prop} vectors", []
-    start = dict(zip(groups, np.cumsum([0] + [next(iter(widths[g])) for g in groups]).tolist(), strict=False))
-    x = np.full((len(values), sum(next(iter(widths[g])) for g in groups)), np.nan, dtype=np.float32)
+    width = {g: w.pop() for g, w in widths.items()}
+    start = dict(zip(groups, np.cumsum([0] + [width[g] for g in groups]).tolist(), strict=False))
+    x = np.full((len(values), sum(width.values())), np.nan, dtype=np.float32)
     for i, (v, g) in enumerate(zip(values, datasets, strict=True)):
-        x[i, start[g] : start[g] + len(v)] = v
-    names = [f"{g}:{j}" for g in groups for j in range(next(iter(widths[g])))]
+        x[i, start[g] : start[g] + width[g]] = v
+    names = [f"{g}:{j}" for g in groups for j in range(width[g])]
     return x, f"{prop} vectors of {len(groups)} datasets, a column block each", names
 
 

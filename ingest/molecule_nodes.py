@@ -4,6 +4,8 @@ the same compound write the same node."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from rdkit import Chem
 from rdkit.Chem import rdFingerprintGenerator
@@ -17,6 +19,14 @@ MORGAN_BITS = 2048
 _GENERATOR = rdFingerprintGenerator.GetMorganGenerator(radius=MORGAN_RADIUS, fpSize=MORGAN_BITS)
 
 Facts = tuple[str, str, bytes] | None
+BROAD_ID = re.compile(r"^(BRD-[A-Z]\d{8})")
+
+
+def broad_compound(sample: str) -> str | None:
+    """The compound part of a Broad sample id (BRD-K12345678-001-01-1 → BRD-K12345678), which
+    molecule tables and Cell Painting plates both name compounds by; None when it is not one."""
+    found = BROAD_ID.match(sample.strip())
+    return found.group(1) if found else None
 
 
 def describe(mol: Chem.Mol) -> Facts:

@@ -9,7 +9,6 @@ import ctypes
 import itertools
 import multiprocessing
 import os
-import re
 import signal
 import sys
 from collections import deque
@@ -24,14 +23,13 @@ from kgctl.core.errors import KgctlError
 from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
-from kgctl.ingest.molecule_nodes import Facts, describe, describe_smiles, molecule_node
+from kgctl.ingest.molecule_nodes import Facts, broad_compound, describe, describe_smiles, molecule_node
 from kgctl.ingest.readers import ByteCounter, open_binary, open_text
 
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "SMILES", "Smiles", "canonical_SMILES")
 NAME_COLUMNS = ("pert_iname", "name", "Name", "compound_name", "pref_name")
 TARGET_COLUMNS = ("target", "target_list", "targets")
 BROAD_COLUMNS = ("broad_id", "broad_sample")
-BROAD_ID = re.compile(r"^(BRD-[A-Z]\d{8})")
 CHUNK = 500
 WORKERS = min(os.cpu_count() or 1, 8)
 T = TypeVar("T")
@@ -188,9 +186,9 @@ class MoleculesAdapter(Adapter):
                     continue
                 smiles = row[smiles_at].strip()
                 name = row[index[layout["name"]]] if layout["name"] else None
-                broad = BROAD_ID.match(row[index[layout["broad"]]].strip()) if layout["broad"] else None
+                broad = broad_compound(row[index[layout["broad"]]]) if layout["broad"] else None
                 raw = layout["delimiter"].join(row)
-                node = molecule_node(facts, name, broad.group(1) if broad else None)
+                node = molecule_node(facts, name, broad)
                 if node is None:
                     why = "empty SMILES" if not smiles else f"invalid SMILES {smiles[:80]!r}"
                     yield Reject(path.name, number, layout["smiles"], why, raw)

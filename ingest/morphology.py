@@ -26,10 +26,10 @@ from kgctl.core.options import Option
 from kgctl.graph.records import Edge, Node, Record, Reject, RowDone
 from kgctl.ingest.base import GENE_SYMBOL, Adapter, clean_props, gene_id, register
 from kgctl.ingest.matrix import dataset_node
+from kgctl.ingest.molecule_nodes import broad_compound
 from kgctl.ingest.readers import ByteCounter, file_format, open_text, sniff_delimiter
 
 INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
-BROAD_ID = re.compile(r"^(BRD-[A-Z]\d{8})")
 COMPARTMENTS = ("Cells_", "Cytoplasm_", "Nuclei_")  # pycytominer's default feature compartments
 # The columns each role is read from, first found wins; `--column role=name` overrides.
 ROLES: dict[str, tuple[str, ...]] = {
@@ -360,15 +360,15 @@ class MorphologyAdapter(Adapter):
             return "inchikey", f"not an InChIKey: {inchikey!r}"
         if inchikey in self.molecules:
             return Perturbation("Molecule", inchikey, "compound", "inchikey")
-        short = BROAD_ID.match(broad)
-        if short and len(self.broad.get(short.group(1), ())) == 1:
-            return Perturbation("Molecule", self.broad[short.group(1)][0], "compound", "broad_id")
+        short = broad_compound(broad)
+        if short and len(self.broad.get(short, ())) == 1:
+            return Perturbation("Molecule", self.broad[short][0], "compound", "broad_id")
         first = block or inchikey[:14]
         if first:
             candidates = self.blocks.get(first, [])
             if len(candidates) == 1:
                 return Perturbation("Molecule", candidates[0], "compound", "inchikey_first_block")
-            tried = ", ".join(x for x in (inchikey, short.group(1) if short else "") if x)
+            tried = ", ".join(x for x in (inchikey, short or "") if x)
             why = f"{len(candidates)} Molecules share it" if candidates else "no Molecule has it"
             return (
                 "inchikey" if inchikey else "inchikey14",
@@ -376,7 +376,7 @@ class MorphologyAdapter(Adapter):
                 "ingest its molecule first)",
             )
         if short or broad:
-            shared = len(self.broad.get(short.group(1), ())) if short else 0
+            shared = len(self.broad.get(short, ())) if short else 0
             why = f"{shared} Molecules share that Broad id" if shared else "no Molecule has that Broad id"
             return "broad", f"unknown compound {broad!r} ({why}; ingest its molecule first)"
         if gene:

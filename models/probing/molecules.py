@@ -234,12 +234,12 @@ class Fingerprint(FeatureBaseline):
         return fingerprints(tuple(items))
 
 
-@functools.lru_cache(maxsize=2)
-def fingerprints(smiles: tuple[str, ...]) -> np.ndarray:
-    """float32 Morgan bits (radius 2) of a set's molecules, computed once per set: the head's
-    features, the forest and the Tanimoto neighbours of every seed and label share read this
-    array (none writes to it)."""
-    return morgan_bits(list(smiles), 2, FINGERPRINT_BITS).astype(np.float32)
+@functools.lru_cache(maxsize=4)
+def fingerprints(smiles: tuple[str, ...], bits: int = FINGERPRINT_BITS) -> np.ndarray:
+    """float32 Morgan bits (radius 2) of a set's molecules, computed once per set and width: the
+    head's features, the forest and the Tanimoto neighbours of every seed and label share read
+    these arrays (none writes to them)."""
+    return morgan_bits(list(smiles), 2, bits).astype(np.float32)
 
 
 @register_predictor
@@ -258,7 +258,7 @@ class RandomForest(PredictorBaseline):
     grid: tuple[tuple[int, str], ...] = ((1, "sqrt"), (3, "sqrt"), (1, "log2"))  # (min leaf, max features)
 
     def fit_predict(self, data: Labelled, split: Split, seed: int, options: ProbeOptions) -> np.ndarray:
-        x = forest_bits(tuple(data.items))
+        x = fingerprints(tuple(data.items), FOREST_BITS)
         chosen = validation_share(split, data.groups, seed)
         found = {
             setting: headline(
@@ -304,12 +304,6 @@ class RandomForest(PredictorBaseline):
                 regressor = RandomForestRegressor(options.rf_trees, **kwargs)
                 out[:, t] = regressor.fit(x[known], labels).predict(x[rows])
         return out
-
-
-@functools.lru_cache(maxsize=2)
-def forest_bits(smiles: tuple[str, ...]) -> np.ndarray:
-    """uint8 Morgan bits (radius 2, 2,048) of a set's molecules, computed once per set."""
-    return morgan_bits(list(smiles), 2, FOREST_BITS)
 
 
 @register_predictor
